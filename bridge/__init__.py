@@ -1,0 +1,48 @@
+"""Canopy's shared, append-only, tenant-aware event log (and, later, the client that connects a
+process to the server). Knows nothing of trees, debugging or HTTP servers."""
+
+from .errors import (
+    BridgeError,
+    ConcurrencyConflict,
+    ConfigurationError,
+    InvalidEvent,
+    InvalidFilter,
+    StoreClosed,
+    StoreUnavailable,
+)
+from .events import ALL_TENANTS, TOPICS, EventFilter, NewEvent, Producer, RecordedEvent, Topic
+from .projection import Documents, Projection, ProjectionFailed, ProjectionRunner
+from .retention import RetentionRule, parse_retention
+from .sql import PostgresEventStore, SQLiteEventStore, database_url, open_store
+from .store import EventStore, ReadPage
+from .subscription import Subscription
+
+__all__ = [
+    "ALL_TENANTS",
+    "TOPICS",
+    "BridgeError",
+    "ConcurrencyConflict",
+    "ConfigurationError",
+    "Documents",
+    "EventFilter",
+    "EventStore",
+    "InvalidEvent",
+    "InvalidFilter",
+    "NewEvent",
+    "PostgresEventStore",
+    "Producer",
+    "Projection",
+    "ProjectionFailed",
+    "ProjectionRunner",
+    "ReadPage",
+    "RecordedEvent",
+    "RetentionRule",
+    "SQLiteEventStore",
+    "StoreClosed",
+    "StoreUnavailable",
+    "Subscription",
+    "Topic",
+    "database_url",
+    "open_store",
+    "parse_retention",
+]

@@ -1,0 +1,93 @@
+"""The event log in PostgreSQL, for several servers sharing one log.
+
+Appends lock the head row (``SELECT ... FOR UPDATE``) before drawing offsets, so concurrent
+writers in different processes commit strictly in offset order. Each append transaction sends
+``NOTIFY`` with its last offset; every store LISTENs, which is how a live subscriber hears of
+commits made by other servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ..validation import EventValidator
+from .store import SqlEventStore
+
+__all__ = ["PostgresEventStore"]
+
+log = logging.getLogger(__name__)
+
+
+class PostgresEventStore(SqlEventStore):
+    """Event log in PostgreSQL through psycopg 3 (async).
+
+    ``url`` is a ``postgresql://`` URL; a ``search_path`` given in its ``options`` parameter
+    selects the schema, and each schema is an independent log.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        validator: EventValidator | None = None,
+        reconnect_delay: float = 0.5,
+        **options: Any,
+    ) -> None:
+        parsed = make_url(url).set(drivername="postgresql+psycopg")
+        super().__init__(
+            parsed.render_as_string(hide_password=False), validator=validator, **options
+        )
+        self._conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._reconnect_delay = reconnect_delay
+        self._channel = "canopy_events"
+
+    def _create_engine(self) -> AsyncEngine:
+        return create_async_engine(self.url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+
+    def _create_write_engine(self) -> Engine:
+        return create_engine(self.url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+
+    def _upsert(self) -> Any:
+        return insert
+
+    async def _prepare(self) -> None:
+        async with self._reading() as conn:
+            schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
+        digest = hashlib.sha1(schema.encode()).hexdigest()[:16]
+        self._channel = f"canopy_events_{digest}"
+
+    def _lock_for_migration(self, conn: Connection) -> None:
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.canopy-migrate'))")
+        )
+
+    def _announce(self, conn: Connection, last_offset: int) -> None:
+        # Delivered to listeners at commit, never for a rolled-back transaction.
+        conn.execute(
+            text("SELECT pg_notify(:channel, :offset)"),
+            {"channel": self._channel, "offset": str(last_offset)},
+        )
+
+    async def _watch_other_writers(self) -> None:
+        """LISTEN for other processes' commits; reconnect (and re-read the head) after a drop."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True
+                ) as conn:
+                    await conn.execute(f'LISTEN "{self._channel}"')
+                    self.watch.advance(await self.last_offset())
+                    async for note in conn.notifies():
+                        self.watch.advance(int(note.payload))
+            except (psycopg.Error, OSError) as exc:
+                log.warning("event notifications lost (%s); reconnecting", exc)
+                await asyncio.sleep(self._reconnect_delay)

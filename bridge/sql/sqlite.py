@@ -1,0 +1,110 @@
+"""The embedded default: the whole log in one SQLite file (WAL), through aiosqlite.
+
+aiosqlite runs each connection on its own thread, so throughput comes from group commit, not
+from concurrency. Writes begin with ``BEGIN IMMEDIATE`` so a writer takes the database lock
+before it reads the head, which is what serialises offsets between processes sharing the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ..errors import ConfigurationError
+from ..validation import EventValidator
+from .store import SqlEventStore
+
+__all__ = ["SQLiteEventStore"]
+
+log = logging.getLogger(__name__)
+
+
+class SQLiteEventStore(SqlEventStore):
+    """Event log in a SQLite file.
+
+    ``synchronous`` is SQLite's pragma: ``NORMAL`` (default) keeps every acknowledged append
+    across a crash of the process; ``FULL`` also across a power loss, at one fsync per batch.
+    ``poll_interval`` is how often, while someone waits for live events, the head row is read
+    to notice commits made by other processes sharing the file.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        validator: EventValidator | None = None,
+        synchronous: str = "NORMAL",
+        poll_interval: float = 0.01,
+        busy_timeout_ms: int = 10_000,
+        **options: Any,
+    ) -> None:
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ConfigurationError(
+                f"sqlite synchronous must be NORMAL or FULL, not {synchronous}"
+            )
+        self.path = Path(path)
+        super().__init__(f"sqlite+aiosqlite:///{self.path}", validator=validator, **options)
+        self._synchronous = synchronous.upper()
+        self._poll_interval = poll_interval
+        self._busy_timeout_ms = busy_timeout_ms
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteEventStore:
+        """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
+        parsed = make_url(url)
+        if not parsed.database or parsed.database == ":memory:":
+            raise ConfigurationError(
+                f"{url!r}: the event log needs a SQLite file, e.g. sqlite:///.canopy/events.db"
+            )
+        return cls(parsed.database, **options)
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def _create_engine(self) -> AsyncEngine:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(self.url, pool_size=5, max_overflow=5)
+        self._configure(engine.sync_engine)
+        return engine
+
+    def _create_write_engine(self) -> Engine:
+        engine = create_engine(f"sqlite:///{self.path}", pool_size=1, max_overflow=0)
+        self._configure(engine)
+        return engine
+
+    def _configure(self, engine: Engine) -> None:
+        """WAL, durability and lock waits on every connection; BEGIN worded by us, IMMEDIATE
+        for writes (the pysqlite/aiosqlite recipe for SQLite transactions under SQLAlchemy)."""
+        pragmas = (
+            "PRAGMA journal_mode=WAL",
+            f"PRAGMA synchronous={self._synchronous}",
+            f"PRAGMA busy_timeout={self._busy_timeout_ms}",
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            for pragma in pragmas:
+                cursor.execute(pragma)
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            writes = conn.get_execution_options().get("canopy_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+    def _upsert(self) -> Any:
+        return insert
+
+    def _lock_for_migration(self, conn: Connection) -> None:
+        """Nothing more to do: the migration transaction began IMMEDIATE, holding the lock."""
+
+    async def _watch_other_writers(self) -> None:
+        await self._poll_head(self._poll_interval)

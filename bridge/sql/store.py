@@ -1,0 +1,568 @@
+"""The SQL event store shared by SQLite and PostgreSQL; subclasses supply only what differs
+(engines, the upsert construct, locks and cross-process notification).
+
+Offsets are drawn from the single ``canopy_head`` row while the writing transaction holds it
+locked (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on PostgreSQL) and the row is
+updated in the same transaction. Commits therefore happen in offset order, across processes, and
+offsets stay contiguous: a reader that has seen N can never later find a new event at or below
+N — the out-of-order-commit trap of sequences cannot occur.
+
+All writes run on one writer thread holding one synchronous connection, so that a whole batch
+transaction costs a single hop off the event loop (through the async driver each statement
+costs one, ~0.35 ms on aiosqlite). Reads use the async engine's pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import weakref
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, delete, select, tuple_, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..errors import ConcurrencyConflict, InvalidFilter, StoreClosed, StoreUnavailable
+from ..events import (
+    ALL_TENANTS,
+    TOPICS,
+    EventFilter,
+    NewEvent,
+    Producer,
+    RecordedEvent,
+    datetime_from_us,
+    datetime_to_us,
+)
+from ..retention import RetentionRule
+from ..store import EventStore, ProjectionState, ReadPage
+from ..subscription import Subscription
+from ..validation import EventValidator
+from ..writer import AppendCall, GroupCommitter, Outcome
+from . import migrate
+from .tables import events, head, projection_documents, projections, streams
+
+__all__ = ["SqlEventStore"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_READ_LIMIT = 10_000
+_EVENT_COLUMNS = (
+    events.c.offset,
+    events.c.tenant_id,
+    events.c.topic,
+    events.c.stream,
+    events.c.stream_version,
+    events.c.type,
+    events.c.time_us,
+    events.c.payload,
+    events.c.producer_name,
+    events.c.producer_version,
+    events.c.idempotency_key,
+)
+_HEAD_SELECT = select(head.c.last_offset).where(head.c.id == 1)
+_HEAD_LOCK = _HEAD_SELECT.with_for_update()
+
+
+def _decode(row: Sequence[Any]) -> RecordedEvent:
+    return RecordedEvent(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        datetime_from_us(row[6]),
+        json.loads(row[7]),
+        Producer(row[8], row[9]),
+        row[10],
+    )
+
+
+class SqlEventStore(EventStore):
+    """Event log in a SQL database through SQLAlchemy (async reads, one writer thread)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        validator: EventValidator | None = None,
+        max_batch_events: int = 4096,
+        max_queued_calls: int = 4096,
+    ) -> None:
+        super().__init__(validator=validator)
+        self.url = url
+        self._engine: AsyncEngine | None = None
+        self._write_engine: Engine | None = None
+        self._writer: Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._committer = GroupCommitter(
+            self._write_batch, max_queued_calls=max_queued_calls, max_batch_events=max_batch_events
+        )
+        self._subscriptions: weakref.WeakSet[Subscription] = weakref.WeakSet()
+        self._background: list[asyncio.Task[None]] = []
+        self._started = False
+
+    # -- what a dialect supplies -------------------------------------------------------------
+
+    @abstractmethod
+    def _create_engine(self) -> AsyncEngine:
+        """The async engine used for reads."""
+
+    @abstractmethod
+    def _create_write_engine(self) -> Engine:
+        """The synchronous engine of the writer thread."""
+
+    @abstractmethod
+    def _upsert(self) -> Callable[..., Any]:
+        """The dialect's ``insert`` construct that offers ``on_conflict_do_update``."""
+
+    @abstractmethod
+    def _lock_for_migration(self, conn: Connection) -> None:
+        """Serialise schema migrations between processes (inside the migration transaction)."""
+
+    @abstractmethod
+    async def _watch_other_writers(self) -> None:
+        """Background task advancing :attr:`watch` for commits made by other processes."""
+
+    def _announce(self, conn: Connection, last_offset: int) -> None:
+        """Hook inside an append transaction, e.g. to NOTIFY other processes (default: none)."""
+
+    async def _prepare(self) -> None:
+        """Hook after migration, before background tasks start (default: nothing)."""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._engine = self._create_engine()
+        self._write_engine = self._create_write_engine()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="canopy-event-writer")
+        try:
+            await self._in_writer(self._migrate)
+            self.watch.advance(await self.last_offset())
+            await self._prepare()
+        except BaseException:
+            await self._release()
+            raise
+        self._committer.start()
+        self._background.append(
+            asyncio.create_task(self._watch_other_writers(), name="canopy-head-watch")
+        )
+        self._started = True
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self._committer.close()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
+        await self._release()
+
+    async def _release(self) -> None:
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close_writer)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._write_engine is not None:
+            self._write_engine.dispose()
+            self._write_engine = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    def describe(self) -> str:
+        """The database location without credentials, for logs and errors."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The async engine for reads (raises once the store is closed)."""
+        if self._engine is None:
+            raise StoreClosed("the event store is not started")
+        return self._engine
+
+    @property
+    def queued_appends(self) -> int:
+        """Append calls waiting for the writer."""
+        return self._committer.queued
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    async def _in_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` on the writer thread inside one transaction."""
+        if self._executor is None:
+            raise StoreClosed("the event store is not started")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(self._transact, fn, *args))
+
+    def _transact(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._writing() as conn, conn.begin():
+            return fn(conn, *args)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """The writer's connection; dropped after a failure so the next call reconnects."""
+        if self._write_engine is None:
+            raise StoreClosed("the event store is closed")
+        try:
+            if self._writer is None:
+                self._writer = self._write_engine.connect().execution_options(canopy_write=True)
+            yield self._writer
+        except DBAPIError as exc:
+            self._close_writer()
+            raise StoreUnavailable(f"writing to the event log failed: {exc.orig}") from exc
+        except BaseException:
+            self._close_writer()
+            raise
+
+    def _close_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except SQLAlchemyError:
+                log.debug("writer connection already gone", exc_info=True)
+
+    def _migrate(self, conn: Connection) -> None:
+        self._lock_for_migration(conn)
+        migrate.upgrade(conn)
+
+    # -- appending ---------------------------------------------------------------------------
+
+    async def append(self, events_: Sequence[NewEvent]) -> list[int]:
+        if not events_:
+            return []
+        payloads = self.validator.encode(events_)
+        return await self._committer.submit(events_, payloads)
+
+    async def _write_batch(self, calls: list[AppendCall]) -> list[Outcome]:
+        outcomes, rows = await self._in_writer(self._append_rows, calls)
+        if rows:
+            self._publish(rows)
+        return outcomes
+
+    def _append_rows(
+        self, conn: Connection, calls: list[AppendCall]
+    ) -> tuple[list[Outcome], list[dict[str, Any]]]:
+        outcomes, rows, versions = self._plan(conn, calls)
+        if rows:
+            conn.execute(events.insert(), rows)
+            upsert = self._upsert()(streams)
+            conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[streams.c.tenant_id, streams.c.stream],
+                    set_={"version": upsert.excluded.version},
+                ),
+                [{"tenant_id": t, "stream": s, "version": v} for (t, s), v in versions.items()],
+            )
+            last = rows[-1]["offset"]
+            conn.execute(update(head).where(head.c.id == 1).values(last_offset=last))
+            self._announce(conn, last)
+        return outcomes, rows
+
+    def _plan(
+        self, conn: Connection, calls: list[AppendCall]
+    ) -> tuple[list[Outcome], list[dict[str, Any]], dict[tuple[str, str], int]]:
+        """Decide, under the head lock, which calls are written and at which offsets."""
+        last = conn.execute(_HEAD_LOCK).scalar_one()
+        keys = {
+            (e.tenant_id, e.idempotency_key) for c in calls for e in c.events if e.idempotency_key
+        }
+        known: dict[tuple[str, str | None], int] = {}
+        if keys:
+            found = conn.execute(
+                select(events.c.tenant_id, events.c.idempotency_key, events.c.offset).where(
+                    tuple_(events.c.tenant_id, events.c.idempotency_key).in_(list(keys))
+                )
+            )
+            known = {(t, k): o for t, k, o in found}
+        wanted = list({(e.tenant_id, e.stream) for c in calls for e in c.events})
+        stored = conn.execute(
+            select(streams.c.tenant_id, streams.c.stream, streams.c.version).where(
+                tuple_(streams.c.tenant_id, streams.c.stream).in_(wanted)
+            )
+        )
+        versions: dict[tuple[str, str], int] = {(t, s): v for t, s, v in stored}
+        changed: dict[tuple[str, str], int] = {}
+        now_us = datetime_to_us(datetime.now(UTC))
+        outcomes: list[Outcome] = []
+        rows: list[dict[str, Any]] = []
+        for call in calls:
+            offsets: list[int] = []
+            call_rows: list[dict[str, Any]] = []
+            call_versions: dict[tuple[str, str], int] = {}
+            call_keys: dict[tuple[str, str | None], int] = {}
+            conflict = None
+            for index, (event, payload) in enumerate(zip(call.events, call.payloads, strict=True)):
+                key = (event.tenant_id, event.idempotency_key)
+                if event.idempotency_key is not None:
+                    repeat = known.get(key) or call_keys.get(key)
+                    if repeat is not None:
+                        offsets.append(repeat)
+                        continue
+                sk = (event.tenant_id, event.stream)
+                current = call_versions.get(sk) or changed.get(sk) or versions.get(sk, 0)
+                if event.expected_version is not None and event.expected_version != current:
+                    conflict = ConcurrencyConflict(
+                        tenant_id=event.tenant_id,
+                        stream=event.stream,
+                        expected=event.expected_version,
+                        actual=current,
+                        index=index,
+                    )
+                    break
+                last += 1
+                call_versions[sk] = current + 1
+                if event.idempotency_key is not None:
+                    call_keys[key] = last
+                offsets.append(last)
+                call_rows.append(
+                    {
+                        "offset": last,
+                        "tenant_id": event.tenant_id,
+                        "topic": event.topic,
+                        "stream": event.stream,
+                        "stream_version": current + 1,
+                        "type": event.type,
+                        "time_us": datetime_to_us(event.time) if event.time else now_us,
+                        "payload": payload,
+                        "producer_name": event.producer.name,
+                        "producer_version": event.producer.version,
+                        "idempotency_key": event.idempotency_key,
+                    }
+                )
+            if conflict is not None:
+                last -= len(call_rows)
+                outcomes.append(conflict)
+                continue
+            changed.update(call_versions)
+            known.update(call_keys)
+            rows.extend(call_rows)
+            outcomes.append(offsets)
+        return outcomes, rows, changed
+
+    def _publish(self, rows: list[dict[str, Any]]) -> None:
+        """Make a committed batch visible to live subscribers of this process."""
+        if len(self._subscriptions):
+            self.recent.publish(
+                [
+                    RecordedEvent(
+                        r["offset"],
+                        r["tenant_id"],
+                        r["topic"],
+                        r["stream"],
+                        r["stream_version"],
+                        r["type"],
+                        datetime_from_us(r["time_us"]),
+                        json.loads(r["payload"]),
+                        Producer(r["producer_name"], r["producer_version"]),
+                        r["idempotency_key"],
+                    )
+                    for r in rows
+                ]
+            )
+        else:
+            self.recent.reset()
+        self.watch.advance(rows[-1]["offset"])
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def subscribe(
+        self, event_filter: EventFilter, *, after: int = 0, page_size: int = 500
+    ) -> Subscription:
+        subscription = super().subscribe(event_filter, after=after, page_size=page_size)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    async def read(
+        self,
+        event_filter: EventFilter,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        until: int | None = None,
+    ) -> ReadPage:
+        if after < 0:
+            raise InvalidFilter(f"'after' must be an offset >= 0, not {after}")
+        if not 1 <= limit <= MAX_READ_LIMIT:
+            raise InvalidFilter(f"'limit' must be between 1 and {MAX_READ_LIMIT}, not {limit}")
+        if unknown := set(event_filter.topics) - TOPICS:
+            raise InvalidFilter(f"unknown topic(s): {', '.join(sorted(unknown))}")
+        async with self._reading() as conn:
+            bound = (await conn.execute(_HEAD_SELECT)).scalar_one()
+            if until is not None:
+                bound = min(bound, until)
+            if bound <= after:
+                return ReadPage([], after)
+            query = select(*_EVENT_COLUMNS).where(events.c.offset > after, events.c.offset <= bound)
+            if event_filter.tenant_id != ALL_TENANTS:
+                query = query.where(events.c.tenant_id == event_filter.tenant_id)
+            if event_filter.topics:
+                query = query.where(events.c.topic.in_(event_filter.topics))
+            if event_filter.streams:
+                query = query.where(events.c.stream.in_(event_filter.streams))
+            if event_filter.types:
+                query = query.where(events.c.type.in_(event_filter.types))
+            result = await conn.execute(query.order_by(events.c.offset).limit(limit))
+            rows = result.all()
+        found = [_decode(row) for row in rows]
+        return ReadPage(found, bound if len(found) < limit else found[-1].offset)
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read transaction (one snapshot on SQLite); driver errors become StoreUnavailable."""
+        try:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except DBAPIError as exc:
+            raise StoreUnavailable(f"reading the event log failed: {exc.orig}") from exc
+
+    async def last_offset(self) -> int:
+        async with self._reading() as conn:
+            return (await conn.execute(_HEAD_SELECT)).scalar_one()
+
+    async def stream_version(self, tenant_id: str, stream: str) -> int:
+        async with self._reading() as conn:
+            found = await conn.execute(
+                select(streams.c.version).where(
+                    streams.c.tenant_id == tenant_id, streams.c.stream == stream
+                )
+            )
+            return found.scalar_one_or_none() or 0
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def apply_retention(
+        self, rules: Sequence[RetentionRule], *, now: datetime | None = None
+    ) -> dict[str, int]:
+        return await self._in_writer(self._prune, rules, now or datetime.now(UTC))
+
+    @staticmethod
+    def _prune(
+        conn: Connection, rules: Sequence[RetentionRule], moment: datetime
+    ) -> dict[str, int]:
+        deleted: dict[str, int] = {}
+        for rule in rules:
+            count = 0
+            if rule.max_age is not None:
+                cutoff = datetime_to_us(moment - rule.max_age)
+                result = conn.execute(
+                    delete(events).where(events.c.topic == rule.topic, events.c.time_us < cutoff)
+                )
+                count += result.rowcount or 0
+            if rule.keep_last is not None:
+                newest = (
+                    select(streams.c.version)
+                    .where(
+                        streams.c.tenant_id == events.c.tenant_id,
+                        streams.c.stream == events.c.stream,
+                    )
+                    .scalar_subquery()
+                )
+                result = conn.execute(
+                    delete(events).where(
+                        events.c.topic == rule.topic,
+                        events.c.stream_version <= newest - rule.keep_last,
+                    )
+                )
+                count += result.rowcount or 0
+            deleted[rule.topic] = deleted.get(rule.topic, 0) + count
+        return deleted
+
+    # -- projections -------------------------------------------------------------------------
+
+    async def load_projection(self, name: str) -> ProjectionState | None:
+        async with self._reading() as conn:
+            row = (
+                await conn.execute(
+                    select(projections.c.version, projections.c.checkpoint).where(
+                        projections.c.name == name
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            docs = await conn.execute(
+                select(projection_documents.c.key, projection_documents.c.value).where(
+                    projection_documents.c.projection == name
+                )
+            )
+            return ProjectionState(row[0], row[1], {k: json.loads(v) for k, v in docs})
+
+    async def save_projection(
+        self, name: str, *, version: int, checkpoint: int, changes: Mapping[str, Any | None]
+    ) -> None:
+        await self._in_writer(self._save_projection, name, version, checkpoint, dict(changes))
+
+    def _save_projection(
+        self,
+        conn: Connection,
+        name: str,
+        version: int,
+        checkpoint: int,
+        changes: dict[str, Any | None],
+    ) -> None:
+        upsert = self._upsert()
+        state = upsert(projections).values(name=name, version=version, checkpoint=checkpoint)
+        conn.execute(
+            state.on_conflict_do_update(
+                index_elements=[projections.c.name],
+                set_={"version": version, "checkpoint": checkpoint},
+            )
+        )
+        removed = [k for k, v in changes.items() if v is None]
+        if removed:
+            conn.execute(
+                delete(projection_documents).where(
+                    projection_documents.c.projection == name,
+                    projection_documents.c.key.in_(removed),
+                )
+            )
+        kept = [
+            {"projection": name, "key": k, "value": json.dumps(v, sort_keys=True)}
+            for k, v in changes.items()
+            if v is not None
+        ]
+        if kept:
+            doc = upsert(projection_documents)
+            conn.execute(
+                doc.on_conflict_do_update(
+                    index_elements=[projection_documents.c.projection, projection_documents.c.key],
+                    set_={"value": doc.excluded.value},
+                ),
+                kept,
+            )
+
+    async def reset_projection(self, name: str) -> None:
+        await self._in_writer(self._reset_projection, name)
+
+    @staticmethod
+    def _reset_projection(conn: Connection, name: str) -> None:
+        conn.execute(delete(projection_documents).where(projection_documents.c.projection == name))
+        conn.execute(delete(projections).where(projections.c.name == name))
+
+    # -- helpers for dialects ----------------------------------------------------------------
+
+    async def _poll_head(self, interval: float) -> None:
+        """Detect other processes' commits by polling the head row while anyone waits."""
+        while True:
+            await self.watch.someone_waits()
+            try:
+                self.watch.advance(await self.last_offset())
+            except StoreUnavailable:
+                log.warning("polling the event log head failed", exc_info=True)
+            await asyncio.sleep(interval)

@@ -1,0 +1,1 @@
+"""Language Server Protocol layer: maps incidents and live runtime state onto LSP features."""

@@ -1,0 +1,67 @@
+"""Fixtures shared by every suite: real SQLite files and real PostgreSQL schemas.
+
+PostgreSQL is the server on this machine (``CANOPY_TEST_POSTGRES_URL``, default
+``postgresql://postgres@127.0.0.1:5432/test``); each test gets a fresh schema, dropped after.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+
+from bridge import open_store
+from bridge.sql import SqlEventStore
+
+POSTGRES_URL = os.environ.get(
+    "CANOPY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+STORES = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The PostgreSQL URL, after checking that the server answers (a clear failure if not)."""
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}", pytrace=False)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A URL whose search_path is a schema created for this test alone."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in postgres_server else "?"
+    yield f"{postgres_server}{separator}options={quote(f'-csearch_path={schema}')}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A URL for a fresh SQLite file in the test's temporary folder."""
+    return f"sqlite:///{tmp_path / 'events.db'}"
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a fresh, empty log, once per store implementation."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return request.getfixturevalue(fixture)
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[SqlEventStore]:
+    """A started store on a fresh log, closed after the test."""
+    async with open_store(store_url) as started:
+        yield started
