@@ -1,0 +1,330 @@
+"""The event-log contract, run once against every store (the ``store`` fixture is parametrized
+over SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bridge import (
+    ALL_TENANTS,
+    ConcurrencyConflict,
+    EventFilter,
+    InvalidEvent,
+    InvalidFilter,
+    Topic,
+    open_store,
+)
+from bridge.sql import SqlEventStore
+
+from .helpers import blackboard, collect, event_with, incident, read_all, tick
+
+# -- appending and ordering ------------------------------------------------------------------
+
+
+async def test_offsets_are_contiguous_and_ordered_under_concurrent_producers(
+    store: SqlEventStore,
+) -> None:
+    async def produce(name: str) -> list[int]:
+        offsets = []
+        for number in range(1, 31):
+            offsets += await store.append([tick(name, number)])
+        return offsets
+
+    results = await asyncio.gather(*(produce(f"p{i}") for i in range(20)))
+    every = sorted(o for offsets in results for o in offsets)
+    assert every == list(range(1, 601))
+    for offsets in results:  # each producer's own appends keep their order
+        assert offsets == sorted(offsets)
+    stored = [e async for e in read_all(store, EventFilter("acme"))]
+    assert [e.offset for e in stored] == every
+    versions = [e.stream_version for e in stored if e.stream == "execution/p3"]
+    assert versions == list(range(1, 31))
+    assert await store.last_offset() == 600
+    assert await store.stream_version("acme", "execution/p3") == 30
+
+
+async def test_an_append_call_is_atomic(store: SqlEventStore) -> None:
+    await store.append([tick("a", 1)])
+    with pytest.raises(ConcurrencyConflict) as raised:
+        await store.append([tick("b", 1), tick("a", 2, expected=0)])
+    assert raised.value.index == 1
+    assert raised.value.actual == 1
+    assert await store.last_offset() == 1
+    assert await store.stream_version("acme", "execution/b") == 0
+
+
+async def test_event_time_defaults_to_the_store_clock_and_keeps_a_given_one(
+    store: SqlEventStore,
+) -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    before = datetime.now(UTC)
+    await store.append([tick("t", 1), event_with({"execution_id": "t", "tick": 2}, time=moment)])
+    first, second = (await store.read(EventFilter("acme"))).events
+    assert before - timedelta(seconds=1) <= first.time <= datetime.now(UTC)
+    assert second.time == moment
+
+
+# -- idempotency -----------------------------------------------------------------------------
+
+
+async def test_a_repeated_idempotency_key_returns_the_original_offset(store: SqlEventStore) -> None:
+    first = await store.append([tick("x", 1, key="k1"), tick("x", 2, key="k2")])
+    again = await store.append([tick("x", 1, key="k1"), tick("x", 3, key="k3")])
+    assert first == [1, 2]
+    assert again == [1, 3]
+    assert await store.last_offset() == 3
+    assert await store.stream_version("acme", "execution/x") == 3
+
+
+async def test_idempotency_keys_are_per_tenant(store: SqlEventStore) -> None:
+    assert await store.append([tick(key="same", tenant="acme")]) == [1]
+    assert await store.append([tick(key="same", tenant="globex")]) == [2]
+
+
+async def test_concurrent_appends_with_one_key_write_once(store: SqlEventStore) -> None:
+    results = await asyncio.gather(*(store.append([tick("c", 1, key="once")]) for _ in range(25)))
+    assert {tuple(r) for r in results} == {(1,)}
+    assert await store.last_offset() == 1
+
+
+async def test_a_key_repeated_inside_one_call_writes_once(store: SqlEventStore) -> None:
+    assert await store.append([tick(key="dup"), tick(key="dup")]) == [1, 1]
+
+
+# -- optimistic concurrency ------------------------------------------------------------------
+
+
+async def test_expected_version_guards_a_stream(store: SqlEventStore) -> None:
+    assert await store.append([tick("s", 1, expected=0)]) == [1]
+    assert await store.append([tick("s", 2, expected=1)]) == [2]
+    with pytest.raises(ConcurrencyConflict) as raised:
+        await store.append([tick("s", 3, expected=1)])
+    assert (raised.value.stream, raised.value.expected, raised.value.actual) == (
+        "execution/s",
+        1,
+        2,
+    )
+
+
+async def test_a_conflict_fails_only_its_own_call_in_a_batch(store: SqlEventStore) -> None:
+    outcomes = await asyncio.gather(
+        *(store.append([tick("race", 1, expected=0)]) for _ in range(10)),
+        *(store.append([tick(f"free{i}", 1)]) for i in range(10)),
+        return_exceptions=True,
+    )
+    conflicts = [o for o in outcomes if isinstance(o, ConcurrencyConflict)]
+    assert len(conflicts) == 9
+    assert sum(isinstance(o, list) for o in outcomes) == 11
+    assert await store.last_offset() == 11
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "field", "message"),
+    [
+        (event_with({"execution_id": "e1"}), "payload.tick", "'tick' is a required property"),
+        (event_with({"execution_id": "e1", "tick": "one"}), "payload.tick", "not of type"),
+        (event_with({"execution_id": "e1", "tick": 1, "extra": 1}), "payload.extra", "extra"),
+        (event_with({}, type_="NoSuchType"), "type", "unknown event type"),
+        (event_with({"execution_id": "e1", "tick": 1}, topic=Topic.TIMELINE), "topic", "belong"),
+        (event_with({"execution_id": "e1", "tick": 1}, topic="debugging.nope"), "topic", ""),
+        (event_with({"execution_id": "e1", "tick": 1}, tenant_id=""), "tenant_id", ""),
+        (event_with({"execution_id": "e1", "tick": 1}, tenant_id="*"), "tenant_id", ""),
+        (event_with({"execution_id": "e1", "tick": 1}, stream="no-slash"), "stream", ""),
+        (
+            event_with({"execution_id": "e1", "tick": 1}, expected_version=-1),
+            "expected_version",
+            "",
+        ),
+        (event_with({"execution_id": "e1", "tick": 1}, time=datetime(2026, 1, 1)), "time", "zone"),
+    ],
+)
+async def test_invalid_events_are_refused_precisely_and_nothing_is_written(
+    store: SqlEventStore, event: object, field: str, message: str
+) -> None:
+    await store.append([tick()])
+    with pytest.raises(InvalidEvent) as raised:
+        await store.append([tick(), event])  # type: ignore[list-item]
+    assert raised.value.index == 1
+    assert raised.value.field == field
+    assert message in raised.value.message
+    assert await store.last_offset() == 1
+
+
+async def test_payloads_must_be_json_and_within_the_size_limit(store: SqlEventStore) -> None:
+    with pytest.raises(InvalidEvent, match="JSON-serialisable") as raised:
+        await store.append([blackboard(object())])
+    assert raised.value.field == "payload"
+    huge = "x" * (store.validator.max_payload_bytes + 1)
+    with pytest.raises(InvalidEvent, match="over the limit"):
+        await store.append([blackboard(huge)])
+    assert await store.last_offset() == 0
+
+
+async def test_wire_form_events_are_parsed_with_precise_errors(store: SqlEventStore) -> None:
+    good = tick().to_json()
+    assert store.validator.parse([good])[0] == tick()
+    with pytest.raises(InvalidEvent) as raised:
+        store.validator.parse([good, {**good, "producer": {"name": "x"}}])
+    assert (raised.value.index, raised.value.field) == (1, "producer.version")
+    with pytest.raises(InvalidEvent, match="JSON object"):
+        store.validator.parse(["not an object"])
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+async def test_reads_filter_by_tenant_topic_stream_and_type(store: SqlEventStore) -> None:
+    await store.append([tick("a", 1), tick("b", 1), incident("i1"), tick("a", 2, tenant="globex")])
+    assert [e.offset for e in (await store.read(EventFilter("acme"))).events] == [1, 2, 3]
+    assert [e.offset for e in (await store.read(EventFilter("globex"))).events] == [4]
+    only_timeline = EventFilter.of("acme", topics=[Topic.TIMELINE])
+    assert [e.type for e in (await store.read(only_timeline)).events] == ["IncidentDetected"]
+    stream_b = EventFilter.of("acme", streams=["execution/b"])
+    assert [e.offset for e in (await store.read(stream_b)).events] == [2]
+    by_type = EventFilter.of(ALL_TENANTS, types=["TickStarted"])
+    assert [e.offset for e in (await store.read(by_type)).events] == [1, 2, 4]
+
+
+async def test_pages_report_how_far_they_scanned(store: SqlEventStore) -> None:
+    await store.append([tick(str(i), 1) for i in range(5)] + [incident()])
+    page = await store.read(EventFilter("acme"), after=0, limit=2)
+    assert [e.offset for e in page.events] == [1, 2]
+    assert page.scanned_to == 2
+    page = await store.read(EventFilter.of("acme", topics=[Topic.TIMELINE]), after=0, limit=2)
+    assert [e.offset for e in page.events] == [6]
+    assert page.scanned_to == 6
+    page = await store.read(EventFilter("acme"), after=1, until=3)
+    assert [e.offset for e in page.events] == [2, 3]
+    assert page.scanned_to == 3
+    empty = await store.read(EventFilter("acme"), after=6)
+    assert (empty.events, empty.scanned_to) == ([], 6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"after": -1}, "'after'"),
+        ({"limit": 0}, "'limit'"),
+        ({"limit": 10_001}, "'limit'"),
+    ],
+)
+async def test_bad_read_arguments_are_refused(
+    store: SqlEventStore, kwargs: dict[str, int], message: str
+) -> None:
+    with pytest.raises(InvalidFilter, match=message):
+        await store.read(EventFilter("acme"), **kwargs)
+
+
+async def test_unknown_topics_and_missing_tenants_are_refused(store: SqlEventStore) -> None:
+    with pytest.raises(InvalidFilter, match="unknown topic"):
+        await store.read(EventFilter.of("acme", topics=["debugging.nope"]))
+    with pytest.raises(ValueError, match="tenant_id"):
+        EventFilter("")
+
+
+async def test_no_read_path_returns_another_tenants_events(store: SqlEventStore) -> None:
+    await store.append([tick("a", 1, tenant="acme"), incident(tenant="acme")])
+    await store.append([tick("a", 1, tenant="globex")])
+    everything_of_globex = [e async for e in read_all(store, EventFilter("globex"))]
+    assert {e.tenant_id for e in everything_of_globex} == {"globex"}
+    same_stream = EventFilter.of("globex", streams=["execution/a"], types=["TickStarted"])
+    assert [e.tenant_id for e in (await store.read(same_stream)).events] == ["globex"]
+    subscription = store.subscribe(EventFilter("globex"))
+    live = asyncio.create_task(collect(subscription, 2))
+    await store.append([tick("b", 1, tenant="acme"), tick("b", 1, tenant="globex")])
+    received = await live
+    assert [(e.offset, e.tenant_id) for e in received] == [(3, "globex"), (5, "globex")]
+
+
+# -- subscriptions ---------------------------------------------------------------------------
+
+
+async def test_subscription_delivers_catch_up_then_live_in_order(store: SqlEventStore) -> None:
+    await store.append([tick("s", n) for n in range(1, 6)])
+    subscription = store.subscribe(EventFilter("acme"), page_size=2)
+    receiving = asyncio.create_task(collect(subscription, 12))
+    for number in range(6, 13):
+        await store.append([tick("s", number)])
+    received = await receiving
+    assert [e.offset for e in received] == list(range(1, 13))
+    assert [e.payload["tick"] for e in received] == list(range(1, 13))
+    assert subscription.position == 12
+
+
+async def test_subscription_resumes_from_a_position(store: SqlEventStore) -> None:
+    await store.append([tick("r", n) for n in range(1, 11)])
+    first = store.subscribe(EventFilter("acme"))
+    assert [e.offset for e in await collect(first, 4)] == [1, 2, 3, 4]
+    resumed = store.subscribe(EventFilter("acme"), after=first.position)
+    assert [e.offset for e in await collect(resumed, 6)] == list(range(5, 11))
+
+
+async def test_subscription_filters_and_skips_what_it_does_not_want(store: SqlEventStore) -> None:
+    subscription = store.subscribe(EventFilter.of("acme", topics=[Topic.TIMELINE]))
+    receiving = asyncio.create_task(collect(subscription, 2))
+    await store.append([tick("f", n) for n in range(1, 50)])
+    await store.append([incident("i1")])
+    await store.append([tick("f", 50), incident("i2")])
+    received = await receiving
+    assert [e.payload["incident_id"] for e in received] == ["i1", "i2"]
+    assert subscription.position == 52
+
+
+async def test_a_slow_subscriber_falls_back_to_reading_the_database(store: SqlEventStore) -> None:
+    store.recent.capacity = 64
+    subscription = store.subscribe(EventFilter("acme"), page_size=16)
+    receiving = asyncio.create_task(collect(subscription, 1))
+    await store.append([tick("slow", 1)])
+    assert [e.offset for e in await receiving] == [1]
+    for start in range(2, 1002, 100):  # far more than the window keeps while nobody reads
+        await store.append([tick("slow", n) for n in range(start, start + 100)])
+    assert not store.recent.covers(subscription.position)
+    rest = await collect(subscription, 1000)
+    assert [e.offset for e in rest] == list(range(2, 1002))
+
+
+async def test_subscriptions_see_commits_of_another_store_on_the_same_log(
+    store: SqlEventStore, store_url: str
+) -> None:
+    subscription = store.subscribe(EventFilter("acme"))
+    receiving = asyncio.create_task(collect(subscription, 3))
+    async with open_store(store_url) as other:
+        for number in range(1, 4):
+            await other.append([tick("elsewhere", number)])
+    assert [e.offset for e in await receiving] == [1, 2, 3]
+
+
+async def test_invalid_subscriptions_are_refused(store: SqlEventStore) -> None:
+    with pytest.raises(InvalidFilter):
+        store.subscribe(EventFilter("acme"), after=-5)
+    with pytest.raises(InvalidFilter):
+        store.subscribe(EventFilter("acme"), page_size=0)
+
+
+# -- durability ------------------------------------------------------------------------------
+
+
+async def test_events_and_stream_versions_survive_reopening(store_url: str) -> None:
+    async with open_store(store_url) as first:
+        await first.append([tick("d", 1, key="k"), tick("d", 2)])
+    async with open_store(store_url) as second:
+        assert await second.last_offset() == 2
+        assert await second.stream_version("acme", "execution/d") == 2
+        assert await second.append([tick("d", 1, key="k")]) == [1]
+        assert await second.append([tick("d", 3, expected=2)]) == [3]
+
+
+async def test_appending_to_a_closed_store_fails_clearly(store_url: str) -> None:
+    from bridge import StoreClosed
+
+    store = open_store(store_url)
+    async with store:
+        pass
+    with pytest.raises(StoreClosed):
+        await store.append([tick()])
