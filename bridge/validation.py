@@ -23,6 +23,7 @@ from .events import NewEvent
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "EventValidator"]
 
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 256 * 1024
+_MEMO_LIMIT: Final = 16_384
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
@@ -46,6 +47,9 @@ class EventValidator:
         self._envelope_schema = schemas.load("new-event.schema.json")
         self._envelope = fastjsonschema.compile(self._envelope_schema)
         self._types = {name: _TypeRule(s) for name, s in schemas.event_type_schemas().items()}
+        # Envelopes already found valid, by (tenant, topic, stream, type, producer): a running
+        # execution sends thousands of events that differ only in payload.
+        self._valid_envelopes: dict[tuple[object, ...], _TypeRule] = {}
 
     @property
     def known_types(self) -> frozenset[str]:
@@ -75,29 +79,41 @@ class EventValidator:
         """
         encoded = []
         for index, event in enumerate(events):
-            if event.time is not None and event.time.tzinfo is None:
-                raise InvalidEvent("must carry a timezone", field="time", index=index)
-            self._check_envelope(event.to_json(), index)
-            rule = self._types.get(event.type)
-            if rule is None:
-                raise InvalidEvent(
-                    f"unknown event type {event.type!r} (no schemas/events/{event.type}.json)",
-                    field="type",
-                    index=index,
-                )
-            if rule.topic != event.topic:
-                raise InvalidEvent(
-                    f"events of type {event.type} belong to topic {rule.topic!r},"
-                    f" not {event.topic!r}",
-                    field="topic",
-                    index=index,
-                )
+            rule = self._rule_for(event, index)
             try:
                 rule.check(event.payload)
             except fastjsonschema.JsonSchemaException:
                 raise self._precise(rule.schema, event.payload, "payload", index) from None
             encoded.append(self._encode_payload(event.payload, index))
         return encoded
+
+    def _rule_for(self, event: NewEvent, index: int) -> _TypeRule:
+        """Check everything but the payload; return the rule for the payload."""
+        plain = event.idempotency_key is None and event.expected_version is None and not event.time
+        signature = (event.tenant_id, event.topic, event.stream, event.type, event.producer)
+        if plain and (known := self._valid_envelopes.get(signature)) is not None:
+            return known
+        if event.time is not None and event.time.tzinfo is None:
+            raise InvalidEvent("must carry a timezone", field="time", index=index)
+        self._check_envelope(event.to_json(), index)
+        rule = self._types.get(event.type)
+        if rule is None:
+            raise InvalidEvent(
+                f"unknown event type {event.type!r} (no schemas/events/{event.type}.json)",
+                field="type",
+                index=index,
+            )
+        if rule.topic != event.topic:
+            raise InvalidEvent(
+                f"events of type {event.type} belong to topic {rule.topic!r}, not {event.topic!r}",
+                field="topic",
+                index=index,
+            )
+        if plain:
+            if len(self._valid_envelopes) >= _MEMO_LIMIT:
+                self._valid_envelopes.clear()
+            self._valid_envelopes[signature] = rule
+        return rule
 
     def _check_envelope(self, data: Mapping[str, Any], index: int) -> None:
         try:

@@ -13,14 +13,14 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from .errors import BridgeError, StoreClosed, StoreUnavailable
+from .errors import BridgeError, StoreClosed
 from .events import NewEvent
 
 __all__ = ["AppendCall", "GroupCommitter", "Outcome"]
 
 log = logging.getLogger(__name__)
 
-Outcome = list[int] | BridgeError
+Outcome = list[int] | Exception
 """Per call: the offsets assigned (or found, for idempotent repeats), or why it was refused."""
 
 
@@ -93,15 +93,18 @@ class GroupCommitter:
     async def _commit(self, batch: list[AppendCall]) -> None:
         try:
             outcomes = await self._write_batch(batch)
-        except Exception as exc:  # the database failed the whole batch
+        except Exception as exc:  # the database (or a bug) failed the whole batch
             if len(batch) > 1:
                 # Isolate: one call's problem must not fail every producer of the batch.
+                log.warning(
+                    "a batch of %d appends failed (%s); retrying each alone", len(batch), exc
+                )
                 for call in batch:
                     await self._commit([call])
                 return
-            log.warning("event append failed: %s", exc)
-            error = exc if isinstance(exc, BridgeError) else StoreUnavailable(str(exc))
-            outcomes = [error]
+            if not isinstance(exc, BridgeError):
+                log.exception("event append failed unexpectedly")
+            outcomes = [exc]
         for call, outcome in zip(batch, outcomes, strict=True):
             if call.future.done():  # the producer gave up waiting; the write stands
                 continue

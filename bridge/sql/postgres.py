@@ -20,7 +20,23 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..validation import EventValidator
-from .store import SqlEventStore
+from .store import Row, SqlEventStore
+from .tables import events
+
+_COPY_EVENTS = "COPY canopy_events ({}) FROM STDIN".format(
+    ", ".join(f'"{column.name}"' for column in events.columns)
+)
+# Stream versions, head and NOTIFY in one round trip. The notification is delivered at commit,
+# never for a rolled-back transaction.
+_FINISH_BATCH = text(
+    "WITH versions AS ("
+    " INSERT INTO canopy_streams (tenant_id, stream, version)"
+    " SELECT * FROM unnest(CAST(:tenants AS text[]), CAST(:streams AS text[]),"
+    " CAST(:versions AS integer[]))"
+    " ON CONFLICT (tenant_id, stream) DO UPDATE SET version = excluded.version),"
+    " moved AS (UPDATE canopy_head SET last_offset = :last WHERE id = 1)"
+    " SELECT pg_notify(:channel, CAST(:last AS text))"
+)
 
 __all__ = ["PostgresEventStore"]
 
@@ -51,13 +67,47 @@ class PostgresEventStore(SqlEventStore):
         self._channel = "canopy_events"
 
     def _create_engine(self) -> AsyncEngine:
-        return create_async_engine(self.url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+        return create_async_engine(
+            self.url,
+            pool_size=5,
+            max_overflow=5,
+            pool_pre_ping=True,
+            connect_args={"application_name": "canopy-reader"},
+        )
 
     def _create_write_engine(self) -> Engine:
-        return create_engine(self.url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+        return create_engine(
+            self.url,
+            pool_size=1,
+            max_overflow=0,
+            pool_pre_ping=True,
+            connect_args={"application_name": "canopy-writer"},
+        )
 
     def _upsert(self) -> Any:
         return insert
+
+    def _insert_events(self, conn: Connection, rows: list[Row]) -> None:
+        """COPY: the bulk path of PostgreSQL, several times cheaper than an executemany."""
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        with driver.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _finish_batch(
+        self, conn: Connection, versions: dict[tuple[str, str], int], last_offset: int
+    ) -> None:
+        conn.execute(
+            _FINISH_BATCH,
+            {
+                "tenants": [tenant for tenant, _ in versions],
+                "streams": [stream for _, stream in versions],
+                "versions": list(versions.values()),
+                "last": last_offset,
+                "channel": self._channel,
+            },
+        )
 
     async def _prepare(self) -> None:
         async with self._reading() as conn:
@@ -70,19 +120,12 @@ class PostgresEventStore(SqlEventStore):
             text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.canopy-migrate'))")
         )
 
-    def _announce(self, conn: Connection, last_offset: int) -> None:
-        # Delivered to listeners at commit, never for a rolled-back transaction.
-        conn.execute(
-            text("SELECT pg_notify(:channel, :offset)"),
-            {"channel": self._channel, "offset": str(last_offset)},
-        )
-
     async def _watch_other_writers(self) -> None:
         """LISTEN for other processes' commits; reconnect (and re-read the head) after a drop."""
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True
+                    self._conninfo, autocommit=True, application_name="canopy-listener"
                 ) as conn:
                     await conn.execute(f'LISTEN "{self._channel}"')
                     self.watch.advance(await self.last_offset())

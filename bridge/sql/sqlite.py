@@ -12,13 +12,26 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..errors import ConfigurationError
 from ..validation import EventValidator
-from .store import SqlEventStore
+from .store import Row, SqlEventStore
+from .tables import events, streams
+
+_DIALECT = sqlite_dialect()
+_INSERT_EVENTS = str(events.insert().compile(dialect=_DIALECT))
+_UPDATE_HEAD = "UPDATE canopy_head SET last_offset = ? WHERE id = 1"
+_upsert = insert(streams)
+_UPSERT_STREAMS = str(
+    _upsert.on_conflict_do_update(
+        index_elements=[streams.c.tenant_id, streams.c.stream],
+        set_={"version": _upsert.excluded.version},
+    ).compile(dialect=_DIALECT)
+)
 
 __all__ = ["SQLiteEventStore"]
 
@@ -102,6 +115,16 @@ class SQLiteEventStore(SqlEventStore):
 
     def _upsert(self) -> Any:
         return insert
+
+    def _insert_events(self, conn: Connection, rows: list[Row]) -> None:
+        # Plain tuples straight to the driver's executemany: no per-row processing on top.
+        conn.exec_driver_sql(_INSERT_EVENTS, rows)
+
+    def _finish_batch(
+        self, conn: Connection, versions: dict[tuple[str, str], int], last_offset: int
+    ) -> None:
+        conn.exec_driver_sql(_UPSERT_STREAMS, [(t, s, v) for (t, s), v in versions.items()])
+        conn.exec_driver_sql(_UPDATE_HEAD, (last_offset,))
 
     def _lock_for_migration(self, conn: Connection) -> None:
         """Nothing more to do: the migration transaction began IMMEDIATE, holding the lock."""

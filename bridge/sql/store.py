@@ -23,10 +23,11 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, delete, select, tuple_, update
+import orjson
+from sqlalchemy import Connection, Engine, delete, select, tuple_
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -39,7 +40,6 @@ from ..events import (
     NewEvent,
     Producer,
     RecordedEvent,
-    datetime_from_us,
     datetime_to_us,
 )
 from ..retention import RetentionRule
@@ -73,6 +73,17 @@ _HEAD_SELECT = select(head.c.last_offset).where(head.c.id == 1)
 _HEAD_LOCK = _HEAD_SELECT.with_for_update()
 
 
+Row = tuple[int, str, str, str, int, str, int, str, str, str, str | None]
+"""An event row, in the column order of ``canopy_events`` (and of ``_EVENT_COLUMNS``)."""
+
+STREAM_CACHE_LIMIT = 100_000
+
+
+@lru_cache(maxsize=1024)
+def _producer(name: str, version: str) -> Producer:
+    return Producer(name, version)
+
+
 def _decode(row: Sequence[Any]) -> RecordedEvent:
     return RecordedEvent(
         row[0],
@@ -81,11 +92,79 @@ def _decode(row: Sequence[Any]) -> RecordedEvent:
         row[3],
         row[4],
         row[5],
-        datetime_from_us(row[6]),
-        json.loads(row[7]),
-        Producer(row[8], row[9]),
+        row[6],
+        orjson.loads(row[7]),
+        _producer(row[8], row[9]),
         row[10],
     )
+
+
+class _Plan:
+    """What one batch transaction writes: accepted rows, each call's outcome, stream versions."""
+
+    __slots__ = ("last", "outcomes", "rows", "versions")
+
+    def __init__(self, head_offset: int) -> None:
+        self.last = head_offset
+        self.outcomes: list[Outcome] = []
+        self.rows: list[Row] = []
+        self.versions: dict[tuple[str, str], int] = {}
+
+    def add(
+        self,
+        call: AppendCall,
+        stored: dict[tuple[str, str], int],
+        known: dict[tuple[str, str | None], int],
+        now_us: int,
+    ) -> Outcome:
+        """Place one call's events after what is planned so far, or refuse the whole call."""
+        offsets: list[int] = []
+        rows: list[Row] = []
+        versions: dict[tuple[str, str], int] = {}
+        keys: dict[tuple[str, str | None], int] = {}
+        last = self.last
+        for index, (event, payload) in enumerate(zip(call.events, call.payloads, strict=True)):
+            key = (event.tenant_id, event.idempotency_key)
+            if event.idempotency_key is not None:
+                repeat = known.get(key) or keys.get(key)
+                if repeat is not None:
+                    offsets.append(repeat)
+                    continue
+            stream = (event.tenant_id, event.stream)
+            current = versions.get(stream) or self.versions.get(stream) or stored[stream]
+            if event.expected_version is not None and event.expected_version != current:
+                return ConcurrencyConflict(
+                    tenant_id=event.tenant_id,
+                    stream=event.stream,
+                    expected=event.expected_version,
+                    actual=current,
+                    index=index,
+                )
+            last += 1
+            versions[stream] = current + 1
+            if event.idempotency_key is not None:
+                keys[key] = last
+            offsets.append(last)
+            rows.append(
+                (
+                    last,
+                    event.tenant_id,
+                    event.topic,
+                    event.stream,
+                    current + 1,
+                    event.type,
+                    datetime_to_us(event.time) if event.time else now_us,
+                    payload,
+                    event.producer.name,
+                    event.producer.version,
+                    event.idempotency_key,
+                )
+            )
+        self.last = last
+        self.rows.extend(rows)
+        self.versions.update(versions)
+        known.update(keys)
+        return offsets
 
 
 class SqlEventStore(EventStore):
@@ -109,6 +188,8 @@ class SqlEventStore(EventStore):
             self._write_batch, max_queued_calls=max_queued_calls, max_batch_events=max_batch_events
         )
         self._subscriptions: weakref.WeakSet[Subscription] = weakref.WeakSet()
+        self._stream_versions: dict[tuple[str, str], int] = {}
+        self._last_written = -1
         self._background: list[asyncio.Task[None]] = []
         self._started = False
 
@@ -127,15 +208,22 @@ class SqlEventStore(EventStore):
         """The dialect's ``insert`` construct that offers ``on_conflict_do_update``."""
 
     @abstractmethod
+    def _insert_events(self, conn: Connection, rows: list[Row]) -> None:
+        """Insert a batch of event rows by the dialect's fastest bulk path."""
+
+    @abstractmethod
+    def _finish_batch(
+        self, conn: Connection, versions: dict[tuple[str, str], int], last_offset: int
+    ) -> None:
+        """Record the batch's new stream versions and head offset (and tell other processes)."""
+
+    @abstractmethod
     def _lock_for_migration(self, conn: Connection) -> None:
         """Serialise schema migrations between processes (inside the migration transaction)."""
 
     @abstractmethod
     async def _watch_other_writers(self) -> None:
         """Background task advancing :attr:`watch` for commits made by other processes."""
-
-    def _announce(self, conn: Connection, last_offset: int) -> None:
-        """Hook inside an append transaction, e.g. to NOTIFY other processes (default: none)."""
 
     async def _prepare(self) -> None:
         """Hook after migration, before background tasks start (default: nothing)."""
@@ -250,35 +338,54 @@ class SqlEventStore(EventStore):
         return await self._committer.submit(events_, payloads)
 
     async def _write_batch(self, calls: list[AppendCall]) -> list[Outcome]:
-        outcomes, rows = await self._in_writer(self._append_rows, calls)
-        if rows:
-            self._publish(rows)
-        return outcomes
+        try:
+            plan = await self._in_writer(self._append_rows, calls)
+        except BaseException:
+            self._stream_versions.clear()
+            raise
+        if plan.rows:
+            # Committed: only now may the cache and the live window believe in these rows.
+            self._remember_versions(plan)
+            self._publish(plan.rows)
+        return plan.outcomes
 
-    def _append_rows(
-        self, conn: Connection, calls: list[AppendCall]
-    ) -> tuple[list[Outcome], list[dict[str, Any]]]:
-        outcomes, rows, versions = self._plan(conn, calls)
-        if rows:
-            conn.execute(events.insert(), rows)
-            upsert = self._upsert()(streams)
-            conn.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=[streams.c.tenant_id, streams.c.stream],
-                    set_={"version": upsert.excluded.version},
-                ),
-                [{"tenant_id": t, "stream": s, "version": v} for (t, s), v in versions.items()],
+    def _append_rows(self, conn: Connection, calls: list[AppendCall]) -> _Plan:
+        plan = self._plan(conn, calls)
+        if plan.rows:
+            self._insert_events(conn, plan.rows)
+            self._finish_batch(conn, plan.versions, plan.last)
+        return plan
+
+    def _remember_versions(self, plan: _Plan) -> None:
+        if len(self._stream_versions) > STREAM_CACHE_LIMIT:
+            self._stream_versions.clear()
+        self._stream_versions.update(plan.versions)
+        self._last_written = plan.last
+
+    def _current_versions(
+        self, conn: Connection, head_offset: int, wanted: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        """Stream versions before this batch. The cache is trusted only while the head is
+        still the offset this process last wrote: then nobody else has written since."""
+        if head_offset != self._last_written:
+            self._stream_versions.clear()
+        cached = self._stream_versions
+        missing = [k for k in wanted if k not in cached]
+        found: dict[tuple[str, str], int] = {}
+        if missing:
+            stored = conn.execute(
+                select(streams.c.tenant_id, streams.c.stream, streams.c.version).where(
+                    tuple_(streams.c.tenant_id, streams.c.stream).in_(missing)
+                )
             )
-            last = rows[-1]["offset"]
-            conn.execute(update(head).where(head.c.id == 1).values(last_offset=last))
-            self._announce(conn, last)
-        return outcomes, rows
+            found = {(t, s): v for t, s, v in stored}
+            for key in missing:
+                found.setdefault(key, 0)
+        return {k: cached[k] if k in cached else found[k] for k in wanted}
 
-    def _plan(
-        self, conn: Connection, calls: list[AppendCall]
-    ) -> tuple[list[Outcome], list[dict[str, Any]], dict[tuple[str, str], int]]:
+    def _plan(self, conn: Connection, calls: list[AppendCall]) -> _Plan:
         """Decide, under the head lock, which calls are written and at which offsets."""
-        last = conn.execute(_HEAD_LOCK).scalar_one()
+        head_offset = conn.execute(_HEAD_LOCK).scalar_one()
         keys = {
             (e.tenant_id, e.idempotency_key) for c in calls for e in c.events if e.idempotency_key
         }
@@ -290,94 +397,23 @@ class SqlEventStore(EventStore):
                 )
             )
             known = {(t, k): o for t, k, o in found}
-        wanted = list({(e.tenant_id, e.stream) for c in calls for e in c.events})
-        stored = conn.execute(
-            select(streams.c.tenant_id, streams.c.stream, streams.c.version).where(
-                tuple_(streams.c.tenant_id, streams.c.stream).in_(wanted)
-            )
+        versions = self._current_versions(
+            conn, head_offset, {(e.tenant_id, e.stream) for c in calls for e in c.events}
         )
-        versions: dict[tuple[str, str], int] = {(t, s): v for t, s, v in stored}
-        changed: dict[tuple[str, str], int] = {}
+        plan = _Plan(head_offset)
         now_us = datetime_to_us(datetime.now(UTC))
-        outcomes: list[Outcome] = []
-        rows: list[dict[str, Any]] = []
         for call in calls:
-            offsets: list[int] = []
-            call_rows: list[dict[str, Any]] = []
-            call_versions: dict[tuple[str, str], int] = {}
-            call_keys: dict[tuple[str, str | None], int] = {}
-            conflict = None
-            for index, (event, payload) in enumerate(zip(call.events, call.payloads, strict=True)):
-                key = (event.tenant_id, event.idempotency_key)
-                if event.idempotency_key is not None:
-                    repeat = known.get(key) or call_keys.get(key)
-                    if repeat is not None:
-                        offsets.append(repeat)
-                        continue
-                sk = (event.tenant_id, event.stream)
-                current = call_versions.get(sk) or changed.get(sk) or versions.get(sk, 0)
-                if event.expected_version is not None and event.expected_version != current:
-                    conflict = ConcurrencyConflict(
-                        tenant_id=event.tenant_id,
-                        stream=event.stream,
-                        expected=event.expected_version,
-                        actual=current,
-                        index=index,
-                    )
-                    break
-                last += 1
-                call_versions[sk] = current + 1
-                if event.idempotency_key is not None:
-                    call_keys[key] = last
-                offsets.append(last)
-                call_rows.append(
-                    {
-                        "offset": last,
-                        "tenant_id": event.tenant_id,
-                        "topic": event.topic,
-                        "stream": event.stream,
-                        "stream_version": current + 1,
-                        "type": event.type,
-                        "time_us": datetime_to_us(event.time) if event.time else now_us,
-                        "payload": payload,
-                        "producer_name": event.producer.name,
-                        "producer_version": event.producer.version,
-                        "idempotency_key": event.idempotency_key,
-                    }
-                )
-            if conflict is not None:
-                last -= len(call_rows)
-                outcomes.append(conflict)
-                continue
-            changed.update(call_versions)
-            known.update(call_keys)
-            rows.extend(call_rows)
-            outcomes.append(offsets)
-        return outcomes, rows, changed
+            outcome = plan.add(call, versions, known, now_us)
+            plan.outcomes.append(outcome)
+        return plan
 
-    def _publish(self, rows: list[dict[str, Any]]) -> None:
+    def _publish(self, rows: list[Row]) -> None:
         """Make a committed batch visible to live subscribers of this process."""
         if len(self._subscriptions):
-            self.recent.publish(
-                [
-                    RecordedEvent(
-                        r["offset"],
-                        r["tenant_id"],
-                        r["topic"],
-                        r["stream"],
-                        r["stream_version"],
-                        r["type"],
-                        datetime_from_us(r["time_us"]),
-                        json.loads(r["payload"]),
-                        Producer(r["producer_name"], r["producer_version"]),
-                        r["idempotency_key"],
-                    )
-                    for r in rows
-                ]
-            )
+            self.recent.publish([_decode(row) for row in rows])
         else:
             self.recent.reset()
-        self.watch.advance(rows[-1]["offset"])
+        self.watch.advance(rows[-1][0])
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -501,7 +537,7 @@ class SqlEventStore(EventStore):
                     projection_documents.c.projection == name
                 )
             )
-            return ProjectionState(row[0], row[1], {k: json.loads(v) for k, v in docs})
+            return ProjectionState(row[0], row[1], {k: orjson.loads(v) for k, v in docs})
 
     async def save_projection(
         self, name: str, *, version: int, checkpoint: int, changes: Mapping[str, Any | None]

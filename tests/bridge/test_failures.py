@@ -1,0 +1,42 @@
+"""The database failing under the store: appends fail with StoreUnavailable, nothing half-written
+remains, and the store recovers by itself once the database is back."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import psycopg
+import pytest
+
+from bridge import EventFilter, StoreUnavailable, open_store
+
+from .helpers import read_all, tick
+
+
+async def test_a_locked_sqlite_file_fails_appends_clearly_then_recovers(sqlite_url: str) -> None:
+    async with open_store(sqlite_url, busy_timeout_ms=50) as store:
+        assert await store.append([tick("a", 1)]) == [1]
+        blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(StoreUnavailable, match="locked"):
+            await store.append([tick("a", 2)])
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert await store.append([tick("a", 2, expected=1)]) == [2]
+        assert [e.offset async for e in read_all(store, EventFilter("acme"))] == [1, 2]
+
+
+async def test_a_lost_postgres_connection_fails_one_append_then_recovers(
+    postgres_url: str, postgres_server: str
+) -> None:
+    async with open_store(postgres_url) as store:
+        assert await store.append([tick("a", 1)]) == [1]
+        assert store._writer is not None
+        writer_pid = store._writer.connection.driver_connection.info.backend_pid
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            (killed,) = admin.execute("SELECT pg_terminate_backend(%s)", (writer_pid,)).fetchone()
+        assert killed
+        with pytest.raises(StoreUnavailable):
+            await store.append([tick("a", 2)])
+        assert await store.append([tick("a", 2, expected=1)]) == [2]
+        assert [e.offset async for e in read_all(store, EventFilter("acme"))] == [1, 2]

@@ -1,0 +1,60 @@
+"""Imports flow one way: schemas <- bridge <- server <- (dap, lsp). The event log also stays free
+of web-server and terminal frameworks. Read from the source, so a lazy import inside a function
+is caught too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("schemas", "bridge", "server", "dap", "lsp")
+ALLOWED = {
+    "schemas": set(),
+    "bridge": {"schemas"},
+    "server": {"schemas", "bridge"},
+    "dap": {"schemas", "bridge", "server"},
+    "lsp": {"schemas", "bridge", "server"},
+}
+FORBIDDEN_THIRD_PARTY = {
+    "schemas": {"aiohttp", "sqlalchemy", "click", "rich"},
+    "bridge": {"aiohttp.web", "click", "rich"},
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    """Absolute module names imported by a file (relative imports stay inside its package)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def violations(layer: str) -> list[str]:
+    found = []
+    for path in sorted((ROOT / layer).rglob("*.py")):
+        for name in sorted(imports_of(path)):
+            top = name.split(".")[0]
+            if top in LAYERS and top != layer and top not in ALLOWED[layer]:
+                found.append(f"{path.relative_to(ROOT)} imports {name}")
+            for banned in FORBIDDEN_THIRD_PARTY.get(layer, ()):
+                if name == banned or name.startswith(banned + "."):
+                    found.append(f"{path.relative_to(ROOT)} imports {name}")
+    return found
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_imports_flow_one_way(layer: str) -> None:
+    assert violations(layer) == []
+
+
+def test_the_check_sees_a_violation(tmp_path: Path) -> None:
+    leaky = tmp_path / "leaky.py"
+    leaky.write_text("def f():\n    from server.app import create_app\n", encoding="utf-8")
+    assert "server.app" in imports_of(leaky)
