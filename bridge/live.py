@@ -105,10 +105,11 @@ class RecentEvents:
 
         Only valid when :meth:`covers` is true for ``after``.
         """
-        start = after - self._first + 1
+        held = self._events
         found: list[RecordedEvent] = []
         scanned = after
-        for event in self._events[start:]:
+        for index in range(after - self._first + 1, len(held)):
+            event = held[index]
             scanned = event.offset
             if event_filter.matches(event):
                 found.append(event)
