@@ -89,12 +89,12 @@ class EventValidator:
 
     def _rule_for(self, event: NewEvent, index: int) -> _TypeRule:
         """Check everything but the payload; return the rule for the payload."""
-        plain = event.idempotency_key is None and event.expected_version is None and not event.time
+        if event.time is not None and event.time.tzinfo is None:
+            raise InvalidEvent("must carry a timezone", field="time", index=index)
+        plain = event.idempotency_key is None and event.expected_version is None
         signature = (event.tenant_id, event.topic, event.stream, event.type, event.producer)
         if plain and (known := self._valid_envelopes.get(signature)) is not None:
             return known
-        if event.time is not None and event.time.tzinfo is None:
-            raise InvalidEvent("must carry a timezone", field="time", index=index)
         self._check_envelope(event.to_json(), index)
         rule = self._types.get(event.type)
         if rule is None:

@@ -1,0 +1,228 @@
+"""The ``ExecutionControl`` contract: every debug action on executions, as one async interface.
+
+The DAP adapter, the HTTP API and the CLI speak only this interface. It has an in-process
+implementation (:mod:`server.runtime.inprocess`) and a remote one that carries the same calls to
+a debug pod; one test suite runs against both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
+from .engine import CaptureLevel, Mode, Notification, RunState, StepKind, StopInfo
+
+__all__ = [
+    "BreakpointView",
+    "ControlError",
+    "ExecutionControl",
+    "ExecutionInfo",
+    "ExecutionView",
+    "FrameView",
+    "InvalidRequest",
+    "LaunchSpec",
+    "UnknownExecution",
+    "WatchView",
+]
+
+
+class ControlError(Exception):
+    """Base of the errors a control call reports to its client."""
+
+
+class UnknownExecution(ControlError):
+    """No execution with that id (for this user)."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"no execution {execution_id!r}")
+
+
+class InvalidRequest(ControlError):
+    """The request does not fit the execution's state (e.g. stepping while running)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    """How to start an execution. ``program`` is a tree file (YAML, JSON, Groot2 XML) or a
+    Python factory (``path/to/file.py:function`` or ``module:function``); ``registry`` maps
+    Groot2 node tags to Python classes."""
+
+    program: str
+    mode: Mode = Mode.MANUAL
+    interval_ms: float = 100.0
+    max_ticks: int | None = None
+    blackboard: Mapping[str, Any] = field(default_factory=dict)
+    capture: CaptureLevel = CaptureLevel.VERBOSE
+    stop_on_entry: bool = False
+    registry: Mapping[str, str] = field(default_factory=dict)
+    base_dir: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionInfo:
+    """An execution at a glance."""
+
+    id: str
+    program: str
+    tree: str
+    mode: Mode
+    state: RunState
+    tick: int
+    stopped: StopInfo | None = None
+    end_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrameView:
+    """One node on the path from the current node to the root (a DAP stack frame)."""
+
+    node_id: str
+    name: str
+    kind: str
+    status: str
+    path: str | None
+    line: int | None
+    column: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionView:
+    """The state a client inspects: live, or (``past`` true) rebuilt from history."""
+
+    execution_id: str
+    tick: int
+    state: RunState
+    stopped: StopInfo | None
+    frames: tuple[FrameView, ...]
+    nodes: tuple[dict[str, Any], ...]
+    blackboard: dict[str, Any]
+    past: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BreakpointView:
+    """A breakpoint as resolved: where it landed, or why it could not."""
+
+    id: int
+    verified: bool
+    node_ids: tuple[str, ...]
+    line: int | None
+    message: str | None
+    hits: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WatchView:
+    """A data breakpoint as resolved."""
+
+    id: int
+    key: str
+    verified: bool
+    message: str | None
+
+
+class ExecutionControl(ABC):
+    """Create, run, stop, inspect and travel through executions."""
+
+    @abstractmethod
+    async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
+        """Load the program, start an execution; ``DefinitionError`` for a bad tree."""
+
+    @abstractmethod
+    async def executions(self) -> list[ExecutionInfo]:
+        """Every execution this control knows, live or ended."""
+
+    @abstractmethod
+    async def info(self, execution_id: str) -> ExecutionInfo:
+        """One execution at a glance."""
+
+    @abstractmethod
+    async def tick(self, execution_id: str, count: int = 1) -> None:
+        """Manual mode: tick ``count`` times (returns once they were requested)."""
+
+    @abstractmethod
+    async def set_mode(
+        self, execution_id: str, mode: Mode, *, interval_ms: float | None = None
+    ) -> None:
+        """Switch between manual, auto, interval and paused."""
+
+    @abstractmethod
+    async def pause(self, execution_id: str) -> StopInfo:
+        """Stop at the next node boundary; returns where it stopped."""
+
+    @abstractmethod
+    async def resume(self, execution_id: str, action: StepKind = StepKind.CONTINUE) -> None:
+        """Leave a stop: continue, step over (one tick), step into (next status change) or
+        step out (until the parent completes). From a past state, resumes live execution."""
+
+    @abstractmethod
+    async def settle(self, execution_id: str) -> ExecutionInfo:
+        """Wait until the execution is idle (manual mode, nothing pending), stopped or ended."""
+
+    @abstractmethod
+    async def wait_for_stop(self, execution_id: str) -> StopInfo:
+        """The current debugger stop, or the next one."""
+
+    @abstractmethod
+    async def wait_for_end(self, execution_id: str) -> ExecutionInfo:
+        """Wait until the execution has ended and its events are in the log."""
+
+    @abstractmethod
+    async def terminate(self, execution_id: str) -> ExecutionInfo:
+        """End the execution; returns once it has ended."""
+
+    @abstractmethod
+    async def set_breakpoints(
+        self, execution_id: str, specs: Sequence[BreakpointSpec]
+    ) -> list[BreakpointView]:
+        """Replace every node breakpoint of the execution."""
+
+    @abstractmethod
+    async def set_watches(self, execution_id: str, specs: Sequence[WatchSpec]) -> list[WatchView]:
+        """Replace every data breakpoint of the execution."""
+
+    @abstractmethod
+    async def set_exception_filters(
+        self, execution_id: str, filters: Sequence[ExceptionFilter]
+    ) -> None:
+        """Stop when a behaviour raises and/or when a node returns FAILURE."""
+
+    @abstractmethod
+    async def view(self, execution_id: str) -> ExecutionView:
+        """What the client inspects now (the past, while travelling back)."""
+
+    @abstractmethod
+    async def evaluate(
+        self, execution_id: str, expression: str, *, node_id: str | None = None
+    ) -> Any:
+        """Evaluate a safe expression over the blackboard and a node's state."""
+
+    @abstractmethod
+    async def set_blackboard(self, execution_id: str, key: str, value: Any) -> None:
+        """Write a blackboard value as the client."""
+
+    @abstractmethod
+    async def reload(
+        self, execution_id: str, program: str | None = None, *, keep_blackboard: bool = True
+    ) -> list[str]:
+        """Hot reload the tree; returns node ids of breakpoints that no longer bind."""
+
+    @abstractmethod
+    async def step_back(self, execution_id: str) -> ExecutionView:
+        """Move the read-only view one tick back in history."""
+
+    @abstractmethod
+    async def reverse_continue(self, execution_id: str) -> ExecutionView:
+        """Move the read-only view back to the previous debugger stop (or to the start)."""
+
+    @abstractmethod
+    def notifications(self, execution_id: str | None = None) -> AsyncIterator[Notification]:
+        """Stops, continues, output and ends, as they happen; subscribed from the call on."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Terminate every execution and flush their events."""

@@ -1,0 +1,49 @@
+"""A small element tree that remembers where each element starts.
+
+``xml.etree.ElementTree`` drops line numbers, and editors need them (breakpoints by line,
+diagnostics), so elements are built here from ``xml.parsers.expat`` callbacks, which know the
+position of every start tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from xml.parsers import expat
+
+from .model import SourceLocation
+from .problems import DefinitionError, Problem
+
+
+@dataclass
+class Element:
+    """An XML element: tag, attributes, children and where its start tag begins (1-based)."""
+
+    tag: str
+    attributes: dict[str, str]
+    source: SourceLocation
+    children: list[Element] = field(default_factory=list)
+
+
+def parse_xml(path: str, data: bytes) -> Element:
+    """The document element of ``data``; DefinitionError at the parser's position if malformed."""
+    parser = expat.ParserCreate()
+    stack: list[Element] = []
+    top: list[Element] = []
+
+    def start(tag: str, attributes: dict[str, str]) -> None:
+        where = SourceLocation(path, parser.CurrentLineNumber, parser.CurrentColumnNumber + 1)
+        element = Element(tag, attributes, where)
+        (stack[-1].children if stack else top).append(element)
+        stack.append(element)
+
+    def end(tag: str) -> None:
+        stack.pop()
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as exc:
+        message = f"malformed XML: {expat.errors.messages[exc.code]}"
+        raise DefinitionError([Problem(path, exc.lineno, exc.offset + 1, message)]) from None
+    return top[0]

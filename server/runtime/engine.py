@@ -1,0 +1,913 @@
+"""The debug engine: runs one behaviour tree, records it, and stops where the debugger asks.
+
+Each execution ticks in its own thread, driving py_trees' ``tick()`` generator itself (cheaper
+than ``BehaviourTree.tick()``, and it hands control back between any two node updates). Every
+debugger stop is the tick thread waiting; control calls from the event loop wake it.
+
+What it costs when nothing is set: per node and tick, one status comparison and one flag test.
+Status changes at a node's yield, INVALID transitions through a ``stop()`` hook, and blackboard
+writes through the execution's :class:`~server.runtime.blackboard.RecordingStorage` become
+events handed to the :class:`~server.runtime.recorder.EventRecorder`, which never blocks on I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import traceback
+from collections import ChainMap
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import FrameType, TracebackType
+from typing import Any
+
+from py_trees.behaviour import Behaviour
+from py_trees.common import Status
+
+from .blackboard import MISSING, BlackboardView, Installation, RecordingStorage
+from .breakpoints import (
+    Breakpoint,
+    BreakpointSpec,
+    ExceptionFilter,
+    Position,
+    Watch,
+    WatchSpec,
+    resolve_breakpoint,
+    resolve_watch,
+)
+from .definition import BuiltTree, TreeDefinition, build_tree
+from .expressions import ExpressionError
+from .recorder import EventRecorder
+from .values import jsonable
+
+__all__ = [
+    "CaptureLevel",
+    "Execution",
+    "Mode",
+    "Notification",
+    "RunState",
+    "StepKind",
+    "StopInfo",
+]
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_EVERY = 100
+TERMINAL = (Status.SUCCESS, Status.FAILURE)
+
+
+class Mode(StrEnum):
+    """How ticks are paced."""
+
+    MANUAL = "manual"
+    AUTO = "auto"
+    INTERVAL = "interval"
+    PAUSED = "paused"
+
+
+class CaptureLevel(StrEnum):
+    """``verbose``: every status change and blackboard write; ``silent``: lifecycle, errors and
+    per-tick summaries only."""
+
+    VERBOSE = "verbose"
+    SILENT = "silent"
+
+
+class RunState(StrEnum):
+    """What the tick thread is doing."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    ENDED = "ended"
+
+
+class StepKind(StrEnum):
+    """Resume actions (DAP ``next``, ``stepIn``, ``stepOut``, ``continue``)."""
+
+    OVER = "over"
+    INTO = "into"
+    OUT = "out"
+    CONTINUE = "continue"
+
+
+@dataclass(frozen=True, slots=True)
+class StopInfo:
+    """Why and where the execution stopped."""
+
+    reason: str
+    node_id: str
+    position: str
+    tick: int
+    breakpoint_ids: tuple[int, ...] = ()
+    description: str = ""
+    exception: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """Something clients of the execution should hear about (``stopped``, ``continued``,
+    ``output``, ``ended``)."""
+
+    kind: str
+    execution_id: str
+    stop: StopInfo | None = None
+    text: str = ""
+    category: str = "console"
+    reason: str = ""
+
+
+class _Terminate(Exception):
+    """Unwinds the tick thread when the execution is stopped for good."""
+
+
+@dataclass(slots=True)
+class _Debug:
+    """Breakpoints in the shapes the hot path wants: keyed by behaviour object."""
+
+    before: dict[Behaviour, list[Breakpoint]] = field(default_factory=dict)
+    after: dict[Behaviour, list[Breakpoint]] = field(default_factory=dict)
+    watches: dict[str, list[Watch]] = field(default_factory=dict)
+
+
+class Execution:
+    """One running tree with its debugger state. Thread-safe control methods; all tree work
+    happens on the execution's own thread."""
+
+    def __init__(
+        self,
+        execution_id: str,
+        definition: TreeDefinition,
+        recorder: EventRecorder,
+        *,
+        mode: Mode = Mode.MANUAL,
+        interval_ms: float = 100.0,
+        max_ticks: int | None = None,
+        capture: CaptureLevel = CaptureLevel.VERBOSE,
+        blackboard: Mapping[str, Any] | None = None,
+        stop_on_entry: bool = False,
+        notify: Callable[[Notification], None] = lambda _: None,
+    ) -> None:
+        self.id = execution_id
+        self.definition = definition
+        self.recorder = recorder
+        self.capture = capture
+        self.max_ticks = max_ticks
+        self.stop_on_entry = stop_on_entry
+        self.tick_count = 0
+        self.state = RunState.IDLE
+        self.stopped: StopInfo | None = None
+        self.end_reason: str | None = None
+        self._notify = notify
+        self._mode = mode
+        self._interval = interval_ms / 1000
+        self._initial_blackboard = {**definition.blackboard, **(blackboard or {})}
+        self.storage = RecordingStorage()
+        self._installation = Installation(self.storage)
+        self._rebind_lock = threading.Lock()
+        self._reload: tuple[TreeDefinition, bool, Future[list[str]]] | None = None
+        self._last_tick_started = 0.0
+        self._cond = threading.Condition()
+        self._pending_ticks = 0
+        self._pause_requested = False
+        self._terminate = False
+        self._resume: StepKind | None = None
+        self._pending_writes: list[tuple[str, Any]] = []
+        self._step: StepKind | None = None
+        self._step_target: Behaviour | None = None
+        self._watching = False
+        self._pending_data_stop: tuple[Watch, str] | None = None
+        self._current: Behaviour | None = None
+        self._debug = _Debug()
+        self._breakpoints: list[Breakpoint] = []
+        self._watches: list[Watch] = []
+        self._filters: frozenset[ExceptionFilter] = frozenset()
+        self._next_breakpoint_id = 1
+        self._thread = threading.Thread(target=self._main, name=f"execution-{execution_id}")
+        self._built = self._build(definition)
+        self._ended = threading.Event()
+
+    # -- control (any thread) ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Record the start and begin the tick thread."""
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the tick thread to finish; True when it did."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until the tree is not ticking: idle with no tick pending, stopped, or ended."""
+        with self._cond:
+            return self._cond.wait_for(self._settled, timeout)
+
+    def _settled(self) -> bool:
+        if self.state is RunState.IDLE:
+            return not self._pending_ticks and self._mode in (Mode.MANUAL, Mode.PAUSED)
+        return self.state in (RunState.STOPPED, RunState.ENDED)
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def root(self) -> Behaviour:
+        return self._built.root
+
+    def request_ticks(self, count: int = 1) -> None:
+        """Manual mode: tick ``count`` more times."""
+        with self._cond:
+            self._pending_ticks += count
+            self._cond.notify_all()
+
+    def set_mode(self, mode: Mode, interval_ms: float | None = None) -> None:
+        """Switch pacing; ``paused`` stops ticking at the next tick boundary."""
+        with self._cond:
+            self._mode = mode
+            if interval_ms is not None:
+                self._interval = interval_ms / 1000
+            self._cond.notify_all()
+
+    def pause(self) -> None:
+        """Stop at the next node boundary (or right away when between ticks)."""
+        with self._cond:
+            self._pause_requested = True
+            self._watching = True
+            self._cond.notify_all()
+
+    def resume(self, action: StepKind) -> None:
+        """Leave a stop, continuing or stepping."""
+        with self._cond:
+            if self.state is RunState.STOPPED:
+                self._resume = action
+                self.stopped = None
+                self.state = RunState.RUNNING
+                self._cond.notify_all()
+
+    def terminate(self) -> None:
+        """End the execution as soon as the tick thread can."""
+        with self._cond:
+            self._terminate = True
+            self._cond.notify_all()
+
+    def set_blackboard(self, key: str, value: Any) -> None:
+        """Write a value as the client: now if the tree is not ticking, else between ticks."""
+        with self._cond:
+            if self.state in (RunState.STOPPED, RunState.IDLE):
+                self.storage[key] = value
+            else:
+                self._pending_writes.append((key, value))
+
+    def reload(
+        self, definition: TreeDefinition, *, keep_blackboard: bool = True
+    ) -> Future[list[str]]:
+        """Replace the tree, keeping id, history and breakpoints (rebound by node id). Applied
+        between ticks; a stop in the middle of a tick abandons the rest of that tick. The
+        future gives the node ids of breakpoints whose node no longer exists."""
+        done: Future[list[str]] = Future()
+        with self._cond:
+            if self.state is RunState.ENDED:
+                done.set_exception(RuntimeError("the execution has ended"))
+                return done
+            self._reload = (definition, keep_blackboard, done)
+            self._cond.notify_all()
+        return done
+
+    def set_breakpoints(self, specs: Sequence[BreakpointSpec]) -> list[Breakpoint]:
+        """Replace every node breakpoint; return them resolved (verified or with the reason)."""
+        resolved = []
+        for spec in specs:
+            resolved.append(resolve_breakpoint(self._next_breakpoint_id, spec, self.definition))
+            self._next_breakpoint_id += 1
+        self._breakpoints = resolved
+        self._rebind()
+        return resolved
+
+    def set_watches(self, specs: Sequence[WatchSpec]) -> list[Watch]:
+        """Replace every data breakpoint."""
+        watches = []
+        for spec in specs:
+            watches.append(resolve_watch(self._next_breakpoint_id, spec))
+            self._next_breakpoint_id += 1
+        self._watches = watches
+        self._rebind()
+        return watches
+
+    def set_exception_filters(self, filters: Sequence[ExceptionFilter]) -> None:
+        """Choose which exceptional events stop the execution."""
+        self._filters = frozenset(filters)
+        self._rebind()
+
+    # -- state while stopped -----------------------------------------------------------------
+
+    def node_by_id(self, node_id: str) -> Behaviour | None:
+        """The live behaviour with that stable id."""
+        return self._built.behaviours.get(node_id)
+
+    def path(self) -> list[Behaviour]:
+        """From the current node up to the root (the current node first)."""
+        node = self._current or self.root
+        chain = []
+        while node is not None:
+            chain.append(node)
+            node = node.parent
+        return chain
+
+    def node_state(self, node: Behaviour) -> dict[str, Any]:
+        """What a client shows for one node."""
+        spec = self.definition.node(node.canopy_id)
+        return {
+            "id": node.canopy_id,
+            "name": node.name,
+            "kind": spec.kind if spec else type(node).__name__,
+            "status": node.status.value,
+            "feedback": node.feedback_message,
+            "visits": node.canopy_visits,
+            "params": jsonable(spec.params) if spec else {},
+        }
+
+    def nodes(self) -> Iterator[Behaviour]:
+        """Every node, pre-order (parents before children, as in the tree file)."""
+        return _preorder(self.root)
+
+    def blackboard(self) -> dict[str, Any]:
+        """JSON-safe copy of the blackboard, by absolute key."""
+        return {key: jsonable(value) for key, value in sorted(self.storage.items())}
+
+    def context(self, node: Behaviour | None = None) -> Mapping[str, Any]:
+        """Names visible to expressions: the node's state over the blackboard."""
+        target = node or self._current or self.root
+        state = {
+            "status": target.status.value,
+            "name": target.name,
+            "id": target.canopy_id,
+            "tick": self.tick_count,
+            "visits": target.canopy_visits,
+            "feedback": target.feedback_message,
+        }
+        return ChainMap(state, BlackboardView(self.storage))
+
+    # -- the tick thread ---------------------------------------------------------------------
+
+    def _main(self) -> None:
+        reason, detail = "completed", ""
+        try:
+            self._record_start()
+            if self.stop_on_entry:
+                self._stop(StopInfo("entry", self.root.canopy_id, "tick", 0))
+            while self._await_tick():
+                self._tick()
+                if self.root.status in TERMINAL:
+                    break
+                if self.max_ticks is not None and self.tick_count >= self.max_ticks:
+                    reason = "max_ticks"
+                    break
+            else:
+                reason = "stopped"
+        except _Terminate:
+            reason = "stopped"
+        except Exception as exc:  # a fault of the engine itself, not of a behaviour
+            log.exception("execution %s failed", self.id)
+            reason, detail = "error", f"{type(exc).__name__}: {exc}"
+        self._end(reason, detail)
+
+    def _await_tick(self) -> bool:
+        """Wait until the next tick is due; False once the execution must end."""
+        with self._cond:
+            while True:
+                if self._terminate:
+                    return False
+                self._apply_pending_writes()
+                self._apply_reload()
+                if self._pause_requested:
+                    self._pause_requested = False
+                    self._cond.release()
+                    try:
+                        self._stop(StopInfo("pause", self.root.canopy_id, "tick", self.tick_count))
+                    finally:
+                        self._cond.acquire()
+                    continue
+                if self._pending_ticks > 0:
+                    self._pending_ticks -= 1
+                    break
+                if self._mode is Mode.AUTO:
+                    break
+                if self._mode is Mode.INTERVAL:
+                    wait = self._last_tick_started + self._interval - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                    continue
+                self.state = RunState.IDLE
+                self._cond.notify_all()
+                self._cond.wait()
+            self.state = RunState.RUNNING
+            self._last_tick_started = time.monotonic()
+        return True
+
+    def _apply_pending_writes(self) -> None:
+        writes, self._pending_writes = self._pending_writes, []
+        for key, value in writes:
+            self.storage[key] = value
+
+    def _tick(self) -> None:
+        self.tick_count += 1
+        tick = self.tick_count
+        verbose = self.capture is CaptureLevel.VERBOSE
+        record = self.recorder.record
+        if verbose:
+            record("TickStarted", {"execution_id": self.id, "tick": tick})
+        started = time.perf_counter()
+        root = self.root
+        abandoned = False
+        with self._installation:
+            try:
+                for node in root.tick():
+                    status = node.status
+                    node.canopy_visits += 1
+                    if status is not node.canopy_status:
+                        self._changed(node, status, verbose)
+                    if self._watching:
+                        self._after_node(node)
+            except _Reload:
+                abandoned = True
+                self._reset_tree(Status.INVALID, verbose)
+            except _Terminate:
+                raise
+            except Exception as exc:
+                self._raised(exc, verbose)
+        duration_ms = (time.perf_counter() - started) * 1000
+        record(
+            "TickCompleted",
+            {
+                "execution_id": self.id,
+                "tick": tick,
+                "root_status": root.status.value,
+                "duration_ms": round(duration_ms, 3),
+            },
+        )
+        if abandoned:
+            self._reloaded_mid_tick()
+            return
+        if verbose and tick % SNAPSHOT_EVERY == 0:
+            self._snapshot()
+        if self._step is not None:  # over, or into/out that found nothing sooner in this tick
+            self._current = root
+            self._stop(StopInfo("step", root.canopy_id, "tick", tick))
+
+    def _reloaded_mid_tick(self) -> None:
+        """A reload arrived while stopped mid-tick: the old tree was reset; swap it in."""
+        self._apply_reload()
+        self._current = self.root
+        self._stop(
+            StopInfo("pause", self.root.canopy_id, "tick", self.tick_count, description="reloaded")
+        )
+
+    def _changed(self, node: Behaviour, status: Status, verbose: bool) -> None:
+        previous = node.canopy_status
+        node.canopy_status = status
+        if verbose:
+            payload: dict[str, Any] = {
+                "execution_id": self.id,
+                "tick": self.tick_count,
+                "node_id": node.canopy_id,
+                "status": status.value,
+                "previous": previous.value,
+            }
+            if node.feedback_message:
+                payload["feedback"] = node.feedback_message
+            self.recorder.record("NodeStatusChanged", payload)
+        if self._watching and self._step is StepKind.INTO:
+            self._current = node
+            self._stop(StopInfo("step", node.canopy_id, "after", self.tick_count))
+        elif status is Status.FAILURE and ExceptionFilter.FAILED in self._filters:
+            self._current = node
+            self._stop(
+                StopInfo(
+                    "failure",
+                    node.canopy_id,
+                    "after",
+                    self.tick_count,
+                    description=f"{node.name} returned FAILURE",
+                )
+            )
+
+    def _after_node(self, node: Behaviour) -> None:
+        """Decisions at a node boundary (only while something is being watched)."""
+        self._current = node
+        if self._pause_requested:
+            self._pause_requested = False
+            self._stop(StopInfo("pause", node.canopy_id, "after", self.tick_count))
+            return
+        if self._pending_data_stop is not None:
+            watch, description = self._pending_data_stop
+            self._pending_data_stop = None
+            self._stop(
+                StopInfo(
+                    "data breakpoint",
+                    node.canopy_id,
+                    "after",
+                    self.tick_count,
+                    (watch.id,),
+                    description,
+                )
+            )
+            return
+        if self._step is StepKind.OUT and node is self._step_target:
+            self._stop(StopInfo("step", node.canopy_id, "after", self.tick_count))
+            return
+        breakpoints = self._debug.after.get(node)
+        if breakpoints:
+            self._hit(node, breakpoints, Position.AFTER)
+
+    def _before_node(self, node: Behaviour) -> None:
+        self._current = node
+        breakpoints = self._debug.before.get(node)
+        if breakpoints:
+            self._hit(node, breakpoints, Position.BEFORE)
+
+    def _hit(self, node: Behaviour, breakpoints: list[Breakpoint], position: Position) -> None:
+        stopping: list[int] = []
+        notes: list[str] = []
+        context = self.context(node)
+        for breakpoint in breakpoints:
+            try:
+                if breakpoint.condition is not None and not breakpoint.condition.truthy(context):
+                    continue
+            except ExpressionError as error:
+                stopping.append(breakpoint.id)
+                notes.append(f"condition {breakpoint.spec.condition!r} failed: {error}")
+                continue
+            breakpoint.hits += 1
+            if breakpoint.hit_condition and not breakpoint.hit_condition.matches(breakpoint.hits):
+                continue
+            if breakpoint.log_message is not None:
+                self._output(breakpoint.log_message.render(context) + "\n")
+                continue
+            stopping.append(breakpoint.id)
+        if stopping:
+            self._stop(
+                StopInfo(
+                    "breakpoint",
+                    node.canopy_id,
+                    position.value,
+                    self.tick_count,
+                    tuple(stopping),
+                    "; ".join(notes),
+                )
+            )
+
+    def _raised(self, exc: Exception, verbose: bool) -> None:
+        """A behaviour raised: record it, maybe stop, fail the node and reset the tree."""
+        node = _raising_node(exc.__traceback__) or self._current or self.root
+        info = {
+            "execution_id": self.id,
+            "tick": self.tick_count,
+            "node_id": node.canopy_id,
+            "exception": f"{type(exc).__module__}.{type(exc).__qualname__}",
+            "message": str(exc),
+            "traceback": _frames(exc.__traceback__),
+        }
+        self.recorder.record("BehaviourRaised", info)
+        if ExceptionFilter.RAISED in self._filters:
+            self._current = node
+            self._stop(
+                StopInfo(
+                    "exception",
+                    node.canopy_id,
+                    "after",
+                    self.tick_count,
+                    description=f"{info['exception']}: {exc}",
+                    exception=info,
+                )
+            )
+        node.status = Status.FAILURE
+        self._changed(node, Status.FAILURE, verbose)
+        self._reset_tree(Status.FAILURE, verbose)
+
+    def _reset_tree(self, root_status: Status, verbose: bool) -> None:
+        """Stop every node (INVALID) and leave the root at ``root_status``."""
+        root = self.root
+        try:
+            root.stop(root_status)
+        except Exception:  # a terminate() that raises must not take the engine down
+            log.exception("resetting the tree of execution %s", self.id)
+        root.status = root_status
+        if root.canopy_status is not root_status:
+            self._changed(root, root_status, verbose)
+
+    def _stop(self, info: StopInfo) -> None:
+        """Wait, as the debugger asked, until a client resumes or terminates."""
+        self.recorder.record(
+            "DebuggerStopped",
+            {
+                "execution_id": self.id,
+                "tick": info.tick,
+                "reason": info.reason,
+                "node_id": info.node_id,
+                "position": info.position,
+                "breakpoint_ids": list(info.breakpoint_ids),
+                **({"description": info.description} if info.description else {}),
+            },
+        )
+        with self._cond:
+            self._step = None
+            self._step_target = None
+            self.stopped = info
+            self.state = RunState.STOPPED
+            self._resume = None
+            self._cond.notify_all()
+            self._notify(Notification("stopped", self.id, stop=info))
+            with self._installation.suspended():
+                while self._resume is None and not self._terminate:
+                    if self._reload is not None:
+                        if info.position != "tick":
+                            self.stopped = None
+                            self.state = RunState.RUNNING
+                            raise _Reload
+                        self._apply_reload()
+                        continue
+                    self._cond.wait()
+            if self._terminate:
+                raise _Terminate
+            action = self._resume
+        self._notify(Notification("continued", self.id))
+        self._begin_step(action)
+
+    def _begin_step(self, action: StepKind) -> None:
+        if action is StepKind.CONTINUE:
+            self._step = None
+        else:
+            self._step = action
+            current = self._current or self.root
+            self._step_target = current.parent if action is StepKind.OUT else None
+            if action is StepKind.OUT and self._step_target is None:
+                self._step = StepKind.OVER
+        self._rebind()
+
+    def _on_write(self, key: str, old: Any, new: Any) -> None:
+        """Every blackboard write of this execution, from a behaviour or from a client."""
+        if self.capture is CaptureLevel.VERBOSE:
+            payload: dict[str, Any] = {
+                "execution_id": self.id,
+                "tick": self.tick_count,
+                "key": key,
+                "writer": _writer(sys._getframe(2)),
+            }
+            if old is not MISSING:
+                payload["old"] = jsonable(old)
+            if new is not MISSING:
+                payload["new"] = jsonable(new)
+            self.recorder.record("BlackboardChanged", payload)
+        watches = self._debug.watches.get(key)
+        if watches and self.state is RunState.RUNNING:
+            for watch in watches:
+                if self._watch_fires(watch):
+                    shown = "unset" if new is MISSING else repr(jsonable(new))
+                    self._pending_data_stop = (watch, f"{key} changed to {shown}")
+                    break
+
+    def _watch_fires(self, watch: Watch) -> bool:
+        if watch.condition is None:
+            return True
+        try:
+            return watch.condition.truthy(self.context())
+        except ExpressionError as error:
+            self._output(f"watch {watch.spec.key}: {error}\n", "stderr")
+            return False
+
+    def _output(self, text: str, category: str = "console") -> None:
+        self._notify(Notification("output", self.id, text=text, category=category))
+
+    # -- tree set-up -------------------------------------------------------------------------
+
+    def _build(self, definition: TreeDefinition, *, keep_blackboard: bool = False) -> BuiltTree:
+        built = build_tree(definition)
+        for node in _preorder(built.root):
+            node.canopy_status = node.status
+            node.canopy_visits = 0
+            self._hook_stop(node)
+        if not keep_blackboard:
+            self.storage.on_write = None
+            self.storage.clear()
+            self.storage.update({_key(k): v for k, v in self._initial_blackboard.items()})
+        self.storage.on_write = self._on_write
+        return built
+
+    def _apply_reload(self) -> None:
+        """Swap in a requested tree (tick thread, between ticks)."""
+        if self._reload is None:
+            return
+        definition, keep, done = self._reload
+        self._reload = None
+        try:
+            built = self._build(definition, keep_blackboard=keep)
+        except Exception as exc:  # a bad definition leaves the running tree untouched
+            done.set_exception(exc)
+            return
+        self.definition = definition
+        self._built = built
+        self._current = None
+        specs = [b.spec for b in self._breakpoints]
+        self._breakpoints = [
+            resolve_breakpoint(b.id, b.spec, definition) for b in self._breakpoints
+        ]
+        unbound = sorted(
+            {
+                s.node
+                for s, b in zip(specs, self._breakpoints, strict=True)
+                if s.node and not b.verified
+            }
+        )
+        self._rebind()
+        self.recorder.record(
+            "TreeReloaded",
+            {
+                "execution_id": self.id,
+                "tick": self.tick_count,
+                "tree": tree_model(definition),
+                "kept_blackboard": keep,
+                "unbound_breakpoints": unbound,
+            },
+        )
+        done.set_result(unbound)
+        self._notify(Notification("invalidated", self.id))
+
+    def _hook_stop(self, node: Behaviour) -> None:
+        """INVALID transitions happen in ``stop()`` and are never yielded: watch them there."""
+        original = node.stop
+
+        def stop(new_status: Status = Status.INVALID) -> None:
+            original(new_status)
+            if new_status is Status.INVALID and node.canopy_status is not Status.INVALID:
+                self._changed(node, Status.INVALID, self.capture is CaptureLevel.VERBOSE)
+
+        node.stop = stop  # type: ignore[method-assign]
+
+    def _rebind(self) -> None:
+        """Rebuild the hot-path tables from the breakpoints, watches, filters and step."""
+        with self._rebind_lock:
+            self._rebind_locked()
+
+    def _rebind_locked(self) -> None:
+        debug = _Debug()
+        by_id = self._built.behaviours
+        for breakpoint in self._breakpoints:
+            if not breakpoint.verified:
+                continue
+            table = debug.before if breakpoint.spec.position is Position.BEFORE else debug.after
+            for node_id in breakpoint.node_ids:
+                node = by_id.get(node_id)
+                if node is not None:
+                    table.setdefault(node, []).append(breakpoint)
+        for watch in self._watches:
+            if watch.verified:
+                debug.watches.setdefault(watch.key, []).append(watch)
+        for node in _preorder(self._built.root):
+            self._wrap_before(node, node in debug.before)
+        self._debug = debug
+        self._watching = bool(
+            debug.after
+            or debug.watches
+            or self._step is not None
+            or self._pause_requested
+            or ExceptionFilter.FAILED in self._filters
+        )
+
+    def _wrap_before(self, node: Behaviour, wanted: bool) -> None:
+        """Install (or remove) the wrapper that stops before a node's update."""
+        wrapped = "tick" in vars(node)
+        if wanted and not wrapped:
+            original = node.tick
+
+            def tick() -> Iterator[Behaviour]:
+                self._before_node(node)
+                yield from original()
+
+            node.tick = tick  # type: ignore[method-assign]
+        elif not wanted and wrapped:
+            del node.tick
+
+    # -- records -----------------------------------------------------------------------------
+
+    def _record_start(self) -> None:
+        definition = self.definition
+        payload: dict[str, Any] = {
+            "execution_id": self.id,
+            "tree": tree_model(definition),
+            "mode": self._mode.value,
+            "capture": self.capture.value,
+            "blackboard": self.blackboard(),
+        }
+        if self._mode is Mode.INTERVAL:
+            payload["interval_ms"] = self._interval * 1000
+        if self.max_ticks is not None:
+            payload["max_ticks"] = self.max_ticks
+        self.recorder.record("ExecutionStarted", payload)
+
+    def _snapshot(self) -> None:
+        self.recorder.record(
+            "StateSnapshot",
+            {
+                "execution_id": self.id,
+                "tick": self.tick_count,
+                "statuses": {n.canopy_id: n.status.value for n in self.nodes()},
+                "blackboard": self.blackboard(),
+            },
+        )
+
+    def _end(self, reason: str, detail: str) -> None:
+        payload: dict[str, Any] = {
+            "execution_id": self.id,
+            "reason": reason,
+            "ticks": self.tick_count,
+            "root_status": self.root.status.value,
+        }
+        if detail:
+            payload["detail"] = detail
+        self.recorder.record("ExecutionEnded", payload)
+        with self._cond:
+            self.state = RunState.ENDED
+            self.end_reason = reason
+            self._cond.notify_all()
+        self._ended.set()
+        self._notify(Notification("ended", self.id, reason=reason, text=detail))
+
+
+class _Reload(Exception):
+    """Unwinds a tick abandoned for a hot reload."""
+
+
+def tree_model(definition: TreeDefinition) -> dict[str, Any]:
+    """The tree as recorded in ``ExecutionStarted`` and ``TreeReloaded``: nodes in pre-order
+    with their parent and source."""
+    nodes: list[dict[str, Any]] = []
+
+    def visit(spec: Any, parent: str | None) -> None:
+        entry: dict[str, Any] = {"id": spec.id, "name": spec.name, "kind": spec.kind}
+        entry["parent"] = parent
+        if spec.source.path:
+            entry.update(path=spec.source.path, line=spec.source.line, column=spec.source.column)
+        nodes.append(entry)
+        for child in spec.children:
+            visit(child, spec.id)
+
+    visit(definition.root, None)
+    return {
+        "name": definition.name,
+        "program": str(definition.path),
+        "format": definition.format,
+        "nodes": nodes,
+    }
+
+
+def _preorder(node: Behaviour) -> Iterator[Behaviour]:
+    yield node
+    for child in node.children:
+        yield from _preorder(child)
+
+
+def _key(name: str) -> str:
+    return name if name.startswith("/") else "/" + name
+
+
+def _writer(frame: FrameType | None) -> str:
+    """The behaviour whose code wrote to the blackboard, found on the stack; else ``client``."""
+    depth = 0
+    while frame is not None and depth < 12:
+        candidate = frame.f_locals.get("self")
+        node_id = getattr(candidate, "canopy_id", None)
+        if isinstance(node_id, str):
+            return node_id
+        frame = frame.f_back
+        depth += 1
+    return "client"
+
+
+def _raising_node(tb: TracebackType | None) -> Behaviour | None:
+    """The innermost behaviour on the traceback: the one whose code raised."""
+    found = None
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("self")
+        if isinstance(candidate, Behaviour) and hasattr(candidate, "canopy_id"):
+            found = candidate
+        tb = tb.tb_next
+    return found
+
+
+def _frames(tb: TracebackType | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "path": frame.filename,
+            "line": frame.lineno or 0,
+            "function": frame.name,
+            "code": frame.line or "",
+        }
+        for frame in traceback.extract_tb(tb)
+    ]

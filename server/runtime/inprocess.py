@@ -1,0 +1,412 @@
+"""``ExecutionControl`` with the runtime in this process: for tests, and for the pod worker,
+which runs it next to the tree so a tick never waits on the network unless it stops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge import EventStore, Producer
+
+from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
+from .control import (
+    BreakpointView,
+    ExecutionControl,
+    ExecutionInfo,
+    ExecutionView,
+    FrameView,
+    InvalidRequest,
+    LaunchSpec,
+    UnknownExecution,
+    WatchView,
+)
+from .definition import load_tree
+from .engine import Execution, Mode, Notification, RunState, StepKind, StopInfo
+from .expressions import Expression
+from .history import ExecutionHistory, ExecutionState
+from .recorder import EventRecorder
+from .values import jsonable
+
+__all__ = ["InProcessControl"]
+
+log = logging.getLogger(__name__)
+
+PRODUCER = Producer("canopy-runtime", "0.1.0")
+SUBSCRIBER_QUEUE = 1024
+
+
+class SubscriberOverflow(Exception):
+    """A notifications consumer fell more than ``SUBSCRIBER_QUEUE`` behind and was dropped."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    execution: Execution
+    recorder: EventRecorder
+    spec: LaunchSpec
+    history: ExecutionHistory
+    past: ExecutionState | None = None
+    stops: list[asyncio.Future[StopInfo]] = field(default_factory=list)
+
+
+class NotificationStream:
+    """Notifications for one consumer, subscribed from creation (nothing is missed between
+    asking for the stream and iterating it). Bounded: a consumer more than
+    ``SUBSCRIBER_QUEUE`` behind is told so by :class:`SubscriberOverflow`."""
+
+    __slots__ = ("_registry", "execution_id", "overflowed", "queue")
+
+    def __init__(self, registry: set[NotificationStream], execution_id: str | None) -> None:
+        self._registry = registry
+        self.execution_id = execution_id
+        self.queue: asyncio.Queue[Notification] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.overflowed = False
+
+    def __aiter__(self) -> NotificationStream:
+        return self
+
+    async def __anext__(self) -> Notification:
+        if self.overflowed and self.queue.empty():
+            self.close()
+            raise SubscriberOverflow("the notifications consumer fell too far behind")
+        return await self.queue.get()
+
+    def close(self) -> None:
+        """Stop receiving."""
+        self._registry.discard(self)
+
+
+class InProcessControl(ExecutionControl):
+    """Executions running in this process, recorded into ``store`` for ``tenant_id``."""
+
+    def __init__(self, store: EventStore, *, tenant_id: str, producer: Producer = PRODUCER) -> None:
+        self.store = store
+        self.tenant_id = tenant_id
+        self.producer = producer
+        self._entries: dict[str, _Entry] = {}
+        self._subscribers: set[NotificationStream] = set()
+        self._loop = asyncio.get_running_loop()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
+        base = Path(spec.base_dir) if spec.base_dir else None
+        definition = await asyncio.to_thread(
+            load_tree, spec.program, registry=spec.registry, base_dir=base
+        )
+        execution_id = uuid.uuid4().hex[:12]
+        recorder = EventRecorder(
+            self.store, tenant_id=self.tenant_id, execution_id=execution_id, producer=self.producer
+        )
+        await recorder.start()
+        execution = Execution(
+            execution_id,
+            definition,
+            recorder,
+            mode=spec.mode,
+            interval_ms=spec.interval_ms,
+            max_ticks=spec.max_ticks,
+            capture=spec.capture,
+            blackboard=spec.blackboard,
+            stop_on_entry=spec.stop_on_entry,
+            notify=self._from_thread,
+        )
+        entry = _Entry(
+            execution, recorder, spec, ExecutionHistory(self.store, self.tenant_id, execution_id)
+        )
+        self._entries[execution_id] = entry
+        if spec.stop_on_entry:
+            stopped = self._next_stop(entry)
+            execution.start()
+            await stopped
+        else:
+            execution.start()
+        return self._info(entry)
+
+    async def executions(self) -> list[ExecutionInfo]:
+        return [self._info(entry) for entry in self._entries.values()]
+
+    async def info(self, execution_id: str) -> ExecutionInfo:
+        return self._info(self._entry(execution_id))
+
+    async def terminate(self, execution_id: str) -> ExecutionInfo:
+        entry = self._entry(execution_id)
+        entry.execution.terminate()
+        await asyncio.to_thread(entry.execution.join)
+        await entry.recorder.drain()
+        return self._info(entry)
+
+    async def close(self) -> None:
+        for execution_id in list(self._entries):
+            await self.terminate(execution_id)
+        for entry in self._entries.values():
+            await entry.recorder.close()
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def tick(self, execution_id: str, count: int = 1) -> None:
+        entry = self._live(execution_id)
+        if entry.execution.mode not in (Mode.MANUAL, Mode.PAUSED):
+            raise InvalidRequest(f"ticks are requested in manual mode, not {entry.execution.mode}")
+        if count < 1:
+            raise InvalidRequest(f"tick count must be >= 1, not {count}")
+        entry.execution.request_ticks(count)
+
+    async def set_mode(
+        self, execution_id: str, mode: Mode, *, interval_ms: float | None = None
+    ) -> None:
+        if interval_ms is not None and interval_ms <= 0:
+            raise InvalidRequest(f"intervalMs must be positive, not {interval_ms}")
+        self._live(execution_id).execution.set_mode(mode, interval_ms)
+
+    async def pause(self, execution_id: str) -> StopInfo:
+        entry = self._live(execution_id)
+        if entry.execution.stopped is not None:
+            return entry.execution.stopped
+        stopped = self._next_stop(entry)
+        entry.execution.pause()
+        return await stopped
+
+    async def resume(self, execution_id: str, action: StepKind = StepKind.CONTINUE) -> None:
+        entry = self._live(execution_id)
+        entry.past = None
+        if entry.execution.state is not RunState.STOPPED:
+            raise InvalidRequest(f"execution {execution_id} is {entry.execution.state.value}")
+        entry.execution.resume(action)
+
+    async def wait_for_stop(self, execution_id: str) -> StopInfo:
+        """The current stop, or the next one (the execution must be able to stop)."""
+        entry = self._entry(execution_id)
+        if entry.execution.stopped is not None:
+            return entry.execution.stopped
+        return await self._next_stop(entry)
+
+    async def settle(self, execution_id: str) -> ExecutionInfo:
+        entry = self._entry(execution_id)
+        await asyncio.to_thread(entry.execution.settle)
+        return self._info(entry)
+
+    async def wait_for_end(self, execution_id: str) -> ExecutionInfo:
+        """Wait until the execution has ended and its events are in the log."""
+        entry = self._entry(execution_id)
+        await asyncio.to_thread(entry.execution.join)
+        await entry.recorder.drain()
+        return self._info(entry)
+
+    # -- breakpoints -------------------------------------------------------------------------
+
+    async def set_breakpoints(
+        self, execution_id: str, specs: Sequence[BreakpointSpec]
+    ) -> list[BreakpointView]:
+        resolved = self._live(execution_id).execution.set_breakpoints(specs)
+        return [
+            BreakpointView(b.id, b.verified, b.node_ids, b.line, b.message, b.hits)
+            for b in resolved
+        ]
+
+    async def set_watches(self, execution_id: str, specs: Sequence[WatchSpec]) -> list[WatchView]:
+        watches = self._live(execution_id).execution.set_watches(specs)
+        return [WatchView(w.id, w.key, w.verified, w.message) for w in watches]
+
+    async def set_exception_filters(
+        self, execution_id: str, filters: Sequence[ExceptionFilter]
+    ) -> None:
+        self._live(execution_id).execution.set_exception_filters(filters)
+
+    # -- inspecting --------------------------------------------------------------------------
+
+    async def view(self, execution_id: str) -> ExecutionView:
+        entry = self._entry(execution_id)
+        if entry.past is not None:
+            return self._past_view(entry, entry.past)
+        execution = entry.execution
+        frames = tuple(self._frame(execution, node) for node in execution.path())
+        nodes = tuple(execution.node_state(node) for node in execution.nodes())
+        return ExecutionView(
+            execution.id,
+            execution.tick_count,
+            execution.state,
+            execution.stopped,
+            frames,
+            nodes,
+            execution.blackboard(),
+        )
+
+    async def evaluate(
+        self, execution_id: str, expression: str, *, node_id: str | None = None
+    ) -> Any:
+        entry = self._entry(execution_id)
+        compiled = Expression.compile(expression)
+        execution = entry.execution
+        node = execution.node_by_id(node_id) if node_id else None
+        if node_id and node is None:
+            raise InvalidRequest(f"no node {node_id!r} in execution {execution_id}")
+        return jsonable(compiled.evaluate(execution.context(node)))
+
+    async def set_blackboard(self, execution_id: str, key: str, value: Any) -> None:
+        entry = self._live(execution_id)
+        if entry.past is not None:
+            raise InvalidRequest("the past is read-only: continue to return to the live execution")
+        entry.execution.set_blackboard(key if key.startswith("/") else "/" + key, value)
+
+    async def reload(
+        self, execution_id: str, program: str | None = None, *, keep_blackboard: bool = True
+    ) -> list[str]:
+        entry = self._live(execution_id)
+        base = Path(entry.spec.base_dir) if entry.spec.base_dir else None
+        definition = await asyncio.to_thread(
+            load_tree, program or entry.spec.program, registry=entry.spec.registry, base_dir=base
+        )
+        return await asyncio.wrap_future(
+            entry.execution.reload(definition, keep_blackboard=keep_blackboard)
+        )
+
+    # -- time travel -------------------------------------------------------------------------
+
+    async def step_back(self, execution_id: str) -> ExecutionView:
+        entry = self._entry(execution_id)
+        history = await self._history(entry)
+        current = entry.past.tick if entry.past is not None else entry.execution.tick_count
+        if current <= 0:
+            raise InvalidRequest("already at the start of the execution")
+        entry.past = await history.state_at_tick(current - 1)
+        return self._past_view(entry, entry.past)
+
+    async def reverse_continue(self, execution_id: str) -> ExecutionView:
+        entry = self._entry(execution_id)
+        history = await self._history(entry)
+        here = entry.past.offset if entry.past is not None else None
+        stops = [s for s in await history.stops() if here is None or s.offset < here]
+        if entry.past is None and stops:
+            stops = stops[:-1]  # the live stop we are at is not "the previous" one
+        target = stops[-1].offset if stops else None
+        entry.past = (
+            await history.state_at_offset(target)
+            if target is not None
+            else await history.state_at_tick(0)
+        )
+        return self._past_view(entry, entry.past)
+
+    async def _history(self, entry: _Entry) -> ExecutionHistory:
+        """The execution's history (one per execution: its index makes repeated jumps cheap),
+        once everything recorded so far is in the log."""
+        await entry.recorder.drain()
+        return entry.history
+
+    def _past_view(self, entry: _Entry, state: ExecutionState) -> ExecutionView:
+        """The recorded past, drawn from the tree in force at that point (it may differ from
+        today's after a hot reload)."""
+        execution = entry.execution
+        nodes = {node.id: node for node in state.tree}
+        frames = []
+        node_id = state.current_node or (state.root.id if state.root else None)
+        while node_id is not None and node_id in nodes:
+            node = nodes[node_id]
+            frames.append(
+                FrameView(
+                    node.id,
+                    node.name,
+                    node.kind,
+                    state.statuses.get(node.id, "INVALID"),
+                    node.path,
+                    node.line,
+                    node.column,
+                )
+            )
+            node_id = node.parent
+        return ExecutionView(
+            execution.id,
+            state.tick,
+            execution.state,
+            execution.stopped,
+            tuple(frames),
+            tuple(
+                {
+                    "id": n.id,
+                    "name": n.name,
+                    "kind": n.kind,
+                    "status": state.statuses.get(n.id, "INVALID"),
+                }
+                for n in state.tree
+            ),
+            dict(state.blackboard),
+            past=True,
+        )
+
+    # -- notifications -----------------------------------------------------------------------
+
+    def notifications(self, execution_id: str | None = None) -> NotificationStream:
+        stream = NotificationStream(self._subscribers, execution_id)
+        self._subscribers.add(stream)
+        return stream
+
+    def _from_thread(self, notification: Notification) -> None:
+        self._loop.call_soon_threadsafe(self._dispatch, notification)
+
+    def _dispatch(self, notification: Notification) -> None:
+        entry = self._entries.get(notification.execution_id)
+        if entry is not None and notification.kind == "stopped" and notification.stop:
+            waiting, entry.stops = entry.stops, []
+            for future in waiting:
+                if not future.done():
+                    future.set_result(notification.stop)
+        for subscriber in self._subscribers:
+            if subscriber.execution_id not in (None, notification.execution_id):
+                continue
+            try:
+                subscriber.queue.put_nowait(notification)
+            except asyncio.QueueFull:
+                subscriber.overflowed = True
+
+    def _next_stop(self, entry: _Entry) -> asyncio.Future[StopInfo]:
+        future: asyncio.Future[StopInfo] = self._loop.create_future()
+        entry.stops.append(future)
+        return future
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _entry(self, execution_id: str) -> _Entry:
+        entry = self._entries.get(execution_id)
+        if entry is None:
+            raise UnknownExecution(execution_id)
+        return entry
+
+    def _live(self, execution_id: str) -> _Entry:
+        entry = self._entry(execution_id)
+        if entry.execution.state is RunState.ENDED:
+            raise InvalidRequest(
+                f"execution {execution_id} has ended ({entry.execution.end_reason})"
+            )
+        return entry
+
+    @staticmethod
+    def _info(entry: _Entry) -> ExecutionInfo:
+        execution = entry.execution
+        return ExecutionInfo(
+            execution.id,
+            entry.spec.program,
+            execution.definition.name,
+            execution.mode,
+            execution.state,
+            execution.tick_count,
+            execution.stopped,
+            execution.end_reason,
+        )
+
+    @staticmethod
+    def _frame(execution: Execution, node: Any) -> FrameView:
+        spec = execution.definition.node(node.canopy_id)
+        return FrameView(
+            node.canopy_id,
+            node.name,
+            spec.kind if spec else type(node).__name__,
+            node.status.value,
+            spec.source.path if spec else None,
+            spec.source.line if spec else None,
+            spec.source.column if spec else None,
+        )

@@ -1,0 +1,430 @@
+"""The debug engine ticking real trees, step by step, through the in-process control and into
+the real event log (the ``store`` fixture runs each test on SQLite and on PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bridge import EventFilter
+from bridge.sql import SqlEventStore
+from server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
+from server.runtime.control import InvalidRequest, LaunchSpec, UnknownExecution
+from server.runtime.definition import DefinitionError
+from server.runtime.engine import CaptureLevel, Mode, RunState, StepKind
+from server.runtime.inprocess import InProcessControl
+
+from ...bridge.helpers import collect, read_all
+
+PATROL = "tests.server.runtime.factories:patrol"
+FOREVER = "tests.server.runtime.factories:forever"
+
+
+@pytest.fixture
+async def control(store: SqlEventStore) -> AsyncIterator[InProcessControl]:
+    control = InProcessControl(store, tenant_id="acme")
+    yield control
+    await control.close()
+
+
+async def events(store: SqlEventStore, execution_id: str) -> list[tuple[str, dict[str, Any]]]:
+    stream = EventFilter.of("acme", streams=[f"execution/{execution_id}"])
+    return [(e.type, e.payload) async for e in read_all(store, stream)]
+
+
+def statuses(view: Any) -> dict[str, str]:
+    return {node["id"]: node["status"] for node in view.nodes}
+
+
+async def launch(control: InProcessControl, program: str = PATROL, **kwargs: Any) -> str:
+    kwargs.setdefault("blackboard", {"battery": 100})
+    info = await control.launch(LaunchSpec(program, **kwargs))
+    return info.id
+
+
+async def tick_and_wait(control: InProcessControl, execution_id: str, count: int = 1) -> None:
+    """Tick in manual mode and wait until the engine has settled again."""
+    await control.tick(execution_id, count)
+    await control.settle(execution_id)
+
+
+# -- ticking and recording -------------------------------------------------------------------
+
+
+async def test_manual_ticks_drive_the_tree_and_record_every_change(
+    control: InProcessControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control)
+    await tick_and_wait(control, eid)
+    view = await control.view(eid)
+    assert statuses(view) == {
+        "patrol": "RUNNING",
+        "patrol/round": "RUNNING",
+        "patrol/round/check_battery": "SUCCESS",
+        "patrol/round/move": "RUNNING",  # Wait: 1 of 2 ticks
+        "patrol/round/drain": "INVALID",
+    }
+    await tick_and_wait(control, eid)
+    view = await control.view(eid)
+    assert view.blackboard["/battery"] == 70
+    await control.terminate(eid)
+    recorded = await events(store, eid)
+    types = [t for t, _ in recorded]
+    assert types[0] == "ExecutionStarted"
+    assert types[-1] == "ExecutionEnded"
+    started = recorded[0][1]
+    assert [n["id"] for n in started["tree"]["nodes"]] == [
+        "patrol",
+        "patrol/round",
+        "patrol/round/check_battery",
+        "patrol/round/move",
+        "patrol/round/drain",
+    ]
+    assert started["blackboard"] == {"/battery": 100}
+    changes = [
+        (p["tick"], p["node_id"], p["status"]) for t, p in recorded if t == "NodeStatusChanged"
+    ]
+    assert (1, "patrol/round/check_battery", "SUCCESS") in changes
+    assert (2, "patrol/round/drain", "SUCCESS") in changes
+    writes = [p for t, p in recorded if t == "BlackboardChanged"]
+    assert writes == [
+        {
+            "execution_id": eid,
+            "tick": 2,
+            "key": "/battery",
+            "old": 100,
+            "new": 70,
+            "writer": "patrol/round/drain",
+        }
+    ]
+    assert [p["root_status"] for t, p in recorded if t == "TickCompleted"] == ["RUNNING", "RUNNING"]
+    assert recorded[-1][1]["reason"] == "stopped"
+
+
+async def test_an_execution_completes_on_a_terminal_root_status(
+    control: InProcessControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control, mode=Mode.AUTO)
+    info = await control.wait_for_end(eid)
+    assert (info.state, info.end_reason, info.tick) == (RunState.ENDED, "completed", 7)
+    ended = (await events(store, eid))[-1][1]
+    assert (ended["reason"], ended["root_status"], ended["ticks"]) == ("completed", "FAILURE", 7)
+
+
+async def test_auto_mode_stops_at_max_ticks(control: InProcessControl) -> None:
+    eid = await launch(control, FOREVER, mode=Mode.AUTO, max_ticks=25)
+    info = await control.wait_for_end(eid)
+    assert (info.end_reason, info.tick) == ("max_ticks", 25)
+
+
+async def test_interval_mode_keeps_ticking_until_paused(
+    control: InProcessControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control, FOREVER, mode=Mode.INTERVAL, interval_ms=5)
+    ticks = store.subscribe(
+        EventFilter.of("acme", streams=[f"execution/{eid}"], types=["TickCompleted"])
+    )
+    assert [e.payload["tick"] for e in await collect(ticks, 3)] == [1, 2, 3]
+    stop = await control.pause(eid)
+    assert stop.reason == "pause"
+
+
+async def test_silent_capture_records_lifecycle_and_summaries_only(
+    control: InProcessControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control, capture=CaptureLevel.SILENT, mode=Mode.AUTO)
+    await control.wait_for_end(eid)
+    types = {t for t, _ in await events(store, eid)}
+    assert types == {"ExecutionStarted", "TickCompleted", "ExecutionEnded"}
+
+
+async def test_two_executions_in_one_process_keep_their_blackboards_apart(
+    control: InProcessControl,
+) -> None:
+    first = await launch(control, blackboard={"battery": 100})
+    second = await launch(control, blackboard={"battery": 50})
+    await tick_and_wait(control, first, 2)
+    await tick_and_wait(control, second, 2)
+    assert (await control.view(first)).blackboard["/battery"] == 70
+    assert (await control.view(second)).blackboard["/battery"] == 20
+
+
+# -- breakpoints -----------------------------------------------------------------------------
+
+
+async def test_a_breakpoint_before_a_node_stops_before_its_update(
+    control: InProcessControl,
+) -> None:
+    eid = await launch(control)
+    (bp,) = await control.set_breakpoints(eid, [BreakpointSpec(node="patrol/round/drain")])
+    assert bp.verified
+    assert bp.node_ids == ("patrol/round/drain",)
+    await control.tick(eid, 2)
+    stop = await control.wait_for_stop(eid)
+    assert (stop.reason, stop.node_id, stop.position, stop.tick) == (
+        "breakpoint",
+        "patrol/round/drain",
+        "before",
+        2,
+    )
+    assert stop.breakpoint_ids == (bp.id,)
+    view = await control.view(eid)
+    assert view.blackboard["/battery"] == 100  # drain has not run yet
+    assert [f.node_id for f in view.frames] == ["patrol/round/drain", "patrol/round", "patrol"]
+    await control.resume(eid)
+    await control.settle(eid)
+    assert (await control.view(eid)).blackboard["/battery"] == 70
+
+
+async def test_a_breakpoint_after_a_node_and_by_name(control: InProcessControl) -> None:
+    eid = await launch(control)
+    await control.set_breakpoints(eid, [BreakpointSpec(node="drain", position=Position.AFTER)])
+    await control.tick(eid, 2)
+    stop = await control.wait_for_stop(eid)
+    assert (stop.node_id, stop.position) == ("patrol/round/drain", "after")
+    assert (await control.view(eid)).blackboard["/battery"] == 70
+
+
+async def test_conditions_and_hit_conditions_choose_when_to_stop(
+    control: InProcessControl,
+) -> None:
+    eid = await launch(control)
+    await control.set_breakpoints(
+        eid,
+        [
+            BreakpointSpec(node="check_battery", condition="battery < 50"),
+            BreakpointSpec(node="move", hit_condition="== 3"),
+        ],
+    )
+    await control.tick(eid, 10)
+    first = await control.wait_for_stop(eid)
+    assert (first.node_id, first.tick) == ("patrol/round/move", 3)
+    await control.resume(eid)
+    second = await control.wait_for_stop(eid)
+    assert (second.node_id, second.tick) == ("patrol/round/check_battery", 5)
+    assert (await control.view(eid)).blackboard["/battery"] == 40
+
+
+async def test_bad_breakpoints_are_reported_not_raised(control: InProcessControl) -> None:
+    eid = await launch(control)
+    views = await control.set_breakpoints(
+        eid,
+        [
+            BreakpointSpec(node="nowhere"),
+            BreakpointSpec(node="move", condition="battery <"),
+            BreakpointSpec(node="move", condition="__import__('os')"),
+            BreakpointSpec(),
+        ],
+    )
+    assert [v.verified for v in views] == [False, False, False, False]
+    assert "no node with id or name 'nowhere'" in (views[0].message or "")
+    assert "invalid expression" in (views[1].message or "")
+    assert "invalid expression" in (views[2].message or "")
+    assert "needs a node" in (views[3].message or "")
+    await tick_and_wait(control, eid, 2)  # nothing stops
+    assert (await control.info(eid)).state is RunState.IDLE
+
+
+async def test_a_condition_failing_at_run_time_stops_and_says_why(
+    control: InProcessControl,
+) -> None:
+    eid = await launch(control)
+    await control.set_breakpoints(eid, [BreakpointSpec(node="move", condition="batery < 50")])
+    await control.tick(eid)
+    stop = await control.wait_for_stop(eid)
+    assert stop.node_id == "patrol/round/move"
+    assert "batery" in stop.description
+
+
+async def test_logpoints_log_and_do_not_stop(control: InProcessControl) -> None:
+    eid = await launch(control)
+    messages = control.notifications(eid)
+    await control.set_breakpoints(
+        eid, [BreakpointSpec(node="drain", log_message="draining from {battery}")]
+    )
+    await tick_and_wait(control, eid, 2)
+    async with asyncio.timeout(10):
+        note = await anext(n async for n in messages if n.kind == "output")
+    assert note.text == "draining from 100\n"
+    assert (await control.info(eid)).state is RunState.IDLE
+
+
+# -- stepping --------------------------------------------------------------------------------
+
+
+async def test_step_over_into_and_out(control: InProcessControl) -> None:
+    eid = await launch(control, stop_on_entry=True)
+    entry = await control.wait_for_stop(eid)
+    assert (entry.reason, entry.tick) == ("entry", 0)
+
+    await control.resume(eid, StepKind.OVER)
+    await control.tick(eid)
+    over = await control.wait_for_stop(eid)
+    assert (over.reason, over.position, over.tick, over.node_id) == ("step", "tick", 1, "patrol")
+
+    await control.resume(eid, StepKind.INTO)
+    await control.tick(eid)
+    into = await control.wait_for_stop(eid)
+    assert (into.position, into.tick) == ("after", 2)
+    assert into.node_id == "patrol/round/move"  # RUNNING -> SUCCESS is the first change of tick 2
+
+    await control.resume(eid, StepKind.OUT)
+    out = await control.wait_for_stop(eid)
+    assert (out.node_id, out.tick) == ("patrol/round", 2)
+
+
+async def test_pause_stops_a_running_tree_at_a_node_boundary(control: InProcessControl) -> None:
+    eid = await launch(control, FOREVER, mode=Mode.AUTO)
+    stop = await control.pause(eid)
+    assert stop.reason == "pause"
+    assert (await control.info(eid)).state is RunState.STOPPED
+    await control.set_mode(eid, Mode.MANUAL)
+    await control.resume(eid)
+
+
+async def test_resume_needs_a_stop(control: InProcessControl) -> None:
+    eid = await launch(control)
+    with pytest.raises(InvalidRequest, match="idle"):
+        await control.resume(eid)
+
+
+# -- data breakpoints and exceptional events ---------------------------------------------------
+
+
+async def test_a_data_breakpoint_stops_after_the_writer(control: InProcessControl) -> None:
+    eid = await launch(control)
+    (watch,) = await control.set_watches(eid, [WatchSpec("battery")])
+    assert (watch.key, watch.verified) == ("/battery", True)
+    await control.tick(eid, 5)
+    stop = await control.wait_for_stop(eid)
+    assert (stop.reason, stop.node_id, stop.tick) == ("data breakpoint", "patrol/round/drain", 2)
+    assert stop.description == "/battery changed to 70"
+
+
+async def test_a_data_breakpoint_with_a_condition(control: InProcessControl) -> None:
+    eid = await launch(control)
+    await control.set_watches(eid, [WatchSpec("battery", condition="battery < 50")])
+    await control.tick(eid, 10)
+    stop = await control.wait_for_stop(eid)
+    assert (stop.tick, stop.description) == (4, "/battery changed to 40")
+
+
+async def test_exception_filter_stops_where_a_behaviour_raised(
+    control: InProcessControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control, blackboard={"battery": 50})
+    await control.set_exception_filters(eid, [ExceptionFilter.RAISED])
+    await control.tick(eid, 10)
+    stop = await control.wait_for_stop(eid)
+    assert (stop.reason, stop.node_id, stop.tick) == ("exception", "patrol/round/check_battery", 5)
+    assert stop.exception is not None
+    assert stop.exception["exception"] == "builtins.ValueError"
+    assert "negative" in stop.exception["message"]
+    assert any(f["function"] == "update" for f in stop.exception["traceback"])
+    await control.resume(eid)
+    info = await control.wait_for_end(eid)
+    assert info.end_reason == "completed"
+    recorded = await events(store, eid)
+    raised = [p for t, p in recorded if t == "BehaviourRaised"]
+    assert [(p["node_id"], p["tick"]) for p in raised] == [("patrol/round/check_battery", 5)]
+    assert recorded[-1][1]["root_status"] == "FAILURE"
+
+
+async def test_failure_filter_stops_on_a_failing_node(control: InProcessControl) -> None:
+    eid = await launch(control)
+    await control.set_exception_filters(eid, [ExceptionFilter.FAILED])
+    await control.tick(eid, 10)
+    stop = await control.wait_for_stop(eid)
+    assert (stop.reason, stop.node_id, stop.tick) == ("failure", "patrol/round/check_battery", 7)
+
+
+# -- editing, reloading and travelling ---------------------------------------------------------
+
+
+async def test_editing_the_blackboard_while_stopped(
+    control: InProcessControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control, stop_on_entry=True)
+    await control.wait_for_stop(eid)
+    await control.set_blackboard(eid, "battery", 55)
+    assert await control.evaluate(eid, "battery + 1") == 56
+    assert await control.evaluate(eid, "status", node_id="patrol") == "INVALID"
+    await control.terminate(eid)
+    writes = [p for t, p in await events(store, eid) if t == "BlackboardChanged"]
+    assert writes == [
+        {
+            "execution_id": eid,
+            "tick": 0,
+            "key": "/battery",
+            "old": 100,
+            "new": 55,
+            "writer": "client",
+        }
+    ]
+
+
+async def test_hot_reload_keeps_the_execution_and_rebinds_breakpoints(
+    control: InProcessControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control)
+    await control.set_breakpoints(
+        eid, [BreakpointSpec(node="patrol/round/move"), BreakpointSpec(node="patrol/round/drain")]
+    )
+    await control.tick(eid)
+    await control.wait_for_stop(eid)
+    unbound = await control.reload(eid, FOREVER)
+    assert unbound == ["patrol/round/drain", "patrol/round/move"]
+    stop = await control.wait_for_stop(eid)
+    assert stop.description == "reloaded"
+    view = await control.view(eid)
+    assert view.execution_id == eid
+    assert {n["id"] for n in view.nodes} == {"forever", "forever/spin", "forever/drain"}
+    assert view.blackboard["/battery"] == 100
+    await control.terminate(eid)
+    types = [t for t, _ in await events(store, eid)]
+    assert "TreeReloaded" in types
+
+
+async def test_step_back_and_reverse_continue_show_the_past(control: InProcessControl) -> None:
+    eid = await launch(control)
+    await control.set_breakpoints(eid, [BreakpointSpec(node="drain", position=Position.AFTER)])
+    await control.tick(eid, 4)
+    await control.wait_for_stop(eid)  # tick 2
+    await control.resume(eid)
+    await control.wait_for_stop(eid)  # tick 4
+    assert (await control.view(eid)).blackboard["/battery"] == 40
+
+    back = await control.step_back(eid)
+    assert (back.past, back.tick, back.blackboard["/battery"]) == (True, 3, 70)
+    with pytest.raises(InvalidRequest, match="read-only"):
+        await control.set_blackboard(eid, "battery", 1)
+
+    previous = await control.reverse_continue(eid)
+    assert previous.past
+    assert previous.tick == 2
+    assert previous.blackboard["/battery"] == 70
+
+    await control.resume(eid)  # back to the live execution
+    view = await control.view(eid)
+    assert not view.past
+
+
+# -- bad requests ----------------------------------------------------------------------------
+
+
+async def test_unknown_executions_and_bad_requests_say_what_is_wrong(
+    control: InProcessControl,
+) -> None:
+    with pytest.raises(UnknownExecution, match="no execution 'nope'"):
+        await control.info("nope")
+    eid = await launch(control, FOREVER, mode=Mode.AUTO, max_ticks=100_000)
+    with pytest.raises(InvalidRequest, match="manual mode"):
+        await control.tick(eid)
+    await control.terminate(eid)
+    with pytest.raises(InvalidRequest, match="has ended"):
+        await control.set_mode(eid, Mode.AUTO)
+    with pytest.raises(DefinitionError):
+        await control.launch(LaunchSpec("tests.server.runtime.factories:missing"))
