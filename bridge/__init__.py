@@ -1,5 +1,6 @@
-"""Canopy's shared, append-only, tenant-aware event log (and, later, the client that connects a
-process to the server). Knows nothing of trees, debugging or HTTP servers."""
+"""Canopy's shared, append-only, tenant-aware event log. Knows nothing of trees, debugging or
+HTTP servers; the HTTP client that connects other processes to the server is
+:mod:`bridge.client` (imported separately, so that using the log never loads an HTTP client)."""
 
 from .errors import (
     BridgeError,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 
 import fastjsonschema
@@ -25,6 +26,20 @@ __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "EventValidator"]
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 256 * 1024
 _MEMO_LIMIT: Final = 16_384
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+_FORMATS = jsonschema.FormatChecker()
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    """The same test as the one that later reads the value (jsonschema's own date-time check
+    needs an optional package)."""
+    if isinstance(value, str):
+        if "T" not in value.upper():
+            raise ValueError("a date-time needs a date, 'T' and a time")
+        datetime.fromisoformat(value)
+    return True
 
 
 class _TypeRule:
@@ -69,7 +84,12 @@ class EventValidator:
             if not isinstance(item, Mapping):
                 raise InvalidEvent("must be a JSON object", index=index)
             self._check_envelope(item, index)
-            events.append(NewEvent.from_json(item))
+            try:
+                events.append(NewEvent.from_json(item))
+            except ValueError as exc:  # a time the pattern allows but the calendar does not
+                raise InvalidEvent(
+                    f"is not a valid RFC 3339 date-time: {exc}", field="time", index=index
+                ) from exc
         return events
 
     def encode(self, events: Sequence[NewEvent]) -> list[str]:
@@ -141,9 +161,7 @@ class EventValidator:
 
     @staticmethod
     def _precise(schema: dict[str, Any], data: Any, prefix: str, index: int) -> InvalidEvent:
-        validator = jsonschema.Draft202012Validator(
-            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-        )
+        validator = jsonschema.Draft202012Validator(schema, format_checker=_FORMATS)
         error = best_match(validator.iter_errors(data))
         if error is None:  # the two validators disagree: report the schema, not a guess
             return InvalidEvent("does not match its schema", field=prefix, index=index)

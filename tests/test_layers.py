@@ -18,9 +18,10 @@ ALLOWED = {
     "dap": {"schemas", "bridge", "server"},
     "lsp": {"schemas", "bridge", "server"},
 }
-FORBIDDEN_THIRD_PARTY = {
+FORBIDDEN = {
     "schemas": {"aiohttp", "sqlalchemy", "click", "rich"},
     "bridge": {"aiohttp.web", "click", "rich"},
+    "server/runtime": {"aiohttp", "click", "rich", "server.api", "server.app", "server.cli"},
 }
 
 
@@ -43,15 +44,27 @@ def violations(layer: str) -> list[str]:
             top = name.split(".")[0]
             if top in LAYERS and top != layer and top not in ALLOWED[layer]:
                 found.append(f"{path.relative_to(ROOT)} imports {name}")
-            for banned in FORBIDDEN_THIRD_PARTY.get(layer, ()):
-                if name == banned or name.startswith(banned + "."):
-                    found.append(f"{path.relative_to(ROOT)} imports {name}")
+    return found
+
+
+def forbidden(folder: str) -> list[str]:
+    found = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for name in sorted(imports_of(path)):
+            if any(name == b or name.startswith(b + ".") for b in FORBIDDEN[folder]):
+                found.append(f"{path.relative_to(ROOT)} imports {name}")
     return found
 
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_imports_flow_one_way(layer: str) -> None:
     assert violations(layer) == []
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_domains_stay_free_of_frameworks(folder: str) -> None:
+    """The event log knows no web server; the runtime knows no protocol, web or terminal."""
+    assert forbidden(folder) == []
 
 
 def test_the_check_sees_a_violation(tmp_path: Path) -> None:

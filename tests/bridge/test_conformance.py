@@ -328,3 +328,14 @@ async def test_appending_to_a_closed_store_fails_clearly(store_url: str) -> None
         pass
     with pytest.raises(StoreClosed):
         await store.append([tick()])
+
+
+@pytest.mark.parametrize(
+    "moment", ["2026-13-45T00:00:00Z", "2026-01-01T23:59:60Z", "2026-01-01 10:00:00Z"]
+)
+async def test_impossible_times_in_wire_events_are_refused_precisely(
+    store: SqlEventStore, moment: str
+) -> None:
+    with pytest.raises(InvalidEvent) as raised:
+        store.validator.parse([{**tick().to_json(), "time": moment}])
+    assert (raised.value.index, raised.value.field) == (0, "time")

@@ -1,0 +1,477 @@
+"""The client side of the event log: how a process that is not the server (the CLI, the DAP and
+LSP layers, pod workers) appends, reads and follows events over the server's HTTP and WebSocket
+API, and how it finds the server in the first place.
+
+It speaks only the wire format (``schemas/new-event.schema.json``, ``schemas/event.schema.json``
+and RFC 9457 problem documents), so it never imports the server. Server-side refusals become
+:class:`ServerError`, network failures :class:`ServerUnreachable`, each carrying a message
+that can be shown to a user as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, NamedTuple, Self
+
+import aiohttp
+from yarl import URL
+
+from .errors import BridgeError
+from .events import NewEvent, RecordedEvent
+
+__all__ = [
+    "DISCOVERY_FILE",
+    "CanopyClient",
+    "CanopyClientError",
+    "Discovery",
+    "Endpoint",
+    "ReadResult",
+    "RemoteSubscription",
+    "ServerError",
+    "ServerUnreachable",
+    "discover",
+    "read_discovery",
+]
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_FILE: Final = "server.json"
+_WS_POLICY_VIOLATION: Final = 1008
+_MIN_BACKOFF: Final = 0.1
+
+
+class CanopyClientError(BridgeError):
+    """Base of what the client raises: its message is meant for the user as it stands."""
+
+
+class ServerError(CanopyClientError):
+    """The server refused a request with an RFC 9457 problem document.
+
+    ``field`` and ``index`` point at the offending event field for 422 answers.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        *,
+        type: str = "about:blank",
+        field: str | None = None,
+        index: int | None = None,
+    ) -> None:
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = type
+        self.field = field
+        self.index = index
+        where = f"event[{index}]" if index is not None else ""
+        if field:
+            where = f"{where}.{field}" if where else field
+        text = f"{status} {title}"
+        if detail:
+            text += f": {where + ': ' if where else ''}{detail}"
+        super().__init__(text)
+
+    @classmethod
+    def from_problem(cls, status: int, problem: Mapping[str, Any]) -> ServerError:
+        """Build from a decoded problem document (missing members get neutral values)."""
+        index = problem.get("index")
+        return cls(
+            int(problem.get("status", status)),
+            str(problem.get("title", "")),
+            str(problem.get("detail", "")),
+            type=str(problem.get("type", "about:blank")),
+            field=problem.get("field") if isinstance(problem.get("field"), str) else None,
+            index=index if isinstance(index, int) else None,
+        )
+
+
+class ServerUnreachable(CanopyClientError):
+    """No server answered at the URL (or none could be found): nothing was sent or received."""
+
+
+# -- finding the server ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """The content of ``.canopy/server.json``, written by ``canopy serve`` while it runs."""
+
+    url: str
+    token: str
+    pid: int
+    version: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's JSON form."""
+        return {"url": self.url, "token": self.token, "pid": self.pid, "version": self.version}
+
+    @classmethod
+    def from_json(cls, data: object) -> Discovery | None:
+        """Parse the file's JSON form; None when it is not what a server writes."""
+        if not isinstance(data, dict):
+            return None
+        url, token, pid, version = (data.get(k) for k in ("url", "token", "pid", "version"))
+        if not (isinstance(url, str) and isinstance(token, str) and isinstance(version, str)):
+            return None
+        if not isinstance(pid, int) or isinstance(pid, bool):
+            return None
+        return cls(url, token, pid, version)
+
+
+def read_discovery(data_dir: str | Path) -> Discovery | None:
+    """The discovery file in ``data_dir``, or None when there is none or it is unreadable
+    (a half-written or foreign file must not stop a client from trying other sources)."""
+    try:
+        text = (Path(data_dir) / DISCOVERY_FILE).read_text(encoding="utf-8")
+        return Discovery.from_json(json.loads(text))
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a server is and the token to present to it."""
+
+    url: str
+    token: str
+
+
+def discover(
+    data_dir: str | Path = ".canopy",
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Endpoint:
+    """Resolve the server to talk to: explicit ``url``/``token`` first, then ``CANOPY_URL`` /
+    ``CANOPY_TOKEN``, then the discovery file in ``data_dir``."""
+    environ = os.environ if environ is None else environ
+    found = read_discovery(data_dir)
+    url = url or environ.get("CANOPY_URL") or (found.url if found else None)
+    token = token or environ.get("CANOPY_TOKEN") or (found.token if found else None)
+    if not url:
+        raise ServerUnreachable(
+            f"no Canopy server found: no usable {Path(data_dir) / DISCOVERY_FILE};"
+            " start one with `canopy serve` (or give a URL and token)"
+        )
+    if not token:
+        raise ServerUnreachable(f"no token for the Canopy server at {url}: set CANOPY_TOKEN")
+    return Endpoint(url, token)
+
+
+# -- the client -----------------------------------------------------------------------------
+
+
+class ReadResult(NamedTuple):
+    """One page of ``GET /api/v1/events``: ``next_after`` is where the next page starts,
+    ``head`` the last offset in the whole log when the page was read."""
+
+    events: list[RecordedEvent]
+    next_after: int
+    head: int
+
+
+EventInput = NewEvent | Mapping[str, Any]
+"""An event to append: a :class:`NewEvent`, or its wire form (``tenant_id`` may be omitted)."""
+
+
+def _filter_params(
+    topics: Iterable[str], streams: Iterable[str], types: Iterable[str]
+) -> list[tuple[str, str]]:
+    return (
+        [("topic", t) for t in topics]
+        + [("stream", s) for s in streams]
+        + [("type", t) for t in types]
+    )
+
+
+class CanopyClient:
+    """An authenticated connection to one Canopy server. Use as ``async with``: the underlying
+    HTTP session (and its connection pool) lives as long as the block."""
+
+    def __init__(
+        self, url: str, token: str, *, timeout: float = 30.0, heartbeat: float = 30.0
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._base = URL(self.url + "/")
+        self._token = token
+        self._timeout = timeout
+        self.heartbeat = heartbeat
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def discover(
+        cls, data_dir: str | Path = ".canopy", *, url: str | None = None, token: str | None = None
+    ) -> CanopyClient:
+        """A client for the server :func:`discover` finds."""
+        endpoint = discover(data_dir, url=url, token=token)
+        return cls(endpoint.url, endpoint.token)
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self._token}"},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self._timeout),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP session (only inside ``async with``)."""
+        if self._session is None:
+            raise RuntimeError("use the client inside `async with CanopyClient(...)`")
+        return self._session
+
+    def url_for(self, path: str) -> URL:
+        """Absolute URL of an API path (kept relative so a path prefix in the URL survives)."""
+        return self._base.join(URL(path))
+
+    async def health(self) -> dict[str, Any]:
+        """``GET /healthz``: ``{"status": "ok", "head": <last offset>}``."""
+        return await self._request("GET", "healthz")
+
+    async def append(self, events: Sequence[EventInput]) -> list[int]:
+        """Append ``events`` atomically; their offsets, in order."""
+        wire = [e.to_json() if isinstance(e, NewEvent) else dict(e) for e in events]
+        answer = await self._request("POST", "api/v1/events", body={"events": wire})
+        return list(answer["offsets"])
+
+    async def read(
+        self,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        topics: Iterable[str] = (),
+        streams: Iterable[str] = (),
+        types: Iterable[str] = (),
+    ) -> ReadResult:
+        """One page of the caller's events after ``after``, ascending."""
+        params = [("after", str(after)), ("limit", str(limit))]
+        answer = await self._request(
+            "GET", "api/v1/events", params=params + _filter_params(topics, streams, types)
+        )
+        events = [RecordedEvent.from_json(e) for e in answer["events"]]
+        return ReadResult(events, answer["next_after"], answer["head"])
+
+    async def replay(
+        self,
+        *,
+        after: int = 0,
+        topics: Iterable[str] = (),
+        streams: Iterable[str] = (),
+        types: Iterable[str] = (),
+        page_size: int = 1000,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every matching event from ``after`` up to the end of the log as it was when the
+        replay began; events appended meanwhile are left for a subscription."""
+        filters = {"topics": tuple(topics), "streams": tuple(streams), "types": tuple(types)}
+        page = await self.read(after=after, limit=page_size, **filters)
+        end = page.head
+        while True:
+            for event in page.events:
+                if event.offset > end:
+                    return
+                yield event
+            if page.next_after >= end:
+                return
+            page = await self.read(after=page.next_after, limit=page_size, **filters)
+
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        topics: Iterable[str] = (),
+        streams: Iterable[str] = (),
+        types: Iterable[str] = (),
+    ) -> RemoteSubscription:
+        """Follow matching events after ``after`` (catch-up, then live) over a WebSocket."""
+        return RemoteSubscription(self, after, _filter_params(topics, streams, types))
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        body: Any = None,
+    ) -> Any:
+        data = None if body is None else json.dumps(body, allow_nan=False).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        try:
+            async with self.session.request(
+                method, self.url_for(path), params=params, data=data, headers=headers
+            ) as response:
+                raw = await response.read()
+                if response.status >= 400:
+                    raise _error_of(response.status, response.reason or "", raw)
+                return json.loads(raw)
+        except aiohttp.ClientConnectorError as exc:
+            raise ServerUnreachable(
+                f"no Canopy server at {self.url}: start one with `canopy serve`"
+            ) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ServerUnreachable(
+                f"lost the connection to the Canopy server at {self.url}: {exc!r}"
+            ) from exc
+
+
+def _phrase(status: int) -> str:
+    """The standard reason phrase of an HTTP status (empty for unknown ones)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _error_of(status: int, reason: str, raw: bytes) -> ServerError:
+    """Turn an error answer into a ServerError, problem document or not (e.g. a proxy's page)."""
+    try:
+        problem = json.loads(raw)
+    except ValueError:
+        problem = None
+    if isinstance(problem, dict):
+        return ServerError.from_problem(status, problem)
+    return ServerError(status, reason, raw[:200].decode("utf-8", "replace").strip())
+
+
+class RemoteSubscription:
+    """An async iterator of :class:`RecordedEvent` from ``GET /api/v1/events/subscribe``.
+
+    ``position`` is the resume offset: every matching event up to it has been handed out. When
+    an established connection drops, the subscription reconnects (backing off up to
+    ``max_backoff`` seconds) and resumes from ``position``, so the consumer sees each event
+    once and in order. A first connection that fails, and any refusal by the server, raise.
+    """
+
+    def __init__(
+        self,
+        client: CanopyClient,
+        after: int,
+        filter_params: list[tuple[str, str]],
+        *,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._client = client
+        self._filter_params = filter_params
+        self.position = after
+        self.max_backoff = max_backoff
+        self.connections = 0
+        self._backoff = _MIN_BACKOFF
+        self._buffer: deque[RecordedEvent] = deque()
+        self._frame_position = after
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> RecordedEvent:
+        while not self._buffer:
+            await self._receive()
+        event = self._buffer.popleft()
+        # The frame's position may lie past its last event (the server scanned further).
+        self.position = event.offset if self._buffer else max(event.offset, self._frame_position)
+        return event
+
+    async def close(self) -> None:
+        """Close the WebSocket; the subscription cannot be iterated afterwards."""
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _receive(self) -> None:
+        """Wait for the next frame; after a dropped connection, pause before reconnecting."""
+        if self._ws is None:
+            self._ws = await self._connect()
+        message = await self._ws.receive()
+        if message.type is aiohttp.WSMsgType.TEXT:
+            self._take(json.loads(message.data))
+            self._backoff = _MIN_BACKOFF
+            return
+        ws, self._ws = self._ws, None
+        await ws.close()
+        if ws.close_code == _WS_POLICY_VIOLATION:
+            raise ServerError(400, "Bad Request", "the server refused the subscription")
+        log.info("subscription to %s dropped (%s)", self._client.url, message.type.name)
+        await self._pause()
+
+    def _take(self, frame: Mapping[str, Any]) -> None:
+        """Handle one server frame: events, or a problem for this subscription. Server-side
+        trouble (5xx) is waited out; a refusal (4xx) is the caller's to handle."""
+        kind = frame.get("kind")
+        if kind == "error":
+            status = int(frame.get("status", 500))
+            if status < 500:
+                raise ServerError.from_problem(status, frame)
+            log.warning("subscription interrupted by the server: %s", frame.get("detail"))
+        elif kind == "events":
+            self._buffer.extend(RecordedEvent.from_json(e) for e in frame["events"])
+            self._frame_position = int(frame["position"])
+            if not self._buffer:
+                self.position = max(self.position, self._frame_position)
+
+    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
+        """Open the WebSocket from ``position``; keep trying only once a connection worked."""
+        while True:
+            try:
+                ws = await self._open()
+            except ServerUnreachable:
+                if not self.connections:
+                    raise
+                await self._pause()
+                continue
+            self.connections += 1
+            return ws
+
+    async def _pause(self) -> None:
+        log.info("reconnecting to %s in %.1f s", self._client.url, self._backoff)
+        await asyncio.sleep(self._backoff)
+        self._backoff = min(self._backoff * 2, self.max_backoff)
+
+    async def _open(self) -> aiohttp.ClientWebSocketResponse:
+        url = self._client.url_for("api/v1/events/subscribe")
+        params = [("after", str(self.position)), *self._filter_params]
+        try:
+            return await self._client.session.ws_connect(
+                url, params=params, heartbeat=self._client.heartbeat
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status >= 500:
+                message = f"the Canopy server at {self._client.url} answered {exc.status}"
+                raise ServerUnreachable(message) from exc
+            raise ServerError(exc.status, _phrase(exc.status)) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ServerUnreachable(
+                f"no Canopy server at {self._client.url}: start one with `canopy serve`"
+            ) from exc

@@ -1,0 +1,26 @@
+"""Typed keys for what the application and each request carry, instead of module globals:
+everything a handler needs hangs off ``request.app`` or ``request``."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from bridge import EventStore, ProjectionRunner
+
+from ..auth import Principal
+from ..config import Settings
+
+__all__ = ["LOCAL_TOKEN", "PRINCIPAL", "SETTINGS", "SOCKETS", "STORE", "TOKENS"]
+
+SETTINGS: Final = web.AppKey("settings", Settings)
+STORE: Final = web.AppKey("store", EventStore)
+TOKENS: Final = web.AppKey("tokens", ProjectionRunner)
+"""The token registry (a :class:`server.auth.TokenRegistry` runner), following the log."""
+LOCAL_TOKEN: Final = web.AppKey("local_token", str)
+"""The local developer's token, written to the discovery file by ``canopy serve``."""
+SOCKETS: Final = web.AppKey[set[web.WebSocketResponse]]("sockets")
+"""Open subscription sockets, closed with "going away" when the server shuts down."""
+PRINCIPAL: Final = web.RequestKey("principal", Principal)
+"""Who the request acts for, set by the auth middleware on everything under ``/api/``."""

@@ -1,0 +1,84 @@
+"""Request middlewares besides problem translation: bearer authentication for ``/api/`` and
+the one-line-per-request access log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Final
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+from ..auth import Principal, lookup_token
+from .keys import PRINCIPAL, TOKENS
+from .problems import Problem
+
+__all__ = ["access_log_middleware", "auth_middleware"]
+
+access_log = logging.getLogger("canopy.access")
+
+API_PREFIX: Final = "/api/"
+_CHALLENGE: Final = 'Bearer realm="canopy"'
+
+
+def _authenticate(request: web.Request) -> Principal:
+    """The caller behind the request's bearer token, or a 401 that reveals nothing else."""
+    scheme, _, secret = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Problem(
+            401,
+            "unauthorized",
+            "send `Authorization: Bearer <token>`; `canopy serve` prints a token and writes it"
+            " to .canopy/server.json",
+            headers={hdrs.WWW_AUTHENTICATE: _CHALLENGE},
+        )
+    principal = lookup_token(request.app[TOKENS].documents, secret.strip())
+    if principal is None:
+        raise Problem(
+            401,
+            "unauthorized",
+            "the token is not valid (unknown or revoked)",
+            headers={hdrs.WWW_AUTHENTICATE: f'{_CHALLENGE}, error="invalid_token"'},
+        )
+    return principal
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request under ``/api/`` acts for the user and tenant of a valid token; the
+    handler finds them at ``request[PRINCIPAL]``. Runs before the body is read, so an
+    unauthenticated client cannot make the server read (or buffer) anything."""
+    if request.path.startswith(API_PREFIX):
+        request[PRINCIPAL] = _authenticate(request)
+    return await handler(request)
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Log one line per request (for a WebSocket: when it closes), with who made it and how
+    long it took. Sits outside the problem middleware, so it sees final statuses."""
+    started = time.perf_counter()
+    status: int | str = "-"
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = "cancelled"  # the client went away before the answer
+        raise
+    finally:
+        principal = request.get(PRINCIPAL)
+        fields = {
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "user": principal.user_id if principal else "-",
+            "tenant": principal.tenant_id if principal else "-",
+        }
+        access_log.info("request", extra={"fields": fields})

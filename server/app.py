@@ -1,0 +1,140 @@
+"""The aiohttp application: routes, middlewares and the background tasks of one server.
+
+Everything with a lifetime is a ``cleanup_ctx`` entry, started in order before the server
+accepts requests and stopped in reverse order after it stopped accepting them: the event store
+(unless the caller owns it), the token registry following the log, and the retention task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from aiohttp import WSCloseCode, web
+
+from bridge import BridgeError, EventStore, ProjectionRunner, RetentionRule, open_store
+from bridge.client import read_discovery
+
+from .api.events import append_events, read_events, subscribe_events
+from .api.health import health
+from .api.keys import LOCAL_TOKEN, PRINCIPAL, SETTINGS, SOCKETS, STORE, TOKENS
+from .api.middleware import access_log_middleware, auth_middleware
+from .api.problems import problem_middleware
+from .auth import TokenRegistry, bootstrap_token
+from .config import Settings
+
+__all__ = ["LOCAL_TOKEN", "PRINCIPAL", "SETTINGS", "SOCKETS", "STORE", "TOKENS", "create_app"]
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS: Final = 1.0
+"""Pause before a background task retries after the log failed it (e.g. database restart)."""
+
+
+def create_app(settings: Settings, store: EventStore | None = None) -> web.Application:
+    """The server for ``settings``. Without ``store``, the app opens the log at
+    ``settings.database_url`` on startup and closes it on cleanup; a given ``store`` must be
+    started, and stays the caller's to close."""
+    app = web.Application(
+        client_max_size=settings.max_request_bytes,
+        middlewares=[access_log_middleware, problem_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    app[SOCKETS] = set()
+    if store is None:
+        app.cleanup_ctx.append(_owned_store)
+    else:
+        app[STORE] = store
+    app.cleanup_ctx.append(_token_registry)
+    if settings.retention:
+        app.cleanup_ctx.append(_retention)
+    app.on_shutdown.append(_close_sockets)
+    app.router.add_get("/healthz", health)
+    app.router.add_post("/api/v1/events", append_events)
+    app.router.add_get("/api/v1/events", read_events)
+    app.router.add_get("/api/v1/events/subscribe", subscribe_events)
+    return app
+
+
+async def _owned_store(app: web.Application) -> AsyncIterator[None]:
+    store = open_store(app[SETTINGS].database_url)
+    await store.start()
+    log.info("event log opened", extra={"fields": {"database": store.describe()}})
+    app[STORE] = store
+    try:
+        yield
+    finally:
+        await store.close()
+
+
+async def _token_registry(app: web.Application) -> AsyncIterator[None]:
+    """Catch the registry up (so the first request already sees every token), make sure the
+    local developer has a token, then follow the log for tokens issued elsewhere."""
+    tokens = ProjectionRunner(app[STORE], TokenRegistry())
+    await tokens.load()
+    await tokens.catch_up()
+    known = read_discovery(app[SETTINGS].data_dir)
+    app[LOCAL_TOKEN] = await bootstrap_token(tokens, known.token if known else None)
+    app[TOKENS] = tokens
+    async with _background(_retrying(tokens.run), "canopy-token-registry"):
+        yield
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    prune = _prune_periodically(app[STORE], settings.retention, settings.retention_interval)
+    async with _background(prune, "canopy-retention"):
+        yield
+
+
+async def _prune_periodically(
+    store: EventStore, rules: tuple[RetentionRule, ...], interval: float
+) -> None:
+    """Apply the retention rules now and then every ``interval`` seconds; a failed round is
+    logged and left to the next one."""
+    while True:
+        try:
+            deleted = await store.apply_retention(rules)
+            log.info("retention applied", extra={"fields": {"deleted": sum(deleted.values())}})
+        except BridgeError as exc:
+            log.warning("retention failed: %s", exc)
+        await asyncio.sleep(interval)
+
+
+async def _retrying(run: Callable[[], Awaitable[None]]) -> None:
+    """Keep a follower running across event-log failures (it resumes from its checkpoint)."""
+    while True:
+        try:
+            await run()
+        except BridgeError as exc:
+            log.warning("token registry stopped (%s); restarting", exc)
+            await asyncio.sleep(RETRY_SECONDS)
+
+
+@asynccontextmanager
+async def _background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run ``work`` as a task for the duration of the block; cancel it (and wait for it) on
+    the way out."""
+    task = asyncio.create_task(work, name=name)
+    task.add_done_callback(_report_failure)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """A background task must only end by cancellation; say so loudly if it did not."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("background task %s died", task.get_name(), exc_info=exc)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """Close open subscriptions with "going away", so clients reconnect elsewhere or later
+    instead of waiting for a shutdown timeout."""
+    for ws in list(app[SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

@@ -1,0 +1,459 @@
+"""The ``canopy`` command: run the server, and read or write its event log from a shell.
+
+Commands that talk to a server find it like every other Canopy process does (``--url`` /
+``--token``, else ``CANOPY_URL`` / ``CANOPY_TOKEN``, else ``.canopy/server.json``) and turn
+every failure into one readable line and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import click
+from aiohttp import web
+from rich.console import Console
+from rich.markup import escape
+from yarl import URL
+
+import schemas
+from bridge import BridgeError, RecordedEvent, open_store
+from bridge.client import DISCOVERY_FILE, CanopyClient, CanopyClientError, Discovery, ServerError
+
+from . import __version__
+from .api.keys import LOCAL_TOKEN
+from .app import create_app
+from .auth import issue_token
+from .config import LOG_LEVELS, Settings, SettingsError, load_settings
+from .discovery import remove_discovery, write_discovery
+from .logs import configure_logging
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+PRODUCER: Final = {"name": "canopy-cli", "version": __version__}
+CHUNK_EVENTS: Final = 1000
+CHUNK_BYTES: Final = 1024 * 1024
+PAYLOAD_PREVIEW: Final = 200
+SHUTDOWN_TIMEOUT: Final = 10.0
+
+
+def _settings(options: dict[str, Any]) -> Settings:
+    try:
+        return load_settings(options)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T | None:
+    """Run ``work`` with the failures a user can act on turned into one line and exit 1;
+    Ctrl-C ends quietly (None)."""
+    try:
+        return asyncio.run(work)
+    except KeyboardInterrupt:
+        return None
+    except (CanopyClientError, BridgeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except BrokenPipeError:
+        # The reader of our output left (e.g. `| head`): stop without a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="canopy")
+def main() -> None:
+    """Canopy: debug behavior trees and LLM agent workflows from your editor, on one shared
+    event log."""
+
+
+# -- canopy serve ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", help="Interface to listen on (default 127.0.0.1; CANOPY_HOST).")
+@click.option("--port", type=int, help="TCP port (default 8470; 0 picks a free one; CANOPY_PORT).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the SQLite log and server.json (default .canopy; CANOPY_DATA_DIR).",
+)
+@click.option(
+    "--database-url",
+    help="sqlite:///path or postgresql://... (default: SQLite in the data folder; "
+    "CANOPY_DATABASE_URL).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="Server log level (default INFO; CANOPY_LOG_LEVEL). Logs go to stderr.",
+)
+def serve(**options: Any) -> None:
+    """Run the Canopy server until Ctrl-C or SIGTERM.
+
+    Prints the URL and an access token, and writes both to <data-dir>/server.json (mode 0600)
+    so that other Canopy processes find the server; the file is removed on shutdown.
+    Settings come from these options, then CANOPY_* variables, then canopy.toml [server].
+    """
+    settings = _settings(options)
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(_serve(settings, Console(soft_wrap=True, highlight=False)))
+    except BridgeError as exc:
+        raise click.ClickException(f"cannot open the event log: {exc}") from None
+
+
+async def _serve(settings: Settings, console: Console) -> None:
+    """Start, advertise, wait for a stop signal, then shut down in reverse order. The signal
+    handlers are in place from the start, so a signal during startup still ends cleanly."""
+    with _stop_signals() as stop:
+        app = create_app(settings)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
+        await runner.setup()
+        try:
+            url = await _listen(runner, settings)
+            discovery = Discovery(url, app[LOCAL_TOKEN], os.getpid(), __version__)
+            _advertise(settings, discovery)
+            try:
+                _announce(console, settings, discovery)
+                await stop.wait()
+                console.print("Stopping.")
+            finally:
+                remove_discovery(settings.data_dir, discovery.pid)
+        finally:
+            await runner.cleanup()
+
+
+@contextmanager
+def _stop_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for number in signals:
+        loop.add_signal_handler(number, stop.set)
+    try:
+        yield stop
+    finally:
+        for number in signals:
+            loop.remove_signal_handler(number)
+
+
+def _advertise(settings: Settings, discovery: Discovery) -> None:
+    try:
+        write_discovery(settings.data_dir, discovery)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the discovery file: {exc}") from None
+
+
+async def _listen(runner: web.AppRunner, settings: Settings) -> str:
+    """Open the listening socket; the URL to advertise (with the real port if 0 was asked)."""
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+    except OSError as exc:
+        where = f"{settings.host}:{settings.port}"
+        raise click.ClickException(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    return _advertised_url(settings.host, runner.addresses[0][1])
+
+
+def _advertised_url(host: str, port: int) -> str:
+    """The URL clients should use: a wildcard bind is reached through loopback."""
+    if host in {"0.0.0.0", "::", ""}:
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _announce(console: Console, settings: Settings, discovery: Discovery) -> None:
+    database = URL(settings.database_url)
+    if database.password:
+        database = database.with_password("***")
+    console.print(f"[bold]Canopy {__version__}[/] serving on [bold]{escape(discovery.url)}[/]")
+    console.print(f"  event log: {escape(str(database))}")
+    console.print(f"  token:     {escape(discovery.token)}")
+    console.print(f"  discovery: {escape(str(settings.data_dir / DISCOVERY_FILE))}")
+    console.print("Press Ctrl-C to stop.")
+
+
+# -- canopy events --------------------------------------------------------------------------
+
+
+def _client_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--url, --token and --data-dir: how to reach the server, for every client command."""
+    for option in (
+        click.option("--url", help="Server URL (default: CANOPY_URL, else server.json)."),
+        click.option("--token", help="Access token (default: CANOPY_TOKEN, else server.json)."),
+        click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder holding server.json (default .canopy; CANOPY_DATA_DIR).",
+        ),
+    ):
+        command = option(command)
+    return command
+
+
+def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--topic/--stream/--type (each repeatable) and --json."""
+    for option in (
+        click.option("--topic", "topics", multiple=True, help="Only this topic (repeatable)."),
+        click.option("--stream", "streams", multiple=True, help="Only this stream (repeatable)."),
+        click.option("--type", "types", multiple=True, help="Only this event type (repeatable)."),
+        click.option("--json", "as_json", is_flag=True, help="Print NDJSON, one event a line."),
+    ):
+        command = option(command)
+    return command
+
+
+def _client(url: str | None, token: str | None, data_dir: Path | None) -> CanopyClient:
+    settings = _settings({"data_dir": data_dir})
+    try:
+        return CanopyClient.discover(settings.data_dir, url=url, token=token)
+    except CanopyClientError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _render(event: RecordedEvent, as_json: bool) -> str:
+    """One line per event: NDJSON, or offset, time, stream, type and a payload preview."""
+    if as_json:
+        return json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+    payload = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":"))
+    if len(payload) > PAYLOAD_PREVIEW:
+        payload = payload[: PAYLOAD_PREVIEW - 1] + "…"
+    moment = event.time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return f"{event.offset:>8}  {moment}  {event.stream}  {event.type}  {payload}"
+
+
+@main.group()
+def events() -> None:
+    """Append to, replay and follow the event log of a running server (as your tenant)."""
+
+
+@events.command("append")
+@click.option("--type", "event_type", help="Event type, e.g. TickStarted (one-event form).")
+@click.option("--stream", help="Stream, e.g. execution/e1 (one-event form).")
+@click.option("--topic", help="Topic (default: the one the type's schema declares).")
+@click.option("--payload", help="Payload as a JSON object (default {}).")
+@click.option("--idempotency-key", help="Appending the same key again writes nothing.")
+@_client_options
+def append_command(
+    event_type: str | None,
+    stream: str | None,
+    topic: str | None,
+    payload: str | None,
+    idempotency_key: str | None,
+    url: str | None,
+    token: str | None,
+    data_dir: Path | None,
+) -> None:
+    """Append one event (--type, --stream, --payload) or NDJSON events read from stdin, and
+    print the offset of each.
+
+    NDJSON lines are wire-form events (schemas/new-event.schema.json) whose tenant_id and
+    producer may be left out. They are sent in batches of up to 1000; each batch is atomic,
+    and a refused line stops the command after the batches before it were written.
+    """
+    if event_type is not None:
+        batches = [[(0, _one_event(event_type, stream, topic, payload, idempotency_key))]]
+    elif stream or topic or payload or idempotency_key:
+        raise click.UsageError("--stream, --topic, --payload and --idempotency-key need --type")
+    elif sys.stdin.isatty():
+        raise click.UsageError("give --type and --stream, or pipe NDJSON events into stdin")
+    else:
+        batches = _batches(_stdin_events(sys.stdin))
+    client = _client(url, token, data_dir)
+    _run(_append(client, batches, from_stdin=event_type is None))
+
+
+def _one_event(
+    event_type: str, stream: str | None, topic: str | None, payload: str | None, key: str | None
+) -> dict[str, Any]:
+    if not stream:
+        raise click.UsageError("--type needs --stream")
+    topic = topic or schemas.event_type_schemas().get(event_type, {}).get("x-topic")
+    if topic is None:
+        raise click.UsageError(f"unknown event type {event_type!r}; give --topic to send it anyway")
+    try:
+        body = json.loads(payload or "{}")
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from None
+    event = {
+        "topic": topic,
+        "stream": stream,
+        "type": event_type,
+        "payload": body,
+        "producer": PRODUCER,
+    }
+    if key:
+        event["idempotency_key"] = key
+    return event
+
+
+def _stdin_events(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, event) for each non-blank line, with the CLI as default producer."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            raise click.ClickException(f"stdin line {number}: not JSON: {exc}") from None
+        if not isinstance(event, dict):
+            raise click.ClickException(f"stdin line {number}: not a JSON object")
+        event.setdefault("producer", PRODUCER)
+        yield number, event
+
+
+def _batches(
+    numbered: Iterable[tuple[int, dict[str, Any]]],
+) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Group events so each request stays far below the server's size and count limits."""
+    batch: list[tuple[int, dict[str, Any]]] = []
+    size = 0
+    for number, event in numbered:
+        length = len(json.dumps(event))
+        if batch and (len(batch) >= CHUNK_EVENTS or size + length > CHUNK_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append((number, event))
+        size += length
+    if batch:
+        yield batch
+
+
+async def _append(
+    client: CanopyClient,
+    batches: Iterable[list[tuple[int, dict[str, Any]]]],
+    *,
+    from_stdin: bool,
+) -> None:
+    async with client:
+        for batch in batches:
+            try:
+                offsets = await client.append([event for _, event in batch])
+            except ServerError as exc:
+                if not from_stdin or exc.index is None or not 0 <= exc.index < len(batch):
+                    raise
+                where = f"stdin line {batch[exc.index][0]}"
+                raise click.ClickException(
+                    f"{where}: {exc.field or 'event'}: {exc.detail}"
+                ) from None
+            for offset in offsets:
+                click.echo(offset)
+
+
+@events.command("replay")
+@click.option("--after", type=click.IntRange(min=0), default=0, help="Start after this offset.")
+@_filter_options
+@_client_options
+def replay_command(
+    after: int,
+    topics: tuple[str, ...],
+    streams: tuple[str, ...],
+    types: tuple[str, ...],
+    as_json: bool,
+    url: str | None,
+    token: str | None,
+    data_dir: Path | None,
+) -> None:
+    """Print your events from --after up to the current end of the log, then exit."""
+    client = _client(url, token, data_dir)
+    found = client.replay(after=after, **_filters(topics, streams, types))
+    _run(_print_events(client, found, as_json))
+
+
+@events.command("tail")
+@click.option(
+    "--after",
+    type=click.IntRange(min=0),
+    help="Start after this offset (default: the current end, i.e. only new events).",
+)
+@_filter_options
+@_client_options
+def tail_command(
+    after: int | None,
+    topics: tuple[str, ...],
+    streams: tuple[str, ...],
+    types: tuple[str, ...],
+    as_json: bool,
+    url: str | None,
+    token: str | None,
+    data_dir: Path | None,
+) -> None:
+    """Follow your events live until Ctrl-C, reconnecting if the connection drops."""
+    client = _client(url, token, data_dir)
+    _run(_print_events(client, _follow(client, after, _filters(topics, streams, types)), as_json))
+
+
+def _filters(
+    topics: tuple[str, ...], streams: tuple[str, ...], types: tuple[str, ...]
+) -> dict[str, Any]:
+    return {"topics": topics, "streams": streams, "types": types}
+
+
+async def _follow(
+    client: CanopyClient, after: int | None, filters: dict[str, Any]
+) -> AsyncIterator[RecordedEvent]:
+    """Live events after ``after``, or after the log's current end."""
+    if after is None:
+        after = int((await client.health())["head"])
+    async with client.subscribe(after=after, **filters) as subscription:
+        async for event in subscription:
+            yield event
+
+
+async def _print_events(
+    client: CanopyClient, found: AsyncIterator[RecordedEvent], as_json: bool
+) -> None:
+    """Print events as they come; ``found`` only talks to the server once iterated, inside
+    the client's session."""
+    async with client:
+        async for event in found:
+            click.echo(_render(event, as_json))
+
+
+# -- canopy tokens --------------------------------------------------------------------------
+
+
+@main.group()
+def tokens() -> None:
+    """Manage access tokens (admin actions on the event log itself; no server needed)."""
+
+
+@tokens.command("issue")
+@click.option("--user", required=True, help="User the token acts for.")
+@click.option("--tenant", required=True, help="Tenant whose events the token may read and write.")
+@click.option("--label", default="", help="Free text to recognise the token later.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the SQLite log (default .canopy; CANOPY_DATA_DIR).",
+)
+@click.option(
+    "--database-url", help="The log's database (default: CANOPY_DATABASE_URL, else SQLite)."
+)
+def issue_command(
+    user: str, tenant: str, label: str, data_dir: Path | None, database_url: str | None
+) -> None:
+    """Record a new token for USER in TENANT in the log and print it (only its SHA-256 is
+    stored). Running servers sharing the log accept it within moments."""
+    settings = _settings({"data_dir": data_dir, "database_url": database_url})
+    secret = _run(_issue(settings, user, tenant, label))
+    if secret is not None:
+        click.echo(secret)
+
+
+async def _issue(settings: Settings, user: str, tenant: str, label: str) -> str:
+    async with open_store(settings.database_url) as store:
+        return await issue_token(store, user, tenant, label)

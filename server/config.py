@@ -1,0 +1,214 @@
+"""Server settings: one typed, frozen value built from the command line, ``CANOPY_*``
+environment variables, an optional ``canopy.toml`` and defaults, in that order of precedence.
+
+Every value is checked here, at the edge, so the rest of the server works with typed values; an
+invalid one is reported with the setting's name and the place it came from, because "invalid
+port" is useless when the same setting can be given in three places.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from bridge import ConfigurationError, RetentionRule, parse_retention
+
+__all__ = ["CONFIG_FILE", "LOG_LEVELS", "Settings", "SettingsError", "load_settings"]
+
+CONFIG_FILE: Final = "canopy.toml"
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_MiB: Final = 1024 * 1024
+DEFAULT_DATA_DIR: Final = Path(".canopy")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the setting and its source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``canopy serve`` needs to know; the defaults serve one developer on one
+    machine (loopback only, the embedded SQLite log under ``.canopy/``).
+
+    ``database_url`` left empty means the SQLite file ``<data_dir>/events.db``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8470
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""
+    retention: tuple[RetentionRule, ...] = ()
+    retention_interval: float = 3600.0
+    max_request_bytes: int = 4 * _MiB
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'events.db'}")
+
+
+# -- parsers: raw value (str from the environment, TOML value or typed CLI value) -> typed ----
+
+
+def _integer(raw: object) -> int:
+    if isinstance(raw, bool):
+        raise ValueError(f"{raw!r} is not a whole number")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        return int(raw.strip())
+    raise ValueError(f"{raw!r} is not a whole number")
+
+
+def _string(raw: object) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(f"{raw!r} is not a non-empty string")
+    return raw.strip()
+
+
+def _port(raw: object) -> int:
+    port = _integer(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{port} is not a port number (0-65535; 0 picks a free port)")
+    return port
+
+
+def _data_dir(raw: object) -> Path:
+    if isinstance(raw, Path):
+        return raw
+    return Path(_string(raw))
+
+
+def _database_url(raw: object) -> str:
+    url = _string(raw)
+    scheme = url.partition(":")[0].partition("+")[0].lower()
+    if scheme not in {"sqlite", "postgresql", "postgres"}:
+        # The URL may hold a password: name only its scheme.
+        raise ValueError(f"scheme {scheme!r} is not supported: use sqlite:///path or postgresql://")
+    return url
+
+
+def _retention(raw: object) -> tuple[RetentionRule, ...]:
+    if not isinstance(raw, str):
+        raise ValueError(f"{raw!r} is not a string like 'debugging.execution:keep=100000,age=7d'")
+    try:
+        return tuple(parse_retention(raw))
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _seconds(raw: object) -> float:
+    problem = ValueError(f"{raw!r} is not a positive number of seconds")
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise problem
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise problem from None
+    if not 0 < seconds < float("inf"):
+        raise problem
+    return seconds
+
+
+def _request_bytes(raw: object) -> int:
+    size = _integer(raw)
+    if size < 1024:
+        raise ValueError(f"{size} is too small: requests need at least 1024 bytes")
+    return size
+
+
+def _log_level(raw: object) -> str:
+    level = _string(raw).upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"{raw!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One setting: its attribute, environment variable and parser."""
+
+    name: str
+    env: str
+    parse: Callable[[object], Any]
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+_FIELDS: Final = (
+    _Field("host", "CANOPY_HOST", _string),
+    _Field("port", "CANOPY_PORT", _port),
+    _Field("data_dir", "CANOPY_DATA_DIR", _data_dir),
+    _Field("database_url", "CANOPY_DATABASE_URL", _database_url),
+    _Field("retention", "CANOPY_RETENTION", _retention),
+    _Field("retention_interval", "CANOPY_RETENTION_INTERVAL", _seconds),
+    _Field("max_request_bytes", "CANOPY_MAX_REQUEST_BYTES", _request_bytes),
+    _Field("log_level", "CANOPY_LOG_LEVEL", _log_level),
+)
+
+
+def load_settings(
+    cli: Mapping[str, object] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Build the settings: ``cli`` (attribute name -> value, None meaning "not given") beats
+    ``environ`` (default ``os.environ``), which beats ``<cwd>/canopy.toml``'s ``[server]``
+    table, which beats the defaults. A relative ``data_dir`` is taken relative to ``cwd``."""
+    cli = cli or {}
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    from_file = _read_config_file(cwd / CONFIG_FILE)
+    values: dict[str, Any] = {}
+    for field in _FIELDS:
+        found = _pick(field, cli, environ, from_file)
+        if found is None:
+            continue
+        source, raw = found
+        try:
+            values[field.name] = field.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{field.name} (from {source}): {exc}") from None
+    data_dir = values.get("data_dir", DEFAULT_DATA_DIR)
+    values["data_dir"] = data_dir if data_dir.is_absolute() else cwd / data_dir
+    return Settings(**values)
+
+
+def _pick(
+    field: _Field, cli: Mapping[str, object], environ: Mapping[str, str], from_file: dict[str, Any]
+) -> tuple[str, object] | None:
+    """The winning raw value of ``field`` and a description of where it came from."""
+    if cli.get(field.name) is not None:
+        return f"option {field.option}", cli[field.name]
+    if environ.get(field.env):
+        return f"environment variable {field.env}", environ[field.env]
+    if field.name in from_file:
+        return f"{CONFIG_FILE} [server] {field.name}", from_file[field.name]
+    return None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    """The ``[server]`` table of ``canopy.toml``, or nothing when the file does not exist."""
+    try:
+        with path.open("rb") as file:
+            document = tomllib.load(file)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read it: {exc}") from None
+    table = document.get("server", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"{path}: [server] must be a table")
+    known = {field.name for field in _FIELDS}
+    if unknown := sorted(set(table) - known):
+        raise SettingsError(
+            f"{path}: unknown setting [server] {unknown[0]} (known: {', '.join(sorted(known))})"
+        )
+    return table

@@ -1,0 +1,138 @@
+"""A real server on a real TCP port, against each store, and helpers to talk to it.
+
+Tokens are issued through the log (as any other process would) and the test then waits on the
+server's token registry for that offset, so no test guesses how long propagation takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bridge import EventStore, ProjectionRunner
+from bridge.client import CanopyClient
+from server.app import LOCAL_TOKEN, SOCKETS, STORE, TOKENS, create_app
+from server.auth import issue_token
+from server.config import Settings
+
+WAIT = 15.0
+"""Upper bound for anything a test waits for; reaching it means the test failed."""
+
+
+async def eventually(condition: Callable[[], Awaitable[bool] | bool], what: str) -> None:
+    """Poll ``condition`` until it holds, failing after :data:`WAIT` seconds. Only for effects
+    that offer nothing to wait on (a background task's next round, another process)."""
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:
+                if await _holds(condition):
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not within {WAIT} s: {what}") from None
+
+
+async def _holds(condition: Callable[[], Awaitable[bool] | bool]) -> bool:
+    outcome = condition()
+    return bool(await outcome if inspect.isawaitable(outcome) else outcome)
+
+
+def tick(execution: str = "e1", number: int = 1, **envelope: Any) -> dict[str, Any]:
+    """A valid wire-form TickStarted event without tenant_id (the server fills it in)."""
+    return {
+        "topic": "debugging.execution",
+        "stream": f"execution/{execution}",
+        "type": "TickStarted",
+        "payload": {"execution_id": execution, "tick": number},
+        "producer": {"name": "tests", "version": "1"},
+        **envelope,
+    }
+
+
+def big_change(number: int, size: int = 200_000) -> dict[str, Any]:
+    """A BlackboardChanged event carrying about ``size`` bytes, to exercise size bounds."""
+    return {
+        "topic": "debugging.execution",
+        "stream": "execution/big",
+        "type": "BlackboardChanged",
+        "payload": {"execution_id": "big", "tick": number, "key": "blob", "new": "x" * size},
+        "producer": {"name": "tests", "version": "1"},
+    }
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Running:
+    """A started server and what tests need to reach into."""
+
+    app: web.Application
+    url: str
+
+    @property
+    def store(self) -> EventStore:
+        return self.app[STORE]
+
+    @property
+    def tokens(self) -> ProjectionRunner:
+        return self.app[TOKENS]
+
+    @property
+    def sockets(self) -> set[web.WebSocketResponse]:
+        return self.app[SOCKETS]
+
+    @property
+    def local_token(self) -> str:
+        return self.app[LOCAL_TOKEN]
+
+    async def issue(self, user: str, tenant: str) -> str:
+        """A token for ``user`` in ``tenant``, once the server accepts it."""
+        secret = await issue_token(self.store, user, tenant, "tests")
+        await asyncio.wait_for(self.tokens.wait_for(await self.store.last_offset()), WAIT)
+        return secret
+
+    def client(self, token: str) -> CanopyClient:
+        return CanopyClient(self.url, token)
+
+
+@asynccontextmanager
+async def serving(settings: Settings, store: EventStore | None = None) -> AsyncIterator[Running]:
+    """Run ``create_app(settings, store)`` on a free port of 127.0.0.1 for the block."""
+    server = TestServer(create_app(settings, store), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield Running(server.app, str(server.make_url("")).rstrip("/"))
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+def settings(store_url: str, tmp_path: Path) -> Settings:
+    """Settings for a server on a fresh log of each store kind."""
+    return Settings(port=0, data_dir=tmp_path / ".canopy", database_url=store_url)
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[Running]:
+    """A running server that owns its store."""
+    async with serving(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain HTTP client, for checking statuses and headers on the wire."""
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -1,0 +1,284 @@
+"""The HTTP API on a real port, against each store: statuses, problem documents and tenant
+isolation as a client sees them on the wire."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bridge import open_store
+from server.config import Settings
+
+from .conftest import Running, bearer, big_change, serving, tick
+
+PROBLEM = "application/problem+json"
+
+
+async def post_events(
+    http: aiohttp.ClientSession, server: Running, token: str, events: list[Any]
+) -> tuple[int, dict[str, Any]]:
+    async with http.post(
+        f"{server.url}/api/v1/events", json={"events": events}, headers=bearer(token)
+    ) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def get_events(
+    http: aiohttp.ClientSession, server: Running, token: str, query: str = ""
+) -> tuple[int, dict[str, Any]]:
+    async with http.get(f"{server.url}/api/v1/events?{query}", headers=bearer(token)) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def test_health_reports_the_head(server: Running, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{server.url}/healthz") as response:
+        assert response.status == 200
+        assert await response.json() == {"status": "ok", "head": await server.store.last_offset()}
+
+
+async def test_append_then_read_round_trip(server: Running, http: aiohttp.ClientSession) -> None:
+    token = await server.issue("alice", "acme")
+    status, body = await post_events(http, server, token, [tick("e1", 1), tick("e1", 2)])
+    assert status == 201
+    first, second = body["offsets"]
+    assert second == first + 1
+    status, page = await get_events(http, server, token, "after=0")
+    assert status == 200
+    assert [e["offset"] for e in page["events"]] == [first - 1, first, second]  # + TokenIssued
+    assert page["next_after"] == second
+    assert page["head"] == second
+    ticks = [e for e in page["events"] if e["type"] == "TickStarted"]
+    assert [(e["tenant_id"], e["stream_version"], e["payload"]["tick"]) for e in ticks] == [
+        ("acme", 1, 1),
+        ("acme", 2, 2),
+    ]
+
+
+async def test_read_filters_and_pages(server: Running, http: aiohttp.ClientSession) -> None:
+    token = await server.issue("alice", "acme")
+    events = [tick("e1", 1), tick("e2", 1), tick("e1", 2), tick("e2", 2)]
+    status, body = await post_events(http, server, token, events)
+    assert status == 201
+    query = "stream=execution/e1&stream=execution/e2&type=TickStarted&limit=3"
+    status, page = await get_events(http, server, token, query)
+    assert [e["offset"] for e in page["events"]] == body["offsets"][:3]
+    status, rest = await get_events(http, server, token, f"{query}&after={page['next_after']}")
+    assert [e["offset"] for e in rest["events"]] == body["offsets"][3:]
+    status, only_e2 = await get_events(http, server, token, "stream=execution/e2")
+    assert [e["payload"]["tick"] for e in only_e2["events"]] == [1, 2]
+
+
+async def test_a_page_stops_at_about_8_mib(server: Running) -> None:
+    async with server.client(server.local_token) as client:
+        written: list[int] = []
+        for first in range(0, 45, 15):  # 45 events of 200 kB, 3 MB per request
+            written += await client.append([big_change(n) for n in range(first, first + 15)])
+        page = await client.read(streams=["execution/big"], limit=100)
+        rest = await client.read(streams=["execution/big"], limit=100, after=page.next_after)
+    assert 0 < len(page.events) < len(written)
+    assert page.next_after == page.events[-1].offset
+    assert [e.offset for e in page.events + rest.events] == written
+
+
+async def test_an_invalid_event_is_refused_with_its_field_and_index(
+    server: Running, http: aiohttp.ClientSession
+) -> None:
+    token = await server.issue("alice", "acme")
+    head = await server.store.last_offset()
+    bad = tick("e1", 2, payload={"execution_id": "e1", "tick": "two"})
+    async with http.post(
+        f"{server.url}/api/v1/events", json={"events": [tick(), bad]}, headers=bearer(token)
+    ) as response:
+        assert response.status == 422
+        assert response.content_type == PROBLEM
+        problem = await response.json(content_type=None)
+    assert problem["type"].endswith("/invalid-event")
+    assert (problem["status"], problem["index"], problem["field"]) == (422, 1, "payload.tick")
+    assert problem["detail"]
+    assert await server.store.last_offset() == head
+
+
+async def test_a_malformed_envelope_is_refused_before_the_store(
+    server: Running, http: aiohttp.ClientSession
+) -> None:
+    head = await server.store.last_offset()
+    status, problem = await post_events(http, server, server.local_token, [tick(), "not an event"])
+    assert (status, problem["index"]) == (422, 1)
+    # A leap second matches the schema's date-time pattern but is no Python datetime.
+    leap_second = tick(time="2024-12-31T23:59:60Z")
+    status, problem = await post_events(http, server, server.local_token, [tick(), leap_second])
+    assert (status, problem["index"], problem["field"]) == (422, 1, "time")
+    assert await server.store.last_offset() == head
+
+
+async def test_a_stream_that_moved_is_a_conflict(
+    server: Running, http: aiohttp.ClientSession
+) -> None:
+    status, problem = await post_events(
+        http, server, server.local_token, [tick("e9", 1, expected_version=3)]
+    )
+    assert status == 409
+    assert (problem["stream"], problem["expected_version"], problem["actual_version"]) == (
+        "execution/e9",
+        3,
+        0,
+    )
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer", "Bearer nope", "Basic YTpi"])
+async def test_without_a_valid_token_nothing_is_revealed(
+    server: Running, http: aiohttp.ClientSession, authorization: str | None
+) -> None:
+    status, body = await post_events(http, server, server.local_token, [tick()])
+    assert status == 201
+    headers = {"Authorization": authorization} if authorization else {}
+    for method, path in [("GET", "/api/v1/events"), ("POST", "/api/v1/events")]:
+        async with http.request(
+            method, f"{server.url}{path}", headers=headers, json={"events": [tick()]}
+        ) as response:
+            assert response.status == 401
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            problem = await response.json(content_type=None)
+        assert set(problem) == {"type", "title", "status", "detail"}
+        assert "e1" not in json.dumps(problem)
+    assert await server.store.last_offset() == body["offsets"][0]
+
+
+async def test_tenants_never_see_each_other(server: Running, http: aiohttp.ClientSession) -> None:
+    alice = await server.issue("alice", "acme")
+    bob = await server.issue("bob", "globex")
+    await post_events(http, server, alice, [tick("secret")])
+    await post_events(http, server, bob, [tick("public")])
+    for token, tenant, execution in [(alice, "acme", "secret"), (bob, "globex", "public")]:
+        status, page = await get_events(http, server, token, "type=TickStarted")
+        assert status == 200
+        assert [(e["tenant_id"], e["payload"]["execution_id"]) for e in page["events"]] == [
+            (tenant, execution)
+        ]
+
+
+async def test_writing_into_another_tenant_is_forbidden(
+    server: Running, http: aiohttp.ClientSession
+) -> None:
+    alice = await server.issue("alice", "acme")
+    head = await server.store.last_offset()
+    status, problem = await post_events(
+        http, server, alice, [tick(tenant_id="acme"), tick(tenant_id="globex")]
+    )
+    assert (status, problem["index"], problem["field"]) == (403, 1, "tenant_id")
+    assert await server.store.last_offset() == head
+
+
+async def test_clients_cannot_mint_tokens(server: Running, http: aiohttp.ClientSession) -> None:
+    minted = {
+        "topic": "debugging.internal",
+        "stream": "token/mine",
+        "type": "TokenIssued",
+        "payload": {"token_id": "mine", "token_sha256": "0" * 64, "user_id": "mallory"},
+        "producer": {"name": "mallory", "version": "1"},
+    }
+    head = await server.store.last_offset()
+    status, problem = await post_events(http, server, server.local_token, [minted])
+    assert (status, problem["field"]) == (403, "type")
+    assert await server.store.last_offset() == head
+
+
+async def test_an_oversized_body_is_refused(server: Running, http: aiohttp.ClientSession) -> None:
+    filler = "x" * (4 * 1024 * 1024)
+    async with http.post(
+        f"{server.url}/api/v1/events",
+        data=json.dumps({"events": [tick(payload={"execution_id": filler, "tick": 1})]}),
+        headers=bearer(server.local_token),
+    ) as response:
+        assert response.status == 413
+        assert (await response.json(content_type=None))["type"].endswith("/too-large")
+
+
+async def test_too_many_events_in_one_call_are_refused(
+    server: Running, http: aiohttp.ClientSession
+) -> None:
+    head = await server.store.last_offset()
+    status, problem = await post_events(http, server, server.local_token, [tick()] * 10_001)
+    assert status == 413
+    assert "10000" in problem["detail"]
+    assert await server.store.last_offset() == head
+
+
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"[1, 2]", b'{"events": NaN}', b'{"events": {}}', b'{"event": []}']
+)
+async def test_malformed_bodies_are_bad_requests(
+    server: Running, http: aiohttp.ClientSession, body: bytes
+) -> None:
+    async with http.post(
+        f"{server.url}/api/v1/events", data=body, headers=bearer(server.local_token)
+    ) as response:
+        assert response.status == 400
+        assert response.content_type == PROBLEM
+        assert (await response.json(content_type=None))["detail"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("after=-1", "after"),
+        ("after=x", "after"),
+        ("limit=0", "limit"),
+        ("limit=10001", "limit"),
+        ("after=1&after=2", "after"),
+        ("topic=debugging.nowhere", "topic"),
+        ("stream=", "stream"),
+        ("tenant_id=globex", "tenant_id"),
+    ],
+)
+async def test_bad_query_parameters_are_bad_requests(
+    server: Running, http: aiohttp.ClientSession, query: str, field: str
+) -> None:
+    status, problem = await get_events(http, server, server.local_token, query)
+    assert (status, problem["field"]) == (400, field)
+
+
+async def test_unknown_routes_and_methods(server: Running, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{server.url}/api/v2/nothing", headers=bearer(server.local_token)) as r:
+        assert (r.status, r.content_type) == (404, PROBLEM)
+    async with http.get(f"{server.url}/api/v2/nothing") as r:
+        assert r.status == 401
+    async with http.get(f"{server.url}/nothing") as r:
+        assert (r.status, r.content_type) == (404, PROBLEM)
+    async with http.delete(f"{server.url}/api/v1/events", headers=bearer(server.local_token)) as r:
+        assert (r.status, r.content_type) == (405, PROBLEM)
+        assert "GET" in r.headers["Allow"]
+
+
+async def test_an_unavailable_log_answers_503(
+    settings: Settings, http: aiohttp.ClientSession
+) -> None:
+    async with open_store(settings.database_url) as store, serving(settings, store) as server:
+        await store.close()
+        async with http.get(f"{server.url}/healthz") as response:
+            assert response.status == 503
+            assert response.headers["Retry-After"]
+            problem = await response.json(content_type=None)
+    assert problem["type"].endswith("/unavailable")
+    assert "Traceback" not in problem["detail"]
+
+
+async def test_each_request_is_logged_on_one_line(
+    server: Running, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="canopy.access")
+    await get_events(http, server, server.local_token, "limit=5")
+    [record] = [r for r in caplog.records if r.name == "canopy.access"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert {k: fields[k] for k in ("method", "path", "status", "tenant")} == {
+        "method": "GET",
+        "path": "/api/v1/events",
+        "status": 200,
+        "tenant": "local",
+    }
+    assert fields["user"] != "-"
+    assert fields["duration_ms"] >= 0

@@ -1,0 +1,100 @@
+"""Settings: precedence CLI > environment > canopy.toml > defaults, and errors that name the
+setting and where its bad value came from."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from server.config import Settings, SettingsError, load_settings
+
+
+def write_toml(folder: Path, text: str) -> None:
+    (folder / "canopy.toml").write_text(text, encoding="utf-8")
+
+
+def test_defaults_serve_one_developer(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8470
+    assert settings.data_dir == tmp_path / ".canopy"
+    assert settings.database_url == f"sqlite:///{tmp_path / '.canopy' / 'events.db'}"
+    assert settings.max_request_bytes == 4 * 1024 * 1024
+    assert settings.retention == ()
+    assert settings.log_level == "INFO"
+
+
+def test_cli_beats_environment_beats_file(tmp_path: Path) -> None:
+    write_toml(tmp_path, '[server]\nport = 9001\nhost = "0.0.0.0"\nlog_level = "debug"\n')
+    environ = {"CANOPY_PORT": "9002", "CANOPY_HOST": "::1"}
+    settings = load_settings({"port": 9003, "host": None}, environ=environ, cwd=tmp_path)
+    assert settings.port == 9003  # option
+    assert settings.host == "::1"  # environment (the option was not given)
+    assert settings.log_level == "DEBUG"  # file
+
+
+def test_relative_data_dir_is_taken_from_the_working_directory(tmp_path: Path) -> None:
+    settings = load_settings({"data_dir": Path("state")}, environ={}, cwd=tmp_path)
+    assert settings.data_dir == tmp_path / "state"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'state' / 'events.db'}"
+
+
+def test_database_url_and_retention_from_environment(tmp_path: Path) -> None:
+    environ = {
+        "CANOPY_DATABASE_URL": "postgresql://canopy@db/canopy",
+        "CANOPY_RETENTION": "debugging.execution:keep=100,age=7d",
+        "CANOPY_MAX_REQUEST_BYTES": "65536",
+    }
+    settings = load_settings(environ=environ, cwd=tmp_path)
+    assert settings.database_url == "postgresql://canopy@db/canopy"
+    [rule] = settings.retention
+    assert (rule.topic, rule.keep_last, rule.max_age) == (
+        "debugging.execution",
+        100,
+        timedelta(days=7),
+    )
+    assert settings.max_request_bytes == 65536
+
+
+@pytest.mark.parametrize(
+    ("cli", "environ", "toml", "expected"),
+    [
+        ({}, {"CANOPY_PORT": "eighty"}, "", r"port \(from environment variable CANOPY_PORT\)"),
+        ({"port": 70000}, {}, "", r"port \(from option --port\): 70000 is not a port number"),
+        ({}, {}, "[server]\nport = true\n", r"port \(from canopy.toml \[server\] port\)"),
+        ({}, {"CANOPY_LOG_LEVEL": "chatty"}, "", r"log_level .*CANOPY_LOG_LEVEL.*'chatty'"),
+        ({}, {"CANOPY_RETENTION": "debugging.timeline:keep=1"}, "", r"retention .*never pruned"),
+        ({}, {"CANOPY_MAX_REQUEST_BYTES": "12"}, "", r"max_request_bytes .*too small"),
+        ({}, {}, '[server]\nretention_interval = "soon"\n', r"retention_interval .*canopy.toml"),
+    ],
+)
+def test_invalid_values_name_the_setting_and_its_source(
+    tmp_path: Path, cli: dict[str, object], environ: dict[str, str], toml: str, expected: str
+) -> None:
+    if toml:
+        write_toml(tmp_path, toml)
+    with pytest.raises(SettingsError, match=expected):
+        load_settings(cli, environ=environ, cwd=tmp_path)
+
+
+def test_database_url_errors_do_not_repeat_the_url(tmp_path: Path) -> None:
+    environ = {"CANOPY_DATABASE_URL": "mysql://root:hunter2@db/x"}
+    with pytest.raises(SettingsError, match=r"database_url .*'mysql' is not supported") as info:
+        load_settings(environ=environ, cwd=tmp_path)
+    assert "hunter2" not in str(info.value)
+
+
+def test_unknown_file_settings_and_broken_files_are_refused(tmp_path: Path) -> None:
+    write_toml(tmp_path, "[server]\nprot = 1\n")
+    with pytest.raises(SettingsError, match=r"canopy.toml: unknown setting \[server\] prot"):
+        load_settings(environ={}, cwd=tmp_path)
+    write_toml(tmp_path, "[server\n")
+    with pytest.raises(SettingsError, match=r"canopy\.toml: cannot read it"):
+        load_settings(environ={}, cwd=tmp_path)
+
+
+def test_other_tables_of_the_file_are_left_to_their_owners(tmp_path: Path) -> None:
+    write_toml(tmp_path, '[pods]\nprovider = "kubernetes"\n')
+    assert load_settings(environ={}, cwd=tmp_path).port == Settings().port
