@@ -6,6 +6,7 @@ place, inside a lock so that several processes starting together migrate once.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -19,6 +20,9 @@ __all__ = ["VERSION_TABLE", "current_revision", "head_revision", "upgrade"]
 
 VERSION_TABLE = "canopy_schema_version"
 _SCRIPTS = Path(__file__).with_name("migrations")
+# Alembic keeps the running migration's context in module-level state: two stores of one
+# process migrating at once, each on its own writer thread, would overwrite each other's.
+_ALEMBIC = threading.Lock()
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -30,7 +34,8 @@ def _config(connection: Connection | None = None) -> Config:
 
 def upgrade(connection: Connection, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` on an open (synchronous) connection."""
-    command.upgrade(_config(connection), revision)
+    with _ALEMBIC:
+        command.upgrade(_config(connection), revision)
 
 
 def current_revision(connection: Connection) -> str | None:

@@ -8,8 +8,10 @@ before it reads the head, which is what serialises offsets between processes sha
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
@@ -22,6 +24,7 @@ from ..validation import EventValidator
 from .store import Row, SqlEventStore
 from .tables import events, streams
 
+WAL_ATTEMPTS: Final = 40
 _DIALECT = sqlite_dialect()
 _INSERT_EVENTS = str(events.insert().compile(dialect=_DIALECT))
 _UPDATE_HEAD = "UPDATE canopy_head SET last_offset = ? WHERE id = 1"
@@ -36,6 +39,24 @@ _UPSERT_STREAMS = str(
 __all__ = ["SQLiteEventStore"]
 
 log = logging.getLogger(__name__)
+
+
+def _ensure_wal(cursor: Any) -> None:
+    """Switch a file to WAL (a lasting property of the file, so only its first connections
+    switch). The switch needs the file to itself, and SQLite may refuse it as "locked" without
+    waiting while another connection opens the same new file: retry briefly."""
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            (mode,) = cursor.fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.005 * (attempt + 1))
+            continue
+        if str(mode).lower() == "wal":
+            return
+    raise sqlite3.OperationalError("the database file cannot be switched to WAL mode")
 
 
 class SQLiteEventStore(SqlEventStore):
@@ -92,20 +113,18 @@ class SQLiteEventStore(SqlEventStore):
         return engine
 
     def _configure(self, engine: Engine) -> None:
-        """WAL, durability and lock waits on every connection; BEGIN worded by us, IMMEDIATE
+        """Lock waits, WAL and durability on every connection; BEGIN worded by us, IMMEDIATE
         for writes (the pysqlite/aiosqlite recipe for SQLite transactions under SQLAlchemy)."""
-        pragmas = (
-            "PRAGMA journal_mode=WAL",
-            f"PRAGMA synchronous={self._synchronous}",
-            f"PRAGMA busy_timeout={self._busy_timeout_ms}",
-        )
+        busy_timeout = f"PRAGMA busy_timeout={self._busy_timeout_ms}"
+        synchronous = f"PRAGMA synchronous={self._synchronous}"
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            for pragma in pragmas:
-                cursor.execute(pragma)
+            cursor.execute(busy_timeout)
+            _ensure_wal(cursor)
+            cursor.execute(synchronous)
             cursor.close()
 
         @event.listens_for(engine, "begin")
