@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
+from .diff import ExecutionDiff, StateDiff
 from .engine import CaptureLevel, Mode, Notification, RunState, StepKind, StopInfo
+from .history import ExecutionState
+from .stats import ExecutionStats
 
 __all__ = [
     "BreakpointView",
@@ -218,6 +221,30 @@ class ExecutionControl(ABC):
     @abstractmethod
     async def reverse_continue(self, execution_id: str) -> ExecutionView:
         """Move the read-only view back to the previous debugger stop (or to the start)."""
+
+    @abstractmethod
+    async def state_at(self, execution_id: str, tick: int | None = None) -> ExecutionState:
+        """The recorded state at the end of ``tick`` (the last completed tick when None),
+        without moving the client's view."""
+
+    @abstractmethod
+    async def statistics(self, execution_id: str) -> ExecutionStats:
+        """Per-node and per-tick statistics rebuilt from the log."""
+
+    @abstractmethod
+    async def picture(
+        self, execution_id: str, *, tick: int | None = None, format: str = "dot"
+    ) -> str | dict[str, Any]:
+        """The tree coloured by status at ``tick``: ``dot`` or ``svg`` text, or the ``json``
+        model for user interfaces."""
+
+    @abstractmethod
+    async def diff_ticks(self, execution_id: str, first: int, second: int) -> StateDiff:
+        """Every node status and blackboard key that differs between two ticks."""
+
+    @abstractmethod
+    async def diff_executions(self, first_id: str, second_id: str) -> ExecutionDiff:
+        """The first tick where two executions diverge, and what differs there."""
 
     @abstractmethod
     def notifications(self, execution_id: str | None = None) -> AsyncIterator[Notification]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,13 @@ from .control import (
     WatchView,
 )
 from .definition import load_tree
+from .diff import ExecutionDiff, StateDiff, diff_executions, diff_ticks
 from .engine import Execution, Mode, Notification, RunState, StepKind, StopInfo
 from .expressions import Expression
-from .history import ExecutionHistory, ExecutionState
+from .history import ExecutionHistory, ExecutionState, HistoryError
+from .pictures import to_dot, to_json_model, to_svg
 from .recorder import EventRecorder
+from .stats import ExecutionStats, execution_statistics
 from .values import jsonable
 
 __all__ = ["InProcessControl"]
@@ -52,6 +56,18 @@ class _Entry:
     history: ExecutionHistory
     past: ExecutionState | None = None
     stops: list[asyncio.Future[StopInfo]] = field(default_factory=list)
+
+
+@contextmanager
+def _as_control_errors() -> Iterator[None]:
+    """History's errors, as the control contract words them."""
+    try:
+        yield
+    except HistoryError as error:
+        message = str(error)
+        if message.startswith("no execution"):
+            raise UnknownExecution(message.removeprefix("no execution ").strip("'")) from error
+        raise InvalidRequest(message) from error
 
 
 class NotificationStream:
@@ -337,6 +353,40 @@ class InProcessControl(ExecutionControl):
             dict(state.blackboard),
             past=True,
         )
+
+    # -- the recorded past, read-only ---------------------------------------------------------
+
+    async def state_at(self, execution_id: str, tick: int | None = None) -> ExecutionState:
+        history = await self._history(self._entry(execution_id))
+        with _as_control_errors():
+            return await history.state_at_tick(await history.ticks() if tick is None else tick)
+
+    async def statistics(self, execution_id: str) -> ExecutionStats:
+        await self._entry(execution_id).recorder.drain()
+        with _as_control_errors():
+            return await execution_statistics(self.store, self.tenant_id, execution_id)
+
+    async def picture(
+        self, execution_id: str, *, tick: int | None = None, format: str = "dot"
+    ) -> str | dict[str, Any]:
+        if format not in ("dot", "svg", "json"):
+            raise InvalidRequest(f"pictures come as dot, svg or json, not {format!r}")
+        state = await self.state_at(execution_id, tick)
+        if format == "json":
+            return to_json_model(state)
+        return to_dot(state) if format == "dot" else await to_svg(state)
+
+    async def diff_ticks(self, execution_id: str, first: int, second: int) -> StateDiff:
+        history = await self._history(self._entry(execution_id))
+        with _as_control_errors():
+            return await diff_ticks(history, first, second)
+
+    async def diff_executions(self, first_id: str, second_id: str) -> ExecutionDiff:
+        for execution_id in (first_id, second_id):
+            if execution_id in self._entries:
+                await self._entries[execution_id].recorder.drain()
+        with _as_control_errors():
+            return await diff_executions(self.store, self.tenant_id, first_id, second_id)
 
     # -- notifications -----------------------------------------------------------------------
 

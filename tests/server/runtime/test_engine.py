@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -428,3 +429,58 @@ async def test_unknown_executions_and_bad_requests_say_what_is_wrong(
         await control.set_mode(eid, Mode.AUTO)
     with pytest.raises(DefinitionError):
         await control.launch(LaunchSpec("tests.server.runtime.factories:missing"))
+
+
+# -- tree files, and the recorded past through the control -----------------------------------
+
+TREES = Path(__file__).parent / "trees"
+
+
+async def test_a_line_breakpoint_lands_on_the_next_node_of_the_tree_file(
+    control: InProcessControl,
+) -> None:
+    patrol_yaml = str(TREES / "patrol.yaml")
+    eid = await launch(control, patrol_yaml, blackboard={})
+    (bp,) = await control.set_breakpoints(eid, [BreakpointSpec(path=patrol_yaml, line=26)])
+    assert (bp.verified, bp.line, bp.node_ids) == (True, 29, ("patrol/route/retry_a/go_to_a",))
+    await control.tick(eid)
+    stop = await control.wait_for_stop(eid)
+    assert (stop.node_id, stop.position) == ("patrol/route/retry_a/go_to_a", "before")
+    frame = (await control.view(eid)).frames[0]
+    assert (Path(frame.path or "").name, frame.line) == ("patrol.yaml", 29)
+    (past_end,) = await control.set_breakpoints(eid, [BreakpointSpec(path=patrol_yaml, line=99)])
+    assert not past_end.verified
+    assert "no node at or after line 99" in (past_end.message or "")
+
+
+async def test_statistics_pictures_and_diffs_come_from_the_log(control: InProcessControl) -> None:
+    first = await launch(control, mode=Mode.AUTO)
+    second = await launch(control, mode=Mode.AUTO, blackboard={"battery": 50})
+    await control.wait_for_end(first)
+    await control.wait_for_end(second)
+
+    stats = await control.statistics(first)
+    assert stats.ticks.count == 7
+    dot = await control.picture(first, tick=7)
+    assert isinstance(dot, str)
+    assert "check_battery" in dot
+    model = await control.picture(first, tick=1, format="json")
+    assert isinstance(model, dict)
+    assert {n["id"]: n["status"] for n in model["nodes"]}["patrol/round/move"] == "RUNNING"
+    with pytest.raises(InvalidRequest, match="dot, svg or json"):
+        await control.picture(first, format="png")
+
+    changes = await control.diff_ticks(first, 1, 2)
+    assert changes.changed["/battery"] == (100, 70)
+    diverged = await control.diff_executions(first, second)
+    assert diverged.diverged_at == 0  # they start apart: battery 100 against 50
+    assert diverged.diff is not None
+    assert diverged.diff.changed["/battery"] == (100, 50)
+    same = await launch(control, mode=Mode.AUTO)
+    await control.wait_for_end(same)
+    assert (await control.diff_executions(first, same)).identical
+
+    with pytest.raises(InvalidRequest, match="beyond"):
+        await control.state_at(first, 99)
+    with pytest.raises(UnknownExecution):
+        await control.statistics("nope")
