@@ -26,12 +26,13 @@ from .control import (
     UnknownExecution,
     WatchView,
 )
-from .definition import load_tree
+from .definition import TreeDefinition, load_tree
 from .diff import ExecutionDiff, StateDiff, diff_executions, diff_ticks
 from .engine import Execution, Mode, Notification, RunState, StepKind, StopInfo
 from .expressions import Expression
 from .history import ExecutionHistory, ExecutionState, HistoryError
 from .pictures import to_dot, to_json_model, to_svg
+from .project import node_registry
 from .recorder import EventRecorder
 from .stats import ExecutionStats, execution_statistics
 from .values import jsonable
@@ -56,6 +57,16 @@ class _Entry:
     history: ExecutionHistory
     past: ExecutionState | None = None
     stops: list[asyncio.Future[StopInfo]] = field(default_factory=list)
+
+
+def _load(spec: LaunchSpec, program: str) -> TreeDefinition:
+    """Load a tree; Groot2 tags map through the launch's registry, else the project's
+    ``canopy.toml`` ``[nodes]`` table."""
+    base = Path(spec.base_dir) if spec.base_dir else None
+    registry = spec.registry
+    if not registry and program.endswith(".xml"):
+        registry = node_registry(Path(base or ".", program).resolve())
+    return load_tree(program, registry=registry, base_dir=base)
 
 
 @contextmanager
@@ -111,10 +122,7 @@ class InProcessControl(ExecutionControl):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
-        base = Path(spec.base_dir) if spec.base_dir else None
-        definition = await asyncio.to_thread(
-            load_tree, spec.program, registry=spec.registry, base_dir=base
-        )
+        definition = await asyncio.to_thread(_load, spec, spec.program)
         execution_id = uuid.uuid4().hex[:12]
         recorder = EventRecorder(
             self.store, tenant_id=self.tenant_id, execution_id=execution_id, producer=self.producer
@@ -274,10 +282,7 @@ class InProcessControl(ExecutionControl):
         self, execution_id: str, program: str | None = None, *, keep_blackboard: bool = True
     ) -> list[str]:
         entry = self._live(execution_id)
-        base = Path(entry.spec.base_dir) if entry.spec.base_dir else None
-        definition = await asyncio.to_thread(
-            load_tree, program or entry.spec.program, registry=entry.spec.registry, base_dir=base
-        )
+        definition = await asyncio.to_thread(_load, entry.spec, program or entry.spec.program)
         return await asyncio.wrap_future(
             entry.execution.reload(definition, keep_blackboard=keep_blackboard)
         )

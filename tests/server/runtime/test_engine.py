@@ -484,3 +484,25 @@ async def test_statistics_pictures_and_diffs_come_from_the_log(control: InProces
         await control.state_at(first, 99)
     with pytest.raises(UnknownExecution):
         await control.statistics("nope")
+
+
+async def test_groot2_tags_map_to_classes_through_the_project_file(
+    control: InProcessControl, tmp_path: Path
+) -> None:
+    project = tmp_path / "robot"
+    (project / "trees").mkdir(parents=True)
+    for name in ("patrol.xml", "robot_behaviours.py"):
+        (project / "trees" / name).write_text((TREES / name).read_text())
+    (project / "canopy.toml").write_text(
+        "[nodes]\n"
+        'BatteryLow = "robot_behaviours:BatteryLow"\n'
+        'Recharge = "robot_behaviours:Recharge"\n'
+        'MoveTo = "robot_behaviours:MoveTo"\n'
+    )
+    eid = await launch(control, str(project / "trees" / "patrol.xml"), blackboard={})
+    await tick_and_wait(control, eid)
+    assert "patrol/route/retry_a/go_to_a" in statuses(await control.view(eid))
+
+    (project / "canopy.toml").write_text("[nodes\n")
+    with pytest.raises(DefinitionError, match=r"canopy\.toml:1:1: malformed TOML"):
+        await launch(control, str(project / "trees" / "patrol.xml"))
