@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -457,3 +458,13 @@ def issue_command(
 async def _issue(settings: Settings, user: str, tenant: str, label: str) -> str:
     async with open_store(settings.database_url) as store:
         return await issue_token(store, user, tenant, label)
+
+
+def _add_protocol_commands(group: click.Group) -> None:
+    """``canopy dap`` and ``canopy lsp`` come from the protocol layers, which this package
+    must not import: they register under the ``canopy.commands`` entry-point group."""
+    for entry in entry_points(group="canopy.commands"):
+        group.add_command(entry.load(), entry.name)
+
+
+_add_protocol_commands(main)

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge import RecordedEvent
+
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .diff import ExecutionDiff, StateDiff
 from .engine import CaptureLevel, Mode, Notification, RunState, StepKind, StopInfo
@@ -154,8 +156,9 @@ class ExecutionControl(ABC):
         """Switch between manual, auto, interval and paused."""
 
     @abstractmethod
-    async def pause(self, execution_id: str) -> StopInfo:
-        """Stop at the next node boundary; returns where it stopped."""
+    async def pause(self, execution_id: str, *, reason: str = "pause") -> StopInfo:
+        """Stop at the next node boundary; returns where it stopped. ``reason="entry"`` is the
+        stop a client asks for before the first tick."""
 
     @abstractmethod
     async def resume(self, execution_id: str, action: StepKind = StepKind.CONTINUE) -> None:
@@ -245,6 +248,17 @@ class ExecutionControl(ABC):
     @abstractmethod
     async def diff_executions(self, first_id: str, second_id: str) -> ExecutionDiff:
         """The first tick where two executions diverge, and what differs there."""
+
+    @abstractmethod
+    async def breakpoint_lines(self, execution_id: str, path: str) -> list[int]:
+        """Lines of a tree file on which a node is defined (where line breakpoints land)."""
+
+    @abstractmethod
+    def events(
+        self, execution_id: str, *, after: int = 0, types: Sequence[str] = ()
+    ) -> AsyncIterator[RecordedEvent]:
+        """The execution's recorded events after an offset, then live ones (e.g. node status
+        changes for a live tree view)."""
 
     @abstractmethod
     def notifications(self, execution_id: str | None = None) -> AsyncIterator[Notification]:

@@ -174,6 +174,7 @@ class Execution:
         self._cond = threading.Condition()
         self._pending_ticks = 0
         self._pause_requested = False
+        self._pause_reason = "pause"
         self._terminate = False
         self._resume: StepKind | None = None
         self._pending_writes: list[tuple[str, Any]] = []
@@ -234,9 +235,11 @@ class Execution:
                 self._interval = interval_ms / 1000
             self._cond.notify_all()
 
-    def pause(self) -> None:
-        """Stop at the next node boundary (or right away when between ticks)."""
+    def pause(self, reason: str = "pause") -> None:
+        """Stop at the next node boundary (or right away when between ticks); ``entry`` for the
+        stop a client asks for before the first tick."""
         with self._cond:
+            self._pause_reason = reason
             self._pause_requested = True
             self._watching = True
             self._cond.notify_all()
@@ -389,7 +392,11 @@ class Execution:
                     self._pause_requested = False
                     self._cond.release()
                     try:
-                        self._stop(StopInfo("pause", self.root.canopy_id, "tick", self.tick_count))
+                        self._stop(
+                            StopInfo(
+                                self._pause_reason, self.root.canopy_id, "tick", self.tick_count
+                            )
+                        )
                     finally:
                         self._cond.acquire()
                     continue
@@ -503,7 +510,7 @@ class Execution:
         self._current = node
         if self._pause_requested:
             self._pause_requested = False
-            self._stop(StopInfo("pause", node.canopy_id, "after", self.tick_count))
+            self._stop(StopInfo(self._pause_reason, node.canopy_id, "after", self.tick_count))
             return
         if self._pending_data_stop is not None:
             watch, description = self._pending_data_stop

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge import EventStore, Producer
+from bridge import EventFilter, EventStore, Producer, RecordedEvent
 
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .control import (
@@ -188,12 +188,12 @@ class InProcessControl(ExecutionControl):
             raise InvalidRequest(f"intervalMs must be positive, not {interval_ms}")
         self._live(execution_id).execution.set_mode(mode, interval_ms)
 
-    async def pause(self, execution_id: str) -> StopInfo:
+    async def pause(self, execution_id: str, *, reason: str = "pause") -> StopInfo:
         entry = self._live(execution_id)
         if entry.execution.stopped is not None:
             return entry.execution.stopped
         stopped = self._next_stop(entry)
-        entry.execution.pause()
+        entry.execution.pause(reason)
         return await stopped
 
     async def resume(self, execution_id: str, action: StepKind = StepKind.CONTINUE) -> None:
@@ -392,6 +392,17 @@ class InProcessControl(ExecutionControl):
                 await self._entries[execution_id].recorder.drain()
         with _as_control_errors():
             return await diff_executions(self.store, self.tenant_id, first_id, second_id)
+
+    async def breakpoint_lines(self, execution_id: str, path: str) -> list[int]:
+        return list(self._entry(execution_id).execution.definition.lines(path))
+
+    async def events(
+        self, execution_id: str, *, after: int = 0, types: Sequence[str] = ()
+    ) -> AsyncIterator[RecordedEvent]:
+        self._entry(execution_id)
+        stream = EventFilter.of(self.tenant_id, streams=[f"execution/{execution_id}"], types=types)
+        async for event in self.store.subscribe(stream, after=after):
+            yield event
 
     # -- notifications -----------------------------------------------------------------------
 

@@ -1,0 +1,115 @@
+"""Serving DAP over stdio (VS Code's ``DebugAdapterExecutable``) or TCP (``DebugAdapterServer``).
+
+Each connection is one :class:`~dap.session.DebugSession`. Requests are answered in order; a bad
+message is answered (or, without a ``seq`` to answer, reported as an ``output`` event) and the
+connection goes on: no input makes the adapter exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from server.runtime.control import ExecutionControl
+
+from .framing import FramingError, MessageReader, encode
+from .session import DapError, DebugSession
+
+__all__ = ["serve_connection", "serve_stdio", "serve_tcp"]
+
+log = logging.getLogger(__name__)
+
+
+async def serve_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    control: ExecutionControl,
+    *,
+    cwd: Path | None = None,
+) -> None:
+    """Run one session until the client disconnects or the stream ends."""
+    seq = 0
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal seq
+        seq += 1
+        message["seq"] = seq
+        writer.write(encode(message))
+        await writer.drain()
+
+    session = DebugSession(control, send, cwd=cwd)
+    messages = MessageReader(reader)
+    try:
+        while not session.finished.is_set():
+            try:
+                message = await messages.read()
+            except FramingError as error:
+                await session.event(
+                    "output", {"category": "stderr", "output": f"malformed message: {error}\n"}
+                )
+                continue
+            if message is None:
+                break
+            await _answer(session, send, message)
+    except (ConnectionError, asyncio.IncompleteReadError):
+        log.info("the debug client went away")
+    finally:
+        await session.close()
+        writer.close()
+
+
+async def _answer(session: DebugSession, send: Any, message: dict[str, Any]) -> None:
+    kind = message.get("type")
+    response: dict[str, Any] = {
+        "type": "response",
+        "request_seq": message.get("seq", 0),
+        "command": str(message.get("command", "")),
+        "success": False,
+    }
+    if kind != "request":
+        if kind not in ("response", "event"):
+            response["message"] = f"unknown message type {kind!r}: expected a request"
+            await send(response)
+        return
+    try:
+        body = await session.handle(message)
+    except DapError as error:
+        response["message"] = str(error)
+    except Exception as error:  # a bug must cost one request, not the session
+        log.exception("request %s failed", response["command"])
+        response["message"] = f"internal error: {type(error).__name__}: {error}"
+    else:
+        response["success"] = True
+        if body is not None:
+            response["body"] = body
+    await send(response)
+
+
+async def serve_stdio(control: ExecutionControl, *, cwd: Path | None = None) -> None:
+    """One session over this process's standard input and output."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, sys.stdout.buffer
+    )
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    await serve_connection(reader, writer, control, cwd=cwd)
+
+
+async def serve_tcp(
+    control: ExecutionControl, host: str, port: int, *, cwd: Path | None = None
+) -> asyncio.Server:
+    """A listening server; every connection is a session of its own."""
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await serve_connection(reader, writer, control, cwd=cwd)
+
+    return await asyncio.start_server(accept, host, port, limit=1 << 20)

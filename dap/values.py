@@ -1,0 +1,184 @@
+"""DAP variables: the references a client expands, and how values read in the editor.
+
+A reference lives for one stop; the session drops an execution's references when its tree moves.
+The blackboard is shown as a tree of namespaces (``/robot/pose/x`` under ``robot`` > ``pose``);
+large lists and mappings are paged with ``start``/``count``.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = ["Variables", "format_value"]
+
+_REPR: Final = reprlib.Repr()
+_REPR.maxlevel = 2
+_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 8
+_REPR.maxstring = _REPR.maxother = 120
+
+
+def format_value(value: Any) -> str:
+    """A short, Python-like rendering for the Variables view and hovers."""
+    return _REPR.repr(value)
+
+
+@dataclass(slots=True)
+class _Item:
+    """What a reference expands to."""
+
+    execution_id: str
+    kind: str  # "mapping" (read-only), "namespace" (blackboard prefix) or "value"
+    value: Any = None
+    prefix: str = "/"
+    key: str | None = None  # the blackboard key a value belongs to
+    blackboard: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Variables:
+    """Variable references of the current stops."""
+
+    def __init__(self) -> None:
+        self._next = 1
+        self._items: dict[int, _Item] = {}
+
+    def new_id(self) -> int:
+        """A fresh id (frames and variables share the counter, so ids never collide)."""
+        number = self._next
+        self._next += 1
+        return number
+
+    def forget(self, execution_id: str) -> None:
+        """Drop the references of one execution (its tree moved)."""
+        self._items = {k: v for k, v in self._items.items() if v.execution_id != execution_id}
+
+    def execution_of(self, reference: int) -> str:
+        """The execution a reference belongs to."""
+        return self._item(reference).execution_id
+
+    def scope(
+        self,
+        name: str,
+        execution_id: str,
+        values: Mapping[str, Any],
+        *,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A read-only scope listing ``values`` (plus a ``params`` group when given)."""
+        shown = dict(values)
+        if params:
+            shown["params"] = dict(params)
+        reference = self._add(_Item(execution_id, "mapping", shown))
+        return {
+            "name": name,
+            "variablesReference": reference,
+            "namedVariables": len(shown),
+            "expensive": False,
+        }
+
+    def blackboard_scope(self, execution_id: str, blackboard: Mapping[str, Any]) -> dict[str, Any]:
+        """The blackboard as a tree of namespaces; its values can be edited and watched."""
+        reference = self._add(_Item(execution_id, "namespace", blackboard=blackboard))
+        return {
+            "name": "Blackboard",
+            "variablesReference": reference,
+            "namedVariables": len(_names(blackboard, "/")),
+            "expensive": False,
+            "presentationHint": "locals",
+        }
+
+    def value(self, execution_id: str, value: Any, key: str | None) -> int:
+        """A reference for an expandable value (0 for a plain one)."""
+        if isinstance(value, Mapping | list | tuple) and value:
+            return self._add(_Item(execution_id, "value", value, key=key))
+        return 0
+
+    def children(self, reference: int, start: int = 0, count: int = 0) -> list[dict[str, Any]]:
+        """The variables under a reference, paged."""
+        item = self._item(reference)
+        if item.kind == "namespace":
+            entries = self._namespace_children(item)
+        elif isinstance(item.value, Mapping):
+            entries = [self._variable(item, str(k), v, None) for k, v in item.value.items()]
+        else:
+            entries = [self._variable(item, f"[{i}]", v, None) for i, v in enumerate(item.value)]
+        end = start + count if count else None
+        return entries[start:end]
+
+    def key_of(self, reference: int | None, name: str) -> str | None:
+        """The blackboard key a variable (or a dotted name typed by the user) stands for."""
+        if not reference:
+            return "/" + name.strip().strip("/").replace(".", "/") if name.strip() else None
+        item = self._items.get(reference)
+        if item is None:
+            return None
+        if item.kind == "namespace":
+            return item.prefix + name.rstrip("/")
+        return item.key if item.kind == "value" else None
+
+    def _namespace_children(self, item: _Item) -> list[dict[str, Any]]:
+        found = []
+        for name, is_value, is_namespace in _names(item.blackboard, item.prefix):
+            key = item.prefix + name
+            if is_value:
+                found.append(self._variable(item, name, item.blackboard[key], key))
+            if is_namespace:
+                nested = _Item(
+                    item.execution_id, "namespace", prefix=key + "/", blackboard=item.blackboard
+                )
+                found.append(
+                    {
+                        "name": name + "/" if is_value else name,
+                        "value": "{…}",
+                        "variablesReference": self._add(nested),
+                        "evaluateName": key.strip("/").replace("/", "."),
+                    }
+                )
+        return found
+
+    def _variable(self, item: _Item, name: str, value: Any, key: str | None) -> dict[str, Any]:
+        owner = key or item.key
+        variable: dict[str, Any] = {
+            "name": name,
+            "value": format_value(value),
+            "type": type(value).__name__,
+            "variablesReference": self.value(item.execution_id, value, owner),
+        }
+        if key is not None:
+            variable["evaluateName"] = key.strip("/").replace("/", ".")
+        if isinstance(value, list | tuple) and value:
+            variable["indexedVariables"] = len(value)
+        elif isinstance(value, Mapping) and value:
+            variable["namedVariables"] = len(value)
+        if item.kind == "mapping":
+            variable["presentationHint"] = {"attributes": ["readOnly"]}
+        return variable
+
+    def _add(self, item: _Item) -> int:
+        reference = self.new_id()
+        self._items[reference] = item
+        return reference
+
+    def _item(self, reference: int) -> _Item:
+        item = self._items.get(reference)
+        if item is None:
+            raise KeyError(f"unknown variablesReference {reference} (it lasts only for one stop)")
+        return item
+
+
+def _names(blackboard: Mapping[str, Any], prefix: str) -> list[tuple[str, bool, bool]]:
+    """Names directly under ``prefix``: (name, holds a value, is a namespace), sorted."""
+    seen: dict[str, list[bool]] = {}
+    for key in blackboard:
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix) :]
+        name, slash, _ = rest.partition("/")
+        flags = seen.setdefault(name, [False, False])
+        if slash:
+            flags[1] = True
+        else:
+            flags[0] = True
+    return [(name, flags[0], flags[1]) for name, flags in sorted(seen.items()) if name]
