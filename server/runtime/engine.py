@@ -190,7 +190,6 @@ class Execution:
         self._next_breakpoint_id = 1
         self._thread = threading.Thread(target=self._main, name=f"execution-{execution_id}")
         self._built = self._build(definition)
-        self._ended = threading.Event()
 
     # -- control (any thread) ----------------------------------------------------------------
 
@@ -843,7 +842,6 @@ class Execution:
             self.state = RunState.ENDED
             self.end_reason = reason
             self._cond.notify_all()
-        self._ended.set()
         self._notify(Notification("ended", self.id, reason=reason, text=detail))
 
 
