@@ -337,6 +337,12 @@ class Replay:
         self.reset({node.id: INVALID for node in self.tree}, blackboard)
         self.current_node = None
 
+    def _debugger_stopped(self, payload: Mapping[str, Any]) -> None:
+        """Where the debugger stopped is the current node of that moment (a breakpoint before a
+        node's update leaves no status change to tell it by)."""
+        if payload.get("node_id"):
+            self.current_node = payload["node_id"]
+
     def _ended(self, payload: Mapping[str, Any]) -> None:
         self.ended = True
 
@@ -350,6 +356,7 @@ _HANDLERS: Final = {
     "BlackboardChanged": Replay._blackboard_changed,
     "StateSnapshot": Replay._snapshot,
     "TreeReloaded": Replay._reloaded,
+    "DebuggerStopped": Replay._debugger_stopped,
     "ExecutionEnded": Replay._ended,
 }
 

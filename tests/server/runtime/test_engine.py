@@ -406,6 +406,7 @@ async def test_step_back_and_reverse_continue_show_the_past(control: InProcessCo
     previous = await control.reverse_continue(eid)
     assert previous.past
     assert previous.tick == 2
+    assert previous.frames[0].node_id == "patrol/round/drain"  # where that stop was
     assert previous.blackboard["/battery"] == 70
 
     await control.resume(eid)  # back to the live execution
