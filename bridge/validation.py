@@ -45,11 +45,13 @@ def _is_date_time(value: object) -> bool:
 class _TypeRule:
     """A compiled payload validator and the topic its type belongs to."""
 
-    __slots__ = ("check", "schema", "topic")
+    __slots__ = ("check", "max_bytes", "schema", "topic")
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
         self.topic: str = schema["x-topic"]
+        # Events that carry a whole tree grow with it; their schema allows more.
+        self.max_bytes: int = schema.get("x-max-payload-bytes", 0)
         self.check = fastjsonschema.compile(schema)
 
 
@@ -104,7 +106,8 @@ class EventValidator:
                 rule.check(event.payload)
             except fastjsonschema.JsonSchemaException:
                 raise self._precise(rule.schema, event.payload, "payload", index) from None
-            encoded.append(self._encode_payload(event.payload, index))
+            limit = max(self.max_payload_bytes, rule.max_bytes)
+            encoded.append(self._encode_payload(event.payload, index, limit))
         return encoded
 
     def _rule_for(self, event: NewEvent, index: int) -> _TypeRule:
@@ -141,7 +144,12 @@ class EventValidator:
         except fastjsonschema.JsonSchemaException:
             raise self._precise(self._envelope_schema, data, "", index) from None
 
-    def _encode_payload(self, payload: Mapping[str, Any], index: int) -> str:
+    def payload_limit(self, event_type: str) -> int:
+        """The largest payload, in encoded bytes, accepted for events of ``event_type``."""
+        rule = self._types.get(event_type)
+        return max(self.max_payload_bytes, rule.max_bytes if rule else 0)
+
+    def _encode_payload(self, payload: Mapping[str, Any], index: int, limit: int) -> str:
         try:
             text = _encode(payload)
         except (TypeError, ValueError) as exc:
@@ -149,11 +157,11 @@ class EventValidator:
                 f"is not JSON-serialisable: {exc}", field="payload", index=index
             ) from exc
         # UTF-8 takes at most 4 bytes a character: only long texts need measuring in bytes.
-        if len(text) * 4 > self.max_payload_bytes:
+        if len(text) * 4 > limit:
             size = len(text.encode("utf-8"))
-            if size > self.max_payload_bytes:
+            if size > limit:
                 raise InvalidEvent(
-                    f"is {size} bytes encoded, over the limit of {self.max_payload_bytes}",
+                    f"is {size} bytes encoded, over the limit of {limit}",
                     field="payload",
                     index=index,
                 )

@@ -541,11 +541,13 @@ class Execution:
     def _hit(self, node: Behaviour, breakpoints: list[Breakpoint], position: Position) -> None:
         stopping: list[int] = []
         notes: list[str] = []
-        context = self.context(node)
+        context: Mapping[str, Any] | None = None  # built only if an expression needs it
         for breakpoint in breakpoints:
             try:
-                if breakpoint.condition is not None and not breakpoint.condition.truthy(context):
-                    continue
+                if breakpoint.condition is not None:
+                    context = context or self.context(node)
+                    if not breakpoint.condition.truthy(context):
+                        continue
             except ExpressionError as error:
                 stopping.append(breakpoint.id)
                 notes.append(f"condition {breakpoint.spec.condition!r} failed: {error}")
@@ -554,6 +556,7 @@ class Execution:
             if breakpoint.hit_condition and not breakpoint.hit_condition.matches(breakpoint.hits):
                 continue
             if breakpoint.log_message is not None:
+                context = context or self.context(node)
                 self._output(breakpoint.log_message.render(context) + "\n")
                 continue
             stopping.append(breakpoint.id)
@@ -887,9 +890,11 @@ def _writer(frame: FrameType | None) -> str:
     depth = 0
     while frame is not None and depth < 12:
         candidate = frame.f_locals.get("self")
-        node_id = getattr(candidate, "canopy_id", None)
-        if isinstance(node_id, str):
-            return node_id
+        # isinstance first: py_trees' blackboard clients answer getattr by raising.
+        if isinstance(candidate, Behaviour):
+            node_id = getattr(candidate, "canopy_id", None)
+            if isinstance(node_id, str):
+                return node_id
         frame = frame.f_back
         depth += 1
     return "client"

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bridge import EventFilter, EventStore, Producer, RecordedEvent
 
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
@@ -28,7 +30,7 @@ from .control import (
 )
 from .definition import TreeDefinition, load_tree
 from .diff import ExecutionDiff, StateDiff, diff_executions, diff_ticks
-from .engine import Execution, Mode, Notification, RunState, StepKind, StopInfo
+from .engine import Execution, Mode, Notification, RunState, StepKind, StopInfo, tree_model
 from .expressions import Expression
 from .history import ExecutionHistory, ExecutionState, HistoryError
 from .pictures import to_dot, to_json_model, to_svg
@@ -123,6 +125,7 @@ class InProcessControl(ExecutionControl):
 
     async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
         definition = await asyncio.to_thread(_load, spec, spec.program)
+        self._check_recordable(definition)
         execution_id = uuid.uuid4().hex[:12]
         recorder = EventRecorder(
             self.store, tenant_id=self.tenant_id, execution_id=execution_id, producer=self.producer
@@ -283,6 +286,7 @@ class InProcessControl(ExecutionControl):
     ) -> list[str]:
         entry = self._live(execution_id)
         definition = await asyncio.to_thread(_load, entry.spec, program or entry.spec.program)
+        self._check_recordable(definition)
         return await asyncio.wrap_future(
             entry.execution.reload(definition, keep_blackboard=keep_blackboard)
         )
@@ -433,6 +437,17 @@ class InProcessControl(ExecutionControl):
         future: asyncio.Future[StopInfo] = self._loop.create_future()
         entry.stops.append(future)
         return future
+
+    def _check_recordable(self, definition: TreeDefinition) -> None:
+        """A tree whose description the log would refuse is refused now: history, pictures
+        and statistics all start from that description."""
+        size = len(orjson.dumps(tree_model(definition)))
+        limit = self.store.validator.payload_limit("ExecutionStarted")
+        if size > limit:
+            raise InvalidRequest(
+                f"tree {definition.name!r} has {len(definition.nodes())} nodes; its description "
+                f"is {size} bytes, over the {limit} bytes the event log records for one event"
+            )
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import inspect
 import os
 import re
 import sys
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -137,7 +138,22 @@ def class_path(cls: type) -> str:
 def class_location(cls: type) -> SourceLocation:
     """Where a class is defined. Classes made at run time (py_trees makes ``Success``,
     ``Failure``... from functions) fall back to their ``update``/``__init__`` function, then to
-    their module's first line."""
+    their module's first line.
+
+    Remembered per class object: ``inspect`` parses the whole module to find a class, and a
+    tree uses the same few classes for many nodes. A re-imported module (hot reload) brings new
+    class objects, so an edited file is read again.
+    """
+    known = _LOCATIONS.get(cls)
+    if known is None:
+        known = _LOCATIONS[cls] = _locate(cls)
+    return known
+
+
+_LOCATIONS: weakref.WeakKeyDictionary[type, SourceLocation] = weakref.WeakKeyDictionary()
+
+
+def _locate(cls: type) -> SourceLocation:
     try:
         lines, line = inspect.getsourcelines(cls)
         path = inspect.getsourcefile(cls) or inspect.getfile(cls)

@@ -72,3 +72,23 @@ def forever() -> py_trees.behaviour.Behaviour:
     )
     root.add_children([py_trees.behaviours.Running("spin"), Drain("drain", 1)])
     return root
+
+
+def big() -> py_trees.behaviour.Behaviour:
+    """About 1,500 nodes with long names: a description of over 256 KiB."""
+    root = py_trees.composites.Parallel(
+        "a_rather_large_mission_control_tree",
+        policy=py_trees.common.ParallelPolicy.SuccessOnAll(synchronise=False),
+    )
+    for group in range(50):
+        sequence = py_trees.composites.Sequence(
+            f"subsystem_with_a_long_name_{group:03d}", memory=False
+        )
+        sequence.add_children(
+            [
+                py_trees.behaviours.Running(f"component_check_number_{leaf:03d}")
+                for leaf in range(29)
+            ]
+        )
+        root.add_child(sequence)
+    return root

@@ -507,3 +507,20 @@ async def test_groot2_tags_map_to_classes_through_the_project_file(
     (project / "canopy.toml").write_text("[nodes\n")
     with pytest.raises(DefinitionError, match=r"canopy\.toml:1:1: malformed TOML"):
         await launch(control, str(project / "trees" / "patrol.xml"))
+
+
+async def test_a_large_tree_keeps_its_history_and_an_oversized_one_is_refused(
+    control: InProcessControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control, "tests.server.runtime.factories:big", blackboard={})
+    await tick_and_wait(control, eid)
+    state = await control.state_at(eid, 1)
+    assert len(state.tree) > 1400
+    assert state.statuses["a_rather_large_mission_control_tree"] == "RUNNING"
+    rule = store.validator._types["ExecutionStarted"]
+    rule.max_bytes, saved = 1000, rule.max_bytes
+    try:
+        with pytest.raises(InvalidRequest, match=r"over the \d+ bytes the event log records"):
+            await control.launch(LaunchSpec("tests.server.runtime.factories:big"))
+    finally:
+        rule.max_bytes = saved
