@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "ALL_TENANTS",
@@ -118,12 +118,12 @@ class NewEvent:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
+class RecordedEvent(NamedTuple):
     """An event as stored: its global ``offset`` and its ``stream_version`` were assigned at
     commit and never change. ``time_us`` is the stored form of :attr:`time` (microseconds since
     the epoch), kept as is because replay decodes many more events than anyone looks at the
-    time of."""
+    time of. A named tuple: immutable, and four times cheaper to build than a frozen
+    dataclass, which counts when replay decodes hundreds of thousands a second."""
 
     offset: int
     tenant_id: str
