@@ -613,6 +613,15 @@ class Execution:
 
     def _stop(self, info: StopInfo) -> None:
         """Wait, as the debugger asked, until a client resumes or terminates."""
+        with self._cond:
+            self._step = None
+            self._step_target = None
+            self.stopped = info
+            self.state = RunState.STOPPED
+            self._resume = None
+            self._cond.notify_all()
+            # Tell the client first: recording wakes the flusher, which must not delay the stop.
+            self._notify(Notification("stopped", self.id, stop=info))
         self.recorder.record(
             "DebuggerStopped",
             {
@@ -626,13 +635,6 @@ class Execution:
             },
         )
         with self._cond:
-            self._step = None
-            self._step_target = None
-            self.stopped = info
-            self.state = RunState.STOPPED
-            self._resume = None
-            self._cond.notify_all()
-            self._notify(Notification("stopped", self.id, stop=info))
             with self._installation.suspended():
                 while self._resume is None and not self._terminate:
                     if self._reload is not None:

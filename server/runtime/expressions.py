@@ -55,6 +55,7 @@ the offending part (for a one-line source, the editor column).
 from __future__ import annotations
 
 import ast
+import functools
 import numbers
 import operator
 import re
@@ -1156,7 +1157,15 @@ class Expression:
 
         Raises :class:`ExpressionError` for a syntax error or a refused construct, with its
         column; constant parts are computed here, so ``1/0`` or ``9**9**9`` fail now.
+        Compiled expressions are immutable and remembered by their text: a watch or a hover is
+        evaluated again and again, and compiling costs a hundred times more than evaluating.
         """
+        if not isinstance(source, str):  # refused by the parser, with its own message
+            return cls._compile(source)
+        return _compiled(cls, source)
+
+    @classmethod
+    def _compile(cls, source: str) -> Expression:
         tree, text, lead = _parse(source)
         compiler = _Compiler(source, text, lead)
         _measure(source, tree.body, compiler)
@@ -1221,6 +1230,11 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(cls: type[Expression], source: str) -> Expression:
+    return cls._compile(source)
 
 
 class Template:
