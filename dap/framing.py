@@ -12,6 +12,8 @@ import asyncio
 import json
 from typing import Any, Final
 
+import orjson
+
 __all__ = ["MAX_MESSAGE_BYTES", "FramingError", "MessageReader", "encode"]
 
 MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
@@ -23,8 +25,9 @@ class FramingError(Exception):
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    """Header and body as one buffer."""
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Header and body as one buffer (orjson: several times faster on large variable lists;
+    ``str()`` for anything it cannot encode natively)."""
+    body = orjson.dumps(message, default=str)
     return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
 
 

@@ -27,7 +27,7 @@ from server.runtime.definition import DefinitionError
 from server.runtime.engine import CaptureLevel, Mode, Notification, RunState, StepKind
 from server.runtime.expressions import Expression, ExpressionError
 
-from .values import Variables, format_value
+from .values import UnknownReference, Variables, format_value
 
 __all__ = ["CAPABILITIES", "DapError", "DebugSession"]
 
@@ -86,6 +86,10 @@ class DapError(Exception):
     """A request that cannot be carried out; ``message`` is shown to the user."""
 
 
+class _BadArgument(DapError):
+    """An argument is missing or has the wrong type (the message names it)."""
+
+
 @dataclass(slots=True)
 class _Thread:
     id: int
@@ -93,6 +97,7 @@ class _Thread:
     mode: Mode
     stop_on_entry: bool
     name: str
+    launched: bool = True  # False when attached: the execution belongs to someone else
 
 
 class DebugSession:
@@ -104,15 +109,25 @@ class DebugSession:
         self._cwd = cwd or Path.cwd()
         self._client: dict[str, Any] = {}
         self._lines_from_1 = True
+        self._columns_from_1 = True
         self._threads: dict[int, _Thread] = {}
         self._by_execution: dict[str, _Thread] = {}
-        self._source_breakpoints: dict[str, list[dict[str, Any]]] = {}
-        self._function_breakpoints: list[dict[str, Any]] = []
+        # Breakpoints as the client set them, each with the id the client was given. The
+        # runtime numbers breakpoints afresh each time they are set, so its ids are mapped
+        # back to these (per execution) before they reach the client.
+        self._source_breakpoints: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._function_breakpoints: list[tuple[int, dict[str, Any]]] = []
+        self._data_breakpoints: list[tuple[int, WatchSpec]] = []
+        self._exception_filters: list[ExceptionFilter] | None = None
+        self._runtime_ids: dict[str, dict[int, int]] = {}
+        self._watch_ids: dict[str, dict[int, int]] = {}
+        self._next_breakpoint_id = 1
         self._variables = Variables()
         self._frames: dict[int, tuple[str, str]] = {}
         self._views: dict[str, ExecutionView] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._configured = asyncio.Event()
+        self._disconnected = False
         self.finished = asyncio.Event()
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -130,14 +145,17 @@ class DebugSession:
             raise DapError(f"{command}: arguments must be an object")
         try:
             return await handler(arguments)
+        except _BadArgument as error:
+            raise DapError(f"{command}: {error}") from None
         except DapError:
             raise
-        except (ControlError, ExpressionError) as error:
+        except (ControlError, ExpressionError, UnknownReference) as error:
             raise DapError(str(error)) from error
         except DefinitionError as error:
             raise DapError(f"the tree cannot be loaded:\n{error}") from error
         except (KeyError, TypeError, ValueError) as error:
-            raise DapError(f"{command}: bad arguments ({error})") from error
+            detail = error.args[0] if isinstance(error, KeyError) and error.args else error
+            raise DapError(f"{command}: bad arguments ({detail})") from error
 
     async def event(self, name: str, body: dict[str, Any] | None = None) -> None:
         """Send an event to the client."""
@@ -151,7 +169,11 @@ class DebugSession:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._disconnected:
+            return  # the client's disconnect request said what to end
         for thread in list(self._threads.values()):
+            if not thread.launched:
+                continue  # an attached execution outlives this session
             try:
                 info = await self.control.info(thread.execution_id)
                 if info.state is not RunState.ENDED:
@@ -169,7 +191,8 @@ class DebugSession:
 
     async def on_initialize(self, args: dict[str, Any]) -> dict[str, Any]:
         self._client = args
-        self._lines_from_1 = args.get("linesStartAt1", True)
+        self._lines_from_1 = _arg(args, "linesStartAt1", bool, True)
+        self._columns_from_1 = _arg(args, "columnsStartAt1", bool, True)
         return CAPABILITIES
 
     async def on_launch(self, args: dict[str, Any]) -> None:
@@ -196,18 +219,18 @@ class DebugSession:
         finally:
             await self._progress_end(progress)
         mode = MODES[args.get("mode", "auto")]
-        self._adopt(info.id, info.tree, mode, bool(args.get("stopOnEntry", False)))
-        await self._apply_breakpoints()
+        thread = self._adopt(info.id, info.tree, mode, bool(args.get("stopOnEntry", False)))
+        await self._configure(thread)
         self._spawn(self._configure_then_run(info.id), "dap-configure")
         await self.event("initialized")
 
     async def on_attach(self, args: dict[str, Any]) -> None:
         _validate("attach", args)
-        info = await self.control.info(args["executionId"])
+        info = await self.control.info(_arg(args, "executionId", str))
         if info.state is RunState.ENDED:
             raise DapError(f"execution {info.id} has ended ({info.end_reason})")
-        self._adopt(info.id, info.tree, info.mode, stop_on_entry=False)
-        await self._apply_breakpoints()
+        thread = self._adopt(info.id, info.tree, info.mode, stop_on_entry=False, launched=False)
+        await self._configure(thread)
         await self.event("initialized")
         if info.stopped is not None:
             self._configured.set()
@@ -217,24 +240,42 @@ class DebugSession:
         self._configured.set()
 
     async def on_disconnect(self, args: dict[str, Any]) -> None:
-        if args.get("terminateDebuggee", True):
-            await self._terminate_all()
+        # Launched executions end with the session unless the client says otherwise; attached
+        # ones belong to someone else and end only when asked to.
+        terminate = _arg(args, "terminateDebuggee", bool, None)
+        await self._terminate_all(attached=bool(terminate), launched=terminate is not False)
+        self._disconnected = True
         self.finished.set()
 
     async def on_terminate(self, args: dict[str, Any]) -> None:
         await self._terminate_all()
 
-    async def _terminate_all(self) -> None:
+    async def _terminate_all(self, *, attached: bool = True, launched: bool = True) -> None:
         for thread in list(self._threads.values()):
+            if not (launched if thread.launched else attached):
+                continue
             info = await self.control.info(thread.execution_id)
             if info.state is not RunState.ENDED:
                 await self.control.terminate(thread.execution_id)
 
-    def _adopt(self, execution_id: str, tree: str, mode: Mode, stop_on_entry: bool) -> None:
-        thread = _Thread(len(self._threads) + 1, execution_id, mode, stop_on_entry, tree)
+    def _adopt(
+        self, execution_id: str, tree: str, mode: Mode, stop_on_entry: bool, launched: bool = True
+    ) -> _Thread:
+        thread = _Thread(len(self._threads) + 1, execution_id, mode, stop_on_entry, tree, launched)
         self._threads[thread.id] = thread
         self._by_execution[execution_id] = thread
         self._spawn(self._forward_notifications(execution_id), f"dap-notifications-{thread.id}")
+        return thread
+
+    async def _configure(self, thread: _Thread) -> None:
+        """Give a new execution everything the client set so far (it may have set breakpoints
+        before launching), and tell the client where its breakpoints landed."""
+        if self._data_breakpoints:
+            await self._apply_watches(thread)
+        if self._exception_filters is not None:
+            await self.control.set_exception_filters(thread.execution_id, self._exception_filters)
+        if self._source_breakpoints or self._function_breakpoints:
+            await self._report_breakpoints(await self._apply_breakpoints())
 
     async def _configure_then_run(self, execution_id: str) -> None:
         await self._configured.wait()
@@ -247,35 +288,50 @@ class DebugSession:
     # -- breakpoints -------------------------------------------------------------------------
 
     async def on_setBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
-        source = args["source"]
-        path = source.get("path")
+        source = _arg(args, "source", dict)
+        path = _arg(source, "path", str, "")
         if not path:
             raise DapError("setBreakpoints: breakpoints need a source with a path")
-        self._source_breakpoints[path] = list(args.get("breakpoints", []))
+        wanted = [_source_breakpoint(bp) for bp in _arg(args, "breakpoints", list, [])]
+        self._source_breakpoints[path] = [(self._new_breakpoint_id(), bp) for bp in wanted]
+        if not self._source_breakpoints[path]:
+            del self._source_breakpoints[path]
         placed = await self._apply_breakpoints()
         return {"breakpoints": placed.get(path, [])}
 
     async def on_setFunctionBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
-        self._function_breakpoints = list(args.get("breakpoints", []))
+        wanted = [_function_breakpoint(bp) for bp in _arg(args, "breakpoints", list)]
+        self._function_breakpoints = [(self._new_breakpoint_id(), bp) for bp in wanted]
         placed = await self._apply_breakpoints()
         return {"breakpoints": placed.get("", [])}
 
     async def on_breakpointLocations(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread()
-        path = args["source"]["path"]
-        first = self._line_in(args["line"])
-        last = self._line_in(args.get("endLine", args["line"]))
+        path = _arg(_arg(args, "source", dict), "path", str)
+        line = _arg(args, "line", int)
+        first = self._line_in(line)
+        last = self._line_in(_arg(args, "endLine", int, line))
         lines = await self.control.breakpoint_lines(thread.execution_id, path)
         return {"breakpoints": [{"line": self._line_out(n)} for n in lines if first <= n <= last]}
 
     async def on_setExceptionBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
-        filters = [ExceptionFilter(name) for name in args.get("filters", [])]
+        names = _arg(args, "filters", list)
+        known = {item["filter"] for item in EXCEPTION_FILTERS}
+        for name in names:
+            if name not in known:
+                raise DapError(
+                    f"setExceptionBreakpoints: unknown filter {name!r} "
+                    f"(the filters are {', '.join(sorted(known))})"
+                )
+        self._exception_filters = [ExceptionFilter(name) for name in names]
         for thread in self._threads.values():
-            await self.control.set_exception_filters(thread.execution_id, filters)
-        return {"breakpoints": [{"verified": True} for _ in filters]}
+            await self.control.set_exception_filters(thread.execution_id, self._exception_filters)
+        return {"breakpoints": [{"verified": True} for _ in names]}
 
     async def on_dataBreakpointInfo(self, args: dict[str, Any]) -> dict[str, Any]:
-        key = self._variables.key_of(args.get("variablesReference"), args["name"])
+        reference = _arg(args, "variablesReference", int, 0)
+        name = _arg(args, "name", str)
+        key = self._variables.key_of(reference, name)
         if key is None:
             return {"dataId": None, "description": "only blackboard keys can be watched"}
         return {
@@ -286,28 +342,49 @@ class DebugSession:
         }
 
     async def on_setDataBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
-        specs = [WatchSpec(b["dataId"], b.get("condition")) for b in args.get("breakpoints", [])]
-        placed: list[dict[str, Any]] = []
+        specs = []
+        for bp in _arg(args, "breakpoints", list):
+            bp = _item(bp, "breakpoints", dict)
+            condition = _arg(bp, "condition", str, "") or None
+            specs.append(WatchSpec(_arg(bp, "dataId", str), condition))
+        self._data_breakpoints = [(self._new_breakpoint_id(), spec) for spec in specs]
+        placed: list[dict[str, Any]] = [
+            {"id": number, "verified": False, "message": "the tree is not loaded yet"}
+            for number, _ in self._data_breakpoints
+        ]
         for thread in self._threads.values():
-            watches = await self.control.set_watches(thread.execution_id, specs)
-            placed = [
-                {
-                    "id": w.id,
-                    "verified": w.verified,
-                    **({"message": w.message} if w.message else {}),
-                }
-                for w in watches
-            ]
-        return {"breakpoints": placed or [{"verified": False} for _ in specs]}
+            placed = await self._apply_watches(thread)
+        return {"breakpoints": placed}
+
+    async def _apply_watches(self, thread: _Thread) -> list[dict[str, Any]]:
+        specs = [spec for _, spec in self._data_breakpoints]
+        watches = await self.control.set_watches(thread.execution_id, specs)
+        self._watch_ids[thread.execution_id] = {
+            watch.id: number
+            for (number, _), watch in zip(self._data_breakpoints, watches, strict=True)
+        }
+        return [
+            {
+                "id": number,
+                "verified": watch.verified,
+                **({"message": watch.message} if watch.message else {}),
+            }
+            for (number, _), watch in zip(self._data_breakpoints, watches, strict=True)
+        ]
+
+    def _new_breakpoint_id(self) -> int:
+        number = self._next_breakpoint_id
+        self._next_breakpoint_id += 1
+        return number
 
     async def _apply_breakpoints(self) -> dict[str, list[dict[str, Any]]]:
         """Send every breakpoint of the session to each execution; return them per source path
-        ("" for function breakpoints) as DAP breakpoints."""
-        order: list[tuple[str, dict[str, Any]]] = []
+        ("" for function breakpoints) as DAP breakpoints, with the ids the client was given."""
+        order: list[tuple[str, int, dict[str, Any]]] = []
         specs: list[BreakpointSpec] = []
         for path, breakpoints in self._source_breakpoints.items():
-            for bp in breakpoints:
-                order.append((path, bp))
+            for number, bp in breakpoints:
+                order.append((path, number, bp))
                 specs.append(
                     BreakpointSpec(
                         path=path,
@@ -318,8 +395,8 @@ class DebugSession:
                         log_message=bp.get("logMessage") or None,
                     )
                 )
-        for bp in self._function_breakpoints:
-            order.append(("", bp))
+        for number, bp in self._function_breakpoints:
+            order.append(("", number, bp))
             specs.append(
                 BreakpointSpec(
                     node=bp["name"],
@@ -328,21 +405,22 @@ class DebugSession:
                     hit_condition=bp.get("hitCondition") or None,
                 )
             )
-        placed: dict[str, list[dict[str, Any]]] = {path: [] for path, _ in order}
+        placed: dict[str, list[dict[str, Any]]] = {path: [] for path, _, _ in order}
         if not self._threads:
-            for path, bp in order:
-                placed[path].append(
-                    {
-                        "verified": False,
-                        "message": "the tree is not loaded yet",
-                        "line": bp.get("line"),
-                    }
-                )
+            for path, number, bp in order:
+                answer = {"id": number, "verified": False, "message": "the tree is not loaded yet"}
+                if path:
+                    answer["line"] = bp["line"]
+                    answer["source"] = {"path": path, "name": Path(path).name}
+                placed[path].append(answer)
             return placed
         for thread in self._threads.values():
             views = await self.control.set_breakpoints(thread.execution_id, specs)
-        for (path, bp), view in zip(order, views, strict=True):
-            answer: dict[str, Any] = {"id": view.id, "verified": view.verified}
+            self._runtime_ids[thread.execution_id] = {
+                view.id: number for (_, number, _), view in zip(order, views, strict=True)
+            }
+        for (path, number, bp), view in zip(order, views, strict=True):
+            answer: dict[str, Any] = {"id": number, "verified": view.verified}
             if view.message:
                 answer["message"] = view.message
             if path:
@@ -350,6 +428,12 @@ class DebugSession:
                 answer["source"] = {"path": path, "name": Path(path).name}
             placed[path].append(answer)
         return placed
+
+    async def _report_breakpoints(self, placed: dict[str, list[dict[str, Any]]]) -> None:
+        """Tell the client where breakpoints landed now (after a launch or a hot reload)."""
+        for breakpoints in placed.values():
+            for breakpoint in breakpoints:
+                await self.event("breakpoint", {"reason": "changed", "breakpoint": breakpoint})
 
     # -- running -----------------------------------------------------------------------------
 
@@ -387,7 +471,9 @@ class DebugSession:
             action = StepKind.OVER  # one tick, then wait for the user again
         if info.state is RunState.STOPPED:
             await self.control.resume(thread.execution_id, action)
-        elif info.state is not RunState.IDLE:
+        elif info.state is not RunState.IDLE or thread.mode is not Mode.MANUAL:
+            # Idle between ticks only means "waiting for the user" in manual mode; otherwise
+            # nothing would ever stop and the request would be silently lost.
             raise DapError(f"the tree is {info.state.value}, not stopped")
         if thread.mode is Mode.MANUAL and at_boundary:
             await self.control.tick(thread.execution_id)
@@ -405,6 +491,11 @@ class DebugSession:
     async def _travelled(self, thread: _Thread, view: ExecutionView) -> None:
         self._forget_stop(thread.execution_id)
         self._views[thread.execution_id] = view
+        # DAP: the response first, then the stop. The response is written as soon as this
+        # handler returns, before the spawned task gets to run.
+        self._spawn(self._announce_travel(thread, view), "dap-travel")
+
+    async def _announce_travel(self, thread: _Thread, view: ExecutionView) -> None:
         await self.event(
             "stopped",
             {
@@ -436,19 +527,19 @@ class DebugSession:
                 "id": frame_id,
                 "name": f"{frame.name} [{kind}] {frame.status}",
                 "line": self._line_out(frame.line or 1) if frame.path else 0,
-                "column": frame.column or 1 if frame.path else 0,
+                "column": self._column_out(frame.column or 1) if frame.path else 0,
             }
             if frame.path:
                 entry["source"] = {"name": Path(frame.path).name, "path": frame.path}
             if view.past:
                 entry["presentationHint"] = "subtle"
             frames.append(entry)
-        start = int(args.get("startFrame", 0))
-        levels = int(args.get("levels", 0)) or len(frames)
+        start = _arg(args, "startFrame", int, 0)
+        levels = _arg(args, "levels", int, 0) or len(frames)
         return {"stackFrames": frames[start : start + levels], "totalFrames": len(frames)}
 
     async def on_scopes(self, args: dict[str, Any]) -> dict[str, Any]:
-        execution_id, node_id = self._frame(args["frameId"])
+        execution_id, node_id = self._frame(_arg(args, "frameId", int))
         view = await self._view(execution_id)
         node = next((n for n in view.nodes if n["id"] == node_id), {"id": node_id})
         state = {k: v for k, v in node.items() if k != "params"}
@@ -465,23 +556,32 @@ class DebugSession:
 
     async def on_variables(self, args: dict[str, Any]) -> dict[str, Any]:
         variables = self._variables.children(
-            args["variablesReference"], int(args.get("start", 0)), int(args.get("count", 0))
+            _arg(args, "variablesReference", int),
+            _arg(args, "start", int, 0),
+            _arg(args, "count", int, 0),
         )
         return {"variables": variables}
 
     async def on_setVariable(self, args: dict[str, Any]) -> dict[str, Any]:
-        key = self._variables.key_of(args["variablesReference"], args["name"])
+        reference = _arg(args, "variablesReference", int)
+        name = _arg(args, "name", str)
+        text = _arg(args, "value", str)
+        execution_id = self._variables.execution_of(reference)
+        key = self._variables.key_of(reference, name)
         if key is None:
-            raise DapError(f"{args['name']} is not a blackboard value: only those can be edited")
-        execution_id = self._variables.execution_of(args["variablesReference"])
-        value = await self._value_of(execution_id, args["value"])
+            raise DapError(f"{name} is not a blackboard value: only those can be edited")
+        value = await self._value_of(execution_id, text)
         await self._write(execution_id, key, value)
         return {"value": format_value(value)}
 
     async def on_setExpression(self, args: dict[str, Any]) -> dict[str, Any]:
-        execution_id = self._execution_of_frame(args.get("frameId"))
-        key = "/" + args["expression"].strip().replace(".", "/")
-        value = await self._value_of(execution_id, args["value"])
+        expression = _arg(args, "expression", str).strip()
+        text = _arg(args, "value", str)
+        execution_id = self._execution_of_frame(_arg(args, "frameId", int, None))
+        if not expression:
+            raise DapError("setExpression: the expression is empty")
+        key = "/" + expression.strip("/").replace(".", "/")
+        value = await self._value_of(execution_id, text)
         await self._write(execution_id, key, value)
         return {"value": format_value(value)}
 
@@ -492,14 +592,15 @@ class DebugSession:
     async def _write(self, execution_id: str, key: str, value: Any) -> None:
         await self.control.set_blackboard(execution_id, key, value)
         self._views.pop(execution_id, None)
+        self._variables.written(execution_id, key, value)
         if self._client.get("supportsInvalidatedEvent"):
             thread = self._by_execution[execution_id]
             await self.event("invalidated", {"areas": ["variables"], "threadId": thread.id})
 
     async def on_evaluate(self, args: dict[str, Any]) -> dict[str, Any]:
-        execution_id, node_id = self._frame_or_thread(args.get("frameId"))
+        execution_id, node_id = self._frame_or_thread(_arg(args, "frameId", int, None))
         view = await self._view(execution_id)
-        expression = args["expression"]
+        expression = _arg(args, "expression", str)
         if view.past:
             result = Expression.compile(expression).evaluate(_past_context(view, node_id))
         else:
@@ -515,10 +616,10 @@ class DebugSession:
         }
 
     async def on_completions(self, args: dict[str, Any]) -> dict[str, Any]:
-        execution_id, _ = self._frame_or_thread(args.get("frameId"))
+        execution_id, _ = self._frame_or_thread(_arg(args, "frameId", int, None))
         view = await self._view(execution_id)
-        text = args["text"]
-        column = int(args.get("column", len(text) + 1)) - (1 if self._lines_from_1 else 0)
+        text = _arg(args, "text", str)
+        column = _arg(args, "column", int, len(text) + 1) - (1 if self._columns_from_1 else 0)
         before = text[:column]
         start = len(before)
         while start > 0 and (before[start - 1].isalnum() or before[start - 1] in "_."):
@@ -578,10 +679,14 @@ class DebugSession:
         thread = self._only_thread(args)
         unbound = await self.control.reload(
             thread.execution_id,
-            args.get("program"),
-            keep_blackboard=args.get("keepBlackboard", True),
+            _arg(args, "program", str, None),
+            keep_blackboard=_arg(args, "keepBlackboard", bool, True),
         )
         self._forget_stop(thread.execution_id)
+        # The runtime rebinds breakpoints by node id; set them again so that line breakpoints
+        # land on the new tree too, and tell the client which ones no longer bind.
+        if self._source_breakpoints or self._function_breakpoints:
+            await self._report_breakpoints(await self._apply_breakpoints())
         if self._client.get("supportsInvalidatedEvent"):
             await self.event("invalidated", {"areas": ["all"], "threadId": thread.id})
         return {"unboundBreakpoints": unbound}
@@ -598,20 +703,19 @@ class DebugSession:
 
     async def on_canopy_stateAt(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
-        state = await self.control.state_at(thread.execution_id, args.get("tick"))
+        state = await self.control.state_at(thread.execution_id, _arg(args, "tick", int, None))
         return state.to_json()
 
     async def on_canopy_diff(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
-        return _jsonable(
-            await self.control.diff_executions(thread.execution_id, args["otherExecutionId"])
-        )
+        other = _arg(args, "otherExecutionId", str)
+        return _jsonable(await self.control.diff_executions(thread.execution_id, other))
 
     async def on_canopy_picture(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
-        kind = args.get("format", "dot")
+        kind = _arg(args, "format", str, "dot")
         picture = await self.control.picture(
-            thread.execution_id, tick=args.get("tick"), format=kind
+            thread.execution_id, tick=_arg(args, "tick", int, None), format=kind
         )
         return {"format": kind, "content": picture}
 
@@ -647,8 +751,12 @@ class DebugSession:
                 await self.event("continued", {"threadId": thread.id, "allThreadsContinued": False})
             elif note.kind == "output":
                 await self.event("output", {"category": note.category, "output": note.text})
-            elif note.kind == "invalidated" and self._client.get("supportsInvalidatedEvent"):
-                await self.event("invalidated", {"areas": ["all"], "threadId": thread.id})
+            elif note.kind == "invalidated":
+                # e.g. a reload by another session: the next look is at the new tree (frames
+                # already handed out stay valid, as the client may be reading them right now)
+                self._views.pop(execution_id, None)
+                if self._client.get("supportsInvalidatedEvent"):
+                    await self.event("invalidated", {"areas": ["all"], "threadId": thread.id})
             elif note.kind == "ended":
                 await self._ended(thread, note)
                 return
@@ -663,8 +771,13 @@ class DebugSession:
             "allThreadsStopped": False,
             "preserveFocusHint": False,
         }
-        if stop.breakpoint_ids:
-            body["hitBreakpointIds"] = list(stop.breakpoint_ids)
+        ids = {
+            **self._runtime_ids.get(execution_id, {}),
+            **self._watch_ids.get(execution_id, {}),
+        }
+        hit = [ids[number] for number in stop.breakpoint_ids if number in ids]
+        if hit:
+            body["hitBreakpointIds"] = hit
         if stop.description:
             body["description"] = stop.description
             body["text"] = stop.description
@@ -682,9 +795,7 @@ class DebugSession:
                 "output": f"execution {thread.execution_id} ended: {reason}{detail}\n",
             },
         )
-        await self.event(
-            "exited", {"exitCode": 0 if reason in ("completed", "max_ticks", "stopped") else 1}
-        )
+        await self.event("exited", {"exitCode": _exit_code(reason, note.status)})
         await self.event("terminated", {})
 
     # -- helpers -----------------------------------------------------------------------------
@@ -703,6 +814,8 @@ class DebugSession:
         self._variables.forget(execution_id)
 
     def _thread(self, args: dict[str, Any]) -> _Thread:
+        if not self._threads:
+            raise DapError("nothing is being debugged yet: launch or attach first")
         thread_id = args.get("threadId")
         thread = self._threads.get(thread_id) if isinstance(thread_id, int) else None
         if thread is None:
@@ -740,6 +853,9 @@ class DebugSession:
     def _line_out(self, line: int) -> int:
         return line if self._lines_from_1 else line - 1
 
+    def _column_out(self, column: int) -> int:
+        return column if self._columns_from_1 else column - 1
+
     async def _progress_start(self, title: str) -> str | None:
         if not self._client.get("supportsProgressReporting"):
             return None
@@ -750,6 +866,75 @@ class DebugSession:
     async def _progress_end(self, progress_id: str | None) -> None:
         if progress_id is not None:
             await self.event("progressEnd", {"progressId": progress_id})
+
+
+_REQUIRED: Final = object()
+_TYPE_NAMES: Final = {
+    bool: "a boolean",
+    int: "an integer",
+    str: "a string",
+    dict: "an object",
+    list: "an array",
+}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _item(value: Any, name: str, kind: type) -> Any:
+    """One item of an array argument, checked like an argument."""
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _BadArgument(f"each of {name!r} must be {_TYPE_NAMES[kind]}, not {_json_type(value)}")
+    return value
+
+
+def _arg(args: dict[str, Any], name: str, kind: type, default: Any = _REQUIRED) -> Any:
+    """The argument ``name`` checked against ``kind``; ``default`` when absent (or null), and a
+    message naming the argument when it is required and missing, or of the wrong type."""
+    value = args.get(name)
+    if value is None:
+        if default is _REQUIRED:
+            raise _BadArgument(f"missing argument {name!r}")
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _BadArgument(
+            f"argument {name!r} must be {_TYPE_NAMES[kind]}, not {_json_type(value)}"
+        )
+    return value
+
+
+def _source_breakpoint(bp: Any) -> dict[str, Any]:
+    """A DAP ``SourceBreakpoint``, checked before it is kept (a bad one must not stay behind
+    and break every later breakpoint request)."""
+    _item(bp, "breakpoints", dict)
+    _arg(bp, "line", int)
+    for name in ("condition", "hitCondition", "logMessage"):
+        _arg(bp, name, str, None)
+    return bp
+
+
+def _function_breakpoint(bp: Any) -> dict[str, Any]:
+    """A DAP ``FunctionBreakpoint`` (a node name or id), checked before it is kept."""
+    _item(bp, "breakpoints", dict)
+    if not _arg(bp, "name", str).strip():
+        raise _BadArgument("a function breakpoint needs a node name or id")
+    for name in ("condition", "hitCondition"):
+        _arg(bp, name, str, None)
+    return bp
+
+
+def _exit_code(reason: str, root_status: str) -> int:
+    """0 when the tree succeeded or was ended on purpose; 1 when it failed or broke."""
+    if reason == "completed":
+        return 0 if root_status == "SUCCESS" else 1
+    return 0 if reason in ("max_ticks", "stopped") else 1
 
 
 def _validate(kind: str, args: dict[str, Any]) -> None:

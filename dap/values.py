@@ -12,12 +12,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["Variables", "format_value"]
+__all__ = ["UnknownReference", "Variables", "format_value"]
 
 _REPR: Final = reprlib.Repr()
 _REPR.maxlevel = 2
 _REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 8
 _REPR.maxstring = _REPR.maxother = 120
+
+
+class UnknownReference(LookupError):
+    """A ``variablesReference`` this session never gave out, or one of an earlier stop."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown variablesReference"
 
 
 def format_value(value: Any) -> str:
@@ -53,6 +60,17 @@ class Variables:
     def forget(self, execution_id: str) -> None:
         """Drop the references of one execution (its tree moved)."""
         self._items = {k: v for k, v in self._items.items() if v.execution_id != execution_id}
+
+    def written(self, execution_id: str, key: str, value: Any) -> None:
+        """A blackboard value was set while stopped: references already handed out read the
+        new value (a client may expand them again without asking for scopes)."""
+        seen: set[int] = set()
+        for item in self._items.values():
+            if item.execution_id != execution_id or item.kind != "namespace":
+                continue
+            if id(item.blackboard) not in seen and isinstance(item.blackboard, dict):
+                seen.add(id(item.blackboard))
+                item.blackboard[key] = value
 
     def execution_of(self, reference: int) -> str:
         """The execution a reference belongs to."""
@@ -164,7 +182,9 @@ class Variables:
     def _item(self, reference: int) -> _Item:
         item = self._items.get(reference)
         if item is None:
-            raise KeyError(f"unknown variablesReference {reference} (it lasts only for one stop)")
+            raise UnknownReference(
+                f"unknown variablesReference {reference} (it lasts only for one stop)"
+            )
         return item
 
 

@@ -119,6 +119,7 @@ class Notification:
     text: str = ""
     category: str = "console"
     reason: str = ""
+    status: str = ""  # the root's status, for ``ended``
 
 
 class _Terminate(Exception):
@@ -847,7 +848,11 @@ class Execution:
             self.state = RunState.ENDED
             self.end_reason = reason
             self._cond.notify_all()
-        self._notify(Notification("ended", self.id, reason=reason, text=detail))
+        self._notify(
+            Notification(
+                "ended", self.id, reason=reason, text=detail, status=self.root.status.value
+            )
+        )
 
 
 class _Reload(Exception):

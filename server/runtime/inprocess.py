@@ -57,6 +57,7 @@ class _Entry:
     recorder: EventRecorder
     spec: LaunchSpec
     history: ExecutionHistory
+    program: str  # what runs now: the launch program, or what a reload switched to
     past: ExecutionState | None = None
     stops: list[asyncio.Future[StopInfo]] = field(default_factory=list)
 
@@ -144,7 +145,11 @@ class InProcessControl(ExecutionControl):
             notify=self._from_thread,
         )
         entry = _Entry(
-            execution, recorder, spec, ExecutionHistory(self.store, self.tenant_id, execution_id)
+            execution,
+            recorder,
+            spec,
+            ExecutionHistory(self.store, self.tenant_id, execution_id),
+            spec.program,
         )
         self._entries[execution_id] = entry
         if spec.stop_on_entry:
@@ -285,8 +290,10 @@ class InProcessControl(ExecutionControl):
         self, execution_id: str, program: str | None = None, *, keep_blackboard: bool = True
     ) -> list[str]:
         entry = self._live(execution_id)
-        definition = await asyncio.to_thread(_load, entry.spec, program or entry.spec.program)
+        program = program or entry.program
+        definition = await asyncio.to_thread(_load, entry.spec, program)
         self._check_recordable(definition)
+        entry.program = program
         return await asyncio.wrap_future(
             entry.execution.reload(definition, keep_blackboard=keep_blackboard)
         )
@@ -470,7 +477,7 @@ class InProcessControl(ExecutionControl):
         execution = entry.execution
         return ExecutionInfo(
             execution.id,
-            entry.spec.program,
+            entry.program,
             execution.definition.name,
             execution.mode,
             execution.state,

@@ -1,23 +1,25 @@
 """A headless DAP client over real pipes or sockets, for the adapter's tests.
 
-It keeps every event it receives, in order, so tests assert on what arrived (``wait_for``)
-instead of sleeping.
+It keeps every event and response it receives, in order, so tests assert on what arrived
+(``wait_for``, ``next_event``, ``responses``) instead of sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from dap.framing import MessageReader, encode
 
 ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 20
+STARTUP_TIMEOUT = 60  # a loaded machine can take long to import the adapter
 
 
 class DapClient:
@@ -29,22 +31,29 @@ class DapClient:
         self._seq = 0
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.events: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []
         self._seen = 0
         self._arrived = asyncio.Condition()
+        self.closed = asyncio.Event()
         self._task = asyncio.create_task(self._receive())
 
     async def request(
         self, command: str, arguments: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Send a request and wait (at most 20 s) for its response, successful or not."""
-        self._seq += 1
-        message: dict[str, Any] = {"seq": self._seq, "type": "request", "command": command}
+        message: dict[str, Any] = {"type": "request", "command": command}
         if arguments is not None:
             message["arguments"] = arguments
+        return await self.send_message(message)
+
+    async def send_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send ``message`` as it is, but with the next ``seq``; return its response."""
+        self._seq += 1
+        message = {**message, "seq": self._seq}
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[self._seq] = future
         await self.send_raw(encode(message))
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(self._timeout()):
             return await future
 
     async def ok(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -53,22 +62,71 @@ class DapClient:
         assert response["success"], f"{command} failed: {response.get('message')}"
         return response.get("body", {})
 
+    async def fails(self, command: str, arguments: dict[str, Any] | None = None) -> str:
+        """A request that must fail; returns its message."""
+        response = await self.request(command, arguments)
+        assert not response["success"], f"{command} succeeded: {response.get('body')}"
+        message = response.get("message")
+        assert isinstance(message, str)
+        assert message
+        return message
+
     async def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (for malformed-input tests)."""
         self._writer.write(data)
         await self._writer.drain()
 
     async def wait_for(self, name: str, **fields: Any) -> dict[str, Any]:
-        """The next not-yet-consumed event ``name`` whose body has ``fields`` (20 s at most)."""
-        async with asyncio.timeout(20), self._arrived:
+        """The next not-yet-consumed event ``name`` whose body has ``fields`` (20 s at most).
+        Events before it are consumed too: successive calls assert an order."""
+
+        def find() -> dict[str, Any] | None:
+            for index in range(self._seen, len(self.events)):
+                event = self.events[index]
+                body = event.get("body", {})
+                if event["event"] == name and all(body.get(k) == v for k, v in fields.items()):
+                    self._seen = index + 1
+                    return body
+            return None
+
+        return await self._until(find)
+
+    async def next_event(self, name: str) -> dict[str, Any]:
+        """The body of the next not-yet-consumed event called ``name``, whatever it says."""
+        return await self.wait_for(name)
+
+    def pending_events(self, name: str) -> list[dict[str, Any]]:
+        """Bodies of the events ``name`` received and not consumed yet."""
+        return [e.get("body", {}) for e in self.events[self._seen :] if e["event"] == name]
+
+    def _timeout(self) -> float:
+        """Seconds to wait for a message: longer until the adapter has said anything (a fresh
+        process may still be importing on a busy machine)."""
+        return TIMEOUT if self.responses or self.events else STARTUP_TIMEOUT
+
+    async def _until(self, find: Callable[[], Any]) -> Any:
+        async with asyncio.timeout(self._timeout()), self._arrived:
             while True:
-                for index in range(self._seen, len(self.events)):
-                    event = self.events[index]
-                    body = event.get("body", {})
-                    if event["event"] == name and all(body.get(k) == v for k, v in fields.items()):
-                        self._seen = index + 1
-                        return body
+                found = find()
+                if found is not None:
+                    return found
+                if self.closed.is_set():
+                    raise ConnectionError("the adapter closed the connection")
                 await self._arrived.wait()
+
+    async def wait_closed(self) -> None:
+        """Until the adapter closes the connection (20 s at most)."""
+        async with asyncio.timeout(TIMEOUT):
+            await self.closed.wait()
+
+    async def hang_up(self) -> None:
+        """Go away without a disconnect request: end our side of the stream and wait until
+        the adapter, having cleaned up the session, closes its side."""
+        if self._writer.can_write_eof():
+            self._writer.write_eof()
+        else:
+            self._writer.close()
+        await self.wait_closed()
 
     async def close(self) -> None:
         self._task.cancel()
@@ -77,43 +135,123 @@ class DapClient:
         self._writer.close()
 
     async def _receive(self) -> None:
-        while True:
-            message = await self._reader.read()
-            if message is None:
-                return
-            if message["type"] == "response":
-                future = self._pending.pop(message["request_seq"], None)
-                if future is not None and not future.done():
-                    future.set_result(message)
-            elif message["type"] == "event":
+        try:
+            while True:
+                message = await self._reader.read()
+                if message is None:
+                    return
                 async with self._arrived:
-                    self.events.append(message)
+                    if message["type"] == "response":
+                        self.responses.append(message)
+                        future = self._pending.pop(message["request_seq"], None)
+                        if future is not None and not future.done():
+                            future.set_result(message)
+                    elif message["type"] == "event":
+                        self.events.append(message)
                     self._arrived.notify_all()
+        finally:
+            self.closed.set()
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("the adapter closed the connection"))
+            async with self._arrived:
+                self._arrived.notify_all()
+
+
+def _adapter_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-c", "from server.cli import main; main()", "dap", *arguments]
+
+
+def _environment() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("CANOPY_DATABASE_URL", None)  # the embedded SQLite log under --data-dir
+    return env
+
+
+def spawn_stdio_adapter(data_dir: Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    """Start ``canopy dap`` speaking over its stdin/stdout (not yet connected to a client).
+    A plain process, not tied to an event loop, so it can be started ahead of the test that
+    will use it: importing the adapter takes most of a second."""
+    return subprocess.Popen(
+        _adapter_command("--data-dir", str(data_dir)),
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=_environment(),
+        bufsize=0,
+    )
+
+
+async def connect_stdio(process: subprocess.Popen[bytes]) -> DapClient:
+    """A client on the pipes of an adapter process, in the running event loop."""
+    assert process.stdin is not None
+    assert process.stdout is not None
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), process.stdout)
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, process.stdin
+    )
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return DapClient(reader, writer)
+
+
+async def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+    await asyncio.to_thread(process.wait)
+
+
+@contextlib.asynccontextmanager
+async def speaking_to(process: subprocess.Popen[bytes]) -> AsyncIterator[DapClient]:
+    """A client over the pipes of a started stdio adapter; the process ends with it."""
+    try:
+        client = await connect_stdio(process)
+        try:
+            yield client
+        finally:
+            await client.close()
+    finally:
+        await stop_process(process)
 
 
 @contextlib.asynccontextmanager
 async def adapter_over_stdio(data_dir: Path, cwd: Path = ROOT) -> AsyncIterator[DapClient]:
     """``canopy dap`` as a subprocess, spoken to over its stdin/stdout."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from server.cli import main; main()",
-        "dap",
-        "--data-dir",
-        str(data_dir),
-        cwd=cwd,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        limit=1 << 20,
-    )
-    assert process.stdin is not None
-    assert process.stdout is not None
-    client = DapClient(process.stdout, process.stdin)  # type: ignore[arg-type]
-    try:
+    async with speaking_to(spawn_stdio_adapter(data_dir, cwd)) as client:
         yield client
+
+
+Connect = Callable[[], Awaitable[DapClient]]
+
+
+@contextlib.asynccontextmanager
+async def adapter_over_tcp(data_dir: Path, cwd: Path = ROOT) -> AsyncIterator[Connect]:
+    """``canopy dap --port 0`` as a subprocess; yields a function that opens a new session
+    (a TCP connection to the port the adapter printed on its stdout)."""
+    process = await asyncio.create_subprocess_exec(
+        *_adapter_command("--port", "0", "--data-dir", str(data_dir)),
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        env=_environment(),
+    )
+    assert process.stdout is not None
+    clients: list[DapClient] = []
+    try:
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            port = int((await process.stdout.readline()).decode().strip())
+
+        async def connect() -> DapClient:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+            client = DapClient(reader, writer)
+            clients.append(client)
+            return client
+
+        yield connect
     finally:
-        await client.close()
+        for client in clients:
+            await client.close()
         if process.returncode is None:
             process.terminate()
         await process.wait()
@@ -124,16 +262,31 @@ async def launch_configured(
     program: str,
     *,
     breakpoints: list[dict[str, Any]] | None = None,
+    data_breakpoints: list[dict[str, Any]] | None = None,
+    exception_filters: list[str] | None = None,
+    initialize: dict[str, Any] | None = None,
     **launch: Any,
-) -> None:
-    """initialize, launch, set function breakpoints, configurationDone."""
-    await client.ok("initialize", {"adapterID": "canopy", "supportsInvalidatedEvent": True})
+) -> dict[str, Any]:
+    """initialize, launch, set function/data/exception breakpoints, configurationDone.
+    Returns the answers to the breakpoint requests (by command)."""
+    await client.ok(
+        "initialize",
+        {"adapterID": "canopy", "supportsInvalidatedEvent": True, **(initialize or {})},
+    )
     await client.ok("launch", {"program": program, **launch})
     await client.wait_for("initialized")
+    answers: dict[str, Any] = {}
     if breakpoints is not None:
-        await client.ok("setFunctionBreakpoints", {"breakpoints": breakpoints})
+        answers["setFunctionBreakpoints"] = await client.ok(
+            "setFunctionBreakpoints", {"breakpoints": breakpoints}
+        )
+    if data_breakpoints is not None:
+        answers["setDataBreakpoints"] = await client.ok(
+            "setDataBreakpoints", {"breakpoints": data_breakpoints}
+        )
+    if exception_filters is not None:
+        answers["setExceptionBreakpoints"] = await client.ok(
+            "setExceptionBreakpoints", {"filters": exception_filters}
+        )
     await client.ok("configurationDone")
-
-
-def body_text(data: dict[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True)
+    return answers

@@ -1,0 +1,373 @@
+"""Breakpoints of every kind: on nodes by name or id, on tree-file lines (moved to the next
+node), conditions, hit conditions, logpoints, data breakpoints on blackboard keys, exception
+filters; and the unverified ones, each with the reason."""
+
+from __future__ import annotations
+
+from .client import DapClient, launch_configured
+from .helpers import (
+    PATROL,
+    PATROL_YAML,
+    TREES,
+    frame_names,
+    frames,
+    scope_values,
+    scopes,
+    step,
+    tick,
+    variables,
+)
+
+
+async def test_function_breakpoints_by_name_and_by_id_keep_their_ids(client: DapClient) -> None:
+    answers = await launch_configured(
+        client,
+        PATROL,
+        mode="manual",
+        blackboard={"battery": 100},
+        breakpoints=[{"name": "move"}, {"name": "patrol/round/drain"}],
+    )
+    move, drain = answers["setFunctionBreakpoints"]["breakpoints"]
+    assert move["verified"]
+    assert drain["verified"]
+    assert move["id"] != drain["id"]
+    # Breakpoints in a file are set separately; the ids given for the others must still be
+    # the ones a stop reports.
+    await client.ok(
+        "setBreakpoints", {"source": {"path": PATROL_YAML}, "breakpoints": [{"line": 13}]}
+    )
+    assert (await client.next_event("stopped"))["reason"] == "entry"
+    at_move = await step(client, "continue")
+    assert (at_move["reason"], at_move["hitBreakpointIds"]) == ("breakpoint", [move["id"]])
+    assert await frame_names(client) == ["move", "round", "patrol"]
+    assert await tick(client) == (1, False)
+    assert (await step(client, "continue"))["reason"] == "step"  # manual: the rest of tick 1
+    at_move = await step(client, "continue")
+    assert at_move["hitBreakpointIds"] == [move["id"]]
+    at_drain = await step(client, "continue")
+    assert (at_drain["reason"], at_drain["hitBreakpointIds"]) == ("breakpoint", [drain["id"]])
+    assert await tick(client) == (2, False)
+    assert await scope_values(client, "Blackboard") == {"battery": "100"}  # before its update
+
+
+async def test_unverified_breakpoints_say_why(client: DapClient) -> None:
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    placed = (
+        await client.ok(
+            "setFunctionBreakpoints",
+            {
+                "breakpoints": [
+                    {"name": "nowhere"},
+                    {"name": "move", "condition": "battery <"},
+                    {"name": "move", "condition": "__import__('os')"},
+                    {"name": "move", "hitCondition": "sometimes"},
+                    {"name": "drain"},
+                ]
+            },
+        )
+    )["breakpoints"]
+    assert [b["verified"] for b in placed] == [False, False, False, False, True]
+    assert placed[0]["message"] == "no node with id or name 'nowhere' in tree 'patrol'"
+    assert placed[1]["message"].startswith("invalid expression: column 10:")
+    assert "calls are limited to" in placed[2]["message"]
+    assert placed[3]["message"].startswith(
+        "invalid expression: column 1: unexpected 's'; a hit condition is a number"
+    )
+    assert "message" not in placed[4]
+    assert len({b["id"] for b in placed}) == 5
+
+    elsewhere = str(TREES / "mission.yaml")
+    (other,) = (
+        await client.ok(
+            "setBreakpoints", {"source": {"path": elsewhere}, "breakpoints": [{"line": 3}]}
+        )
+    )["breakpoints"]
+    assert not other["verified"]
+    assert other["message"] == f"no node at or after line 3 of {elsewhere}"
+    assert other["source"]["path"] == elsewhere
+
+
+async def test_breakpoints_set_before_launch_are_verified_when_the_tree_loads(
+    client: DapClient,
+) -> None:
+    await client.ok("initialize", {"adapterID": "canopy"})
+    (early,) = (await client.ok("setFunctionBreakpoints", {"breakpoints": [{"name": "drain"}]}))[
+        "breakpoints"
+    ]
+    assert (early["verified"], early["message"]) == (False, "the tree is not loaded yet")
+    (watch,) = (await client.ok("setDataBreakpoints", {"breakpoints": [{"dataId": "/battery"}]}))[
+        "breakpoints"
+    ]
+    assert not watch["verified"]
+    await client.ok("setExceptionBreakpoints", {"filters": ["failed"]})
+    await client.ok("launch", {"program": PATROL, "mode": "manual", "blackboard": {"battery": 100}})
+    changed = await client.next_event("breakpoint")
+    assert changed == {"reason": "changed", "breakpoint": {"id": early["id"], "verified": True}}
+    await client.next_event("initialized")
+    await client.ok("configurationDone")
+    assert (await client.next_event("stopped"))["reason"] == "entry"
+    await step(client, "continue", "step")
+    at_drain = await step(client, "continue", "breakpoint")
+    assert at_drain["hitBreakpointIds"] == [early["id"]]
+    changed_battery = await step(client, "continue")
+    assert changed_battery["reason"] == "data breakpoint"
+    assert changed_battery["hitBreakpointIds"] == [watch["id"]]
+
+
+async def test_a_line_breakpoint_moves_to_the_next_node_of_the_tree_file(
+    client: DapClient,
+) -> None:
+    await launch_configured(client, PATROL_YAML, mode="manual")
+    # Nodes of patrol.yaml start on these lines (each "type:" of a node).
+    locations = await client.ok(
+        "breakpointLocations", {"source": {"path": PATROL_YAML}, "line": 1, "endLine": 50}
+    )
+    assert [b["line"] for b in locations["breakpoints"]] == [
+        7,
+        10,
+        13,
+        17,
+        19,
+        24,
+        29,
+        34,
+        39,
+        43,
+        46,
+    ]
+    within = await client.ok(
+        "breakpointLocations", {"source": {"path": PATROL_YAML}, "line": 20, "endLine": 30}
+    )
+    assert within["breakpoints"] == [{"line": 24}, {"line": 29}]
+    assert (await client.ok("breakpointLocations", {"source": {"path": PATROL_YAML}, "line": 26}))[
+        "breakpoints"
+    ] == []
+
+    placed = (
+        await client.ok(
+            "setBreakpoints",
+            {"source": {"path": PATROL_YAML}, "breakpoints": [{"line": 26}, {"line": 99}]},
+        )
+    )["breakpoints"]
+    moved, past_the_end = placed
+    assert (moved["verified"], moved["line"]) == (True, 29)  # retry_a's params → go_to_a
+    assert moved["source"] == {"path": PATROL_YAML, "name": "patrol.yaml"}
+    assert (past_the_end["verified"], past_the_end["line"]) == (False, 99)
+    assert past_the_end["message"] == f"no node at or after line 99 of {PATROL_YAML}"
+
+    assert (await client.next_event("stopped"))["reason"] == "entry"
+    hit = await step(client, "continue")
+    assert (hit["reason"], hit["hitBreakpointIds"]) == ("breakpoint", [moved["id"]])
+    top, *rest = await frames(client)
+    assert top["name"] == "go_to_a [MoveTo] INVALID"  # stopped before its first update
+    assert (top["source"]["path"], top["line"], top["column"]) == (PATROL_YAML, 29, 13)
+    assert [(f["name"].split(" ")[0], f["line"]) for f in rest] == [
+        ("retry_a", 24),
+        ("route", 19),
+        ("patrol", 7),
+    ]
+
+
+async def test_lines_and_columns_from_zero(client: DapClient) -> None:
+    await launch_configured(
+        client,
+        PATROL_YAML,
+        mode="manual",
+        initialize={"linesStartAt1": False, "columnsStartAt1": False},
+    )
+    locations = await client.ok(
+        "breakpointLocations", {"source": {"path": PATROL_YAML}, "line": 19, "endLine": 29}
+    )
+    assert locations["breakpoints"] == [{"line": 23}, {"line": 28}]
+    (moved,) = (
+        await client.ok(
+            "setBreakpoints", {"source": {"path": PATROL_YAML}, "breakpoints": [{"line": 25}]}
+        )
+    )["breakpoints"]
+    assert moved["line"] == 28
+    await client.next_event("stopped")
+    await step(client, "continue", "breakpoint")
+    top = (await frames(client))[0]
+    assert (top["line"], top["column"]) == (28, 12)
+
+
+async def test_conditions_and_hit_conditions_choose_when_to_stop(client: DapClient) -> None:
+    answers = await launch_configured(
+        client,
+        PATROL,
+        blackboard={"battery": 100},
+        breakpoints=[
+            {"name": "check_battery", "condition": "battery < 50"},
+            {"name": "move", "hitCondition": "== 3"},
+        ],
+    )
+    check, move = answers["setFunctionBreakpoints"]["breakpoints"]
+    # auto mode: move is reached on ticks 1, 2, 3...; the third time is tick 3.
+    first = await client.next_event("stopped")
+    assert (first["reason"], first["hitBreakpointIds"]) == ("breakpoint", [move["id"]])
+    assert await tick(client) == (3, False)
+    await client.ok("continue", {"threadId": 1})
+    second = await client.next_event("stopped")
+    assert second["hitBreakpointIds"] == [check["id"]]
+    assert await tick(client) == (5, False)  # battery 40 from tick 4's drain
+    assert await scope_values(client, "Blackboard") == {"battery": "40"}
+
+
+async def test_a_condition_that_fails_while_running_stops_and_says_why(
+    client: DapClient,
+) -> None:
+    answers = await launch_configured(
+        client,
+        PATROL,
+        blackboard={"battery": 100},
+        breakpoints=[{"name": "move", "condition": "batery < 50"}],
+    )
+    (typo,) = answers["setFunctionBreakpoints"]["breakpoints"]
+    assert typo["verified"]  # it compiles; the name is only missing when evaluated
+    stopped = await client.next_event("stopped")
+    assert (stopped["reason"], stopped["hitBreakpointIds"]) == ("breakpoint", [typo["id"]])
+    assert "batery" in stopped["description"]
+    assert await frame_names(client) == ["move", "round", "patrol"]
+
+
+async def test_logpoints_log_and_do_not_stop(client: DapClient) -> None:
+    await launch_configured(client, PATROL_YAML, mode="manual")
+    logpoint, broken = (
+        await client.ok(
+            "setBreakpoints",
+            {
+                "source": {"path": PATROL_YAML},
+                "breakpoints": [
+                    {"line": 13, "logMessage": "battery at {battery_level}"},
+                    {"line": 17, "logMessage": "recharging from {battery_level"},
+                ],
+            },
+        )
+    )["breakpoints"]
+    assert logpoint["verified"]
+    assert not broken["verified"]
+    assert broken["message"].startswith("invalid expression:")
+    assert (await client.next_event("stopped"))["reason"] == "entry"
+    await client.ok("continue", {"threadId": 1})
+    logged = await client.next_event("output")
+    assert logged == {"category": "console", "output": "battery at 0.8\n"}
+    after = await client.next_event("stopped")
+    assert after["reason"] == "step"  # the end of the tick: the logpoint did not stop
+    assert "hitBreakpointIds" not in after
+
+
+async def test_a_data_breakpoint_stops_after_the_write(client: DapClient) -> None:
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    assert (await client.next_event("stopped"))["reason"] == "entry"
+    board = (await scopes(client))["Blackboard"]
+    (battery,) = await variables(client, board)
+    info = await client.ok(
+        "dataBreakpointInfo", {"variablesReference": board, "name": battery["name"]}
+    )
+    assert info == {
+        "dataId": "/battery",
+        "description": "blackboard /battery",
+        "accessTypes": ["write"],
+        "canPersist": True,
+    }
+    node = (await scopes(client))["Node"]
+    not_data = await client.ok("dataBreakpointInfo", {"variablesReference": node, "name": "status"})
+    assert not_data["dataId"] is None
+    assert "only blackboard keys" in not_data["description"]
+
+    watch, broken = (
+        await client.ok(
+            "setDataBreakpoints",
+            {
+                "breakpoints": [
+                    {"dataId": info["dataId"], "accessType": "write"},
+                    {"dataId": "/mission", "condition": "mission =="},
+                ]
+            },
+        )
+    )["breakpoints"]
+    assert watch["verified"]
+    assert not broken["verified"]
+    assert broken["message"].startswith("invalid expression")
+
+    assert (await step(client, "continue"))["reason"] == "step"  # tick 1 writes nothing
+    changed = await step(client, "continue")
+    assert changed["reason"] == "data breakpoint"
+    assert changed["description"] == "/battery changed to 70"
+    assert changed["hitBreakpointIds"] == [watch["id"]]
+    assert await frame_names(client) == ["drain", "round", "patrol"]  # the writer
+    assert await scope_values(client, "Blackboard") == {"battery": "70"}
+
+
+async def test_a_data_breakpoint_with_a_condition(client: DapClient) -> None:
+    answers = await launch_configured(
+        client,
+        PATROL,
+        blackboard={"battery": 100},
+        data_breakpoints=[{"dataId": "battery", "condition": "battery < 50"}],
+    )
+    (watch,) = answers["setDataBreakpoints"]["breakpoints"]
+    stopped = await client.next_event("stopped")
+    assert (stopped["reason"], stopped["description"]) == (
+        "data breakpoint",
+        "/battery changed to 40",
+    )
+    assert stopped["hitBreakpointIds"] == [watch["id"]]
+    assert await tick(client) == (4, False)
+
+
+async def test_the_raised_filter_stops_where_a_behaviour_raised(client: DapClient) -> None:
+    # From battery 50, check_battery raises on tick 5 (battery -10).
+    await launch_configured(
+        client, PATROL, blackboard={"battery": 50}, exception_filters=["raised"]
+    )
+    stopped = await client.next_event("stopped")
+    assert stopped["reason"] == "exception"
+    assert stopped["description"] == "builtins.ValueError: battery level -10 is negative"
+    assert await frame_names(client) == ["check_battery", "round", "patrol"]
+    assert await tick(client) == (5, False)
+    info = await client.ok("exceptionInfo", {"threadId": 1})
+    assert info["exceptionId"] == "builtins.ValueError"
+    assert info["description"] == "battery level -10 is negative"
+    assert info["breakMode"] == "always"
+    trace = info["details"]["stackTrace"]
+    assert "factories.py" in trace
+    assert trace.rstrip().endswith('raise ValueError(f"battery level {level} is negative")')
+    assert ", in update\n" in trace
+    # The node counts as failed; the tree fails and the execution completes.
+    await client.ok("continue", {"threadId": 1})
+    await client.next_event("exited")
+    await client.next_event("terminated")
+
+
+async def test_the_failed_filter_stops_on_a_failing_node(client: DapClient) -> None:
+    await launch_configured(
+        client, PATROL, blackboard={"battery": 100}, exception_filters=["raised", "failed"]
+    )
+    stopped = await client.next_event("stopped")
+    assert (stopped["reason"], stopped["description"]) == (
+        "exception",
+        "check_battery returned FAILURE",
+    )
+    assert await tick(client) == (7, False)
+    info = await client.ok("exceptionInfo", {"threadId": 1})
+    assert info == {
+        "exceptionId": "NodeFailed",
+        "description": "check_battery returned FAILURE",
+        "breakMode": "always",
+    }
+
+
+async def test_exception_info_needs_an_exception_and_filters_must_exist(
+    client: DapClient,
+) -> None:
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    await client.next_event("stopped")
+    assert await client.fails("exceptionInfo", {"threadId": 1}) == (
+        "the tree is not stopped on an exception"
+    )
+    message = await client.fails("setExceptionBreakpoints", {"filters": ["raised", "bogus"]})
+    assert message == (
+        "setExceptionBreakpoints: unknown filter 'bogus' (the filters are failed, raised)"
+    )
+    assert (await client.ok("setExceptionBreakpoints", {"filters": []}))["breakpoints"] == []

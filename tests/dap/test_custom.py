@@ -1,0 +1,167 @@
+"""The custom requests: canopy/reload (hot reload), canopy/timeline, canopy/statistics,
+canopy/stateAt, canopy/picture, canopy/diff and canopy/liveTree (canopy/nodeStatus events)."""
+
+from __future__ import annotations
+
+import re
+
+from .client import DapClient, launch_configured
+from .helpers import FOREVER, PATROL, PATROL_YAML, frame_names, scope_values, step, tick
+
+
+async def test_hot_reload_rebinds_breakpoints_and_reports_the_unbound(client: DapClient) -> None:
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    await client.next_event("stopped")
+    assert (await step(client, "next"))["reason"] == "step"  # the end of tick 1: battery 100
+    placed = await client.ok(
+        "setFunctionBreakpoints", {"breakpoints": [{"name": "drain"}, {"name": "move"}]}
+    )
+    drain, move = placed["breakpoints"]
+    (thread,) = (await client.ok("threads"))["threads"]
+
+    # forever has a drain (amount 1) but no move.
+    reloaded = await client.ok("canopy/reload", {"threadId": 1, "program": FOREVER})
+    assert reloaded == {"unboundBreakpoints": ["move"]}
+    changes = [await client.next_event("breakpoint") for _ in range(2)]
+    assert changes == [
+        {"reason": "changed", "breakpoint": {"id": drain["id"], "verified": True}},
+        {
+            "reason": "changed",
+            "breakpoint": {
+                "id": move["id"],
+                "verified": False,
+                "message": "no node with id or name 'move' in tree 'forever'",
+            },
+        },
+    ]
+    await client.wait_for("invalidated", areas=["all"], threadId=1)
+
+    # Same execution, same thread, new tree, blackboard kept.
+    assert (await client.ok("threads"))["threads"] == [thread]
+    assert await frame_names(client) == ["forever"]
+    assert await scope_values(client, "Blackboard") == {"battery": "100"}
+    hit = await step(client, "continue")
+    assert (hit["reason"], hit["hitBreakpointIds"]) == ("breakpoint", [drain["id"]])
+    assert await frame_names(client) == ["drain", "forever"]
+    assert await tick(client) == (2, False)
+
+
+async def test_hot_reload_of_a_tree_file_moves_its_line_breakpoints(client: DapClient) -> None:
+    await launch_configured(client, PATROL_YAML, mode="manual")
+    (on_go_to_a,) = (
+        await client.ok(
+            "setBreakpoints", {"source": {"path": PATROL_YAML}, "breakpoints": [{"line": 29}]}
+        )
+    )["breakpoints"]
+    await client.next_event("stopped")
+    await client.ok("canopy/reload", {"program": PATROL})  # not a tree file any more
+    (change,) = [await client.next_event("breakpoint")]
+    assert change["breakpoint"]["id"] == on_go_to_a["id"]
+    assert change["breakpoint"]["verified"] is False
+    assert change["breakpoint"]["message"] == f"no node at or after line 29 of {PATROL_YAML}"
+    await client.ok("canopy/reload", {"program": PATROL_YAML})
+    again = await client.next_event("breakpoint")
+    assert again["breakpoint"] == {
+        "id": on_go_to_a["id"],
+        "verified": True,
+        "line": 29,
+        "source": {"path": PATROL_YAML, "name": "patrol.yaml"},
+    }
+
+
+async def test_hot_reload_can_reset_the_blackboard_and_survives_a_bad_tree(
+    client: DapClient,
+) -> None:
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    await client.next_event("stopped")
+    await step(client, "next", "step")
+    await step(client, "next", "step")
+    assert await scope_values(client, "Blackboard") == {"battery": "70"}
+
+    message = await client.fails(
+        "canopy/reload", {"program": "tests.server.runtime.factories:missing"}
+    )
+    assert message.startswith("the tree cannot be loaded:\n")
+    assert "has no function 'missing'" in message
+    assert await scope_values(client, "Blackboard") == {"battery": "70"}  # untouched
+
+    await client.ok("canopy/reload", {"keepBlackboard": False})
+    assert await scope_values(client, "Blackboard") == {"battery": "100"}  # the launch's
+    assert await tick(client) == (2, False)  # same execution, history kept
+    await step(client, "next", "step")
+    assert await tick(client) == (3, False)
+
+
+async def test_hot_reload_in_the_middle_of_a_tick_stops_again(client: DapClient) -> None:
+    await launch_configured(
+        client,
+        PATROL,
+        mode="manual",
+        blackboard={"battery": 100},
+        breakpoints=[{"name": "move"}],
+    )
+    await client.next_event("stopped")
+    await step(client, "continue", "breakpoint")  # before move, in tick 1
+    await client.ok("canopy/reload", {})
+    # The rest of tick 1 is abandoned; the new tree waits at the tick boundary.
+    stopped = await client.wait_for("stopped")
+    assert (stopped["reason"], stopped["description"]) == ("pause", "reloaded")
+    assert await frame_names(client) == ["patrol"]
+    assert await tick(client) == (1, False)
+
+
+async def test_timeline_statistics_state_and_pictures(client: DapClient) -> None:
+    await launch_configured(client, PATROL, blackboard={"battery": 100})
+    await client.next_event("terminated")
+
+    timeline = await client.ok("canopy/timeline", {})
+    assert re.fullmatch(r"[0-9a-f]{12}", timeline["executionId"])
+    assert timeline["ticks"] == 7
+    assert timeline["statistics"]["count"] == 7
+    statistics = await client.ok("canopy/statistics", {"threadId": 1})
+    assert statistics["execution_id"] == timeline["executionId"]
+    check = statistics["nodes"]["patrol/round/check_battery"]
+    assert check["results"] == {"SUCCESS": 3, "FAILURE": 1}
+
+    state = await client.ok("canopy/stateAt", {"tick": 2})
+    assert state["tick"] == 2
+    assert state["blackboard"] == {"/battery": 70}
+    assert state["statuses"]["patrol/round/drain"] == "SUCCESS"
+    message = await client.fails("canopy/stateAt", {"tick": 99})
+    assert "tick 99 is beyond the recorded range" in message
+
+    dot = await client.ok("canopy/picture", {"tick": 1})
+    assert dot["format"] == "dot"
+    assert dot["content"].startswith("digraph ")
+    assert "check_battery" in dot["content"]
+    svg = await client.ok("canopy/picture", {"format": "svg"})
+    assert "<svg" in svg["content"]
+    model = await client.ok("canopy/picture", {"tick": 1, "format": "json"})
+    statuses = {n["id"]: n["status"] for n in model["content"]["nodes"]}
+    assert statuses["patrol/round/move"] == "RUNNING"
+    message = await client.fails("canopy/picture", {"format": "png"})
+    assert message == "pictures come as dot, svg or json, not 'png'"
+    message = await client.fails("canopy/diff", {"otherExecutionId": "nope"})
+    assert message == "no execution 'nope'"
+
+
+async def test_live_tree_streams_node_statuses(client: DapClient) -> None:
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    await client.next_event("stopped")
+    started = await client.ok("canopy/liveTree", {"threadId": 1})
+    await step(client, "next", "step")
+    first = await client.next_event("canopy/nodeStatus")
+    assert first["threadId"] == 1
+    assert first["execution_id"] == started["executionId"]
+    assert (first["type"], first["tick"], first["node_id"], first["status"]) == (
+        "NodeStatusChanged",
+        1,
+        "patrol/round/check_battery",
+        "SUCCESS",
+    )
+    done = await client.wait_for("canopy/nodeStatus", type="TickCompleted")
+    assert (done["tick"], done["root_status"]) == (1, "RUNNING")
+    assert done["offset"] > first["offset"]
+    await client.ok("canopy/reload", {"program": FOREVER})
+    swapped = await client.wait_for("canopy/nodeStatus", type="TreeReloaded")
+    assert swapped["tree"]["name"] == "forever"
