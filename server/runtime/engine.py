@@ -17,13 +17,12 @@ import sys
 import threading
 import time
 import traceback
-from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Final
 
 from py_trees.behaviour import Behaviour
 from py_trees.common import Status
@@ -345,16 +344,7 @@ class Execution:
 
     def context(self, node: Behaviour | None = None) -> Mapping[str, Any]:
         """Names visible to expressions: the node's state over the blackboard."""
-        target = node or self._current or self.root
-        state = {
-            "status": target.status.value,
-            "name": target.name,
-            "id": target.canopy_id,
-            "tick": self.tick_count,
-            "visits": target.canopy_visits,
-            "feedback": target.feedback_message,
-        }
-        return ChainMap(state, BlackboardView(self.storage))
+        return _NodeContext(self, node or self._current or self.root)
 
     # -- the tick thread ---------------------------------------------------------------------
 
@@ -853,6 +843,48 @@ class Execution:
                 "ended", self.id, reason=reason, text=detail, status=self.root.status.value
             )
         )
+
+
+class _NodeContext(Mapping[str, Any]):
+    """A node's state (``status``, ``name``, ``id``, ``tick``, ``visits``, ``feedback``) over
+    the blackboard, each name looked up only when an expression reads it: conditions are
+    evaluated on every hit and most read one or two names."""
+
+    __slots__ = ("_board", "_execution", "_node")
+    NAMES: Final = ("status", "name", "id", "tick", "visits", "feedback")
+
+    def __init__(self, execution: Execution, node: Behaviour) -> None:
+        self._execution = execution
+        self._node = node
+        self._board: BlackboardView | None = None
+
+    def __getitem__(self, name: str) -> Any:
+        node = self._node
+        if name == "status":
+            return node.status.value
+        if name == "tick":
+            return self._execution.tick_count
+        if name == "name":
+            return node.name
+        if name == "id":
+            return node.canopy_id
+        if name == "visits":
+            return node.canopy_visits
+        if name == "feedback":
+            return node.feedback_message
+        return self._blackboard()[name]
+
+    def _blackboard(self) -> BlackboardView:
+        if self._board is None:
+            self._board = BlackboardView(self._execution.storage)
+        return self._board
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.NAMES
+        yield from (name for name in self._blackboard() if name not in self.NAMES)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class _Reload(Exception):
