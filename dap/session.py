@@ -719,6 +719,27 @@ class DebugSession:
         )
         return {"format": kind, "content": picture}
 
+    async def on_canopy_debugPython(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Where to attach a ``debugpy`` session that stops in a node's ``update()``: the
+        client attaches to ``host``:``port`` and sets the breakpoint at ``path``:``line`` with
+        ``condition`` (true for this node only)."""
+        thread = self._only_thread(args)
+        node_id = args.get("nodeId")
+        if node_id is None and "frameId" in args:
+            node_id = self._frame(args["frameId"])[1]
+        if not isinstance(node_id, str):
+            raise DapError("canopy/debugPython: give nodeId or frameId")
+        target = await self.control.python_debug(thread.execution_id, node_id)
+        return {
+            "nodeId": target.node_id,
+            "connect": {"host": target.host, "port": target.port},
+            "breakpoint": {
+                "source": {"path": target.path},
+                "line": self._line_out(target.line),
+                "condition": target.condition,
+            },
+        }
+
     async def on_canopy_liveTree(self, args: dict[str, Any]) -> dict[str, Any]:
         """Start the ``canopy/nodeStatus`` event stream (status changes and tick ends)."""
         thread = self._only_thread(args)

@@ -18,6 +18,7 @@ from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .diff import ExecutionDiff, StateDiff
 from .engine import CaptureLevel, Mode, Notification, RunState, StepKind, StopInfo
 from .history import ExecutionState
+from .python_debug import PythonTarget
 from .stats import ExecutionStats
 
 __all__ = [
@@ -248,6 +249,11 @@ class ExecutionControl(ABC):
     @abstractmethod
     async def diff_executions(self, first_id: str, second_id: str) -> ExecutionDiff:
         """The first tick where two executions diverge, and what differs there."""
+
+    @abstractmethod
+    async def python_debug(self, execution_id: str, node_id: str) -> PythonTarget:
+        """Make the process running the tree debuggable with debugpy; say where to attach and
+        which breakpoint stops in that node's ``update()``."""
 
     @abstractmethod
     async def breakpoint_lines(self, execution_id: str, path: str) -> list[int]:

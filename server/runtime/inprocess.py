@@ -35,6 +35,7 @@ from .expressions import Expression
 from .history import ExecutionHistory, ExecutionState, HistoryError
 from .pictures import to_dot, to_json_model, to_svg
 from .project import node_registry
+from .python_debug import PythonDebugError, PythonTarget, python_target
 from .recorder import EventRecorder
 from .stats import ExecutionStats, execution_statistics
 from .values import jsonable
@@ -403,6 +404,16 @@ class InProcessControl(ExecutionControl):
                 await self._entries[execution_id].recorder.drain()
         with _as_control_errors():
             return await diff_executions(self.store, self.tenant_id, first_id, second_id)
+
+    async def python_debug(self, execution_id: str, node_id: str) -> PythonTarget:
+        execution = self._live(execution_id).execution
+        node = execution.node_by_id(node_id)
+        if node is None:
+            raise InvalidRequest(f"no node {node_id!r} in execution {execution_id}")
+        try:
+            return await asyncio.to_thread(python_target, node, node_id)
+        except PythonDebugError as error:
+            raise InvalidRequest(str(error)) from error
 
     async def breakpoint_lines(self, execution_id: str, path: str) -> list[int]:
         return list(self._entry(execution_id).execution.definition.lines(path))
