@@ -89,6 +89,7 @@ import sys
 import tempfile
 import time
 import traceback
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -667,7 +668,7 @@ class Round:
     reference: int = 0
 
 
-class Subject:
+class Subject(ABC):
     """A debugger stopped in its debuggee, able to time the four requests and a hit."""
 
     name: str
@@ -713,8 +714,9 @@ class Subject:
             "evaluate": f"{self.expression} = {result}",
         }
 
+    @abstractmethod
     def read_stamp(self) -> int:
-        raise NotImplementedError
+        """The time (ns) the debuggee recorded just before the breakpoint it stopped at."""
 
     def close(self) -> None:
         """End the session, and with it the debuggee."""
