@@ -171,6 +171,8 @@ class Execution:
         self._rebind_lock = threading.Lock()
         self._reload: tuple[TreeDefinition, bool, Future[list[str]]] | None = None
         self._last_tick_started = 0.0
+        self._in_tick = False  # verbose capture, inside a tick whose TickStarted may be due
+        self._tick_announced = False
         self._cond = threading.Condition()
         self._pending_ticks = 0
         self._pause_requested = False
@@ -418,8 +420,10 @@ class Execution:
         tick = self.tick_count
         verbose = self.capture is CaptureLevel.VERBOSE
         record = self.recorder.record
-        if verbose:
-            record("TickStarted", {"execution_id": self.id, "tick": tick})
+        # TickStarted is written just before the tick's first event: a tick in which nothing
+        # changes costs one event (its TickCompleted summary), not two.
+        self._in_tick = verbose
+        self._tick_announced = False
         started = time.perf_counter()
         root = self.root
         abandoned = False
@@ -440,6 +444,7 @@ class Execution:
             except Exception as exc:
                 self._raised(exc, verbose)
         duration_ms = (time.perf_counter() - started) * 1000
+        self._in_tick = False
         record(
             "TickCompleted",
             {
@@ -458,6 +463,12 @@ class Execution:
             self._current = root
             self._stop(StopInfo("step", root.canopy_id, "tick", tick))
 
+    def _announce_tick(self) -> None:
+        """Write TickStarted once, before the first event recorded inside a tick."""
+        if self._in_tick and not self._tick_announced:
+            self._tick_announced = True
+            self.recorder.record("TickStarted", {"execution_id": self.id, "tick": self.tick_count})
+
     def _reloaded_mid_tick(self) -> None:
         """A reload arrived while stopped mid-tick: the old tree was reset; swap it in."""
         self._apply_reload()
@@ -470,6 +481,8 @@ class Execution:
         previous = node.canopy_status
         node.canopy_status = status
         if verbose:
+            if not self._tick_announced:
+                self._announce_tick()
             payload: dict[str, Any] = {
                 "execution_id": self.id,
                 "tick": self.tick_count,
@@ -574,6 +587,7 @@ class Execution:
             "message": str(exc),
             "traceback": _frames(exc.__traceback__),
         }
+        self._announce_tick()
         self.recorder.record("BehaviourRaised", info)
         if ExceptionFilter.RAISED in self._filters:
             self._current = node
@@ -613,6 +627,7 @@ class Execution:
             self._cond.notify_all()
             # Tell the client first: recording wakes the flusher, which must not delay the stop.
             self._notify(Notification("stopped", self.id, stop=info))
+        self._announce_tick()
         self.recorder.record(
             "DebuggerStopped",
             {
@@ -656,6 +671,7 @@ class Execution:
     def _on_write(self, key: str, old: Any, new: Any) -> None:
         """Every blackboard write of this execution, from a behaviour or from a client."""
         if self.capture is CaptureLevel.VERBOSE:
+            self._announce_tick()
             payload: dict[str, Any] = {
                 "execution_id": self.id,
                 "tick": self.tick_count,

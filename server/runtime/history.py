@@ -30,7 +30,8 @@ Definitions (the contract DAP's time travel maps onto):
 What the writer of the stream (the engine) must guarantee for this to be exact:
 
 - ``ExecutionStarted`` is the first event of the stream; tick numbers start at 1 and never
-  decrease; ``TickCompleted(N)`` follows ``TickStarted(N)``.
+  decrease; every tick ends with ``TickCompleted(N)``, and ``TickStarted(N)`` precedes the first
+  other event of tick N (a tick in which nothing happened has no ``TickStarted``).
 - ``StateSnapshot(N)`` is written at the end of tick N -- right after ``TickCompleted(N)``
   (before any between-tick event such as a client's blackboard edit or a reload) or just
   before it -- and holds every node of the tree in force and the whole blackboard.

@@ -92,3 +92,8 @@ def big() -> py_trees.behaviour.Behaviour:
         )
         root.add_child(sequence)
     return root
+
+
+def idle() -> py_trees.behaviour.Behaviour:
+    """One leaf that is RUNNING for ever: after the first tick, nothing changes."""
+    return py_trees.behaviours.Running("spin")

@@ -524,3 +524,19 @@ async def test_a_large_tree_keeps_its_history_and_an_oversized_one_is_refused(
             await control.launch(LaunchSpec("tests.server.runtime.factories:big"))
     finally:
         rule.max_bytes = saved
+
+
+async def test_a_quiet_tick_costs_one_event_and_history_still_sees_it(
+    control: InProcessControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control, "tests.server.runtime.factories:idle", blackboard={})
+    await tick_and_wait(control, eid, 5)
+    await control.terminate(eid)
+    types = [t for t, _ in await events(store, eid)]
+    assert types.count("TickStarted") == 1  # only tick 1 changed anything
+    assert types.count("TickCompleted") == 5
+    state = await control.state_at(eid, 3)
+    assert (state.tick, state.statuses) == (3, {"spin": "RUNNING"})
+    stats = await control.statistics(eid)
+    assert stats.ticks.count == 5
+    assert stats.nodes["spin"].visits == 5
