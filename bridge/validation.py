@@ -112,8 +112,15 @@ class EventValidator:
 
     def _rule_for(self, event: NewEvent, index: int) -> _TypeRule:
         """Check everything but the payload; return the rule for the payload."""
-        if event.time is not None and event.time.tzinfo is None:
+        moment = event.time
+        if isinstance(moment, datetime) and moment.tzinfo is None:
             raise InvalidEvent("must carry a timezone", field="time", index=index)
+        if moment is not None and (
+            isinstance(moment, bool) or not isinstance(moment, datetime | int)
+        ):
+            raise InvalidEvent(
+                "must be a datetime or microseconds since the epoch", field="time", index=index
+            )
         plain = event.idempotency_key is None and event.expected_version is None
         signature = (event.tenant_id, event.topic, event.stream, event.type, event.producer)
         if plain and (known := self._valid_envelopes.get(signature)) is not None:

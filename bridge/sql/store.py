@@ -153,7 +153,7 @@ class _Plan:
                     event.stream,
                     current + 1,
                     event.type,
-                    datetime_to_us(event.time) if event.time else now_us,
+                    now_us if event.time is None else event.time_us,
                     payload,
                     event.producer.name,
                     event.producer.version,

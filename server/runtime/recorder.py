@@ -32,7 +32,6 @@ from bridge import (
     StoreUnavailable,
     Topic,
 )
-from bridge.events import datetime_from_us
 
 __all__ = ["EventRecorder"]
 
@@ -139,7 +138,7 @@ class EventRecorder:
                 event_type,
                 payload,
                 self.producer,
-                time=datetime_from_us(at),
+                time=at,
                 expected_version=self._version if index == 0 else None,
             )
             for index, (event_type, payload, at) in enumerate(batch)

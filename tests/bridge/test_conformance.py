@@ -339,3 +339,14 @@ async def test_impossible_times_in_wire_events_are_refused_precisely(
     with pytest.raises(InvalidEvent) as raised:
         store.validator.parse([{**tick().to_json(), "time": moment}])
     assert (raised.value.index, raised.value.field) == (0, "time")
+
+
+async def test_event_time_may_be_given_in_microseconds(store: SqlEventStore) -> None:
+    moment = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+    micros = int((moment - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
+    await store.append([event_with({"execution_id": "e1", "tick": 1}, time=micros)])
+    (recorded,) = (await store.read(EventFilter("acme"))).events
+    assert recorded.time == moment
+    with pytest.raises(InvalidEvent, match="microseconds") as raised:
+        await store.append([event_with({"execution_id": "e1", "tick": 1}, time="yesterday")])
+    assert raised.value.field == "time"
