@@ -758,14 +758,21 @@ class Execution:
         self._notify(Notification("invalidated", self.id))
 
     def _hook_stop(self, node: Behaviour) -> None:
-        """INVALID transitions happen in ``stop()`` and are never yielded: watch them there."""
+        """INVALID transitions happen in ``stop()`` and are never yielded: watch them there.
+        ``canopy_stopping`` tells the before-breakpoint wrapper that the ``tick()`` call it sees
+        is py_trees resetting the node's iterator inside ``stop()``, not the node running."""
         original = node.stop
 
         def stop(new_status: Status = Status.INVALID) -> None:
-            original(new_status)
+            node.canopy_stopping = True
+            try:
+                original(new_status)
+            finally:
+                node.canopy_stopping = False
             if new_status is Status.INVALID and node.canopy_status is not Status.INVALID:
                 self._changed(node, Status.INVALID, self.capture is CaptureLevel.VERBOSE)
 
+        node.canopy_stopping = False
         node.stop = stop  # type: ignore[method-assign]
 
     def _rebind(self) -> None:
@@ -799,14 +806,17 @@ class Execution:
         )
 
     def _wrap_before(self, node: Behaviour, wanted: bool) -> None:
-        """Install (or remove) the wrapper that stops before a node's update."""
+        """Install (or remove) the check that stops before a node's update. A plain function
+        that hands back the node's own generator: wrapping the generator instead would put the
+        check in the path of every yield of the node's whole subtree."""
         wrapped = "tick" in vars(node)
         if wanted and not wrapped:
             original = node.tick
 
             def tick() -> Iterator[Behaviour]:
-                self._before_node(node)
-                yield from original()
+                if not node.canopy_stopping:
+                    self._before_node(node)
+                return original()
 
             node.tick = tick  # type: ignore[method-assign]
         elif not wanted and wrapped:
