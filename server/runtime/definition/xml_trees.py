@@ -44,7 +44,7 @@ from typing import Any
 
 from .builtin_kinds import BUILTINS
 from .class_kinds import is_import_path, resolve_class
-from .ids import child_id
+from .ids import child_id, unique_id
 from .kinds import ResolutionError
 from .model import NodeSpec, SourceLocation, TreeDefinition
 from .problems import DefinitionError, Problem
@@ -231,19 +231,35 @@ class _XmlReader:
         return self.node(tree.children[0], parent_id, (*chain, tree.attributes.get("ID", "")))
 
     def node(
-        self, element: Element, parent_id: str | None, chain: tuple[str, ...]
+        self,
+        element: Element,
+        parent_id: str | None,
+        chain: tuple[str, ...],
+        siblings: set[str] | None = None,
     ) -> NodeSpec | None:
-        """The node for ``element`` and everything below it."""
+        """The node for ``element`` and everything below it.
+
+        Groot2 leaves most nodes unnamed, so siblings of one type are common: an unnamed node
+        takes ``#2``, ``#3``... after its type in tree order (as Python factories do). Nodes the
+        author named alike stay an error — the names say they are meant to differ.
+        """
         resolved = self._kind_and_params(element)
         if resolved is None:
             return None
         kind, params, default_name = resolved
-        name = element.attributes.get("name") or default_name
+        explicit = element.attributes.get("name")
+        name = explicit or default_name
         node_id = child_id(parent_id, name)
+        if siblings is not None:
+            if explicit:
+                siblings.add(node_id)
+            else:
+                node_id = unique_id(node_id, siblings)
         if element.tag == "SubTree" and "SubTree" not in self.registry:
             children = self._subtree_children(element, params["ID"], node_id, chain)
         else:
-            children = [self.node(child, node_id, chain) for child in element.children]
+            taken: set[str] = set()
+            children = [self.node(child, node_id, chain, taken) for child in element.children]
         return NodeSpec(
             id=node_id,
             name=name,

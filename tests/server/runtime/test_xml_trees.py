@@ -381,7 +381,7 @@ def test_decorator_with_two_children(write: Write) -> None:
     )
 
 
-def test_duplicate_names_suggest_a_distinct_name(write: Write) -> None:
+def test_unnamed_twins_are_numbered_and_named_twins_need_distinct_names(write: Write) -> None:
     path = write(
         "twins.xml",
         """
@@ -395,10 +395,30 @@ def test_duplicate_names_suggest_a_distinct_name(write: Write) -> None:
         </root>
         """,
     )
-    problem = only_problem(lambda: load_tree(str(path)))
+    definition = load_tree(str(path))
+    assert [n.id for n in definition.nodes()] == [
+        "main",
+        "main/AlwaysSuccess",
+        "main/AlwaysSuccess#2",  # unnamed siblings, as Groot2 writes them
+    ]
+    assert [n.name for n in definition.nodes()][1:] == ["AlwaysSuccess", "AlwaysSuccess"]
+    named_alike = write(
+        "named-twins.xml",
+        """
+        <root BTCPP_format="4">
+          <BehaviorTree ID="Main">
+            <Sequence name="main">
+              <AlwaysSuccess name="done"/>
+              <AlwaysSuccess name="done"/>
+            </Sequence>
+          </BehaviorTree>
+        </root>
+        """,
+    )
+    problem = only_problem(lambda: load_tree(str(named_alike)))
     assert (problem.line, problem.column) == (5, 7)
     assert problem.message == (
-        "duplicate id 'main/AlwaysSuccess' (also at line 4, column 7); "
+        "duplicate id 'main/done' (also at line 4, column 7); "
         "give one of them a distinct `name` attribute"
     )
 
