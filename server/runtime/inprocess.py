@@ -17,6 +17,7 @@ import orjson
 from bridge import EventFilter, EventStore, Producer, RecordedEvent
 
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
+from .code_reload import CodeVersions, code_versions, reload_changed
 from .control import (
     BreakpointView,
     ExecutionControl,
@@ -59,13 +60,16 @@ class _Entry:
     spec: LaunchSpec
     history: ExecutionHistory
     program: str  # what runs now: the launch program, or what a reload switched to
+    code: CodeVersions  # when the behaviour modules it uses were last written
     past: ExecutionState | None = None
     stops: list[asyncio.Future[StopInfo]] = field(default_factory=list)
 
 
-def _load(spec: LaunchSpec, program: str) -> TreeDefinition:
-    """Load a tree; Groot2 tags map through the launch's registry, else the project's
-    ``canopy.toml`` ``[nodes]`` table."""
+def _load(spec: LaunchSpec, program: str, code: CodeVersions) -> TreeDefinition:
+    """Load a tree, with fresh code for behaviour modules edited since ``code`` was taken;
+    Groot2 tags map through the launch's registry, else the project's ``canopy.toml``
+    ``[nodes]`` table."""
+    reload_changed(code)
     base = Path(spec.base_dir) if spec.base_dir else None
     registry = spec.registry
     if not registry and program.endswith(".xml"):
@@ -126,7 +130,7 @@ class InProcessControl(ExecutionControl):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
-        definition = await asyncio.to_thread(_load, spec, spec.program)
+        definition = await asyncio.to_thread(_load, spec, spec.program, {})
         self._check_recordable(definition)
         execution_id = uuid.uuid4().hex[:12]
         recorder = EventRecorder(
@@ -151,6 +155,7 @@ class InProcessControl(ExecutionControl):
             spec,
             ExecutionHistory(self.store, self.tenant_id, execution_id),
             spec.program,
+            code_versions(definition),
         )
         self._entries[execution_id] = entry
         if spec.stop_on_entry:
@@ -292,9 +297,10 @@ class InProcessControl(ExecutionControl):
     ) -> list[str]:
         entry = self._live(execution_id)
         program = program or entry.program
-        definition = await asyncio.to_thread(_load, entry.spec, program)
+        definition = await asyncio.to_thread(_load, entry.spec, program, entry.code)
         self._check_recordable(definition)
         entry.program = program
+        entry.code = code_versions(definition)
         return await asyncio.wrap_future(
             entry.execution.reload(definition, keep_blackboard=keep_blackboard)
         )

@@ -540,3 +540,41 @@ async def test_a_quiet_tick_costs_one_event_and_history_still_sees_it(
     stats = await control.statistics(eid)
     assert stats.ticks.count == 5
     assert stats.nodes["spin"].visits == 5
+
+
+ANSWER = """
+import py_trees
+from py_trees.common import Status
+
+
+class Answer(py_trees.behaviour.Behaviour):
+    def update(self) -> Status:
+        self.feedback_message = "{version}"
+        return Status.RUNNING
+"""
+
+
+async def test_hot_reload_runs_the_edited_code_of_behaviours(
+    control: InProcessControl, tmp_path: Path
+) -> None:
+    module = tmp_path / "answers_v.py"
+    module.write_text(ANSWER.format(version="first"))
+    tree = tmp_path / "answer.yaml"
+    tree.write_text("name: answer\nroot:\n  type: answers_v:Answer\n  name: answer\n")
+    eid = await launch(control, str(tree), blackboard={})
+    await tick_and_wait(control, eid)
+    feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
+    assert feedback["answer"] == "first"
+
+    module.write_text(ANSWER.format(version="second"))
+    await control.reload(eid)
+    await tick_and_wait(control, eid)
+    feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
+    assert feedback["answer"] == "second"
+
+    module.write_text(ANSWER.format(version="third").replace("def update", "def update(("))
+    with pytest.raises(DefinitionError, match=r"answers_v\.py:\d+:\d+: cannot reload"):
+        await control.reload(eid)
+    await tick_and_wait(control, eid)  # the tree goes on with the code it had
+    feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
+    assert feedback["answer"] == "second"
