@@ -427,6 +427,7 @@ class Execution:
         started = time.perf_counter()
         root = self.root
         abandoned = False
+        after = self._debug.after  # breakpoints changed mid-tick apply from the next tick
         with self._installation:
             try:
                 for node in root.tick():
@@ -436,6 +437,9 @@ class Execution:
                         self._changed(node, status, verbose)
                     if self._watching:
                         self._after_node(node)
+                    if after and node in after:
+                        self._current = node
+                        self._hit(node, after[node], Position.AFTER)
             except _Reload:
                 abandoned = True
                 self._reset_tree(Status.INVALID, verbose)
@@ -531,10 +535,6 @@ class Execution:
             return
         if self._step is StepKind.OUT and node is self._step_target:
             self._stop(StopInfo("step", node.canopy_id, "after", self.tick_count))
-            return
-        breakpoints = self._debug.after.get(node)
-        if breakpoints:
-            self._hit(node, breakpoints, Position.AFTER)
 
     def _before_node(self, node: Behaviour) -> None:
         self._current = node
@@ -543,19 +543,21 @@ class Execution:
             self._hit(node, breakpoints, Position.BEFORE)
 
     def _hit(self, node: Behaviour, breakpoints: list[Breakpoint], position: Position) -> None:
+        """Evaluate the breakpoints on a node; stop if any of them says so. Nothing is
+        allocated unless an expression needs its names or something stops."""
         stopping: list[int] = []
         notes: list[str] = []
-        context: Mapping[str, Any] | None = None  # built only if an expression needs it
+        context: Mapping[str, Any] | None = None
         for breakpoint in breakpoints:
-            try:
-                if breakpoint.condition is not None:
-                    context = context or self.context(node)
+            if breakpoint.condition is not None:
+                context = context or self.context(node)
+                try:
                     if not breakpoint.condition.truthy(context):
                         continue
-            except ExpressionError as error:
-                stopping.append(breakpoint.id)
-                notes.append(f"condition {breakpoint.spec.condition!r} failed: {error}")
-                continue
+                except ExpressionError as error:
+                    stopping.append(breakpoint.id)
+                    notes.append(f"condition {breakpoint.spec.condition!r} failed: {error}")
+                    continue
             breakpoint.hits += 1
             if breakpoint.hit_condition and not breakpoint.hit_condition.matches(breakpoint.hits):
                 continue
@@ -798,8 +800,7 @@ class Execution:
             self._wrap_before(node, node in debug.before)
         self._debug = debug
         self._watching = bool(
-            debug.after
-            or debug.watches
+            debug.watches
             or self._step is not None
             or self._pause_requested
             or ExceptionFilter.FAILED in self._filters
