@@ -130,7 +130,9 @@ class PostgresEventStore(SqlEventStore):
                     await conn.execute(f'LISTEN "{self._channel}"')
                     self.watch.advance(await self.last_offset())
                     async for note in conn.notifies():
-                        self.watch.advance(int(note.payload))
+                        offset = int(note.payload)
+                        if offset > self._committing:  # else our own batch, published next
+                            self.watch.advance(offset)
             except (psycopg.Error, OSError) as exc:
                 log.warning("event notifications lost (%s); reconnecting", exc)
                 await asyncio.sleep(self._reconnect_delay)

@@ -19,7 +19,7 @@ import json
 import logging
 import weakref
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -27,7 +27,7 @@ from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Engine, delete, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -97,6 +97,29 @@ def _decode(row: Sequence[Any]) -> RecordedEvent:
         _producer(row[8], row[9]),
         row[10],
     )
+
+
+def _lookup_pairs(
+    conn: Connection,
+    tenant: ColumnElement[Any],
+    name: ColumnElement[Any],
+    value: ColumnElement[Any],
+    pairs: Iterable[tuple[str, Any]],
+) -> dict[tuple[str, Any], Any]:
+    """``value`` for each ``(tenant, name)`` pair that exists, by index.
+
+    One query per tenant with ``name IN (...)``: SQLite ignores the index for a row-value
+    ``(tenant, name) IN (VALUES ...)`` of more than one pair and scans the whole table, which
+    made idempotent appends slower the longer the log grew.
+    """
+    by_tenant: dict[str, list[Any]] = {}
+    for tenant_id, item in pairs:
+        by_tenant.setdefault(tenant_id, []).append(item)
+    found: dict[tuple[str, Any], Any] = {}
+    for tenant_id, items in by_tenant.items():
+        rows = conn.execute(select(name, value).where(tenant == tenant_id, name.in_(items)))
+        found.update(((tenant_id, n), v) for n, v in rows)
+    return found
 
 
 class _Plan:
@@ -189,6 +212,10 @@ class SqlEventStore(EventStore):
         )
         self._subscriptions: weakref.WeakSet[Subscription] = weakref.WeakSet()
         self._stream_versions: dict[tuple[str, str], int] = {}
+        # The last offset of the batch this process is committing: its own commit notice may
+        # arrive before the batch is published to the live window, and must not send live
+        # subscribers to the database for events about to be in memory.
+        self._committing = 0
         self._last_written = -1
         self._background: list[asyncio.Task[None]] = []
         self._started = False
@@ -342,16 +369,19 @@ class SqlEventStore(EventStore):
             plan = await self._in_writer(self._append_rows, calls)
         except BaseException:
             self._stream_versions.clear()
+            self._committing = 0
             raise
         if plan.rows:
             # Committed: only now may the cache and the live window believe in these rows.
             self._remember_versions(plan)
             self._publish(plan.rows)
+        self._committing = 0
         return plan.outcomes
 
     def _append_rows(self, conn: Connection, calls: list[AppendCall]) -> _Plan:
         plan = self._plan(conn, calls)
         if plan.rows:
+            self._committing = plan.last
             self._insert_events(conn, plan.rows)
             self._finish_batch(conn, plan.versions, plan.last)
         return plan
@@ -373,12 +403,9 @@ class SqlEventStore(EventStore):
         missing = [k for k in wanted if k not in cached]
         found: dict[tuple[str, str], int] = {}
         if missing:
-            stored = conn.execute(
-                select(streams.c.tenant_id, streams.c.stream, streams.c.version).where(
-                    tuple_(streams.c.tenant_id, streams.c.stream).in_(missing)
-                )
+            found = _lookup_pairs(
+                conn, streams.c.tenant_id, streams.c.stream, streams.c.version, missing
             )
-            found = {(t, s): v for t, s, v in stored}
             for key in missing:
                 found.setdefault(key, 0)
         return {k: cached[k] if k in cached else found[k] for k in wanted}
@@ -391,12 +418,11 @@ class SqlEventStore(EventStore):
         }
         known: dict[tuple[str, str | None], int] = {}
         if keys:
-            found = conn.execute(
-                select(events.c.tenant_id, events.c.idempotency_key, events.c.offset).where(
-                    tuple_(events.c.tenant_id, events.c.idempotency_key).in_(list(keys))
+            known = dict(
+                _lookup_pairs(
+                    conn, events.c.tenant_id, events.c.idempotency_key, events.c.offset, keys
                 )
             )
-            known = {(t, k): o for t, k, o in found}
         versions = self._current_versions(
             conn, head_offset, {(e.tenant_id, e.stream) for c in calls for e in c.events}
         )
