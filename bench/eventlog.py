@@ -31,6 +31,11 @@ What is measured, per store (a SQLite file in a temporary folder; a fresh Postgr
    layers (validation, asyncio, group commit, SQLAlchemy) cost over the raw engine.
 6. **Targets**, each with a pass/fail computed from the measurements above.
 
+Every phase also records the CPU used meanwhile by other processes (``cpu.other_cores``; on
+PostgreSQL it includes the server's own work). On a shared 2-core machine other load easily
+halves the numbers, so read them together; the run warns when the machine is busy before it
+starts. ``code.commit`` names the commit measured (``bridge/`` changes often).
+
 Run it from the repository root::
 
     .venv/bin/python bench/eventlog.py --quick          # < 30 s, both stores
@@ -830,6 +835,7 @@ def print_summary(report: Mapping[str, Any]) -> None:
 
 async def run(stores: Sequence[str], plan: Plan, postgres_url: str) -> dict[str, Any]:
     started = CpuSample.take()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     quietness = await idle_check()
     with tempfile.TemporaryDirectory(prefix="canopy-bench-") as folder:
         directory = Path(folder)
@@ -842,7 +848,7 @@ async def run(stores: Sequence[str], plan: Plan, postgres_url: str) -> dict[str,
     return {
         "benchmark": "canopy-eventlog",
         "mode": plan.mode,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_at": started_at,
         "machine": {**machine_info(stores, postgres_url), **quietness},
         "code": code_version(),
         "stores": results,
