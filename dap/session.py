@@ -21,6 +21,7 @@ from typing import Any, Final
 import jsonschema
 
 import schemas
+from server.runtime.blackboard import BlackboardView, absolute_key
 from server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
 from server.runtime.control import ControlError, ExecutionControl, ExecutionView, LaunchSpec
 from server.runtime.definition import DefinitionError
@@ -580,7 +581,7 @@ class DebugSession:
         execution_id = self._execution_of_frame(_arg(args, "frameId", int, None))
         if not expression:
             raise DapError("setExpression: the expression is empty")
-        key = "/" + expression.strip("/").replace(".", "/")
+        key = absolute_key(expression)
         value = await self._value_of(execution_id, text)
         await self._write(execution_id, key, value)
         return {"value": format_value(value)}
@@ -972,8 +973,6 @@ def _validate(kind: str, args: dict[str, Any]) -> None:
 
 def _past_context(view: ExecutionView, node_id: str | None) -> dict[str, Any]:
     """Expression names over a recorded state (the past has no live node objects)."""
-    from server.runtime.blackboard import BlackboardView
-
     node = next((n for n in view.nodes if n["id"] == node_id), None) if node_id else None
     context: dict[str, Any] = dict(BlackboardView(view.blackboard).items())
     context["tick"] = view.tick

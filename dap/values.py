@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from server.runtime.blackboard import absolute_key
+
 __all__ = ["UnknownReference", "Variables", "format_value"]
 
 _REPR: Final = reprlib.Repr()
@@ -128,7 +130,7 @@ class Variables:
     def key_of(self, reference: int | None, name: str) -> str | None:
         """The blackboard key a variable (or a dotted name typed by the user) stands for."""
         if not reference:
-            return "/" + name.strip().strip("/").replace(".", "/") if name.strip() else None
+            return absolute_key(name.strip()) if name.strip() else None
         item = self._items.get(reference)
         if item is None:
             return None

@@ -16,7 +16,14 @@ from typing import Any, Final
 
 from py_trees.blackboard import Blackboard
 
-__all__ = ["MISSING", "BlackboardView", "Installation", "RecordingStorage"]
+__all__ = [
+    "MISSING",
+    "BlackboardView",
+    "Installation",
+    "RecordingStorage",
+    "absolute",
+    "absolute_key",
+]
 
 
 class _Missing:
@@ -34,6 +41,17 @@ WriteHook = Callable[[str, Any, Any], None]
 
 # The resource it guards, py_trees' class-level storage, is itself process-global.
 _INSTALL_LOCK: Final = threading.RLock()
+
+
+def absolute(key: str) -> str:
+    """A key as py_trees stores it: ``battery`` → ``/battery`` (absolute keys unchanged)."""
+    return key if key.startswith("/") else "/" + key
+
+
+def absolute_key(name: str) -> str:
+    """A dotted or slashed name as a key: ``battery.level`` or ``battery/level`` →
+    ``/battery/level`` (how users name keys in watches, the Variables view and expressions)."""
+    return "/" + name.strip("/").replace(".", "/")
 
 
 class RecordingStorage(dict[str, Any]):

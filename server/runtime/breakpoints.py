@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from .blackboard import absolute_key
 from .expressions import Expression, ExpressionError, HitCondition, Template
 
 if TYPE_CHECKING:
@@ -90,11 +91,6 @@ class Watch:
     verified: bool = True
     message: str | None = None
     condition: Expression | None = field(default=None, repr=False)
-
-
-def absolute_key(name: str) -> str:
-    """``battery.level`` or ``battery/level`` → ``/battery/level`` (py_trees' key form)."""
-    return "/" + name.strip("/").replace(".", "/")
 
 
 def resolve_breakpoint(number: int, spec: BreakpointSpec, definition: TreeDefinition) -> Breakpoint:

@@ -27,7 +27,7 @@ from typing import Any, Final
 from py_trees.behaviour import Behaviour
 from py_trees.common import Status
 
-from .blackboard import MISSING, BlackboardView, Installation, RecordingStorage
+from .blackboard import MISSING, BlackboardView, Installation, RecordingStorage, absolute
 from .breakpoints import (
     Breakpoint,
     BreakpointSpec,
@@ -716,7 +716,7 @@ class Execution:
         if not keep_blackboard:
             self.storage.on_write = None
             self.storage.clear()
-            self.storage.update({_key(k): v for k, v in self._initial_blackboard.items()})
+            self.storage.update({absolute(k): v for k, v in self._initial_blackboard.items()})
         self.storage.on_write = self._on_write
         return built
 
@@ -945,10 +945,6 @@ def _preorder(node: Behaviour) -> Iterator[Behaviour]:
     yield node
     for child in node.children:
         yield from _preorder(child)
-
-
-def _key(name: str) -> str:
-    return name if name.startswith("/") else "/" + name
 
 
 def _writer(frame: FrameType | None) -> str:

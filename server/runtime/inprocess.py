@@ -16,6 +16,7 @@ import orjson
 
 from bridge import EventFilter, EventStore, Producer, RecordedEvent
 
+from .blackboard import absolute
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .code_reload import CodeVersions, code_versions, reload_changed
 from .control import (
@@ -290,7 +291,7 @@ class InProcessControl(ExecutionControl):
         entry = self._live(execution_id)
         if entry.past is not None:
             raise InvalidRequest("the past is read-only: continue to return to the live execution")
-        entry.execution.set_blackboard(key if key.startswith("/") else "/" + key, value)
+        entry.execution.set_blackboard(absolute(key), value)
 
     async def reload(
         self, execution_id: str, program: str | None = None, *, keep_blackboard: bool = True
