@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any, Final
 
 from bridge import (
@@ -181,17 +182,4 @@ class EventRecorder:
                 self.stalled.set()
                 log.warning("event log unavailable (%s); retrying in %.2fs", unavailable, delay)
                 await asyncio.sleep(delay)
-            events[0] = _with_version(events[0], self._version)
-
-
-def _with_version(event: NewEvent, version: int) -> NewEvent:
-    return NewEvent(
-        event.tenant_id,
-        event.topic,
-        event.stream,
-        event.type,
-        event.payload,
-        event.producer,
-        time=event.time,
-        expected_version=version,
-    )
+            events[0] = replace(events[0], expected_version=self._version)
