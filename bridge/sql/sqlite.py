@@ -7,6 +7,7 @@ before it reads the head, which is what serialises offsets between processes sha
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -19,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreUnavailable
 from ..validation import EventValidator
 from .store import Row, SqlEventStore
 from .tables import events, streams
@@ -149,4 +150,11 @@ class SQLiteEventStore(SqlEventStore):
         """Nothing more to do: the migration transaction began IMMEDIATE, holding the lock."""
 
     async def _watch_other_writers(self) -> None:
-        await self._poll_head(self._poll_interval)
+        """Detect other processes' commits by polling the head row, only while anyone waits."""
+        while True:
+            await self.watch.someone_waits()
+            try:
+                self.watch.advance(await self.last_offset())
+            except StoreUnavailable:
+                log.warning("polling the event log head failed", exc_info=True)
+            await asyncio.sleep(self._poll_interval)

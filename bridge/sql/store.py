@@ -616,15 +616,3 @@ class SqlEventStore(EventStore):
     def _reset_projection(conn: Connection, name: str) -> None:
         conn.execute(delete(projection_documents).where(projection_documents.c.projection == name))
         conn.execute(delete(projections).where(projections.c.name == name))
-
-    # -- helpers for dialects ----------------------------------------------------------------
-
-    async def _poll_head(self, interval: float) -> None:
-        """Detect other processes' commits by polling the head row while anyone waits."""
-        while True:
-            await self.watch.someone_waits()
-            try:
-                self.watch.advance(await self.last_offset())
-            except StoreUnavailable:
-                log.warning("polling the event log head failed", exc_info=True)
-            await asyncio.sleep(interval)
