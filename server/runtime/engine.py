@@ -171,8 +171,7 @@ class Execution:
         self._rebind_lock = threading.Lock()
         self._reload: tuple[TreeDefinition, bool, Future[list[str]]] | None = None
         self._last_tick_started = 0.0
-        self._in_tick = False  # verbose capture, inside a tick whose TickStarted may be due
-        self._tick_announced = False
+        self._tick_owed = False  # verbose capture, inside a tick not yet announced
         self._cond = threading.Condition()
         self._pending_ticks = 0
         self._pause_requested = False
@@ -422,8 +421,7 @@ class Execution:
         record = self.recorder.record
         # TickStarted is written just before the tick's first event: a tick in which nothing
         # changes costs one event (its TickCompleted summary), not two.
-        self._in_tick = verbose
-        self._tick_announced = False
+        self._tick_owed = verbose
         started = time.perf_counter()
         root = self.root
         abandoned = False
@@ -448,7 +446,7 @@ class Execution:
             except Exception as exc:
                 self._raised(exc, verbose)
         duration_ms = (time.perf_counter() - started) * 1000
-        self._in_tick = False
+        self._tick_owed = False
         record(
             "TickCompleted",
             {
@@ -469,8 +467,8 @@ class Execution:
 
     def _announce_tick(self) -> None:
         """Write TickStarted once, before the first event recorded inside a tick."""
-        if self._in_tick and not self._tick_announced:
-            self._tick_announced = True
+        if self._tick_owed:
+            self._tick_owed = False
             self.recorder.record("TickStarted", {"execution_id": self.id, "tick": self.tick_count})
 
     def _reloaded_mid_tick(self) -> None:
@@ -485,7 +483,7 @@ class Execution:
         previous = node.canopy_status
         node.canopy_status = status
         if verbose:
-            if not self._tick_announced:
+            if self._tick_owed:
                 self._announce_tick()
             payload: dict[str, Any] = {
                 "execution_id": self.id,
