@@ -56,6 +56,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 100
+EXECUTION_THREAD_PREFIX = "execution-"
+"""Names the threads that run behaviour code (debugpy must trace those, and only those)."""
 TERMINAL = (Status.SUCCESS, Status.FAILURE)
 
 
@@ -189,7 +191,9 @@ class Execution:
         self._watches: list[Watch] = []
         self._filters: frozenset[ExceptionFilter] = frozenset()
         self._next_breakpoint_id = 1
-        self._thread = threading.Thread(target=self._main, name=f"execution-{execution_id}")
+        self._thread = threading.Thread(
+            target=self._main, name=f"{EXECUTION_THREAD_PREFIX}{execution_id}"
+        )
         self._built = self._build(definition)
 
     # -- control (any thread) ----------------------------------------------------------------

@@ -20,6 +20,8 @@ from typing import Final
 
 from py_trees.behaviour import Behaviour
 
+from .engine import EXECUTION_THREAD_PREFIX
+
 __all__ = ["PythonDebugError", "PythonTarget", "python_target"]
 
 _LISTEN_LOCK: Final = threading.Lock()
@@ -84,5 +86,5 @@ def _listen() -> tuple[str, int]:
 
 def _spare_threads() -> None:
     for thread in threading.enumerate():
-        if not thread.name.startswith("execution-"):
+        if not thread.name.startswith(EXECUTION_THREAD_PREFIX):
             thread.pydev_do_not_trace = True  # type: ignore[attr-defined]
