@@ -304,9 +304,15 @@ class CanopyClient:
         topics: Iterable[str] = (),
         streams: Iterable[str] = (),
         types: Iterable[str] = (),
+        nodes: Iterable[str] = (),
+        statuses: Iterable[str] = (),
     ) -> RemoteSubscription:
-        """Follow matching events after ``after`` (catch-up, then live) over a WebSocket."""
-        return RemoteSubscription(self, after, _filter_params(topics, streams, types))
+        """Follow matching events after ``after`` (catch-up, then live) over a WebSocket;
+        ``nodes`` and ``statuses`` keep only events about those node ids / with those
+        statuses (events without a node or a status pass)."""
+        params = _filter_params(topics, streams, types)
+        params += [("node", n) for n in nodes] + [("status", s) for s in statuses]
+        return RemoteSubscription(self, after, params)
 
     async def _request(
         self,

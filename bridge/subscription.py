@@ -66,6 +66,10 @@ class Subscription:
 
     async def _fill(self) -> None:
         store = self._store
+        if self._scanned >= store.watch.head:
+            # Caught up with every commit this process knows of: nothing to read yet.
+            await store.watch.wait_beyond(self._scanned)
+            return
         if store.recent.covers(self._scanned):
             events, scanned = store.recent.read(self.filter, self._scanned, self.page_size)
         else:

@@ -63,9 +63,12 @@ class EventValidator:
         self.max_payload_bytes = max_payload_bytes
         self._envelope_schema = schemas.load("new-event.schema.json")
         self._envelope = fastjsonschema.compile(self._envelope_schema)
+        key = self._envelope_schema["properties"]["idempotency_key"]
+        self._key_lengths = (key["minLength"], key["maxLength"])
         self._types = {name: _TypeRule(s) for name, s in schemas.event_type_schemas().items()}
         # Envelopes already found valid, by (tenant, topic, stream, type, producer): a running
-        # execution sends thousands of events that differ only in payload.
+        # execution sends thousands of events that differ only in payload (and in their
+        # idempotency key, checked on its own).
         self._valid_envelopes: dict[tuple[object, ...], _TypeRule] = {}
 
     @property
@@ -121,7 +124,7 @@ class EventValidator:
             raise InvalidEvent(
                 "must be a datetime or microseconds since the epoch", field="time", index=index
             )
-        plain = event.idempotency_key is None and event.expected_version is None
+        plain = self._fits_envelope(event.idempotency_key, event.expected_version)
         signature = (event.tenant_id, event.topic, event.stream, event.type, event.producer)
         if plain and (known := self._valid_envelopes.get(signature)) is not None:
             return known
@@ -144,6 +147,17 @@ class EventValidator:
                 self._valid_envelopes.clear()
             self._valid_envelopes[signature] = rule
         return rule
+
+    def _fits_envelope(self, key: object, expected_version: object) -> bool:
+        """Whether an event's own key and expected version are valid as the envelope schema
+        says (checked here, so that they do not keep its envelope out of the memo)."""
+        key_ok = key is None or (
+            isinstance(key, str) and self._key_lengths[0] <= len(key) <= self._key_lengths[1]
+        )
+        version_ok = expected_version is None or (
+            type(expected_version) is int and expected_version >= 0
+        )
+        return key_ok and version_ok
 
     def _check_envelope(self, data: Mapping[str, Any], index: int) -> None:
         try:

@@ -150,11 +150,21 @@ class SQLiteEventStore(SqlEventStore):
         """Nothing more to do: the migration transaction began IMMEDIATE, holding the lock."""
 
     async def _watch_other_writers(self) -> None:
-        """Detect other processes' commits by polling the head row, only while anyone waits."""
-        while True:
-            await self.watch.someone_waits()
-            try:
-                self.watch.advance(await self.last_offset())
-            except StoreUnavailable:
-                log.warning("polling the event log head failed", exc_info=True)
-            await asyncio.sleep(self._poll_interval)
+        """Detect other processes' commits while anyone waits: ``PRAGMA data_version`` (a
+        read of SQLite's shared memory, microseconds, on a connection of its own) says when
+        any other connection committed, and only then is the head row read."""
+        probe = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            seen = None
+            while True:
+                await self.watch.someone_waits()
+                try:
+                    version = probe.execute("PRAGMA data_version").fetchone()[0]
+                    if version != seen:
+                        self.watch.advance(await self.last_offset())
+                        seen = version
+                except (StoreUnavailable, sqlite3.Error):
+                    log.warning("polling the event log head failed", exc_info=True)
+                await asyncio.sleep(self._poll_interval)
+        finally:
+            probe.close()
