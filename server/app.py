@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import WSCloseCode, web
@@ -18,15 +19,34 @@ from aiohttp import WSCloseCode, web
 from bridge import BridgeError, EventStore, ProjectionRunner, RetentionRule, open_store
 from bridge.client import read_discovery
 
+from .api.control import add_control_routes
 from .api.events import append_events, read_events, subscribe_events
 from .api.health import health
-from .api.keys import LOCAL_TOKEN, PRINCIPAL, SETTINGS, SOCKETS, STORE, TOKENS
-from .api.middleware import access_log_middleware, auth_middleware
+from .api.keys import LOCAL_TOKEN, PODS, PRINCIPAL, SETTINGS, SOCKETS, STORE, TOKENS, WORKSPACE
+from .api.limits import add_rate_limits, rate_limit_middleware
+from .api.metrics import METRICS, add_metrics, metrics_middleware, observe_pods
+from .api.middleware import OPENAPI_PATH, access_log_middleware, auth_middleware
+from .api.openapi import serve_openapi
+from .api.pods import connect_pod, delete_my_pod, ensure_my_pod, get_my_pod
 from .api.problems import problem_middleware
+from .api.trees import get_tree, list_trees, upload_tree
 from .auth import TokenRegistry, bootstrap_token
 from .config import Settings
+from .pods.manager import PodManager, PodPolicy
+from .pods.protocol import CONNECT_PATH
+from .pods.provider import PodLimits, PodProvider
 
-__all__ = ["LOCAL_TOKEN", "PRINCIPAL", "SETTINGS", "SOCKETS", "STORE", "TOKENS", "create_app"]
+__all__ = [
+    "LOCAL_TOKEN",
+    "PODS",
+    "PRINCIPAL",
+    "SETTINGS",
+    "SOCKETS",
+    "STORE",
+    "TOKENS",
+    "create_app",
+    "stop_pods",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +54,33 @@ RETRY_SECONDS: Final = 1.0
 """Pause before a background task retries after the log failed it (e.g. database restart)."""
 
 
-def create_app(settings: Settings, store: EventStore | None = None) -> web.Application:
+def create_app(
+    settings: Settings,
+    store: EventStore | None = None,
+    *,
+    pod_provider: PodProvider | None = None,
+    workspace: Path | None = None,
+) -> web.Application:
     """The server for ``settings``. Without ``store``, the app opens the log at
     ``settings.database_url`` on startup and closes it on cleanup; a given ``store`` must be
-    started, and stays the caller's to close."""
+    started, and stays the caller's to close. Pods run on ``pod_provider`` (default: the one
+    ``settings.pods`` names); relative programs are found under ``workspace`` (default: the
+    working directory)."""
     app = web.Application(
         client_max_size=settings.max_request_bytes,
-        middlewares=[access_log_middleware, problem_middleware, auth_middleware],
+        middlewares=[
+            access_log_middleware,
+            metrics_middleware,
+            problem_middleware,
+            auth_middleware,
+            rate_limit_middleware,
+        ],
     )
     app[SETTINGS] = settings
+    add_metrics(app)
+    add_rate_limits(app, settings)
     app[SOCKETS] = set()
+    app[WORKSPACE] = (workspace or Path.cwd()).resolve()
     if store is None:
         app.cleanup_ctx.append(_owned_store)
     else:
@@ -51,12 +88,73 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
     app.cleanup_ctx.append(_token_registry)
     if settings.retention:
         app.cleanup_ctx.append(_retention)
+    app.cleanup_ctx.append(_pod_manager(pod_provider))
     app.on_shutdown.append(_close_sockets)
+    app.on_shutdown.append(stop_pods)
     app.router.add_get("/healthz", health)
     app.router.add_post("/api/v1/events", append_events)
     app.router.add_get("/api/v1/events", read_events)
     app.router.add_get("/api/v1/events/subscribe", subscribe_events)
+    add_control_routes(app)
+    app.router.add_get("/api/v1/pods/me", get_my_pod)
+    app.router.add_put("/api/v1/pods/me", ensure_my_pod)
+    app.router.add_delete("/api/v1/pods/me", delete_my_pod)
+    app.router.add_get(CONNECT_PATH, connect_pod)
+    app.router.add_post("/api/v1/trees", upload_tree)
+    app.router.add_get("/api/v1/trees", list_trees)
+    app.router.add_get("/api/v1/trees/{name}", get_tree)
+    app.router.add_get(OPENAPI_PATH, serve_openapi)
     return app
+
+
+def _pod_provider(settings: Settings, workspace: Path) -> PodProvider:
+    """The provider ``settings.pods`` names, configured from the settings."""
+    if settings.pods == "kubernetes":
+        from .pods.kubernetes import KubernetesPodProvider
+
+        return KubernetesPodProvider(
+            namespace=settings.kubernetes_namespace, image=settings.kubernetes_image
+        )
+    from .pods.local import LocalPodProvider
+
+    return LocalPodProvider(settings.data_dir / "pods", workspace=workspace)
+
+
+def pod_policy(settings: Settings) -> PodPolicy:
+    """How pods run, from the settings."""
+    return PodPolicy(
+        max_sessions=settings.pod_max_sessions,
+        idle_seconds=settings.pod_idle_timeout,
+        start_timeout=settings.pod_start_timeout,
+        limits=PodLimits(settings.pod_memory_mb * 1024 * 1024, settings.pod_cpus),
+        worker_env=(
+            ("CANOPY_POD_ORPHAN_POLICY", settings.pod_orphan_policy),
+            ("CANOPY_POD_ORPHAN_TIMEOUT", str(settings.pod_orphan_timeout)),
+            ("CANOPY_LOG_LEVEL", settings.log_level),
+        ),
+    )
+
+
+def _pod_manager(
+    provider: PodProvider | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        manager = PodManager(
+            app[STORE],
+            provider or _pod_provider(settings, app[WORKSPACE]),
+            pod_policy(settings),
+            settings.pod_server_url or None,
+        )
+        app[PODS] = manager
+        observe_pods(app[METRICS], manager)
+        manager.start()
+        try:
+            yield
+        finally:
+            await manager.close()  # already done on shutdown, unless startup failed
+
+    return run
 
 
 async def _owned_store(app: web.Application) -> AsyncIterator[None]:
@@ -131,6 +229,14 @@ def _report_failure(task: asyncio.Task[None]) -> None:
     """A background task must only end by cancellation; say so loudly if it did not."""
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("background task %s died", task.get_name(), exc_info=exc)
+
+
+async def stop_pods(app: web.Application) -> None:
+    """Stop the pods while the server still takes their last events: each worker ends its
+    executions and flushes them before it exits. Call it before the runner's cleanup, which
+    closes every connection (pod links included) before ``on_shutdown`` runs; there it only
+    catches pods a caller forgot, whose unshipped events are then lost."""
+    await app[PODS].close()
 
 
 async def _close_sockets(app: web.Application) -> None:

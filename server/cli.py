@@ -30,7 +30,7 @@ from bridge.client import DISCOVERY_FILE, CanopyClient, CanopyClientError, Disco
 
 from . import __version__
 from .api.keys import LOCAL_TOKEN
-from .app import create_app
+from .app import create_app, stop_pods
 from .auth import issue_token
 from .config import LOG_LEVELS, Settings, SettingsError, load_settings
 from .discovery import remove_discovery, write_discovery
@@ -129,6 +129,7 @@ async def _serve(settings: Settings, console: Console) -> None:
                 _announce(console, settings, discovery)
                 await stop.wait()
                 console.print("Stopping.")
+                await stop_pods(app)
             finally:
                 remove_discovery(settings.data_dir, discovery.pid)
         finally:
@@ -458,6 +459,23 @@ def issue_command(
 async def _issue(settings: Settings, user: str, tenant: str, label: str) -> str:
     async with open_store(settings.database_url) as store:
         return await issue_token(store, user, tenant, label)
+
+
+# -- canopy pod-worker ------------------------------------------------------------------------
+
+
+@main.command("pod-worker")
+def pod_worker() -> None:
+    """Run a debug pod's worker (what a pod's process runs; started by the server).
+
+    It reads CANOPY_POD_ID, CANOPY_POD_TOKEN, CANOPY_POD_TENANT, CANOPY_POD_USER and
+    CANOPY_SERVER_URL, plus the optional CANOPY_POD_ORPHAN_POLICY (stop|resume) and
+    CANOPY_POD_ORPHAN_TIMEOUT (seconds); it records events into ./pod-events.db and ships them
+    to the server, which it reaches over one WebSocket and reconnects to when the link drops.
+    """
+    from .pods.worker import main as run_worker
+
+    run_worker()
 
 
 def _add_protocol_commands(group: click.Group) -> None:

@@ -17,10 +17,20 @@ from typing import Any, Final
 
 from bridge import ConfigurationError, RetentionRule, parse_retention
 
-__all__ = ["CONFIG_FILE", "LOG_LEVELS", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "CONFIG_FILE",
+    "LOG_LEVELS",
+    "ORPHAN_POLICIES",
+    "POD_PROVIDERS",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
 
 CONFIG_FILE: Final = "canopy.toml"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+POD_PROVIDERS: Final = ("local", "kubernetes")
+ORPHAN_POLICIES: Final = ("stop", "resume")
 _MiB: Final = 1024 * 1024
 DEFAULT_DATA_DIR: Final = Path(".canopy")
 
@@ -45,6 +55,19 @@ class Settings:
     retention_interval: float = 3600.0
     max_request_bytes: int = 4 * _MiB
     log_level: str = "INFO"
+    pods: str = "local"
+    pod_server_url: str = ""
+    pod_max_sessions: int = 5
+    pod_idle_timeout: float = 4 * 3600.0
+    pod_start_timeout: float = 30.0
+    pod_memory_mb: int = 2048
+    pod_cpus: float = 2.0
+    pod_orphan_policy: str = "stop"
+    pod_orphan_timeout: float = 60.0
+    kubernetes_namespace: str = "canopy"
+    kubernetes_image: str = "canopy-debug:latest"
+    rate_limit_per_second: float = 200.0
+    rate_limit_burst: int = 400
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -121,6 +144,48 @@ def _request_bytes(raw: object) -> int:
     return size
 
 
+def _pods(raw: object) -> str:
+    kind = _string(raw).lower()
+    if kind not in POD_PROVIDERS:
+        raise ValueError(f"{raw!r} is not one of {', '.join(POD_PROVIDERS)}")
+    return kind
+
+
+def _url(raw: object) -> str:
+    url = _string(raw)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    return url.rstrip("/")
+
+
+def _positive_integer(raw: object) -> int:
+    number = _integer(raw)
+    if number < 1:
+        raise ValueError(f"{number} is not a positive whole number")
+    return number
+
+
+def _cpus(raw: object) -> float:
+    try:
+        return _seconds(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a positive number of CPUs") from None
+
+
+def _orphan_policy(raw: object) -> str:
+    policy = _string(raw).lower()
+    if policy not in ORPHAN_POLICIES:
+        raise ValueError(f"{raw!r} is not one of {', '.join(ORPHAN_POLICIES)}")
+    return policy
+
+
+def _rate(raw: object) -> float:
+    try:
+        return _seconds(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a positive number of requests per second") from None
+
+
 def _log_level(raw: object) -> str:
     level = _string(raw).upper()
     if level not in LOG_LEVELS:
@@ -150,6 +215,19 @@ _FIELDS: Final = (
     _Field("retention_interval", "CANOPY_RETENTION_INTERVAL", _seconds),
     _Field("max_request_bytes", "CANOPY_MAX_REQUEST_BYTES", _request_bytes),
     _Field("log_level", "CANOPY_LOG_LEVEL", _log_level),
+    _Field("pods", "CANOPY_PODS", _pods),
+    _Field("pod_server_url", "CANOPY_POD_SERVER_URL", _url),
+    _Field("pod_max_sessions", "CANOPY_POD_MAX_SESSIONS", _positive_integer),
+    _Field("pod_idle_timeout", "CANOPY_POD_IDLE_TIMEOUT", _seconds),
+    _Field("pod_start_timeout", "CANOPY_POD_START_TIMEOUT", _seconds),
+    _Field("pod_memory_mb", "CANOPY_POD_MEMORY_MB", _positive_integer),
+    _Field("pod_cpus", "CANOPY_POD_CPUS", _cpus),
+    _Field("pod_orphan_policy", "CANOPY_POD_ORPHAN_POLICY", _orphan_policy),
+    _Field("pod_orphan_timeout", "CANOPY_POD_ORPHAN_TIMEOUT", _seconds),
+    _Field("kubernetes_namespace", "CANOPY_KUBERNETES_NAMESPACE", _string),
+    _Field("kubernetes_image", "CANOPY_KUBERNETES_IMAGE", _string),
+    _Field("rate_limit_per_second", "CANOPY_RATE_LIMIT", _rate),
+    _Field("rate_limit_burst", "CANOPY_RATE_LIMIT_BURST", _positive_integer),
 )
 
 

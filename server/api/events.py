@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from aiohttp import WSCloseCode, web
@@ -21,7 +21,7 @@ from bridge.validation import EventValidator
 
 from ..auth import TOKEN_EVENT_TYPES, Principal
 from .keys import PRINCIPAL, SOCKETS, STORE
-from .params import EventQuery
+from .params import EventQuery, json_body
 from .problems import Problem, problem_of
 
 __all__ = ["MAX_EVENTS_PER_CALL", "append_events", "read_events", "subscribe_events"]
@@ -36,29 +36,6 @@ _MAX_CLIENT_MESSAGE: Final = 64 * 1024
 
 
 # -- appending ------------------------------------------------------------------------------
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object; 413 past the size limit (raised by aiohttp while
-    reading), 400 for anything that is not strict JSON."""
-    raw = await request.read()
-    try:
-        body = json.loads(raw, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise Problem(
-            400,
-            "invalid-request",
-            f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-        ) from None
-    except ValueError as exc:
-        raise Problem(400, "invalid-request", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "invalid-request", 'the body must be a JSON object {"events": [...]}')
-    return body
 
 
 def _event_items(body: Mapping[str, Any]) -> list[Any]:
@@ -121,7 +98,7 @@ async def append_events(request: web.Request) -> web.Response:
     """``POST /api/v1/events``: append atomically, answer 201 with the offsets in order."""
     principal = request[PRINCIPAL]
     store = request.app[STORE]
-    items = _event_items(await _json_object(request))
+    items = _event_items(await json_body(request, '{"events": [...]}'))
     claimed = [_claim(item, index, principal) for index, item in enumerate(items)]
     offsets = await store.append(_parse(store.validator, claimed))
     return web.json_response({"offsets": offsets}, status=201)
@@ -173,14 +150,14 @@ def _error_frame(problem: Problem) -> str:
 
 async def _send_page(ws: web.WebSocketResponse, events: list[RecordedEvent], position: int) -> None:
     """Send one page as frames, encoding each just before it is needed (so at most two are
-    held); a frame's position is where a reconnect resumes, the page's for its last one."""
+    held); a frame's position is where a reconnect resumes, the page's for its last one. A
+    page the payload filters emptied is an empty frame: the client's position moves on."""
     pending: list[tuple[int, str]] | None = None
     for chunk in _chunks(events, MAX_FRAME_BYTES):
         if pending is not None:
             await ws.send_str(_events_frame(pending, pending[-1][0]))
         pending = chunk
-    if pending is not None:
-        await ws.send_str(_events_frame(pending, position))
+    await ws.send_str(_events_frame(pending or [], position))
 
 
 def _events_frame(chunk: list[tuple[int, str]], position: int) -> str:
@@ -198,11 +175,14 @@ async def _fail(ws: web.WebSocketResponse, problem: Problem) -> None:
         log.debug("subscriber left before its error frame was sent")
 
 
-async def _pump(ws: web.WebSocketResponse, subscription: Subscription) -> None:
-    """Move pages from the subscription to the socket until either side ends."""
+async def _pump(
+    ws: web.WebSocketResponse, subscription: Subscription, keeps: Callable[[RecordedEvent], bool]
+) -> None:
+    """Move pages from the subscription to the socket until either side ends; a page the
+    payload filters empty still moves the client's position on."""
     try:
         while True:
-            events = await subscription.next_page()
+            events = [event for event in await subscription.next_page() if keeps(event)]
             await _send_page(ws, events, subscription.position)
     except ConnectionResetError:
         log.debug("subscriber left")
@@ -230,17 +210,20 @@ async def subscribe_events(request: web.Request) -> web.WebSocketResponse:
     subscription = request.app[STORE].subscribe(
         query.event_filter(request[PRINCIPAL].tenant_id), after=query.after
     )
-    await _serve(request.app[SOCKETS], ws, subscription)
+    await _serve(request.app[SOCKETS], ws, subscription, query.keeps)
     return ws
 
 
 async def _serve(
-    sockets: set[web.WebSocketResponse], ws: web.WebSocketResponse, subscription: Subscription
+    sockets: set[web.WebSocketResponse],
+    ws: web.WebSocketResponse,
+    subscription: Subscription,
+    keeps: Callable[[RecordedEvent], bool],
 ) -> None:
     """Pump the subscription into the socket while reading from it, until either ends; the
     socket is registered meanwhile so that a shutdown can close it."""
     sockets.add(ws)
-    pump = asyncio.create_task(_pump(ws, subscription), name="canopy-subscription")
+    pump = asyncio.create_task(_pump(ws, subscription, keeps), name="canopy-subscription")
     try:
         async for _message in ws:  # reading is what notices a close (and answers pings)
             pass

@@ -3,7 +3,8 @@ everything a handler needs hangs off ``request.app`` or ``request``."""
 
 from __future__ import annotations
 
-from typing import Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
@@ -12,7 +13,19 @@ from bridge import EventStore, ProjectionRunner
 from ..auth import Principal
 from ..config import Settings
 
-__all__ = ["LOCAL_TOKEN", "PRINCIPAL", "SETTINGS", "SOCKETS", "STORE", "TOKENS"]
+if TYPE_CHECKING:
+    pass
+
+__all__ = [
+    "LOCAL_TOKEN",
+    "PODS",
+    "PRINCIPAL",
+    "SETTINGS",
+    "SOCKETS",
+    "STORE",
+    "TOKENS",
+    "WORKSPACE",
+]
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 STORE: Final = web.AppKey("store", EventStore)
@@ -24,3 +37,7 @@ SOCKETS: Final = web.AppKey[set[web.WebSocketResponse]]("sockets")
 """Open subscription sockets, closed with "going away" when the server shuts down."""
 PRINCIPAL: Final = web.RequestKey("principal", Principal)
 """Who the request acts for, set by the auth middleware on everything under ``/api/``."""
+PODS: Final = web.AppKey["PodManager"]("pods")
+"""Every debug pod of this server and the clients listening to them."""
+WORKSPACE: Final = web.AppKey("workspace", Path)
+"""Where relative programs and factory modules are found: the server's working directory."""

@@ -20,6 +20,12 @@ __all__ = ["access_log_middleware", "auth_middleware"]
 access_log = logging.getLogger("canopy.access")
 
 API_PREFIX: Final = "/api/"
+POD_LINK: Final = "/api/v1/pods/connect"
+"""Pod workers authenticate with their own pod token, checked by the link itself."""
+OPENAPI_PATH: Final = "/api/v1/openapi.json"
+PUBLIC_PATHS: Final = frozenset({POD_LINK, OPENAPI_PATH})
+"""Paths under ``/api/`` that take no user token: the pod link (see above) and the API's own
+description, which clients and tools fetch before they have a token."""
 _CHALLENGE: Final = 'Bearer realm="canopy"'
 
 
@@ -50,7 +56,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Every request under ``/api/`` acts for the user and tenant of a valid token; the
     handler finds them at ``request[PRINCIPAL]``. Runs before the body is read, so an
     unauthenticated client cannot make the server read (or buffer) anything."""
-    if request.path.startswith(API_PREFIX):
+    if request.path.startswith(API_PREFIX) and request.path not in PUBLIC_PATHS:
         request[PRINCIPAL] = _authenticate(request)
     return await handler(request)
 

@@ -4,20 +4,24 @@ would otherwise silently return every topic."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+from aiohttp import web
 from multidict import MultiMapping
 
-from bridge import TOPICS, EventFilter
+from bridge import TOPICS, EventFilter, RecordedEvent
 
 from .problems import Problem
 
-__all__ = ["MAX_LIMIT", "EventQuery"]
+__all__ = ["MAX_LIMIT", "EventQuery", "json_body"]
 
 MAX_LIMIT: Final = 10_000
 DEFAULT_LIMIT: Final = 1000
 _FILTERS: Final = ("topic", "stream", "type")
+_PAYLOAD_FILTERS: Final = ("node", "status")
+"""Subscription-only filters on the payload: a live tree view follows some nodes' statuses."""
 
 
 def _bad(name: str, detail: str) -> Problem:
@@ -52,18 +56,21 @@ def _values(query: MultiMapping[str], name: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class EventQuery:
-    """``after``, ``limit`` and the repeatable ``topic``/``stream``/``type`` filters."""
+    """``after``, ``limit`` and the repeatable ``topic``/``stream``/``type`` filters; for
+    subscriptions also ``node`` and ``status``, which look into the payload."""
 
     after: int
     limit: int
     topics: tuple[str, ...]
     streams: tuple[str, ...]
     types: tuple[str, ...]
+    nodes: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, query: MultiMapping[str], *, with_limit: bool) -> EventQuery:
         """Check ``query``; ``limit`` is only accepted by reads (a subscription pages itself)."""
-        allowed = {"after", *_FILTERS} | ({"limit"} if with_limit else set())
+        allowed = {"after", *_FILTERS} | ({"limit"} if with_limit else set(_PAYLOAD_FILTERS))
         if unknown := sorted(set(query) - allowed):
             raise _bad(
                 unknown[0],
@@ -75,8 +82,45 @@ class EventQuery:
             topics=_values(query, "topic"),
             streams=_values(query, "stream"),
             types=_values(query, "type"),
+            nodes=_values(query, "node"),
+            statuses=_values(query, "status"),
+        )
+
+    def keeps(self, event: RecordedEvent) -> bool:
+        """Whether the payload filters let ``event`` through: an event about a node (it has
+        ``node_id``) must be about one of ``nodes``, and one with a ``status`` must have one
+        of ``statuses``; events without those fields always pass."""
+        payload = event.payload
+        if self.nodes and "node_id" in payload and payload["node_id"] not in self.nodes:
+            return False
+        return not (
+            self.statuses and "status" in payload and payload["status"] not in self.statuses
         )
 
     def event_filter(self, tenant_id: str) -> EventFilter:
         """The filter for the caller's tenant: a client never chooses the tenant it reads."""
         return EventFilter(tenant_id, self.topics, self.streams, self.types)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def json_body(request: web.Request, shape: str = "{...}") -> dict[str, Any]:
+    """The request body as a JSON object (``shape`` shows the client what is expected); 413
+    past the size limit (raised by aiohttp while reading), 400 for anything that is not
+    strict JSON."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw or b"{}", parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise Problem(
+            400,
+            "invalid-request",
+            f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+        ) from None
+    except ValueError as exc:
+        raise Problem(400, "invalid-request", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "invalid-request", f"the body must be a JSON object {shape}")
+    return body

@@ -19,10 +19,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bridge import EventStore, ProjectionRunner
+from bridge import EventFilter, EventStore, ProjectionRunner
 from bridge.client import CanopyClient
-from server.app import LOCAL_TOKEN, SOCKETS, STORE, TOKENS, create_app
-from server.auth import issue_token
+from server.app import LOCAL_TOKEN, SOCKETS, STORE, TOKENS, create_app, stop_pods
+from server.auth import issue_token, token_digest
 from server.config import Settings
 
 WAIT = 15.0
@@ -98,9 +98,15 @@ class Running:
         return self.app[LOCAL_TOKEN]
 
     async def issue(self, user: str, tenant: str) -> str:
-        """A token for ``user`` in ``tenant``, once the server accepts it."""
+        """A token for ``user`` in ``tenant``, once the server accepts it: the registry has
+        applied its ``TokenIssued`` event (not the head, which running pods keep moving)."""
+        before = await self.store.last_offset()
         secret = await issue_token(self.store, user, tenant, "tests")
-        await asyncio.wait_for(self.tokens.wait_for(await self.store.last_offset()), WAIT)
+        issued = EventFilter.of(tenant, types=["TokenIssued"])
+        page = await self.store.read(issued, after=before)
+        digest = token_digest(secret)
+        offset = next(e.offset for e in page.events if e.payload["token_sha256"] == digest)
+        await asyncio.wait_for(self.tokens.wait_for(offset), WAIT)
         return secret
 
     def client(self, token: str) -> CanopyClient:
@@ -108,13 +114,17 @@ class Running:
 
 
 @asynccontextmanager
-async def serving(settings: Settings, store: EventStore | None = None) -> AsyncIterator[Running]:
-    """Run ``create_app(settings, store)`` on a free port of 127.0.0.1 for the block."""
-    server = TestServer(create_app(settings, store), host="127.0.0.1", port=0)
+async def serving(
+    settings: Settings, store: EventStore | None = None, **options: Any
+) -> AsyncIterator[Running]:
+    """Run ``create_app(settings, store, **options)`` on a free port of 127.0.0.1 for the
+    block."""
+    server = TestServer(create_app(settings, store, **options), host="127.0.0.1", port=0)
     await server.start_server()
     try:
         yield Running(server.app, str(server.make_url("")).rstrip("/"))
     finally:
+        await stop_pods(server.app)
         await server.close()
 
 

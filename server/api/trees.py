@@ -1,0 +1,66 @@
+"""The tree library over HTTP: upload versions of tree definitions, list them, read one.
+
+An execution runs an uploaded version with the launch program ``tree:<name>`` (the latest)
+or ``tree:<name>@<version>``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..runtime.definition import DefinitionError
+from ..trees import TreeLibrary, UnknownTree
+from .control import problem_of_error
+from .keys import PRINCIPAL, STORE
+from .params import json_body
+from .problems import Problem
+
+__all__ = ["get_tree", "list_trees", "upload_tree"]
+
+
+def _library(request: web.Request) -> TreeLibrary:
+    return TreeLibrary(request.app[STORE], request[PRINCIPAL].tenant_id)
+
+
+async def upload_tree(request: web.Request) -> web.Response:
+    """``POST /api/v1/trees`` with ``{"name", "format": "yaml"|"json"|"xml", "content"}``:
+    201 with the new version, or 200 with the latest one when the content is the same."""
+    body = await json_body(request, '{"name": ..., "format": ..., "content": ...}')
+    fields = {key: body.get(key) for key in ("name", "format", "content")}
+    for key, value in fields.items():
+        if not isinstance(value, str):
+            raise Problem(400, "invalid-request", f"{key!r} must be a string", field=key)
+    if unknown := sorted(set(body) - set(fields)):
+        raise Problem(400, "invalid-request", f"unknown field {unknown[0]!r}", field=unknown[0])
+    library = _library(request)
+    before = await library.store.last_offset()
+    try:
+        tree = await library.upload(
+            fields["name"], fields["format"], fields["content"], request[PRINCIPAL].user_id
+        )
+    except ValueError as error:
+        raise Problem(400, "invalid-request", str(error)) from None
+    except DefinitionError as error:
+        raise problem_of_error(error) from None
+    created = await library.store.last_offset() > before
+    return web.json_response(tree.summary(), status=201 if created else 200)
+
+
+async def list_trees(request: web.Request) -> web.Response:
+    """``GET /api/v1/trees``: the latest version of each tree of the caller's tenant."""
+    return web.json_response({"trees": await _library(request).list()})
+
+
+async def get_tree(request: web.Request) -> web.Response:
+    """``GET /api/v1/trees/{name}[?version=N]``: one version (default the latest), with its
+    content."""
+    raw = request.query.get("version")
+    if raw is not None and not raw.isdigit():
+        raise Problem(400, "invalid-request", f"version must be a number, not {raw!r}")
+    try:
+        tree = await _library(request).get(
+            request.match_info["name"], int(raw) if raw is not None else None
+        )
+    except UnknownTree as error:
+        raise Problem(404, "unknown-tree", str(error)) from None
+    return web.json_response({**tree.summary(), "content": tree.content})

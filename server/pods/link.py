@@ -1,0 +1,169 @@
+"""The server's end of a pod link: calls out, events and notifications in.
+
+One :class:`PodLink` exists per connected worker. It owns nothing of the pod's lifecycle (that
+is the manager's); it turns frames into appends, acknowledgements, call results and
+notifications, and fails every pending call the moment the link drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import orjson
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bridge import BridgeError, EventStore, NewEvent, Producer, Topic
+
+from .. import __version__
+from ..remote import wire
+from ..runtime.engine import Notification
+from .protocol import event_key
+
+__all__ = ["LinkBroken", "PodLink"]
+
+log = logging.getLogger(__name__)
+
+PRODUCER: Final = Producer("canopy-pod", __version__)
+EXECUTION_STREAM: Final = "execution/"
+
+
+class LinkBroken(wire.RemoteFailure):
+    """The link to the pod dropped while a call was waiting for its answer."""
+
+
+class PodLink:
+    """A connected worker, for one pod of one tenant."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        *,
+        pod_id: str,
+        tenant_id: str,
+        store: EventStore,
+        on_events: Callable[[Sequence[NewEvent]], None],
+        on_notification: Callable[[Notification], None],
+    ) -> None:
+        self.ws = ws
+        self.pod_id = pod_id
+        self.tenant_id = tenant_id
+        self._store = store
+        self._on_events = on_events
+        self._on_notification = on_notification
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._send_lock = asyncio.Lock()
+        self.closed_reason: str | None = None
+
+    async def send(self, frame: Mapping[str, Any]) -> None:
+        async with self._send_lock:
+            await self.ws.send_bytes(orjson.dumps(frame))
+
+    async def call(self, method: str, arguments: Mapping[str, Any]) -> Any:
+        """Run an ``ExecutionControl`` call in the pod; returns its decoded result or raises
+        the error the pod reported (or :class:`LinkBroken`)."""
+        frame = {"op": "call", "method": method}
+        frame["arguments"] = wire.encode_arguments(method, arguments)
+        return wire.decode_result(method, await self.request(frame))
+
+    async def put_tree(self, file_name: str, content: str) -> str:
+        """Write a tree definition into the pod's working directory; its path there."""
+        return str(await self.request({"op": "tree", "file": file_name, "content": content}))
+
+    async def request(self, frame: dict[str, Any]) -> Any:
+        """Send ``frame`` with a fresh ``id`` and wait for the answer with that id."""
+        if self.closed_reason is not None:
+            raise LinkBroken(self.closed_reason)
+        call_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        try:
+            await self.send({**frame, "id": call_id})
+            return await future
+        except ConnectionError as error:
+            raise LinkBroken(f"the link to debug pod {self.pod_id} dropped: {error}") from error
+        finally:
+            self._pending.pop(call_id, None)
+
+    async def receive(self) -> None:
+        """Take frames until the worker goes away; then fail whatever still waits.
+
+        Batches of events are appended by a separate task, so this loop keeps reading (and
+        answering pings) however long the log takes: a slow append must not look like a dead
+        link. The worker keeps one batch in flight, so at most one waits here."""
+        batches: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=2)
+        appender = asyncio.create_task(self._append_batches(batches), name="canopy-pod-append")
+        try:
+            async for message in self.ws:
+                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+                frame = orjson.loads(message.data)
+                if frame.get("op") == "events":
+                    await batches.put(frame)  # back-pressure if a worker ignores the window
+                else:
+                    self._take(frame)
+        finally:
+            appender.cancel()
+            await asyncio.gather(appender, return_exceptions=True)
+            self.broken(f"the link to debug pod {self.pod_id} closed")
+
+    async def _append_batches(self, batches: asyncio.Queue[dict[str, Any]]) -> None:
+        """Append and acknowledge batches in order. A batch the log refuses or cannot take
+        closes the link: the worker keeps the events and resends them on its next link."""
+        try:
+            while True:
+                frame = await batches.get()
+                await self._append(frame["events"])
+                await self.send({"op": "ack", "through": frame["through"]})
+        except (BridgeError, ValueError, KeyError, TypeError) as error:
+            log.error("pod %s: cannot record its events: %s", self.pod_id, error)
+            await self.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"cannot record events")
+
+    def broken(self, reason: str) -> None:
+        """Fail every pending call with ``reason``; later calls fail at once."""
+        if self.closed_reason is None:
+            self.closed_reason = reason
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(LinkBroken(self.closed_reason))
+
+    def _take(self, frame: dict[str, Any]) -> None:
+        op = frame.get("op")
+        if op in ("result", "error"):
+            future = self._pending.get(frame.get("id", -1))
+            if future is None or future.done():
+                return
+            if op == "result":
+                future.set_result(frame.get("value"))
+            else:
+                future.set_exception(wire.decode_error(frame.get("error", {})))
+        elif op == "notification":
+            self._on_notification(wire.decode(Notification, frame["notification"]))
+        else:
+            log.warning("unknown frame from pod %s: %r", self.pod_id, op)
+
+    async def _append(self, rows: list[list[Any]]) -> None:
+        """Write a batch of the worker's events into the shared log, once each. A pod may only
+        write execution telemetry, for its own tenant."""
+        events = []
+        for offset, topic, stream, kind, time_us, payload in rows:
+            if topic != Topic.EXECUTION or not stream.startswith(EXECUTION_STREAM):
+                raise ValueError(f"pod {self.pod_id} sent a {kind} event on {topic}/{stream}")
+            events.append(
+                NewEvent(
+                    tenant_id=self.tenant_id,
+                    topic=topic,
+                    stream=stream,
+                    type=kind,
+                    payload=payload,
+                    producer=PRODUCER,
+                    idempotency_key=event_key(self.pod_id, offset),
+                    time=time_us,
+                )
+            )
+        await self._store.append(events)
+        self._on_events(events)

@@ -1,0 +1,41 @@
+"""The pod link: the frames a pod worker and the server exchange over one WebSocket.
+
+Every frame is a JSON object with an ``op``:
+
+worker -> server
+  ``hello``         ``{pod_id, pid}``: first frame; the server answers ``welcome``.
+  ``events``        ``{through, events: [[offset, topic, stream, type, time_us, payload], ...]}``:
+                    recorded events, in the worker's own log order; ``offset`` is the worker's.
+  ``result``        ``{id, value}`` / ``error`` ``{id, error}``: the answer to a ``call``.
+  ``notification``  ``{notification}``: a stop, continue, output, invalidation or end.
+
+server -> worker
+  ``welcome``       the link is up.
+  ``ack``           ``{through}``: every event up to that worker offset is in the shared log.
+  ``call``          ``{id, method, arguments}``: an ``ExecutionControl`` call.
+  ``clients``       ``{all, executions}``: which executions a client is attached to now.
+  ``shutdown``      end the executions, flush the events, exit.
+
+The worker's events carry idempotency keys made of the pod id and the worker offset, so a batch
+resent after a dropped link is written once.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["CONNECT_PATH", "HEARTBEAT_SECONDS", "MAX_FRAME_BYTES", "POD_HEADER", "event_key"]
+
+CONNECT_PATH: Final = "/api/v1/pods/connect"
+POD_HEADER: Final = "X-Canopy-Pod"
+HEARTBEAT_SECONDS: Final = 5.0
+"""Ping interval on the link; a side that hears nothing for twice as long drops it."""
+MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+"""Largest frame either side accepts: room for a batch holding a maximal tree description."""
+BATCH_BYTES: Final = 1024 * 1024
+"""A worker stops adding events to a batch past this size (one event may exceed it)."""
+
+
+def event_key(pod_id: str, offset: int) -> str:
+    """The idempotency key of a worker's event in the shared log."""
+    return f"pod:{pod_id}:{offset}"

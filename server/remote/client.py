@@ -1,0 +1,182 @@
+"""``ExecutionControl`` over a Canopy server's HTTP API: what the debug adapter, the CLI and
+the editor use to drive executions in the user's debug pod.
+
+Calls map onto :data:`server.remote.routes.ROUTES`; a refusal comes back as the very
+exception the contract names (the problem document carries it), so code written against the
+in-process control runs unchanged against a server. Notifications arrive over one WebSocket
+opened by :meth:`HttpExecutionControl.connect`, so a stream asked for before an action sees
+the notifications that action causes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from bridge import RecordedEvent
+from bridge.client import CanopyClient, ServerError, ServerUnreachable
+
+from ..runtime.engine import Notification
+from . import wire
+from .forwarding import ForwardingControl
+from .routes import route_of
+
+__all__ = ["HttpExecutionControl"]
+
+log = logging.getLogger(__name__)
+
+WAITING_CALLS: Final = frozenset({"settle", "wait_for_stop", "wait_for_end", "terminate"})
+"""Calls that may legitimately take long: no read timeout."""
+LISTENER_QUEUE: Final = 1024
+
+
+class _Listener:
+    def __init__(self, execution_id: str | None) -> None:
+        self.execution_id = execution_id
+        self.queue: asyncio.Queue[Notification | None] = asyncio.Queue(LISTENER_QUEUE)
+
+    def offer(self, notification: Notification | None) -> None:
+        if notification is not None and self.execution_id not in (
+            None,
+            notification.execution_id,
+        ):
+            return
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(notification)
+
+
+class _NotificationStream:
+    """Notifications for one consumer, registered from creation."""
+
+    def __init__(self, listeners: set[_Listener], execution_id: str | None) -> None:
+        self._listeners = listeners
+        self._listener = _Listener(execution_id)
+        listeners.add(self._listener)
+
+    def __aiter__(self) -> _NotificationStream:
+        return self
+
+    async def __anext__(self) -> Notification:
+        item = await self._listener.queue.get()
+        if item is None:
+            self._listeners.discard(self._listener)
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        self._listeners.discard(self._listener)
+
+
+class HttpExecutionControl(ForwardingControl):
+    """Executions in the caller's pod, through the server ``client`` talks to. Use
+    ``async with``, or call :meth:`connect` and :meth:`close`."""
+
+    def __init__(self, client: CanopyClient) -> None:
+        self.client = client
+        self._listeners: set[_Listener] = set()
+        self._socket: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> HttpExecutionControl:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the notifications socket (the client must be open)."""
+        try:
+            self._socket = await self.client.session.ws_connect(
+                self.client.url_for("api/v1/notifications"), heartbeat=self.client.heartbeat
+            )
+        except aiohttp.ClientError as error:
+            raise ServerUnreachable(f"cannot reach {self.client.url}: {error}") from error
+        self._reader = asyncio.create_task(self._read(), name="canopy-control-notifications")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self._socket is not None:
+            await self._socket.close()
+        for listener in list(self._listeners):
+            listener.offer(None)
+
+    async def _read(self) -> None:
+        assert self._socket is not None
+        try:
+            async for message in self._socket:
+                if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    break
+                frame = orjson.loads(message.data)
+                if frame.get("kind") == "notification":
+                    notification = wire.decode(Notification, frame["notification"])
+                    for listener in list(self._listeners):
+                        listener.offer(notification)
+                elif frame.get("kind") == "error":
+                    log.warning("notifications interrupted: %s", frame.get("detail"))
+        finally:
+            for listener in list(self._listeners):
+                listener.offer(None)
+
+    async def forward(self, call: str, **arguments: Any) -> Any:
+        route = route_of(call)
+        encoded = wire.encode_arguments(call, arguments)
+        path = route.path.format(
+            **{name: quote(str(encoded.pop(name)), safe="") for name in route.path_arguments}
+        )
+        params = None
+        data = None
+        if route.in_query:
+            params = [(name, str(value)) for name, value in encoded.items() if value is not None]
+        else:
+            data = orjson.dumps(encoded)
+        patient = {"timeout": aiohttp.ClientTimeout(total=None, sock_connect=10)}
+        try:
+            async with self.client.session.request(
+                route.verb,
+                self.client.url_for(path.lstrip("/")),
+                params=params,
+                data=data,
+                headers={"Content-Type": "application/json"} if data is not None else None,
+                **(patient if call in WAITING_CALLS else {}),
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                reason = response.reason or ""
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise ServerUnreachable(f"lost the server at {self.client.url}: {error!r}") from error
+        if status >= 400:
+            raise _error_of(status, reason, raw)
+        return wire.decode_result(call, orjson.loads(raw))
+
+    def events(
+        self, execution_id: str, *, after: int = 0, types: Sequence[str] = ()
+    ) -> AsyncIterator[RecordedEvent]:
+        return self.client.subscribe(
+            after=after, streams=[f"execution/{execution_id}"], types=types
+        )
+
+    def notifications(self, execution_id: str | None = None) -> _NotificationStream:
+        return _NotificationStream(self._listeners, execution_id)
+
+
+def _error_of(status: int, reason: str, raw: bytes) -> Exception:
+    """The contract's exception from a problem document, or a plain server error."""
+    try:
+        problem = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return ServerError(status, reason, raw[:200].decode("utf-8", "replace"))
+    if isinstance(problem, dict) and isinstance(problem.get("error"), dict):
+        return wire.decode_error(problem["error"])
+    if isinstance(problem, dict):
+        return ServerError.from_problem(status, problem)
+    return ServerError(status, reason, str(problem)[:200])

@@ -1,0 +1,272 @@
+"""The JSON form of ``ExecutionControl`` calls, results and errors.
+
+The contract's own type hints are the schema: a call's arguments are encoded from its values
+and decoded on the far side by the parameter annotations of the same method, and its result by
+the return annotation. So the in-process and the remote implementations cannot drift apart: a
+new method or field travels without a line written here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from enum import Enum
+from typing import Any, Final
+
+from ..runtime.control import ControlError, ExecutionControl, InvalidRequest, UnknownExecution
+from ..runtime.definition import DefinitionError
+from ..runtime.definition.problems import Problem
+from ..runtime.expressions import ExpressionError
+from ..runtime.pictures import PictureError
+from ..runtime.python_debug import PythonDebugError
+from ..runtime.values import jsonable
+
+__all__ = [
+    "CALLS",
+    "CONTRACT_ERRORS",
+    "PodUnavailable",
+    "RemoteFailure",
+    "TooManySessions",
+    "decode",
+    "decode_arguments",
+    "decode_error",
+    "decode_result",
+    "decode_text_argument",
+    "encode",
+    "encode_arguments",
+    "encode_error",
+]
+
+STREAMS: Final = frozenset({"events", "notifications"})
+"""Methods that return a stream rather than a value; they travel as subscriptions."""
+
+CALLS: Final = frozenset(
+    name
+    for name, member in inspect.getmembers(ExecutionControl, inspect.isfunction)
+    if getattr(member, "__isabstractmethod__", False) and name not in STREAMS | {"close"}
+)
+"""Every request/response call of the contract, by method name."""
+
+
+class RemoteFailure(ControlError):
+    """The far side failed in a way the contract does not name (a bug, or a dead pod)."""
+
+
+class PodUnavailable(RemoteFailure):
+    """The user's debug pod could not be started, or died; the message says why."""
+
+
+class TooManySessions(ControlError):
+    """The user already has as many concurrent debug sessions as allowed."""
+
+
+CONTRACT_ERRORS: Final = (
+    ControlError,
+    DefinitionError,
+    ExpressionError,
+    PictureError,
+    PythonDebugError,
+)
+"""What a control call may raise for its caller to see (anything else is a failure)."""
+
+
+def encode(value: Any) -> Any:
+    """A JSON-ready form of a contract value: dataclasses as objects, enums as their values,
+    tuples as arrays; anything else that is not JSON is shown as the runtime shows values."""
+    if isinstance(value, Enum):
+        return value.value
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode(item) for item in value]
+    return jsonable(value)
+
+
+def decode(annotation: Any, data: Any) -> Any:
+    """Rebuild a value of type ``annotation`` from its JSON form (the inverse of
+    :func:`encode` for every type the contract uses)."""
+    if annotation is Any or data is None:
+        return data
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return _decode_union(typing.get_args(annotation), data)
+    if origin is not None:
+        return _decode_generic(origin, typing.get_args(annotation), data)
+    if isinstance(annotation, type):
+        if issubclass(annotation, Enum):
+            return annotation(data)
+        if dataclasses.is_dataclass(annotation):
+            return _decode_dataclass(annotation, data)
+        if annotation in _PRIMITIVES:
+            return _primitive(annotation, data)
+    return data
+
+
+_PRIMITIVES: Final = (bool, int, float, str)
+
+
+def _primitive(annotation: type, data: Any) -> Any:
+    """A JSON scalar of the annotated type (an int is a float too; a bool is no number)."""
+    if annotation is float and isinstance(data, int | float) and not isinstance(data, bool):
+        return float(data)
+    if isinstance(data, annotation) and not (annotation is int and isinstance(data, bool)):
+        return data
+    raise TypeError(f"{data!r} is not of type {annotation.__name__}")
+
+
+def _decode_union(options: tuple[Any, ...], data: Any) -> Any:
+    """The first option the JSON value can be: ``str | dict`` picks by the value's own type."""
+    candidates = [option for option in options if option is not type(None)]
+    for option in candidates:
+        plain = typing.get_origin(option) or option
+        if isinstance(plain, type) and isinstance(data, plain):
+            return decode(option, data)
+    return decode(candidates[0], data)
+
+
+def _decode_generic(origin: Any, args: tuple[Any, ...], data: Any) -> Any:
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(decode(args[0], item) for item in data)
+        return tuple(decode(arg, item) for arg, item in zip(args, data, strict=True))
+    if origin in (list, Sequence, typing.get_origin(Sequence[int])):
+        return [decode(args[0], item) for item in data] if args else list(data)
+    if origin in (dict, Mapping, typing.get_origin(Mapping[str, int])):
+        value_type = args[1] if args else Any
+        return {key: decode(value_type, item) for key, item in data.items()}
+    return data
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _decode_dataclass(cls: type, data: Mapping[str, Any]) -> Any:
+    hints = _field_types(cls)
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{data!r} is not an object")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.init and f.name in data:
+            try:
+                values[f.name] = decode(hints[f.name], data[f.name])
+            except (TypeError, ValueError) as error:
+                raise TypeError(f"{f.name}: {error}") from error
+    return cls(**values)
+
+
+@functools.cache
+def _signature(method: str) -> tuple[dict[str, Any], Any]:
+    """Parameter and return annotations of a contract method."""
+    function = getattr(ExecutionControl, method)
+    hints = typing.get_type_hints(function)
+    returns = hints.pop("return", Any)
+    return hints, returns
+
+
+def _check_call(method: str) -> None:
+    if method not in CALLS:
+        raise InvalidRequest(f"unknown control call {method!r}")
+
+
+def encode_arguments(method: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON form of a call's arguments."""
+    _check_call(method)
+    return {name: encode(value) for name, value in arguments.items()}
+
+
+def decode_arguments(method: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A call's arguments as the method takes them; an unknown argument is refused by name."""
+    _check_call(method)
+    hints, _ = _signature(method)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise InvalidRequest(f"{method} takes no argument {unknown[0]!r}")
+    decoded = {}
+    for name, value in data.items():
+        try:
+            decoded[name] = decode(hints[name], value)
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidRequest(f"bad argument {name!r} for {method}: {error}") from error
+    return decoded
+
+
+def decode_text_argument(method: str, name: str, raw: str) -> Any:
+    """A query-string argument: numbers by the parameter's annotation, the rest as text."""
+    _check_call(method)
+    hints, _ = _signature(method)
+    if name not in hints:
+        raise InvalidRequest(f"{method} takes no argument {name!r}")
+    options = typing.get_args(hints[name]) or (hints[name],)
+    try:
+        if int in options:
+            return int(raw)
+        if float in options:
+            return float(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a number, not {raw!r}") from None
+    return raw
+
+
+def decode_result(method: str, data: Any) -> Any:
+    """A call's result as the method returns it."""
+    _, returns = _signature(method)
+    return decode(returns, data)
+
+
+_ERRORS: Final[dict[str, Callable[[Mapping[str, Any]], Exception]]] = {
+    "UnknownExecution": lambda e: UnknownExecution(e.get("execution_id", "")),
+    "InvalidRequest": lambda e: InvalidRequest(e["message"]),
+    "DefinitionError": lambda e: DefinitionError(
+        Problem(p["path"], p["line"], p["column"], p["message"]) for p in e.get("problems", ())
+    ),
+    "ExpressionError": lambda e: ExpressionError(
+        e["message"], e.get("source", ""), e.get("column"), e.get("end_column")
+    ),
+    "PictureError": lambda e: PictureError(e["message"]),
+    "PythonDebugError": lambda e: PythonDebugError(e["message"]),
+    "PodUnavailable": lambda e: PodUnavailable(e["message"]),
+    "TooManySessions": lambda e: TooManySessions(e["message"]),
+    "RemoteFailure": lambda e: RemoteFailure(e["message"]),
+}
+
+
+def encode_error(error: BaseException) -> dict[str, Any]:
+    """An error's JSON form: its contract name, its message and what the client needs to
+    rebuild it (the unknown id, the definition's problems)."""
+    kind = type(error).__name__ if type(error).__name__ in _ERRORS else "RemoteFailure"
+    data: dict[str, Any] = {"type": kind, "message": str(error)}
+    if isinstance(error, UnknownExecution):
+        data["execution_id"] = error.execution_id
+    if isinstance(error, ExpressionError):
+        data.update(
+            message=error.message,
+            source=error.source,
+            column=error.column,
+            end_column=error.end_column,
+        )
+    if isinstance(error, DefinitionError):
+        data["problems"] = [dataclasses.asdict(problem) for problem in error.problems]
+    if kind == "RemoteFailure" and not isinstance(error, RemoteFailure):
+        data["message"] = f"{type(error).__name__}: {error}"
+    return data
+
+
+def decode_error(data: Mapping[str, Any]) -> Exception:
+    """The exception an error's JSON form stands for."""
+    build = _ERRORS.get(str(data.get("type")))
+    if build is None:
+        return RemoteFailure(str(data.get("message", "the remote side failed")))
+    try:
+        return build(data)
+    except (KeyError, TypeError):
+        return RemoteFailure(str(data.get("message", data)))

@@ -1,0 +1,362 @@
+"""Debug pods end to end: a real server, real local worker processes, real HTTP clients.
+
+Lifecycle (start once, reuse, limit, reap, orphan policy) and faults (a worker killed
+mid-tick, a link dropped during a burst, wrong tokens, another user's ids, bad requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bridge import EventFilter, EventStore
+from bridge.client import CanopyClient
+from server.api.keys import PODS
+from server.auth import Principal
+from server.pods.protocol import CONNECT_PATH, POD_HEADER
+from server.remote.client import HttpExecutionControl
+from server.remote.wire import PodUnavailable, TooManySessions
+from server.runtime.breakpoints import BreakpointSpec
+from server.runtime.control import InvalidRequest, LaunchSpec, UnknownExecution
+from server.runtime.engine import Mode, RunState
+
+from ...bridge.helpers import read_all
+from ..conftest import WAIT, Running, bearer, eventually
+from .remote import pod_server, remote_control
+
+PATROL = "tests.server.runtime.factories:patrol"
+FOREVER = "tests.server.runtime.factories:forever"
+
+
+@pytest.fixture
+async def running(store: EventStore, tmp_path: Path) -> AsyncIterator[Running]:
+    async with pod_server(store, tmp_path / ".canopy") as server:
+        yield server
+
+
+async def facts(store: EventStore, tenant: str = "acme") -> list[tuple[str, dict[str, Any]]]:
+    found = read_all(store, EventFilter.of(tenant, topics=["debugging.internal"]))
+    return [(e.type, e.payload) async for e in found if e.stream.startswith("pod/")]
+
+
+async def stream(store: EventStore, execution_id: str) -> list[Any]:
+    return [
+        e
+        async for e in read_all(
+            store, EventFilter.of("acme", streams=[f"execution/{execution_id}"])
+        )
+    ]
+
+
+async def first(notes: AsyncIterator[Any], kind: str) -> Any:
+    async for note in notes:
+        if note.kind == kind:
+            return note
+    raise AssertionError(f"the notifications ended without {kind!r}")
+
+
+def pod_of(running: Running, user: str = "ann", tenant: str = "acme") -> Any:
+    return running.app[PODS].current(Principal(user, tenant, "-"))
+
+
+# -- lifecycle -------------------------------------------------------------------------------------
+
+
+async def test_the_debug_mode_toggle_starts_one_pod_and_reuses_it(
+    running: Running, http: aiohttp.ClientSession
+) -> None:
+    token = await running.issue("ann", "acme")
+    me = f"{running.url}/api/v1/pods/me"
+    async with http.get(me, headers=bearer(token)) as response:
+        assert response.status == 404  # debug mode off
+    async with http.put(me, headers=bearer(token)) as response:
+        first = await response.json()
+        assert (response.status, first["state"], first["provider"]) == (200, "ready", "local")
+    async with http.put(me, headers=bearer(token)) as response:
+        assert (await response.json())["pod_id"] == first["pod_id"]
+    recorded = await facts(running.store)
+    assert [kind for kind, _ in recorded] == ["PodRequested", "PodReady"]
+    requested, ready = recorded[0][1], recorded[1][1]
+    assert (requested["user_id"], requested["provider"]) == ("ann", "local")
+    assert len(requested["token_sha256"]) == 64
+    assert ready["startup_ms"] > 0
+    async with http.delete(me, headers=bearer(token)) as response:
+        assert response.status == 204
+    assert [kind for kind, _ in await facts(running.store)][-1] == "PodStopped"
+    assert pod_of(running) is None
+
+
+async def test_sessions_per_user_are_limited(store: EventStore, tmp_path: Path) -> None:
+    async with (
+        pod_server(store, tmp_path / ".canopy", pod_max_sessions=2) as running,
+        remote_control(running) as control,
+    ):
+        for _ in range(2):
+            await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+        with pytest.raises(TooManySessions, match="at most 2"):
+            await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+        first = (await control.executions())[0]
+        await control.terminate(first.id)
+        await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+
+
+async def test_idle_pods_are_reaped(store: EventStore, tmp_path: Path) -> None:
+    async with (
+        pod_server(store, tmp_path / ".canopy", pod_idle_timeout=0.3) as running,
+        remote_control(running) as control,
+    ):
+
+        async def reaped() -> bool:
+            return [kind for kind, _ in await facts(running.store)][-1] == "PodReaped"
+
+        info = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+        await control.terminate(info.id)
+        await eventually(lambda: pod_of(running) is None, "the idle pod is reaped")
+        await eventually(reaped, "PodReaped is recorded")
+        again = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+        assert (await control.info(again.id)).state is RunState.IDLE
+
+
+async def test_an_execution_left_stopped_by_a_vanished_client_is_stopped(
+    store: EventStore, tmp_path: Path
+) -> None:
+    async with pod_server(store, tmp_path / ".canopy", pod_orphan_timeout=0.3) as running:
+        async with remote_control(running) as control:
+            info = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+            await control.set_breakpoints(info.id, [BreakpointSpec(node="drain")])
+            await control.tick(info.id, 2)
+            stop = await control.wait_for_stop(info.id)
+            assert stop.node_id == "patrol/round/drain"
+        # The client is gone; nobody listens to the execution any more.
+        async with remote_control(running, attach=False) as observer:
+            ended = await asyncio.wait_for(observer.wait_for_end(info.id), WAIT)
+        assert (ended.state, ended.end_reason) == (RunState.ENDED, "stopped")
+
+
+# -- faults ----------------------------------------------------------------------------------------
+
+
+async def test_a_pod_killed_mid_tick_ends_its_executions_with_the_reason(
+    running: Running,
+) -> None:
+    async with remote_control(running) as control:
+        info = await control.launch(
+            LaunchSpec(FOREVER, mode=Mode.AUTO, blackboard={"battery": 10**6})
+        )
+        notes = control.notifications(info.id)
+        pod = pod_of(running)
+        os.kill(running.app[PODS].provider.pid(pod.pod_id), signal.SIGKILL)
+        ended = await asyncio.wait_for(first(notes, "ended"), WAIT)
+        assert ended.reason == "pod_died"
+        assert "killed by signal 9" in ended.text
+        after = await control.info(info.id)
+        assert (after.state, after.end_reason) == (RunState.ENDED, "pod_died")
+        with pytest.raises(InvalidRequest, match="pod_died"):
+            await control.tick(info.id)
+        recorded = await stream(running.store, info.id)
+        assert recorded[-1].type == "ExecutionEnded"
+        assert recorded[-1].payload["reason"] == "pod_died"
+        versions = [e.stream_version for e in recorded]
+        assert versions == list(range(1, len(recorded) + 1))
+        kinds = [kind for kind, _ in await facts(running.store)]
+        assert kinds[-1] == "PodFailed"
+        # The next request gets a fresh pod.
+        fresh = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+        assert pod_of(running).pod_id != pod.pod_id
+        await control.tick(fresh.id)
+        assert (await control.settle(fresh.id)).tick == 1
+
+
+async def test_a_dropped_link_loses_and_duplicates_nothing(running: Running) -> None:
+    async with remote_control(running) as control:
+        info = await control.launch(
+            LaunchSpec(FOREVER, mode=Mode.AUTO, max_ticks=3000, blackboard={"battery": 10**6})
+        )
+        pod = pod_of(running)
+        for _ in range(3):
+            await eventually(lambda: pod.link is not None, "the pod links again")
+            await pod.link.ws.close()
+            await asyncio.sleep(0.05)  # let a burst build up while the link is down
+        ended = await asyncio.wait_for(control.wait_for_end(info.id), 60)
+        assert (ended.end_reason, ended.tick) == ("max_ticks", 3000)
+        recorded = await stream(running.store, info.id)
+        assert [e.stream_version for e in recorded] == list(range(1, len(recorded) + 1))
+        keys = [e.idempotency_key for e in recorded]
+        assert len(set(keys)) == len(keys)
+        ticks = [e.payload["tick"] for e in recorded if e.type == "TickCompleted"]
+        assert ticks == list(range(1, 3001))
+
+
+async def test_wrong_tokens_are_refused(running: Running, http: aiohttp.ClientSession) -> None:
+    url = running.url + CONNECT_PATH
+    for headers in ({}, {**bearer("forged"), POD_HEADER: "nope"}):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(url, headers=headers)
+        assert refused.value.status == 401
+    async with remote_control(running) as control:
+        await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+    pod = pod_of(running)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(url, headers={**bearer("forged"), POD_HEADER: pod.pod_id})
+    assert refused.value.status == 401
+    async with http.get(f"{running.url}/api/v1/executions", headers=bearer("forged")) as answer:
+        assert answer.status == 401
+
+
+async def test_other_users_executions_do_not_exist_for_them(running: Running) -> None:
+    async with remote_control(running, "ann", "acme") as ann:
+        info = await ann.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+        for user, tenant in (("bob", "acme"), ("ann", "globex")):
+            async with remote_control(running, user, tenant) as other:
+                with pytest.raises(UnknownExecution):
+                    await other.view(info.id)
+                with pytest.raises(UnknownExecution):
+                    await other.terminate(info.id)
+                assert await other.executions() == []
+        assert (await ann.info(info.id)).state is RunState.IDLE
+
+
+async def test_malformed_and_oversized_requests(
+    running: Running, http: aiohttp.ClientSession
+) -> None:
+    token = await running.issue("ann", "acme")
+    headers = {**bearer(token), "Content-Type": "application/json"}
+    url = f"{running.url}/api/v1/executions"
+    cases = [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[]", 400, "JSON object"),
+        (b'{"spec": {"program": "x"}, "colour": 1}', 400, "no argument 'colour'"),
+        (b'{"spec": {"program": "x", "mode": "sideways"}}', 400, "sideways"),
+        (b'{"spec": {"program": "x", "max_ticks": "many"}}', 400, "max_ticks"),
+        (b'{"spec": {"program": "missing.yaml"}}', 422, "missing.yaml"),
+    ]
+    for body, status, detail in cases:
+        async with http.post(url, data=body, headers=headers) as answer:
+            problem = await answer.json()
+            assert (answer.status, answer.content_type) == (status, "application/problem+json")
+            assert detail in problem["detail"], problem
+    async with http.post(url, data=b"x" * (5 * 1024 * 1024), headers=headers) as answer:
+        assert answer.status == 413
+    async with http.get(f"{url}/nope/view", headers=headers) as answer:
+        problem = await answer.json()
+        assert (answer.status, problem["error"]["type"]) == (404, "UnknownExecution")
+    async with http.get(f"{url}/nope/history/state?tick=soon", headers=headers) as answer:
+        assert answer.status == 400
+
+
+async def test_a_pod_that_cannot_start_is_reported(store: EventStore, tmp_path: Path) -> None:
+    from server.pods.local import LocalPodProvider
+
+    broken = LocalPodProvider(tmp_path / "pods", command=["/nonexistent/python"])
+    config = tmp_path / ".canopy"
+    async with pod_server(store, config, pod_provider=broken) as running:
+        secret = await running.issue("ann", "acme")
+        async with CanopyClient(running.url, secret) as client:
+            control = HttpExecutionControl(client)
+            await control.connect()
+            with pytest.raises(PodUnavailable, match="cannot start"):
+                await control.launch(LaunchSpec(PATROL))
+            await control.close()
+        kinds = [kind for kind, _ in await facts(running.store)]
+        assert kinds == ["PodRequested", "PodFailed"]
+
+
+async def test_event_subscriptions_filter_by_node_and_status(running: Running) -> None:
+    async with remote_control(running) as control:
+        info = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+        await control.tick(info.id, 4)
+        await control.settle(info.id)
+        secret = await running.issue("ann", "acme")
+        async with CanopyClient(running.url, secret) as client:
+            followed = client.subscribe(
+                streams=[f"execution/{info.id}"],
+                types=["NodeStatusChanged"],
+                nodes=["patrol/round/move"],
+                statuses=["SUCCESS"],
+            )
+            first = await asyncio.wait_for(anext(followed), WAIT)
+            await followed.close()
+        assert (first.payload["node_id"], first.payload["status"]) == (
+            "patrol/round/move",
+            "SUCCESS",
+        )
+        everything = await stream(running.store, info.id)
+        earlier = [
+            e for e in everything if e.type == "NodeStatusChanged" and e.offset < first.offset
+        ]
+        assert earlier, "other nodes and statuses were left out, not absent"
+
+
+# -- the tree library -----------------------------------------------------------------------------
+
+COUNT = """{
+  "name": "count",
+  "root": {
+    "type": "TickCounter",
+    "name": "count",
+    "params": {"duration": 2, "completion_status": "SUCCESS"}
+  }
+}
+"""
+
+
+async def test_trees_are_uploaded_in_versions_and_run_in_the_pod(
+    running: Running, http: aiohttp.ClientSession
+) -> None:
+    token = await running.issue("ann", "acme")
+    trees = f"{running.url}/api/v1/trees"
+    upload = {"name": "count", "format": "json", "content": COUNT}
+    async with http.post(trees, json=upload, headers=bearer(token)) as answer:
+        assert (answer.status, (await answer.json())["version"]) == (201, 1)
+    async with http.post(trees, json=upload, headers=bearer(token)) as answer:
+        assert (answer.status, (await answer.json())["version"]) == (200, 1)  # same content
+    changed = {**upload, "content": COUNT.replace('"duration": 2', '"duration": 3')}
+    async with http.post(trees, json=changed, headers=bearer(token)) as answer:
+        assert (answer.status, (await answer.json())["version"]) == (201, 2)
+    async with http.get(trees, headers=bearer(token)) as answer:
+        (listed,) = (await answer.json())["trees"]
+        assert (listed["name"], listed["versions"]) == ("count", 2)
+    async with http.get(f"{trees}/count?version=1", headers=bearer(token)) as answer:
+        assert (await answer.json())["content"] == COUNT
+    async with remote_control(running) as control:
+        first = await control.launch(LaunchSpec("tree:count@1", mode=Mode.AUTO))
+        latest = await control.launch(LaunchSpec("tree:count", mode=Mode.AUTO))
+        first, latest = [await control.wait_for_end(e.id) for e in (first, latest)]
+        assert (first.tree, first.end_reason) == ("count", "completed")
+        assert (first.tick, latest.tick) == (3, 4)  # the counter succeeds after 2, then 3 ticks
+        with pytest.raises(InvalidRequest, match="versions 1 to 2"):
+            await control.launch(LaunchSpec("tree:count@7"))
+        with pytest.raises(InvalidRequest, match="no tree 'nope'"):
+            await control.launch(LaunchSpec("tree:nope"))
+    async with remote_control(running, "eve", "globex") as other:
+        with pytest.raises(InvalidRequest, match="no tree"):
+            await other.launch(LaunchSpec("tree:count"))
+
+
+async def test_bad_tree_uploads_are_refused_with_their_position(
+    running: Running, http: aiohttp.ClientSession
+) -> None:
+    token = await running.issue("ann", "acme")
+    trees = f"{running.url}/api/v1/trees"
+    cases = [
+        ({"name": "x", "format": "json", "content": "{"}, 422, "x.json:"),
+        ({"name": "x", "format": "yaml", "content": "root: {type: 3}"}, 422, "x.yaml:1"),
+        ({"name": "x", "format": "xml", "content": "<root><a></root>"}, 422, "malformed XML"),
+        ({"name": "../x", "format": "json", "content": "{}"}, 400, "tree name"),
+        ({"name": "x", "format": "toml", "content": ""}, 400, "format"),
+        ({"name": "x", "format": "json"}, 400, "'content' must be a string"),
+    ]
+    for body, status, detail in cases:
+        async with http.post(trees, json=body, headers=bearer(token)) as answer:
+            problem = await answer.json()
+            assert answer.status == status, problem
+            assert detail in problem["detail"], problem
+    async with http.get(f"{trees}/x", headers=bearer(token)) as answer:
+        assert answer.status == 404
