@@ -2,7 +2,9 @@
 
 The session holds only protocol state — thread ids, frame ids, variable references, the
 breakpoints per source file — and never looks inside a tree: every question goes to the control
-contract, so the same session debugs a tree in this process or in a debug pod.
+contract, so the same session debugs a tree in this process or in a debug pod. Which control
+that is, the ``launch`` (``pod``) or ``attach`` request decides: the session is given a
+:class:`~dap.controls.ControlChooser` and keeps the one control it picks for its lifetime.
 
 Handlers are named ``on_<command>`` (``/`` in custom commands becomes ``_``); each returns the
 response body or raises :class:`DapError` with a message for the user.
@@ -21,6 +23,8 @@ from typing import Any, Final
 import jsonschema
 
 import schemas
+from bridge import BridgeError
+from bridge.client import CanopyClientError
 from server.runtime.blackboard import BlackboardView, absolute_key
 from server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
 from server.runtime.control import ControlError, ExecutionControl, ExecutionView, LaunchSpec
@@ -28,6 +32,7 @@ from server.runtime.definition import DefinitionError
 from server.runtime.engine import CaptureLevel, Mode, Notification, RunState, StepKind
 from server.runtime.expressions import Expression, ExpressionError
 
+from .controls import ControlChooser
 from .values import UnknownReference, Variables, format_value
 
 __all__ = ["CAPABILITIES", "DapError", "DebugSession"]
@@ -81,6 +86,9 @@ STOP_REASONS: Final = {
     "failure": "exception",
 }
 MODES: Final = {"manual": Mode.MANUAL, "auto": Mode.AUTO, "interval": Mode.INTERVAL}
+ORDINARY_ENDS: Final = frozenset({"completed", "max_ticks", "stopped"})
+"""End reasons that are the tree's or the user's doing (anything else is a failure, e.g. a
+debug pod that died)."""
 
 
 class DapError(Exception):
@@ -104,8 +112,10 @@ class _Thread:
 class DebugSession:
     """Serves one client over ``send``; owns no transport."""
 
-    def __init__(self, control: ExecutionControl, send: Send, *, cwd: Path | None = None) -> None:
-        self.control = control
+    def __init__(self, controls: ControlChooser, send: Send, *, cwd: Path | None = None) -> None:
+        self._controls = controls
+        self._control: ExecutionControl | None = None
+        self._where: str | None = None  # "embedded", a pod kind, or "attached"
         self._send = send
         self._cwd = cwd or Path.cwd()
         self._client: dict[str, Any] = {}
@@ -129,7 +139,15 @@ class DebugSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._configured = asyncio.Event()
         self._disconnected = False
+        self._closing = False
         self.finished = asyncio.Event()
+
+    @property
+    def control(self) -> ExecutionControl:
+        """The control this session's executions run on (chosen by launch or attach)."""
+        if self._control is None:
+            raise DapError("nothing is being debugged yet: launch or attach first")
+        return self._control
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -152,6 +170,10 @@ class DebugSession:
             raise
         except (ControlError, ExpressionError, UnknownReference) as error:
             raise DapError(str(error)) from error
+        except CanopyClientError as error:  # the server: unreachable, or it refused
+            raise DapError(str(error)) from error
+        except BridgeError as error:  # the embedded event log cannot be opened
+            raise DapError(f"the event log cannot be opened: {error}") from error
         except DefinitionError as error:
             raise DapError(f"the tree cannot be loaded:\n{error}") from error
         except (KeyError, TypeError, ValueError) as error:
@@ -166,12 +188,19 @@ class DebugSession:
         await self._send(message)
 
     async def close(self) -> None:
-        """Stop background work and end this session's executions."""
+        """Stop background work, end this session's executions, and close what its control
+        chooser opened for it."""
+        self._closing = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._disconnected:
-            return  # the client's disconnect request said what to end
+        try:
+            if not self._disconnected:  # else the disconnect request said what to end
+                await self._end_launched()
+        finally:
+            await self._controls.close()
+
+    async def _end_launched(self) -> None:
         for thread in list(self._threads.values()):
             if not thread.launched:
                 continue  # an attached execution outlives this session
@@ -179,8 +208,8 @@ class DebugSession:
                 info = await self.control.info(thread.execution_id)
                 if info.state is not RunState.ENDED:
                     await self.control.terminate(thread.execution_id)
-            except ControlError:
-                pass
+            except (ControlError, CanopyClientError) as error:
+                log.info("could not end execution %s: %s", thread.execution_id, error)
 
     def _spawn(self, work: Awaitable[None], name: str) -> None:
         task = asyncio.ensure_future(work)
@@ -198,9 +227,11 @@ class DebugSession:
 
     async def on_launch(self, args: dict[str, Any]) -> None:
         _validate("launch", args)
-        if args.get("pod", "embedded") != "embedded":
+        pod = args.get("pod", "embedded")
+        if self._where not in (None, pod):
             raise DapError(
-                f"pod {args['pod']!r} needs the Canopy server's debug pods; use pod: embedded"
+                f"this session already debugs {self._where} executions; start another debug"
+                f" session for pod: {pod}"
             )
         cwd = Path(args.get("cwd") or self._cwd)
         program = args["program"]
@@ -214,9 +245,20 @@ class DebugSession:
             registry=args.get("nodes", {}),
             base_dir=str(cwd),
         )
-        progress = await self._progress_start(f"Loading {program}")
+        where = "" if pod == "embedded" else f" in a {pod} debug pod"
+        progress = await self._progress_start(f"Loading {program}{where}")
         try:
-            info = await self.control.launch(spec)
+            if pod == "embedded":
+                control = await self._controls.embedded()
+            else:
+                control = await self._controls.remote(
+                    pod,
+                    workspace=cwd,
+                    progress=lambda text: self._progress_update(progress, text),
+                    say=lambda text: self.event("output", {"category": "console", "output": text}),
+                )
+            self._control, self._where = control, pod
+            info = await control.launch(spec)
         finally:
             await self._progress_end(progress)
         mode = MODES[args.get("mode", "auto")]
@@ -227,9 +269,15 @@ class DebugSession:
 
     async def on_attach(self, args: dict[str, Any]) -> None:
         _validate("attach", args)
-        info = await self.control.info(_arg(args, "executionId", str))
+        control, info = await self._controls.holding(_arg(args, "executionId", str))
+        if self._control not in (None, control):
+            raise DapError(
+                f"execution {info.id} runs elsewhere than this session's others; attach to it"
+                " from another debug session"
+            )
         if info.state is RunState.ENDED:
             raise DapError(f"execution {info.id} has ended ({info.end_reason})")
+        self._control, self._where = control, self._where or "attached"
         thread = self._adopt(info.id, info.tree, info.mode, stop_on_entry=False, launched=False)
         await self._configure(thread)
         await self.event("initialized")
@@ -244,9 +292,13 @@ class DebugSession:
         # Launched executions end with the session unless the client says otherwise; attached
         # ones belong to someone else and end only when asked to.
         terminate = _arg(args, "terminateDebuggee", bool, None)
-        await self._terminate_all(attached=bool(terminate), launched=terminate is not False)
-        self._disconnected = True
-        self.finished.set()
+        try:
+            await self._terminate_all(attached=bool(terminate), launched=terminate is not False)
+        finally:
+            # The session ends even when that failed (say, the server is gone): the response
+            # tells the client why, and nothing else would ever end it.
+            self._disconnected = True
+            self.finished.set()
 
     async def on_terminate(self, args: dict[str, Any]) -> None:
         await self._terminate_all()
@@ -782,6 +834,8 @@ class DebugSession:
             elif note.kind == "ended":
                 await self._ended(thread, note)
                 return
+        if not self._closing:
+            await self._lost(self._by_execution[execution_id])
 
     async def _stopped(self, execution_id: str, stop: Any) -> None:
         await self._configured.wait()
@@ -813,11 +867,26 @@ class DebugSession:
         await self.event(
             "output",
             {
-                "category": "console",
+                # An end nobody asked for (a dead pod, a crash) must stand out in the console.
+                "category": "console" if reason in ORDINARY_ENDS else "stderr",
                 "output": f"execution {thread.execution_id} ended: {reason}{detail}\n",
             },
         )
         await self.event("exited", {"exitCode": _exit_code(reason, note.status)})
+        await self.event("terminated", {})
+
+    async def _lost(self, thread: _Thread) -> None:
+        """The notification stream ended without an end: the server went away (or the
+        connection to it did). The session can no longer follow the execution, so it ends,
+        saying why, instead of leaving the editor waiting for a stop that never comes."""
+        await self.event(
+            "output",
+            {
+                "category": "stderr",
+                "output": f"lost the connection to the Canopy server running execution"
+                f" {thread.execution_id}: the session ends\n",
+            },
+        )
         await self.event("terminated", {})
 
     # -- helpers -----------------------------------------------------------------------------
@@ -884,6 +953,10 @@ class DebugSession:
         progress_id = f"canopy-{id(self)}-{len(self._threads)}"
         await self.event("progressStart", {"progressId": progress_id, "title": title})
         return progress_id
+
+    async def _progress_update(self, progress_id: str | None, message: str) -> None:
+        if progress_id is not None:
+            await self.event("progressUpdate", {"progressId": progress_id, "message": message})
 
     async def _progress_end(self, progress_id: str | None) -> None:
         if progress_id is not None:

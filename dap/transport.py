@@ -1,8 +1,9 @@
 """Serving DAP over stdio (VS Code's ``DebugAdapterExecutable``) or TCP (``DebugAdapterServer``).
 
-Each connection is one :class:`~dap.session.DebugSession`. Requests are answered in order; a bad
-message is answered (or, without a ``seq`` to answer, reported as an ``output`` event) and the
-connection goes on: no input makes the adapter exit.
+Each connection is one :class:`~dap.session.DebugSession`, with a control chooser of its own
+over the adapter's shared :class:`~dap.controls.AdapterControls`. Requests are answered in
+order; a bad message is answered (or, without a ``seq`` to answer, reported as an ``output``
+event) and the connection goes on: no input makes the adapter exit.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server.runtime.control import ExecutionControl
-
+from .controls import AdapterControls
 from .framing import FramingError, MessageReader, encode
 from .session import DapError, DebugSession
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 async def serve_connection(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    control: ExecutionControl,
+    controls: AdapterControls,
     *,
     cwd: Path | None = None,
 ) -> None:
@@ -41,7 +41,7 @@ async def serve_connection(
         writer.write(encode(message))
         await writer.drain()
 
-    session = DebugSession(control, send, cwd=cwd)
+    session = DebugSession(controls.chooser(), send, cwd=cwd)
     messages = MessageReader(reader)
     try:
         while not session.finished.is_set():
@@ -89,7 +89,7 @@ async def _answer(session: DebugSession, send: Any, message: dict[str, Any]) -> 
     await send(response)
 
 
-async def serve_stdio(control: ExecutionControl, *, cwd: Path | None = None) -> None:
+async def serve_stdio(controls: AdapterControls, *, cwd: Path | None = None) -> None:
     """One session over this process's standard input and output."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
@@ -98,11 +98,11 @@ async def serve_stdio(control: ExecutionControl, *, cwd: Path | None = None) -> 
         asyncio.streams.FlowControlMixin, sys.stdout.buffer
     )
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    await serve_connection(reader, writer, control, cwd=cwd)
+    await serve_connection(reader, writer, controls, cwd=cwd)
 
 
 async def serve_tcp(
-    control: ExecutionControl, host: str, port: int, *, cwd: Path | None = None
+    controls: AdapterControls, host: str, port: int, *, cwd: Path | None = None
 ) -> asyncio.Server:
     """A listening server; every connection is a session of its own."""
 
@@ -110,6 +110,6 @@ async def serve_tcp(
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await serve_connection(reader, writer, control, cwd=cwd)
+        await serve_connection(reader, writer, controls, cwd=cwd)
 
     return await asyncio.start_server(accept, host, port, limit=1 << 20)

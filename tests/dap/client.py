@@ -11,7 +11,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -164,20 +164,28 @@ def _adapter_command(*arguments: str) -> list[str]:
 
 def _environment() -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("CANOPY_DATABASE_URL", None)  # the embedded SQLite log under --data-dir
+    # The embedded SQLite log under --data-dir, and no server but the one a test names.
+    for name in ("CANOPY_DATABASE_URL", "CANOPY_URL", "CANOPY_TOKEN", "CANOPY_PODS"):
+        env.pop(name, None)
     return env
 
 
-def spawn_stdio_adapter(data_dir: Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
-    """Start ``canopy dap`` speaking over its stdin/stdout (not yet connected to a client).
-    A plain process, not tied to an event loop, so it can be started ahead of the test that
-    will use it: importing the adapter takes most of a second."""
+def spawn_stdio_adapter(
+    data_dir: Path,
+    cwd: Path = ROOT,
+    *arguments: str,
+    environment: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``canopy dap`` speaking over its stdin/stdout (not yet connected to a client),
+    with more command-line ``arguments`` (e.g. ``--url``) and ``environment`` variables if
+    given. A plain process, not tied to an event loop, so it can be started ahead of the test
+    that will use it: importing the adapter takes most of a second."""
     return subprocess.Popen(
-        _adapter_command("--data-dir", str(data_dir)),
+        _adapter_command("--data-dir", str(data_dir), *arguments),
         cwd=cwd,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        env=_environment(),
+        env={**_environment(), **(environment or {})},
         bufsize=0,
     )
 

@@ -103,10 +103,6 @@ LAUNCHES = {
         "launch: mode: 'sometimes' is not one of ['manual', 'auto', 'interval']",
     ),
     "no ticks": ({"program": PATROL, "maxTicks": 0}, "launch: maxTicks: 0 is less than"),
-    "kubernetes pod": (
-        {"program": PATROL, "pod": "kubernetes"},
-        "pod 'kubernetes' needs the Canopy server's debug pods; use pod: embedded",
-    ),
     "unknown pod": ({"program": PATROL, "pod": "mars"}, "launch: pod: 'mars' is not one of"),
     "missing tree file": (
         {"program": "trees/nope.yaml"},
@@ -225,7 +221,9 @@ async def test_requests_before_launch(client: DapClient) -> None:
     assert await client.fails("variables", {"variablesReference": 1}) == (
         "unknown variablesReference 1 (it lasts only for one stop)"
     )
-    assert await client.fails("attach", {"executionId": "nope"}) == "no execution 'nope'"
+    assert await client.fails("attach", {"executionId": "nope"}) == (
+        "no execution 'nope': no Canopy server is running to ask (`canopy serve` starts one)"
+    )
     assert (await client.ok("threads"))["threads"] == []
     await client.ok("configurationDone")  # harmless before a launch
     await client.ok("terminate")  # nothing to terminate
