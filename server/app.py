@@ -117,7 +117,9 @@ def _pod_provider(settings: Settings, workspace: Path) -> PodProvider:
         )
     from .pods.local import LocalPodProvider
 
-    return LocalPodProvider(settings.data_dir / "pods", workspace=workspace)
+    return LocalPodProvider(
+        settings.data_dir / "pods", workspace=workspace, warm=settings.pod_spare
+    )
 
 
 def pod_policy(settings: Settings) -> PodPolicy:

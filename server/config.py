@@ -64,6 +64,7 @@ class Settings:
     pod_cpus: float = 2.0
     pod_orphan_policy: str = "stop"
     pod_orphan_timeout: float = 60.0
+    pod_spare: bool = True
     kubernetes_namespace: str = "canopy"
     kubernetes_image: str = "canopy-debug:latest"
     rate_limit_per_second: float = 200.0
@@ -165,6 +166,17 @@ def _positive_integer(raw: object) -> int:
     return number
 
 
+def _boolean(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{raw!r} is not true or false")
+
+
 def _cpus(raw: object) -> float:
     try:
         return _seconds(raw)
@@ -224,6 +236,7 @@ _FIELDS: Final = (
     _Field("pod_cpus", "CANOPY_POD_CPUS", _cpus),
     _Field("pod_orphan_policy", "CANOPY_POD_ORPHAN_POLICY", _orphan_policy),
     _Field("pod_orphan_timeout", "CANOPY_POD_ORPHAN_TIMEOUT", _seconds),
+    _Field("pod_spare", "CANOPY_POD_SPARE_WORKER", _boolean),
     _Field("kubernetes_namespace", "CANOPY_KUBERNETES_NAMESPACE", _string),
     _Field("kubernetes_image", "CANOPY_KUBERNETES_IMAGE", _string),
     _Field("rate_limit_per_second", "CANOPY_RATE_LIMIT", _rate),

@@ -163,6 +163,7 @@ class PodManager:
 
     def start(self) -> None:
         self._reaper = asyncio.create_task(self._reap_idle(), name="canopy-pod-reaper")
+        self.provider.prepare(self.policy.limits)
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

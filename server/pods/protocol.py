@@ -24,7 +24,14 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CONNECT_PATH", "HEARTBEAT_SECONDS", "MAX_FRAME_BYTES", "POD_HEADER", "event_key"]
+__all__ = [
+    "CONNECT_PATH",
+    "HEARTBEAT_SECONDS",
+    "MAX_FRAME_BYTES",
+    "POD_HEADER",
+    "SPARE_VARIABLE",
+    "event_key",
+]
 
 CONNECT_PATH: Final = "/api/v1/pods/connect"
 POD_HEADER: Final = "X-Canopy-Pod"
@@ -34,6 +41,12 @@ MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 """Largest frame either side accepts: room for a batch holding a maximal tree description."""
 BATCH_BYTES: Final = 1024 * 1024
 """A worker stops adding events to a batch past this size (one event may exceed it)."""
+
+
+SPARE_VARIABLE: Final = "CANOPY_POD_SPARE"
+"""``1`` for a spare worker: it starts, imports and opens its log, then waits on stdin for the
+JSON object of the ``CANOPY_POD_*`` variables that make it a given user's pod (see
+:class:`server.pods.local.LocalPodProvider`)."""
 
 
 def event_key(pod_id: str, offset: int) -> str:

@@ -99,3 +99,6 @@ class PodProvider(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Stop every pod this provider started."""
+
+    def prepare(self, limits: PodLimits) -> None:  # noqa: B027 - optional, nothing by default
+        """Get ready to start pods with ``limits`` quickly (a provider may warm a spare)."""

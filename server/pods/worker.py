@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -35,7 +36,14 @@ from ..remote import wire
 from ..runtime.control import ControlError, ExecutionControl
 from ..runtime.engine import Notification, RunState, StepKind
 from ..runtime.inprocess import InProcessControl
-from .protocol import BATCH_BYTES, CONNECT_PATH, HEARTBEAT_SECONDS, MAX_FRAME_BYTES, POD_HEADER
+from .protocol import (
+    BATCH_BYTES,
+    CONNECT_PATH,
+    HEARTBEAT_SECONDS,
+    MAX_FRAME_BYTES,
+    POD_HEADER,
+    SPARE_VARIABLE,
+)
 
 __all__ = ["OrphanPolicy", "PodWorker", "WorkerSettings", "main"]
 
@@ -46,6 +54,8 @@ RECONNECT_MAX_SECONDS: Final = 2.0
 PENDING_NOTIFICATIONS: Final = 1024
 """Notifications kept while the link is down (the oldest go first; the log keeps the facts)."""
 FLUSH_ON_EXIT_SECONDS: Final = 10.0
+DATABASE: Final = Path("pod-events.db")
+"""The worker's own log, in the pod's working directory: its buffer while the link is down."""
 
 
 class OrphanPolicy:
@@ -67,7 +77,6 @@ class WorkerSettings:
     server_url: str
     orphan_policy: str = OrphanPolicy.STOP
     orphan_timeout: float = 60.0
-    database: Path = Path("pod-events.db")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> WorkerSettings:
@@ -369,15 +378,39 @@ def _put_tree(frame: dict[str, Any]) -> str:
     return str(path)
 
 
-async def _main(settings: WorkerSettings) -> None:
-    store = open_store(f"sqlite:///{settings.database.resolve()}")
+async def _assignment() -> dict[str, str]:
+    """A spare's assignment, read from stdin without blocking the loop; empty at EOF."""
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    if not line.strip():
+        return {}
+    assigned = json.loads(line)
+    return {str(key): str(value) for key, value in assigned.items()}
+
+
+async def _main(database: str, spare: bool) -> int:
+    store = open_store(f"sqlite:///{database}")
     await store.start()
-    worker = PodWorker(settings, store)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, worker.stop)
     try:
+        if spare:
+            assigned = await _assignment()
+            if not assigned:
+                return 0  # the provider closed without needing this spare
+            os.environ.update(assigned)
+        try:
+            settings = WorkerSettings.from_environment(os.environ)
+        except ValueError as error:
+            print(f"canopy pod worker: {error}", file=sys.stderr)
+            return 2
+        log.info(
+            "pod worker starting",
+            extra={"fields": {"pod": settings.pod_id, "version": __version__, "pid": os.getpid()}},
+        )
+        worker = PodWorker(settings, store)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
         await worker.run()
+        return 0
     finally:
         await store.close()
 
@@ -385,16 +418,8 @@ async def _main(settings: WorkerSettings) -> None:
 def main() -> None:
     """Entry point of ``python -m server.pods.worker`` (what a pod runs)."""
     configure_logging(os.environ.get("CANOPY_LOG_LEVEL", "INFO"))
-    try:
-        settings = WorkerSettings.from_environment(os.environ)
-    except ValueError as error:
-        print(f"canopy pod worker: {error}", file=sys.stderr)
-        sys.exit(2)
-    log.info(
-        "pod worker starting",
-        extra={"fields": {"pod": settings.pod_id, "version": __version__, "pid": os.getpid()}},
-    )
-    asyncio.run(_main(settings))
+    spare = os.environ.get(SPARE_VARIABLE) == "1"
+    sys.exit(asyncio.run(_main(str(DATABASE), spare)))
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ async def serving(
 @pytest.fixture
 def settings(store_url: str, tmp_path: Path) -> Settings:
     """Settings for a server on a fresh log of each store kind."""
-    return Settings(port=0, data_dir=tmp_path / ".canopy", database_url=store_url)
+    return Settings(port=0, data_dir=tmp_path / ".canopy", database_url=store_url, pod_spare=False)
 
 
 @pytest.fixture

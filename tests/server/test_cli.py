@@ -24,9 +24,10 @@ CANOPY = Path(sys.executable).with_name("canopy")
 
 
 def environment(**extra: str) -> dict[str, str]:
-    """This process's environment without any CANOPY_* setting the developer may have."""
+    """This process's environment without any CANOPY_* setting the developer may have, and
+    without a spare pod worker per server (one per test would only cost CPU)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANOPY_")}
-    return env | extra
+    return env | {"CANOPY_POD_SPARE_WORKER": "0"} | extra
 
 
 @dataclass

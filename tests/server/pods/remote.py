@@ -30,6 +30,7 @@ async def pod_server(
     **settings: Any,
 ) -> AsyncIterator[Running]:
     """A server on ``store`` whose pods are local worker processes (or ``pod_provider``'s)."""
+    settings.setdefault("pod_spare", False)  # a spare per test server costs CPU, saves none
     config = Settings(port=0, data_dir=data_dir, **settings)
     async with serving(config, store, workspace=REPOSITORY, pod_provider=pod_provider) as running:
         yield running

@@ -360,3 +360,17 @@ async def test_bad_tree_uploads_are_refused_with_their_position(
             assert detail in problem["detail"], problem
     async with http.get(f"{trees}/x", headers=bearer(token)) as answer:
         assert answer.status == 404
+
+
+async def test_a_warm_spare_worker_becomes_the_first_pod(store: EventStore, tmp_path: Path) -> None:
+    async with pod_server(store, tmp_path / ".canopy", pod_spare=True) as running:
+        provider = running.app[PODS].provider
+        await eventually(lambda: provider._spare is not None, "a spare worker is started")
+        spare_pid = provider._spare.process.pid
+        async with remote_control(running) as control:
+            info = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+            assert pod_of(running).pid == spare_pid
+            await control.tick(info.id)
+            assert (await control.settle(info.id)).tick == 1
+            await eventually(lambda: provider._spare is not None, "the next spare is on its way")
+            assert provider._spare.process.pid != spare_pid
