@@ -21,7 +21,7 @@ from bridge import BridgeError, EventStore, NewEvent, Producer, Topic
 from .. import __version__
 from ..remote import wire
 from ..runtime.engine import Notification
-from .protocol import event_key
+from .protocol import EVENTS_FRAME, event_key
 
 __all__ = ["LinkBroken", "PodLink"]
 
@@ -47,8 +47,10 @@ class PodLink:
         store: EventStore,
         on_events: Callable[[Sequence[NewEvent]], None],
         on_notification: Callable[[Notification], None],
+        ingest_slots: asyncio.Semaphore,
     ) -> None:
         self.ws = ws
+        self._ingest_slots = ingest_slots
         self.pod_id = pod_id
         self.tenant_id = tenant_id
         self._store = store
@@ -95,31 +97,36 @@ class PodLink:
         Batches of events are appended by a separate task, so this loop keeps reading (and
         answering pings) however long the log takes: a slow append must not look like a dead
         link. The worker keeps one batch in flight, so at most one waits here."""
-        batches: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=2)
+        batches: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1)
         appender = asyncio.create_task(self._append_batches(batches), name="canopy-pod-append")
         try:
             async for message in self.ws:
                 if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     break
-                frame = orjson.loads(message.data)
-                if frame.get("op") == "events":
-                    await batches.put(frame)  # back-pressure if a worker ignores the window
+                data = message.data.encode() if isinstance(message.data, str) else message.data
+                if data.startswith(EVENTS_FRAME):
+                    await batches.put(data)  # back-pressure if a worker ignores the window
                 else:
-                    self._take(frame)
+                    self._take(orjson.loads(data))
         finally:
             appender.cancel()
             await asyncio.gather(appender, return_exceptions=True)
             self.broken(f"the link to debug pod {self.pod_id} closed")
 
-    async def _append_batches(self, batches: asyncio.Queue[dict[str, Any]]) -> None:
-        """Append and acknowledge batches in order. A batch the log refuses or cannot take
-        closes the link: the worker keeps the events and resends them on its next link."""
+    async def _append_batches(self, batches: asyncio.Queue[bytes]) -> None:
+        """Append and acknowledge batches in order. A batch is decoded only once it holds one
+        of the server's few ingest slots, so however many pods send at once, only that many
+        decoded batches are in memory. A batch the log refuses or cannot take closes the link:
+        the worker keeps the events and resends them on its next link."""
         try:
             while True:
-                frame = await batches.get()
-                await self._append(frame["events"])
+                data = await batches.get()
+                async with self._ingest_slots:
+                    frame = orjson.loads(data)
+                    del data
+                    await self._append(frame["events"])
                 await self.send({"op": "ack", "through": frame["through"]})
-        except (BridgeError, ValueError, KeyError, TypeError) as error:
+        except (BridgeError, ValueError, KeyError, TypeError, orjson.JSONDecodeError) as error:
             log.error("pod %s: cannot record its events: %s", self.pod_id, error)
             await self.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"cannot record events")
 

@@ -38,6 +38,10 @@ __all__ = ["NotificationQueue", "Pod", "PodManager", "PodPolicy"]
 log = logging.getLogger(__name__)
 
 SUBSCRIBER_QUEUE: Final = 1024
+INGEST_SLOTS: Final = 16
+"""Batches of pod events decoded and appending at once; the others wait as received bytes,
+which bounds the server's memory whatever the number of pods (the log's group commit merges
+the concurrent appends anyway)."""
 TERMINAL_EVENTS: Final = frozenset({"PodStopped", "PodFailed", "PodReaped"})
 ENDING_TYPES: Final = frozenset({"ExecutionStarted", "TickCompleted", "ExecutionEnded"})
 
@@ -154,6 +158,7 @@ class PodManager:
         self._starting: dict[tuple[str, str], asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._ingest_slots = asyncio.Semaphore(INGEST_SLOTS)
         self.on_ingested: list[Callable[[Sequence[NewEvent]], None]] = []
         """Called with every batch of events a pod's link wrote to the log (metrics)."""
         self.on_ready: list[Callable[[float], None]] = []
@@ -457,6 +462,7 @@ class PodManager:
             store=self.store,
             on_events=lambda events: self._follow(pod, events),
             on_notification=lambda note: self._publish(pod.owner, note),
+            ingest_slots=self._ingest_slots,
         )
         await link.send({"op": "welcome"})
         pod.pid = hello.get("pid") if isinstance(hello.get("pid"), int) else None

@@ -6,6 +6,8 @@ worker -> server
   ``hello``         ``{pod_id, pid}``: first frame; the server answers ``welcome``.
   ``events``        ``{through, events: [[offset, topic, stream, type, time_us, payload], ...]}``:
                     recorded events, in the worker's own log order; ``offset`` is the worker's.
+                    The frame starts with the bytes ``{"op":"events"`` (the server queues it
+                    undecoded until it can append it).
   ``result``        ``{id, value}`` / ``error`` ``{id, error}``: the answer to a ``call``.
   ``notification``  ``{notification}``: a stop, continue, output, invalidation or end.
 
@@ -26,6 +28,7 @@ from typing import Final
 
 __all__ = [
     "CONNECT_PATH",
+    "EVENTS_FRAME",
     "HEARTBEAT_SECONDS",
     "MAX_FRAME_BYTES",
     "POD_HEADER",
@@ -39,7 +42,8 @@ HEARTBEAT_SECONDS: Final = 5.0
 """Ping interval on the link; a side that hears nothing for twice as long drops it."""
 MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 """Largest frame either side accepts: room for a batch holding a maximal tree description."""
-BATCH_BYTES: Final = 1024 * 1024
+EVENTS_FRAME: Final = b'{"op":"events"'
+BATCH_BYTES: Final = 256 * 1024
 """A worker stops adding events to a batch past this size (one event may exceed it)."""
 
 
