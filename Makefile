@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run serve test lint bench clean
 
 run: $(STAMP)
+	$(VENV)/bin/canopy demo
+
+serve: $(STAMP)
 	$(VENV)/bin/canopy serve
 
 test: $(STAMP)
@@ -23,4 +26,4 @@ $(STAMP): pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .canopy
+	rm -rf $(VENV) .canopy examples/.canopy

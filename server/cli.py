@@ -461,6 +461,57 @@ async def _issue(settings: Settings, user: str, tenant: str, label: str) -> str:
         return await issue_token(store, user, tenant, label)
 
 
+# -- canopy demo --------------------------------------------------------------------------------
+
+EXAMPLES: Final = Path(__file__).resolve().parents[1] / "examples"
+
+
+@main.command("demo")
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=EXAMPLES,
+    show_default="the examples/ folder of this checkout",
+    help="The demo workspace (it holds patrol/patrol.yaml and its behaviours).",
+)
+def demo(workspace: Path) -> None:
+    """Run the demo end to end with nothing configured: start a server, switch debug mode on
+    (a local debug pod), debug the patrol tree with a breakpoint and a data breakpoint, step
+    over and back, run on to its deliberate bug and summarise it. Events are kept in
+    <workspace>/.canopy, with the tree as SVG when Graphviz is installed."""
+    from .demo import DEMO_PROGRAM, run_demo
+    from .remote.wire import CONTRACT_ERRORS
+
+    if not (workspace / DEMO_PROGRAM).is_file():
+        raise click.ClickException(f"{workspace} has no {DEMO_PROGRAM}: pass --workspace")
+    console = Console(soft_wrap=True, highlight=False)
+    console.print(f"[bold]Canopy {__version__} demo[/] in {escape(str(workspace))}")
+    try:
+        report = _run(run_demo(workspace.resolve(), lambda line: console.print(escape(line))))
+    except CONTRACT_ERRORS as error:
+        raise click.ClickException(f"the demo failed: {error}") from None
+    if report is None:
+        return
+    failure = report.failure or {}
+    frame = (failure.get("traceback") or [{}])[-1]
+    console.print()
+    console.print(
+        f"[bold red]{escape(str(failure.get('exception', '?')))}[/]: "
+        f"{escape(str(failure.get('message', '')))}"
+    )
+    console.print(
+        f"  in {escape(str(failure.get('node_id')))} at tick {report.failed_at_tick}, "
+        f"{escape(str(frame.get('path')))}:{frame.get('line')}"
+    )
+    console.print(f"  {escape(str(frame.get('code', '')))}")
+    visits = ", ".join(f"{node.rsplit('/', 1)[-1]} {n}" for node, n in report.statistics.items())
+    console.print(f"visits: {visits}")
+    if report.picture is not None:
+        console.print(f"the tree at the failure: {escape(str(report.picture))}")
+    log = workspace / ".canopy" / "events.db"
+    console.print(f"its events: execution/{report.execution_id} in {escape(str(log))}")
+
+
 # -- canopy pod-worker ------------------------------------------------------------------------
 
 
