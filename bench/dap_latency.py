@@ -93,7 +93,6 @@ import argparse
 import contextlib
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import pstats
@@ -114,6 +113,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import py_trees
+from measure import machine_busy_seconds, percentile
 from py_trees.common import Access, Status
 from rich.console import Console
 from rich.table import Table
@@ -247,12 +247,6 @@ class BenchError(RuntimeError):
 # -- small helpers ---------------------------------------------------------------------------
 
 
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending, non-empty sequence."""
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def summarize_ms(samples_ns: Sequence[int]) -> dict[str, float]:
     """p50/p99/min/max/mean in milliseconds of durations given in nanoseconds."""
     if not samples_ns:
@@ -272,17 +266,6 @@ def summarize_ms(samples_ns: Sequence[int]) -> dict[str, float]:
 
 def note(message: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
-
-
-def machine_busy_seconds() -> float | None:
-    """Busy CPU seconds of all cores since boot, from ``/proc/stat`` (None where absent)."""
-    try:
-        first_line = Path("/proc/stat").read_text().split("\n", 1)[0]
-    except OSError:
-        return None
-    ticks = [int(value) for value in first_line.split()[1:9]]
-    idle = ticks[3] + ticks[4]  # idle + iowait; the rest (user .. steal) is busy
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def group_cpu_seconds(groups: Sequence[int]) -> float:

@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import sqlite3
@@ -74,6 +73,7 @@ from urllib.parse import quote
 
 import psycopg
 import sqlalchemy
+from measure import machine_busy_seconds, percentile
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -278,12 +278,6 @@ def dig(data: Any, path: Sequence[str | int]) -> Any:
     return data
 
 
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending, non-empty sequence."""
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def summarize_ms(samples_ns: Sequence[float]) -> dict[str, float]:
     """p50/p99/min/max/mean in milliseconds of durations given in nanoseconds."""
     if not samples_ns:
@@ -370,17 +364,6 @@ class CpuSample:
             "other_cpu_s": round(other, 3),
             "other_cores": round(other / wall, 2) if wall > 0 else None,
         }
-
-
-def machine_busy_seconds() -> float | None:
-    """Busy CPU seconds of all cores since boot, from ``/proc/stat`` (None where absent)."""
-    try:
-        first_line = Path("/proc/stat").read_text().split("\n", 1)[0]
-    except OSError:
-        return None
-    ticks = [int(field) for field in first_line.split()[1:9]]
-    idle = ticks[3] + ticks[4]  # idle + iowait; the rest (user .. steal) is busy
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 async def idle_check(seconds: float = 1.0) -> dict[str, float | None]:

@@ -117,6 +117,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import py_trees
+from measure import machine_busy_seconds, percentile
 from py_trees.behaviour import Behaviour
 from py_trees.blackboard import Blackboard
 from py_trees.common import Access, ParallelPolicy, Status
@@ -376,17 +377,6 @@ class CountingRecorder:
 # -- measurement helpers ---------------------------------------------------------------------
 
 
-def machine_busy_seconds() -> float | None:
-    """Busy CPU seconds of all cores since boot, from ``/proc/stat`` (None where absent)."""
-    try:
-        first_line = Path("/proc/stat").read_text().split("\n", 1)[0]
-    except OSError:
-        return None
-    ticks = [int(value) for value in first_line.split()[1:9]]
-    idle = ticks[3] + ticks[4]
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass(frozen=True, slots=True)
 class Clock:
     """Process CPU, wall time and the machine's busy CPU at one instant."""
@@ -422,12 +412,6 @@ class Sample:
             "wall_s": round(self.wall_s, 5),
             "other_cores": self.other_cores,
         }
-
-
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending, non-empty sequence."""
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def spread(values: Sequence[float], digits: int = 4) -> dict[str, float]:

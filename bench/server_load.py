@@ -91,6 +91,7 @@ from typing import Any, Final
 
 import aiohttp
 import orjson
+from measure import machine_busy_seconds, percentile
 from rich.console import Console
 from sqlalchemy import func, select
 
@@ -245,12 +246,6 @@ def rows(
 # -- statistics ------------------------------------------------------------------------------
 
 
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending, non-empty sequence."""
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def summarize_ms(samples_ms: Sequence[float]) -> dict[str, Any] | None:
     if not samples_ms:
         return None
@@ -336,17 +331,6 @@ def process_rss_mb(pid: int) -> float | None:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return None
-
-
-def machine_busy_seconds() -> float | None:
-    """Busy CPU seconds of all cores since boot, from ``/proc/stat``."""
-    try:
-        first_line = Path("/proc/stat").read_text().split("\n", 1)[0]
-    except OSError:
-        return None
-    ticks = [int(value) for value in first_line.split()[1:9]]
-    idle = ticks[3] + ticks[4]
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def idle_check(seconds: float = 1.0) -> dict[str, Any]:
