@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import logging
 import secrets
@@ -25,7 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from bridge import ALL_TENANTS, EventFilter, EventStore, NewEvent, Topic
 
-from ..auth import Principal
+from ..auth import Principal, token_digest
 from ..remote.wire import PodUnavailable
 from ..runtime.control import ControlError, ExecutionInfo
 from ..runtime.engine import Mode, Notification, RunState
@@ -222,7 +221,7 @@ class PodManager:
     async def _start(self, principal: Principal) -> Pod:
         pod_id = secrets.token_hex(6)
         token = secrets.token_urlsafe(32)
-        pod = Pod(pod_id, principal.tenant_id, principal.user_id, _digest(token))
+        pod = Pod(pod_id, principal.tenant_id, principal.user_id, token_digest(token))
         await self._fact(
             pod,
             "PodRequested",
@@ -443,7 +442,7 @@ class PodManager:
         pod_id = request.headers.get(POD_HEADER, "")
         secret = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         pod = self._pods.get(pod_id) or await self._adopt(pod_id, secret)
-        if pod is None or not hmac.compare_digest(pod.token_digest, _digest(secret)):
+        if pod is None or not hmac.compare_digest(pod.token_digest, token_digest(secret)):
             raise web.HTTPUnauthorized(reason="unknown pod or wrong pod token")
         if pod.link is not None:
             # The worker only reconnects when it believes its link dead: believe it.
@@ -595,10 +594,6 @@ class PodManager:
             producer=PRODUCER,
         )
         await self.store.append([event])
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def _frame(data: str | bytes) -> dict[str, Any]:

@@ -181,9 +181,11 @@ async def test_a_dropped_link_loses_and_duplicates_nothing(running: Running) -> 
         )
         pod = pod_of(running)
         for _ in range(3):
-            await eventually(lambda: pod.link is not None, "the pod links again")
-            await pod.link.ws.close()
-            await asyncio.sleep(0.05)  # let a burst build up while the link is down
+            dropped = pod.link
+            await dropped.ws.close()  # events pile up in the pod until it links again
+            await eventually(
+                lambda dropped=dropped: pod.link not in (None, dropped), "the pod links again"
+            )
         ended = await asyncio.wait_for(control.wait_for_end(info.id), 60)
         assert (ended.end_reason, ended.tick) == ("max_ticks", 3000)
         recorded = await stream(running.store, info.id)

@@ -520,16 +520,18 @@ async def test_groot2_tags_map_to_classes_through_the_project_file(
         await launch(control, str(project / "trees" / "patrol.xml"))
 
 
-async def test_a_large_tree_keeps_its_history_and_an_oversized_one_is_refused(
-    control: ExecutionControl, store: SqlEventStore
-) -> None:
-    if not isinstance(control, InProcessControl):
-        pytest.skip("lowers the limit in this process's log; a pod checks against its own")
+async def test_a_large_tree_keeps_its_history(control: ExecutionControl) -> None:
     eid = await launch(control, "tests.server.runtime.factories:big", blackboard={})
     await tick_and_wait(control, eid)
     state = await control.state_at(eid, 1)
     assert len(state.tree) > 1400
     assert state.statuses["a_rather_large_mission_control_tree"] == "RUNNING"
+
+
+async def test_a_tree_too_large_to_record_is_refused(store: SqlEventStore) -> None:
+    """In-process only: the limit is lowered in this process's log, and the control that
+    checks it must be the one using that log (a pod checks against its own)."""
+    control = InProcessControl(store, tenant_id="acme")
     rule = store.validator._types["ExecutionStarted"]
     rule.max_bytes, saved = 1000, rule.max_bytes
     try:
@@ -537,6 +539,7 @@ async def test_a_large_tree_keeps_its_history_and_an_oversized_one_is_refused(
             await control.launch(LaunchSpec("tests.server.runtime.factories:big"))
     finally:
         rule.max_bytes = saved
+        await control.close()
 
 
 async def test_a_quiet_tick_costs_one_event_and_history_still_sees_it(
