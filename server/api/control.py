@@ -21,6 +21,7 @@ from ..pods.control import PodControl
 from ..remote import wire
 from ..remote.routes import ROUTES, Route
 from ..runtime.control import InvalidRequest
+from ..runtime.inprocess import SubscriberOverflow
 from .keys import PODS, PRINCIPAL, SOCKETS, WORKSPACE
 from .params import json_body
 from .problems import Problem
@@ -123,7 +124,7 @@ async def _pump(ws: web.WebSocketResponse, queue: Any) -> None:
         async for notification in queue:
             frame = {"kind": "notification", "notification": wire.encode(notification)}
             await ws.send_bytes(orjson.dumps(frame))
-    except OverflowError as error:
+    except SubscriberOverflow as error:
         problem = Problem(409, "fell-behind", str(error))
         await ws.send_bytes(orjson.dumps({"kind": "error", **problem.to_json()}))
         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"fell behind")

@@ -28,15 +28,15 @@ from ..auth import Principal, token_digest
 from ..remote.wire import PodUnavailable
 from ..runtime.control import ControlError, ExecutionInfo
 from ..runtime.engine import Mode, Notification, RunState
+from ..runtime.inprocess import NotificationStream
 from .link import PRODUCER, LinkBroken, PodLink
 from .protocol import HEARTBEAT_SECONDS, MAX_FRAME_BYTES, POD_HEADER
 from .provider import PodError, PodLimits, PodProvider, PodSpec
 
-__all__ = ["NotificationQueue", "Pod", "PodManager", "PodPolicy"]
+__all__ = ["Pod", "PodManager", "PodPolicy"]
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBER_QUEUE: Final = 1024
 INGEST_SLOTS: Final = 16
 """Batches of pod events decoded and appending at once; the others wait as received bytes,
 which bounds the server's memory whatever the number of pods (the log's group commit merges
@@ -107,35 +107,6 @@ class Pod:
         }
 
 
-class NotificationQueue:
-    """Notifications for one client connection: bounded, and told when it fell behind."""
-
-    def __init__(self, owner: tuple[str, str], execution_id: str | None) -> None:
-        self.owner = owner
-        self.execution_id = execution_id
-        self.queue: asyncio.Queue[Notification | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
-        self.overflowed = False
-
-    def offer(self, notification: Notification) -> None:
-        if self.execution_id not in (None, notification.execution_id):
-            return
-        try:
-            self.queue.put_nowait(notification)
-        except asyncio.QueueFull:
-            self.overflowed = True
-
-    def __aiter__(self) -> NotificationQueue:
-        return self
-
-    async def __anext__(self) -> Notification:
-        if self.overflowed and self.queue.empty():
-            raise OverflowError("the client fell more than 1024 notifications behind")
-        item = await self.queue.get()
-        if item is None:
-            raise StopAsyncIteration
-        return item
-
-
 class PodManager:
     """Every pod of this server, and the clients listening to their notifications."""
 
@@ -153,7 +124,8 @@ class PodManager:
         self._pods: dict[str, Pod] = {}
         self._by_owner: dict[tuple[str, str], Pod] = {}
         self._ended: dict[tuple[str, str], dict[str, ExecutionInfo]] = {}
-        self._subscribers: set[NotificationQueue] = set()
+        self._subscribers: dict[tuple[str, str], set[NotificationStream]] = {}
+        """Notification listeners of each (tenant, user)."""
         self._starting: dict[tuple[str, str], asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -187,9 +159,9 @@ class PodManager:
         pods = list(self._pods.values())
         await asyncio.gather(*(self.stop(pod, reason="server shutdown") for pod in pods))
         await self.provider.close()
-        for subscriber in self._subscribers:
-            with contextlib.suppress(asyncio.QueueFull):
-                subscriber.queue.put_nowait(None)
+        for listeners in self._subscribers.values():
+            for stream in list(listeners):
+                stream.end()
 
     # -- pods ----------------------------------------------------------------------------------
 
@@ -547,22 +519,22 @@ class PodManager:
     @contextlib.asynccontextmanager
     async def subscribe(
         self, principal: Principal, execution_id: str | None
-    ) -> AsyncIterator[NotificationQueue]:
+    ) -> AsyncIterator[NotificationStream]:
         """Notifications for the user (of one execution, or all), while the block runs; a
         client listening to an execution counts as attached to it (see the orphan policy)."""
-        queue = NotificationQueue((principal.tenant_id, principal.user_id), execution_id)
-        self._subscribers.add(queue)
-        await self._clients_changed(queue.owner)
+        owner = (principal.tenant_id, principal.user_id)
+        stream = NotificationStream(self._subscribers.setdefault(owner, set()), execution_id)
+        self._subscribers[owner].add(stream)
+        await self._clients_changed(owner)
         try:
-            yield queue
+            yield stream
         finally:
-            self._subscribers.discard(queue)
-            await self._clients_changed(queue.owner)
+            stream.close()
+            await self._clients_changed(owner)
 
     def _publish(self, owner: tuple[str, str], notification: Notification) -> None:
-        for subscriber in self._subscribers:
-            if subscriber.owner == owner:
-                subscriber.offer(notification)
+        for stream in list(self._subscribers.get(owner, ())):
+            stream.offer(notification)
 
     async def _clients_changed(self, owner: tuple[str, str]) -> None:
         pod = self._by_owner.get(owner)
@@ -570,7 +542,7 @@ class PodManager:
             await self._send_clients(pod)
 
     async def _send_clients(self, pod: Pod) -> None:
-        listeners = [s for s in self._subscribers if s.owner == pod.owner]
+        listeners = self._subscribers.get(pod.owner, set())
         frame = {
             "op": "clients",
             "all": any(s.execution_id is None for s in listeners),

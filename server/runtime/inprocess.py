@@ -4,6 +4,7 @@ which runs it next to the tree so a tick never waits on the network unless it st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -42,7 +43,7 @@ from .recorder import EventRecorder
 from .stats import ExecutionStats, execution_statistics
 from .values import jsonable
 
-__all__ = ["InProcessControl"]
+__all__ = ["InProcessControl", "NotificationStream", "SubscriberOverflow"]
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +94,30 @@ def _as_control_errors() -> Iterator[None]:
 class NotificationStream:
     """Notifications for one consumer, subscribed from creation (nothing is missed between
     asking for the stream and iterating it). Bounded: a consumer more than
-    ``SUBSCRIBER_QUEUE`` behind is told so by :class:`SubscriberOverflow`."""
+    ``SUBSCRIBER_QUEUE`` behind is told so by :class:`SubscriberOverflow`; :meth:`end` ends
+    the iteration once what is queued has been taken."""
 
     __slots__ = ("_registry", "execution_id", "overflowed", "queue")
 
     def __init__(self, registry: set[NotificationStream], execution_id: str | None) -> None:
         self._registry = registry
         self.execution_id = execution_id
-        self.queue: asyncio.Queue[Notification] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.queue: asyncio.Queue[Notification | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self.overflowed = False
+
+    def offer(self, notification: Notification) -> None:
+        """Queue ``notification`` if it is about this stream's execution (or any)."""
+        if self.execution_id not in (None, notification.execution_id):
+            return
+        try:
+            self.queue.put_nowait(notification)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    def end(self) -> None:
+        """Stop the iteration after the notifications already queued."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
 
     def __aiter__(self) -> NotificationStream:
         return self
@@ -110,7 +126,11 @@ class NotificationStream:
         if self.overflowed and self.queue.empty():
             self.close()
             raise SubscriberOverflow("the notifications consumer fell too far behind")
-        return await self.queue.get()
+        item = await self.queue.get()
+        if item is None:
+            self.close()
+            raise StopAsyncIteration
+        return item
 
     def close(self) -> None:
         """Stop receiving."""
@@ -451,12 +471,7 @@ class InProcessControl(ExecutionControl):
                 if not future.done():
                     future.set_result(notification.stop)
         for subscriber in self._subscribers:
-            if subscriber.execution_id not in (None, notification.execution_id):
-                continue
-            try:
-                subscriber.queue.put_nowait(notification)
-            except asyncio.QueueFull:
-                subscriber.overflowed = True
+            subscriber.offer(notification)
 
     def _next_stop(self, entry: _Entry) -> asyncio.Future[StopInfo]:
         future: asyncio.Future[StopInfo] = self._loop.create_future()
