@@ -11,7 +11,6 @@ the notifications that action causes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
@@ -24,6 +23,7 @@ from bridge import RecordedEvent
 from bridge.client import CanopyClient, ServerError, ServerUnreachable
 
 from ..runtime.engine import Notification
+from ..runtime.inprocess import NotificationStream
 from . import wire
 from .forwarding import ForwardingControl
 from .routes import route_of
@@ -34,44 +34,6 @@ log = logging.getLogger(__name__)
 
 WAITING_CALLS: Final = frozenset({"settle", "wait_for_stop", "wait_for_end", "terminate"})
 """Calls that may legitimately take long: no read timeout."""
-LISTENER_QUEUE: Final = 1024
-
-
-class _Listener:
-    def __init__(self, execution_id: str | None) -> None:
-        self.execution_id = execution_id
-        self.queue: asyncio.Queue[Notification | None] = asyncio.Queue(LISTENER_QUEUE)
-
-    def offer(self, notification: Notification | None) -> None:
-        if notification is not None and self.execution_id not in (
-            None,
-            notification.execution_id,
-        ):
-            return
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(notification)
-
-
-class _NotificationStream:
-    """Notifications for one consumer, registered from creation."""
-
-    def __init__(self, listeners: set[_Listener], execution_id: str | None) -> None:
-        self._listeners = listeners
-        self._listener = _Listener(execution_id)
-        listeners.add(self._listener)
-
-    def __aiter__(self) -> _NotificationStream:
-        return self
-
-    async def __anext__(self) -> Notification:
-        item = await self._listener.queue.get()
-        if item is None:
-            self._listeners.discard(self._listener)
-            raise StopAsyncIteration
-        return item
-
-    async def aclose(self) -> None:
-        self._listeners.discard(self._listener)
 
 
 class HttpExecutionControl(ForwardingControl):
@@ -80,7 +42,7 @@ class HttpExecutionControl(ForwardingControl):
 
     def __init__(self, client: CanopyClient) -> None:
         self.client = client
-        self._listeners: set[_Listener] = set()
+        self._listeners: set[NotificationStream] = set()
         self._socket: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -108,7 +70,7 @@ class HttpExecutionControl(ForwardingControl):
         if self._socket is not None:
             await self._socket.close()
         for listener in list(self._listeners):
-            listener.offer(None)
+            listener.end()
 
     async def _read(self) -> None:
         assert self._socket is not None
@@ -125,7 +87,7 @@ class HttpExecutionControl(ForwardingControl):
                     log.warning("notifications interrupted: %s", frame.get("detail"))
         finally:
             for listener in list(self._listeners):
-                listener.offer(None)
+                listener.end()
 
     async def forward(self, call: str, **arguments: Any) -> Any:
         route = route_of(call)
@@ -165,8 +127,10 @@ class HttpExecutionControl(ForwardingControl):
             after=after, streams=[f"execution/{execution_id}"], types=types
         )
 
-    def notifications(self, execution_id: str | None = None) -> _NotificationStream:
-        return _NotificationStream(self._listeners, execution_id)
+    def notifications(self, execution_id: str | None = None) -> NotificationStream:
+        stream = NotificationStream(self._listeners, execution_id)
+        self._listeners.add(stream)
+        return stream
 
 
 def _error_of(status: int, reason: str, raw: bytes) -> Exception:
