@@ -1,0 +1,89 @@
+/** The report of a comparison of two executions, and the list of executions to pick from. */
+
+/** An execution the user can pick. */
+export interface Known {
+  id: string;
+  label: string;
+  seen: number;
+}
+
+const REMEMBERED = 30;
+
+/** The JSON form of the runtime's `ExecutionDiff`, as `canopy/diff` answers it. */
+export interface ExecutionDiff {
+  a: Summary;
+  b: Summary;
+  diverged_at: number | null;
+  diff: {
+    tick_a: number;
+    tick_b: number;
+    nodes: Record<string, [string | null, string | null]>;
+    added: Record<string, unknown>;
+    removed: Record<string, unknown>;
+    changed: Record<string, [unknown, unknown]>;
+  } | null;
+  same_through: number | null;
+  nodes_only_in_a: string[];
+  nodes_only_in_b: string[];
+}
+
+interface Summary {
+  execution_id: string;
+  ticks: number;
+  root_status: string | null;
+  ended: string | null;
+  tree_name: string;
+}
+
+/** A readable Markdown report of `diff`. */
+export function describeDiff(diff: ExecutionDiff): string {
+  const lines = [`# ${diff.a.execution_id} vs ${diff.b.execution_id}`, ""];
+  lines.push("| | A | B |", "| --- | --- | --- |");
+  lines.push(`| execution | \`${diff.a.execution_id}\` | \`${diff.b.execution_id}\` |`);
+  lines.push(`| tree | ${diff.a.tree_name} | ${diff.b.tree_name} |`);
+  lines.push(`| ticks | ${diff.a.ticks} | ${diff.b.ticks} |`);
+  lines.push(`| root status | ${diff.a.root_status ?? "—"} | ${diff.b.root_status ?? "—"} |`);
+  lines.push(`| ended | ${diff.a.ended ?? "running"} | ${diff.b.ended ?? "running"} |`, "");
+  if (diff.diverged_at === null || diff.diff === null) {
+    lines.push(`**No divergence**: every tick both completed is the same${diff.same_through === null ? "" : ` (through tick ${diff.same_through})`}.`);
+  } else {
+    const through = diff.same_through === null ? "They differ from the start." : `The same through tick ${diff.same_through}.`;
+    lines.push(`**They diverge at tick ${diff.diverged_at}.** ${through}`, "");
+    const nodes = Object.entries(diff.diff.nodes);
+    if (nodes.length > 0) {
+      lines.push("## Node statuses", "", "| node | A | B |", "| --- | --- | --- |");
+      for (const [node, [a, b]] of nodes) {
+        lines.push(`| \`${node}\` | ${a ?? "(absent)"} | ${b ?? "(absent)"} |`);
+      }
+      lines.push("");
+    }
+    const values: [string, string, string][] = [
+      ...Object.entries(diff.diff.changed).map(([key, [a, b]]) => [key, show(a), show(b)] as [string, string, string]),
+      ...Object.entries(diff.diff.removed).map(([key, a]) => [key, show(a), "(absent)"] as [string, string, string]),
+      ...Object.entries(diff.diff.added).map(([key, b]) => [key, "(absent)", show(b)] as [string, string, string]),
+    ];
+    if (values.length > 0) {
+      lines.push("## Blackboard", "", "| key | A | B |", "| --- | --- | --- |");
+      for (const [key, a, b] of values) {
+        lines.push(`| \`${key}\` | ${a} | ${b} |`);
+      }
+      lines.push("");
+    }
+  }
+  for (const [side, nodes] of [["A", diff.nodes_only_in_a], ["B", diff.nodes_only_in_b]] as const) {
+    if (nodes.length > 0) {
+      lines.push(`Nodes only in ${side}: ${nodes.map((node) => `\`${node}\``).join(", ")}`, "");
+    }
+  }
+  return lines.join("\n");
+}
+
+function show(value: unknown): string {
+  return "`" + JSON.stringify(value).replace(/\|/g, "\\|") + "`";
+}
+
+/** Newest first, one entry per id, at most `limit`. */
+export function remember(known: readonly Known[], entry: Known, limit = REMEMBERED): Known[] {
+  return [entry, ...known.filter((item) => item.id !== entry.id)].slice(0, limit);
+}
+

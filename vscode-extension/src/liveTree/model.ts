@@ -1,0 +1,107 @@
+/**
+ * The live tree's data: the JSON model of `canopy/picture` (format `json`), laid out for
+ * drawing, and the messages between the extension and the webview that draws it.
+ */
+
+/** One node of `canopy/picture`'s JSON model. */
+export interface PictureNode {
+  id: string;
+  name: string;
+  kind: string;
+  kind_short: string;
+  shape: string;
+  parent: string | null;
+  status: string | null;
+  source: { path: string | null; line: number | null; column: number | null } | null;
+}
+
+/** `canopy/picture` with `format: "json"`: the tree at one point of its history. */
+export interface Picture {
+  execution_id: string;
+  tick: number;
+  offset: number;
+  in_tick: boolean;
+  root_status: string | null;
+  current: string | null;
+  nodes: PictureNode[];
+  edges: { from: string; to: string }[];
+}
+
+/** A node placed on the drawing: its box's top-left corner. */
+export interface PlacedNode {
+  id: string;
+  name: string;
+  kind: string;
+  shape: string;
+  x: number;
+  y: number;
+}
+
+/** The tree ready to draw: placed nodes, parent → child edges, and the drawing's size. */
+export interface Drawing {
+  nodes: PlacedNode[];
+  edges: { from: string; to: string }[];
+  width: number;
+  height: number;
+  nodeWidth: number;
+  nodeHeight: number;
+}
+
+/** Statuses by node id, and the current node, at one tick. */
+export interface Snapshot {
+  statuses: Record<string, string | null>;
+  current: string | null;
+  tick: number;
+  inTick: boolean;
+  rootStatus: string | null;
+}
+
+/** What the extension tells the webview. */
+export type ToView =
+  | { type: "tree"; drawing: Drawing; snapshot: Snapshot; live: boolean; lastTick: number; breakpoints: string[]; session: string }
+  | { type: "statuses"; changes: Record<string, string>; current: string | null; tick: number; lastTick: number }
+  | { type: "snapshot"; snapshot: Snapshot; live: boolean; lastTick: number }
+  | { type: "breakpoints"; ids: string[] }
+  | { type: "ticks"; lastTick: number }
+  | { type: "empty"; message: string }
+  | { type: "notice"; message: string }
+  | { type: "timeline"; summary: string };
+
+/** What the webview asks of the extension. */
+export type FromView =
+  | { type: "ready" }
+  | { type: "toggleBreakpoint"; id: string }
+  | { type: "scrub"; tick: number }
+  | { type: "live" };
+
+/** The statuses and current node of `picture`. */
+export function snapshotOf(picture: Picture): Snapshot {
+  const statuses: Record<string, string | null> = {};
+  for (const node of picture.nodes) {
+    statuses[node.id] = node.status;
+  }
+  return {
+    statuses,
+    current: picture.current,
+    tick: picture.tick,
+    inTick: picture.in_tick,
+    rootStatus: picture.root_status,
+  };
+}
+
+/** "42 ticks · 1.3 ms mean, 4.0 ms max · RUNNING 41, FAILURE 1". */
+export function describeTimeline(
+  ticks: number,
+  statistics: { duration_ms: { mean?: number; max?: number } | null; root_statuses: Record<string, number> },
+): string {
+  const parts = [`${ticks} tick${ticks === 1 ? "" : "s"}`];
+  const duration = statistics.duration_ms;
+  if (duration?.mean !== undefined) {
+    parts.push(`${duration.mean.toFixed(1)} ms mean${duration.max !== undefined ? `, ${duration.max.toFixed(1)} ms max` : ""}`);
+  }
+  const statuses = Object.entries(statistics.root_statuses).map(([status, count]) => `${status} ${count}`);
+  if (statuses.length > 0) {
+    parts.push(statuses.join(", "));
+  }
+  return parts.join(" · ");
+}

@@ -1,0 +1,327 @@
+/**
+ * The live tree: a webview that draws the active Canopy session's tree, colours each node by
+ * its live status, highlights the current node, scrubs back through the ticks (time travel),
+ * and sets or clears a node's breakpoint on a click.
+ *
+ * Everything comes through the debug adapter: `canopy/picture` (the tree and its statuses at a
+ * tick), `canopy/liveTree` (the `canopy/nodeStatus` event stream) and `canopy/timeline`, so the
+ * view works the same for embedded runs and for runs in a debug pod.
+ */
+import * as vscode from "vscode";
+import type { SessionEvent, SessionEvents } from "../sessionEvents";
+import { StatusBatcher, type NodeStatusEvent } from "./batcher";
+import { layout } from "./layout";
+import { describeTimeline, type FromView, type Picture, snapshotOf, type ToView } from "./model";
+
+/** How often batched status changes go to the webview: 25 times a second at most. */
+const FLUSH_MS = 40;
+
+export class LiveTreePanel implements vscode.Disposable {
+  private panel: vscode.WebviewPanel | undefined;
+  private session: vscode.DebugSession | undefined;
+  private live = true;
+  private batcher = new StatusBatcher();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly streaming = new Set<string>();
+  private scrubbing: { wanted: number | undefined; busy: boolean } = { wanted: undefined, busy: false };
+  private readonly subscriptions: vscode.Disposable[] = [];
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly events: SessionEvents,
+  ) {
+    this.subscriptions.push(
+      events.onEvent((event) => this.onSessionEvent(event)),
+      vscode.debug.onDidChangeActiveDebugSession((session) => {
+        if (session?.type === "canopy" && session.id !== this.session?.id) {
+          void this.bind(session);
+        }
+      }),
+      vscode.debug.onDidChangeBreakpoints(() => this.post({ type: "breakpoints", ids: breakpointNodes() })),
+    );
+  }
+
+  /** Open (or bring forward) the view, following the active Canopy session. */
+  async show(): Promise<void> {
+    if (this.panel === undefined) {
+      this.panel = this.create();
+    } else {
+      this.panel.reveal(undefined, true);
+    }
+    const active = vscode.debug.activeDebugSession;
+    await this.bind(active?.type === "canopy" ? active : this.session);
+  }
+
+  /** Open the view with its timeline summary: ticks so far and their durations. */
+  async showTimeline(): Promise<void> {
+    await this.show();
+    const session = this.session;
+    if (session === undefined || !this.events.isConfigured(session)) {
+      return;
+    }
+    try {
+      const timeline = (await session.customRequest("canopy/timeline")) as {
+        ticks: number;
+        statistics: { count: number; duration_ms: { mean?: number; p50?: number; max?: number } | null; root_statuses: Record<string, number> };
+      };
+      this.post({ type: "timeline", summary: describeTimeline(timeline.ticks, timeline.statistics) });
+      this.post({ type: "ticks", lastTick: Math.max(timeline.ticks, this.batcher.lastTick) });
+    } catch (error) {
+      this.post({ type: "notice", message: `canopy/timeline: ${(error as Error).message}` });
+    }
+  }
+
+  /** Show the tree as it was at the end of `tick` (time travel; live updates pause). */
+  async scrub(tick: number): Promise<void> {
+    this.live = false;
+    this.batcher.clear();
+    this.scrubbing.wanted = tick;
+    if (this.scrubbing.busy) {
+      return; // the request in flight picks the latest wanted tick up when it is done
+    }
+    this.scrubbing.busy = true;
+    try {
+      while (this.scrubbing.wanted !== undefined && !this.live) {
+        const wanted = this.scrubbing.wanted;
+        this.scrubbing.wanted = undefined;
+        const picture = await this.picture(wanted);
+        if (picture !== undefined && !this.live) {
+          this.post({ type: "snapshot", snapshot: snapshotOf(picture), live: false, lastTick: this.batcher.lastTick });
+        }
+      }
+    } finally {
+      this.scrubbing.busy = false;
+    }
+  }
+
+  /** Back to the running tree. */
+  async goLive(): Promise<void> {
+    this.live = true;
+    this.batcher.clear();
+    const picture = await this.picture(undefined);
+    if (picture !== undefined) {
+      this.post({ type: "snapshot", snapshot: snapshotOf(picture), live: true, lastTick: this.lastTick(picture) });
+    }
+  }
+
+  private create(): vscode.WebviewPanel {
+    const media = vscode.Uri.joinPath(this.extensionUri, "media");
+    const panel = vscode.window.createWebviewPanel(
+      "canopy.liveTree",
+      "Canopy: Live Tree",
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+      { enableScripts: true, retainContextWhenHidden: true, localResourceRoots: [media] },
+    );
+    panel.webview.html = html(panel.webview, media);
+    panel.webview.onDidReceiveMessage((message: FromView) => this.onViewMessage(message), undefined, this.subscriptions);
+    panel.onDidDispose(() => {
+      this.panel = undefined;
+      this.stopFlushing();
+    });
+    return panel;
+  }
+
+  private async bind(session: vscode.DebugSession | undefined): Promise<void> {
+    this.session = session;
+    this.live = true;
+    this.batcher = new StatusBatcher();
+    if (session === undefined) {
+      this.post({ type: "empty", message: "Start a Canopy debug session to see its tree here." });
+      return;
+    }
+    if (!this.events.isConfigured(session)) {
+      this.post({ type: "empty", message: `Waiting for ${session.name} to start…` });
+      return;
+    }
+    await this.load(session);
+  }
+
+  /** Fetch the whole tree and start its status stream (once per session). */
+  private async load(session: vscode.DebugSession): Promise<void> {
+    if (this.panel === undefined) {
+      return;
+    }
+    const picture = await this.picture(undefined);
+    if (picture === undefined || session.id !== this.session?.id) {
+      return;
+    }
+    if (!this.streaming.has(session.id)) {
+      this.streaming.add(session.id);
+      try {
+        await session.customRequest("canopy/liveTree");
+      } catch (error) {
+        this.streaming.delete(session.id);
+        this.post({ type: "notice", message: `canopy/liveTree: ${(error as Error).message}` });
+      }
+    }
+    this.post({
+      type: "tree",
+      drawing: layout(picture.nodes, picture.edges),
+      snapshot: snapshotOf(picture),
+      live: this.live,
+      lastTick: this.lastTick(picture),
+      breakpoints: breakpointNodes(),
+      session: session.name,
+    });
+  }
+
+  private lastTick(picture: Picture): number {
+    return Math.max(picture.tick, this.batcher.lastTick);
+  }
+
+  private async picture(tick: number | undefined): Promise<Picture | undefined> {
+    const session = this.session;
+    if (session === undefined) {
+      return undefined;
+    }
+    try {
+      const args = tick === undefined ? { format: "json" } : { format: "json", tick };
+      const answer = (await session.customRequest("canopy/picture", args)) as { content: Picture };
+      return answer.content;
+    } catch (error) {
+      this.post({ type: "notice", message: `canopy/picture: ${(error as Error).message}` });
+      return undefined;
+    }
+  }
+
+  private onSessionEvent({ session, event, body }: SessionEvent): void {
+    if (this.panel === undefined) {
+      return;
+    }
+    if (this.session === undefined && event === "configured") {
+      void this.bind(session);
+      return;
+    }
+    if (session.id !== this.session?.id) {
+      return;
+    }
+    switch (event) {
+      case "configured":
+        void this.load(session);
+        break;
+      case "canopy/nodeStatus":
+        this.batcher.add(body as NodeStatusEvent);
+        if (this.batcher.takeReload()) {
+          void this.load(session);
+        } else if (this.live) {
+          this.scheduleFlush();
+        } else {
+          this.post({ type: "ticks", lastTick: this.batcher.lastTick });
+        }
+        break;
+      case "stopped":
+        if (this.live) {
+          void this.goLive();
+        }
+        break;
+      case "terminated":
+        this.flush();
+        this.post({ type: "notice", message: `${session.name} has ended.` });
+        break;
+    }
+  }
+
+  private onViewMessage(message: FromView): void {
+    switch (message.type) {
+      case "ready":
+        void this.bind(this.session ?? activeCanopySession());
+        break;
+      case "toggleBreakpoint":
+        toggleBreakpoint(message.id);
+        break;
+      case "scrub":
+        void this.scrub(message.tick);
+        break;
+      case "live":
+        void this.goLive();
+        break;
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flush();
+      }, FLUSH_MS);
+    }
+  }
+
+  private flush(): void {
+    const batch = this.batcher.flush();
+    if (batch !== undefined && this.live) {
+      this.post({ type: "statuses", changes: batch.changes, current: batch.current, tick: batch.tick, lastTick: batch.tick });
+    }
+  }
+
+  private stopFlushing(): void {
+    if (this.flushTimer !== undefined) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+  }
+
+  private post(message: ToView): void {
+    void this.panel?.webview.postMessage(message);
+  }
+
+  dispose(): void {
+    this.stopFlushing();
+    this.panel?.dispose();
+    for (const subscription of this.subscriptions) {
+      subscription.dispose();
+    }
+  }
+}
+
+function activeCanopySession(): vscode.DebugSession | undefined {
+  const session = vscode.debug.activeDebugSession;
+  return session?.type === "canopy" ? session : undefined;
+}
+
+/** Node ids with a function breakpoint (the live tree's clicks make those). */
+function breakpointNodes(): string[] {
+  return vscode.debug.breakpoints
+    .filter((bp): bp is vscode.FunctionBreakpoint => bp instanceof vscode.FunctionBreakpoint && bp.enabled)
+    .map((bp) => bp.functionName);
+}
+
+/** A click on a node: add a breakpoint on it, or remove the one it has. */
+function toggleBreakpoint(nodeId: string): void {
+  const existing = vscode.debug.breakpoints.filter(
+    (bp) => bp instanceof vscode.FunctionBreakpoint && bp.functionName === nodeId,
+  );
+  if (existing.length > 0) {
+    vscode.debug.removeBreakpoints(existing);
+  } else {
+    vscode.debug.addBreakpoints([new vscode.FunctionBreakpoint(nodeId)]);
+  }
+}
+
+function html(webview: vscode.Webview, media: vscode.Uri): string {
+  const nonce = Array.from({ length: 24 }, () => Math.floor(Math.random() * 36).toString(36)).join("");
+  const script = webview.asWebviewUri(vscode.Uri.joinPath(media, "liveTree.js"));
+  const style = webview.asWebviewUri(vscode.Uri.joinPath(media, "liveTree.css"));
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${style}">
+<title>Canopy: Live Tree</title>
+</head>
+<body>
+<header id="bar">
+  <span id="session"></span>
+  <input id="timeline" type="range" min="0" max="0" value="0" aria-label="Tick">
+  <span id="tick">tick 0</span>
+  <button id="live" type="button" title="Back to the running tree">Live</button>
+</header>
+<div id="summary"></div>
+<div id="notice" role="status"></div>
+<main id="canvas"></main>
+<script nonce="${nonce}" src="${script}"></script>
+</body>
+</html>`;
+}

@@ -1,0 +1,51 @@
+/**
+ * What Canopy debug sessions say, for the parts of the extension that follow a session
+ * without driving it (the live tree). A debug adapter tracker sees every message the adapter
+ * sends, including `stopped`, which the custom-event API does not deliver.
+ */
+import * as vscode from "vscode";
+
+/** One event of a session: the DAP event's name and body. */
+export interface SessionEvent {
+  session: vscode.DebugSession;
+  event: string;
+  body: Record<string, unknown>;
+}
+
+export class SessionEvents implements vscode.Disposable {
+  private readonly emitter = new vscode.EventEmitter<SessionEvent>();
+  private readonly registration: vscode.Disposable;
+  /** Sessions whose launch is configured, i.e. whose execution can be asked about. */
+  private readonly configured = new Set<string>();
+
+  /** Fires for every event a Canopy adapter sends, and `configured` once per session. */
+  readonly onEvent = this.emitter.event;
+
+  constructor() {
+    this.registration = vscode.debug.registerDebugAdapterTrackerFactory("canopy", {
+      createDebugAdapterTracker: (session) => ({
+        onDidSendMessage: (message: { type?: string; event?: string; command?: string; success?: boolean; body?: unknown }) => {
+          if (message.type === "event" && typeof message.event === "string") {
+            this.emitter.fire({ session, event: message.event, body: (message.body ?? {}) as Record<string, unknown> });
+          } else if (message.type === "response" && message.command === "configurationDone" && message.success) {
+            this.configured.add(session.id);
+            this.emitter.fire({ session, event: "configured", body: {} });
+          }
+        },
+        onWillStopSession: () => {
+          this.configured.delete(session.id);
+        },
+      }),
+    });
+  }
+
+  /** Whether `session` has finished its configuration (its execution exists). */
+  isConfigured(session: vscode.DebugSession): boolean {
+    return this.configured.has(session.id);
+  }
+
+  dispose(): void {
+    this.registration.dispose();
+    this.emitter.dispose();
+  }
+}
