@@ -239,8 +239,9 @@ class ExecutionControl(ABC):
     async def picture(
         self, execution_id: str, *, tick: int | None = None, format: str = "dot"
     ) -> str | dict[str, Any]:
-        """The tree coloured by status at ``tick``: ``dot`` or ``svg`` text, or the ``json``
-        model for user interfaces."""
+        """The tree coloured by status at the end of ``tick``, or as it is now when None (in
+        the middle of a tick, with the node it is stopped at as the current node): ``dot`` or
+        ``svg`` text, or the ``json`` model for user interfaces."""
 
     @abstractmethod
     async def diff_ticks(self, execution_id: str, first: int, second: int) -> StateDiff:

@@ -415,7 +415,12 @@ class InProcessControl(ExecutionControl):
     ) -> str | dict[str, Any]:
         if format not in ("dot", "svg", "json"):
             raise InvalidRequest(f"pictures come as dot, svg or json, not {format!r}")
-        state = await self.state_at(execution_id, tick)
+        if tick is None:
+            history = await self._history(self._entry(execution_id))
+            with _as_control_errors():
+                state = await history.state_at_offset(await self.store.last_offset())
+        else:
+            state = await self.state_at(execution_id, tick)
         if format == "json":
             return to_json_model(state)
         return to_dot(state) if format == "dot" else await to_svg(state)

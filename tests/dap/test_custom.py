@@ -145,6 +145,27 @@ async def test_timeline_statistics_state_and_pictures(client: DapClient) -> None
     assert message == "no execution 'nope'"
 
 
+async def test_picture_without_a_tick_is_the_tree_now(client: DapClient) -> None:
+    """Stopped in the middle of a tick, the picture shows that moment: the statuses so far and
+    the node the tree is stopped at (what a live view draws), not the last completed tick."""
+    await launch_configured(
+        client,
+        PATROL,
+        mode="manual",
+        blackboard={"battery": 100},
+        breakpoints=[{"name": "move"}],
+    )
+    await client.next_event("stopped")
+    await step(client, "continue", "breakpoint")  # before move, in tick 1
+    now = (await client.ok("canopy/picture", {"format": "json"}))["content"]
+    assert (now["tick"], now["in_tick"], now["current"]) == (1, True, "patrol/round/move")
+    statuses = {n["id"]: n["status"] for n in now["nodes"]}
+    assert statuses["patrol/round/check_battery"] == "SUCCESS"
+    assert statuses["patrol/round/move"] == "INVALID"
+    before = (await client.ok("canopy/picture", {"tick": 0, "format": "json"}))["content"]
+    assert (before["tick"], before["in_tick"], before["current"]) == (0, False, None)
+
+
 async def test_live_tree_streams_node_statuses(client: DapClient) -> None:
     await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
     await client.next_event("stopped")
