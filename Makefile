@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run serve test lint bench clean
+.PHONY: run serve test extension-test lint bench clean
 
 run: $(STAMP)
 	$(VENV)/bin/canopy demo
@@ -15,6 +15,15 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
+	$(MAKE) extension-test
+
+# The VS Code extension: schema drift, type check, unit tests, the .vsix, and the end-to-end
+# suite in a real VS Code (code-server + chromium, installed by e2e/setup.sh on first use).
+extension-test: $(STAMP)
+	cd vscode-extension && npm ci --no-audit --no-fund
+	cd vscode-extension && npm run check && npm test && npm run package
+	bash vscode-extension/e2e/setup.sh
+	cd vscode-extension && npm run e2e
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/eventlog.py --quick
@@ -26,4 +35,5 @@ $(STAMP): pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .canopy examples/.canopy
+	rm -rf $(VENV) .canopy examples/.canopy vscode-extension/node_modules vscode-extension/out \
+		vscode-extension/canopy.vsix vscode-extension/e2e/.tools vscode-extension/e2e/artifacts

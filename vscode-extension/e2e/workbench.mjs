@@ -143,6 +143,7 @@ export async function startWorkbench({ workspace, vsix, settings, env = {} }) {
     } catch {
       // gone
     }
+    fs.rmSync(root, { recursive: true, force: true });
   }
   return { page, url, root, workspace: folders.workspace, log: path.join(root, "code-server.log"), stop };
 }

@@ -1,0 +1,247 @@
+// End-to-end: the packaged extension in a real VS Code (code-server), driven through chromium
+// like a user would: the demo workspace, a gutter breakpoint in the tree file, F5, the Call
+// Stack and Variables, stepping (over, into, back), editing the blackboard, the live tree view
+// and the debug-mode status-bar item. Each failure leaves a screenshot in e2e/artifacts/.
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { extensionRoot, repositoryRoot, startWorkbench } from "./workbench.mjs";
+
+const artifacts = path.join(extensionRoot, "e2e", "artifacts");
+const vsix = path.join(extensionRoot, "canopy.vsix");
+const canopy = process.env.CANOPY_COMMAND ?? path.join(repositoryRoot, ".venv", "bin", "canopy");
+const STOP_MS = 20_000;
+
+let workbench;
+let page;
+
+const VIEWS = {
+  Explorer: ".explorer-folders-view",
+  "Call Stack": ".debug-call-stack",
+  Variables: ".debug-variables",
+  Breakpoints: ".debug-breakpoints",
+};
+
+/** Text of every row of a view's list (Explorer, Call Stack, Variables, Breakpoints). */
+async function rows(view) {
+  return page.evaluate((selector) => {
+    const list = document.querySelector(selector);
+    if (!list) return [];
+    return [...list.querySelectorAll(".monaco-list-row")].map((row) => row.textContent.replace(/\s+/g, " ").trim());
+  }, VIEWS[view]);
+}
+
+/** Whether `list` holds `text`, spacing aside ("battery =35" is how a row reads "battery = 35"). */
+function has(list, text) {
+  const squeeze = (value) => value.replace(/\s+/g, "");
+  return list.some((item) => squeeze(item) === squeeze(text));
+}
+
+async function eventually(what, check, withinMs = STOP_MS) {
+  const deadline = Date.now() + withinMs;
+  let last;
+  for (;;) {
+    last = await check();
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error(`timed out after ${withinMs} ms: ${what}`);
+    await page.waitForTimeout(150);
+  }
+}
+
+/** The Call Stack's frames once the session is stopped with `first` as its top frame. */
+async function stoppedAt(first) {
+  return eventually(`the Call Stack to show ${first} on top`, async () => {
+    const frames = await rows("Call Stack");
+    return frames.length > 0 && frames[0].startsWith(first) ? frames : undefined;
+  });
+}
+
+async function runCommand(title) {
+  await page.keyboard.press("F1");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible" });
+  await input.fill(`>${title}`);
+  const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
+  await eventually(`the command "${title}" in the palette`, async () => {
+    if (await row.isVisible()) return true;
+    await input.fill(`>${title} `); // contributed commands show a little after the workbench
+    await input.fill(`>${title}`);
+    return false;
+  });
+  await row.click();
+}
+
+/** Expand a scope or variable of the Variables view by its label. */
+async function expand(label) {
+  const row = page.locator(".debug-variables .monaco-list-row", { hasText: label }).first();
+  await row.waitFor();
+  if ((await row.getAttribute("aria-expanded")) === "false") {
+    await row.click();
+  }
+}
+
+async function liveTreeFrame() {
+  return eventually("the live tree webview", async () => {
+    for (const frame of page.frames()) {
+      try {
+        if ((await frame.$("#canvas g[data-id]")) !== null) return frame;
+      } catch {
+        // a frame that navigated away meanwhile
+      }
+    }
+    return undefined;
+  });
+}
+
+describe("Canopy in VS Code", function () {
+  this.timeout(120_000);
+
+  before(async function () {
+    this.timeout(240_000);
+    fs.mkdirSync(artifacts, { recursive: true });
+    workbench = await startWorkbench({
+      workspace: path.join(repositoryRoot, "examples"),
+      vsix,
+      settings: {
+        "canopy.path": canopy,
+        "chat.disableAIFeatures": true,
+        "workbench.secondarySideBar.defaultVisibility": "hidden",
+      },
+      env: { CANOPY_POD_SPARE_WORKER: "0" },
+    });
+    page = workbench.page;
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === "failed" && page !== undefined) {
+      const name = this.currentTest.title.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
+      await page.screenshot({ path: path.join(artifacts, `${name}.png`) }).catch(() => undefined);
+      fs.copyFileSync(workbench.log, path.join(artifacts, "code-server.log"));
+    }
+  });
+
+  after(async () => {
+    await workbench?.stop();
+  });
+
+  it("opens the demo workspace with Canopy's debug mode off", async () => {
+    await eventually("the Explorer to list patrol/", async () => (await rows("Explorer")).some((r) => r === "patrol"));
+    await page.locator(".statusbar-item", { hasText: "Canopy: off" }).waitFor();
+  });
+
+  it("sets a breakpoint in the gutter of the tree file", async () => {
+    await page.keyboard.press("Control+p");
+    await page.locator(".quick-input-widget input").fill("patrol.yaml");
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: "patrol.yaml" }).first().click();
+    await page.locator(".margin-view-overlays .line-numbers", { hasText: /^29$/ }).waitFor();
+    const where = await page.evaluate(() => {
+      const line = [...document.querySelectorAll(".margin-view-overlays .line-numbers")].find((e) => e.textContent.trim() === "29");
+      const margin = document.querySelector(".margin-view-overlays").getBoundingClientRect();
+      const box = line.getBoundingClientRect();
+      return { x: margin.left + 8, y: box.top + box.height / 2 };
+    });
+    await page.mouse.click(where.x, where.y);
+    await page.locator(".codicon-debug-breakpoint").first().waitFor();
+  });
+
+  it("F5 stops at that node: the node path in the Call Stack, the blackboard in Variables", async () => {
+    await page.locator(".monaco-editor .view-lines").first().click();
+    await page.keyboard.press("F5");
+    await stoppedAt("patrol [Repeat]"); // stopOnEntry
+    const breakpoints = await rows("Breakpoints");
+    assert.ok(breakpoints.some((r) => /^patrol\.yaml.*29$/.test(r)), breakpoints.join(" | "));
+    // Manual mode: every continue runs a tick (tick 1 moves; tick 2 reaches scan).
+    for (let i = 0; i < 3 && !(await rows("Call Stack"))[0]?.startsWith("scan"); i++) {
+      await page.keyboard.press("F5");
+      await page.waitForTimeout(600);
+    }
+    const frames = await stoppedAt("scan [Scan]");
+    assert.deepEqual(frames.map((f) => f.split(" ")[0]), ["scan", "round", "patrol"]);
+    await page.locator(".debug-top-stack-frame-line").first().waitFor();
+    await page.locator(".statusbar-item", { hasText: "Ln 29" }).waitFor();
+    await expand("Blackboard");
+    const variables = await eventually("battery in Variables", async () => {
+      const all = await rows("Variables");
+      return all.some((r) => r.startsWith("battery")) ? all : undefined;
+    });
+    assert.ok(has(variables, "battery = 35"), variables.join(" | "));
+    assert.ok(has(variables, "waypoint = 1"), variables.join(" | "));
+  });
+
+  it("steps over and into", async () => {
+    await page.keyboard.press("F10"); // next: the rest of the tick
+    let frames = await stoppedAt("patrol [Repeat] RUNNING");
+    assert.equal(frames.length, 1);
+    await page.keyboard.press("F11"); // step in: the next node status change, in tick 3
+    frames = await stoppedAt("check_battery [CheckBattery]");
+    assert.deepEqual(frames.map((f) => f.split(" ")[0]), ["check_battery", "round", "patrol"]);
+  });
+
+  it("steps back through the recorded history", async () => {
+    await page.locator(".debug-toolbar .codicon-debug-step-back").click();
+    const frames = await stoppedAt("patrol [Repeat] RUNNING");
+    assert.equal(frames.length, 1);
+    await eventually("the Node scope of patrol", async () => has(await rows("Variables"), "id = 'patrol'"));
+    await expand("Tick");
+    const variables = await eventually("the Tick scope", async () => {
+      const all = await rows("Variables");
+      return all.some((r) => r.startsWith("past")) ? all : undefined;
+    });
+    assert.ok(has(variables, "tick = 2") && has(variables, "past = True"), variables.join(" | "));
+  });
+
+  it("edits a blackboard value in Variables and continues into the bug", async () => {
+    await page.keyboard.press("F5"); // back to the live tree
+    await eventually("the live tree (past = False)", async () => has(await rows("Variables"), "past = False"));
+    await expand("Blackboard");
+    const battery = page.locator(".debug-variables .monaco-list-row", { hasText: "battery" }).first();
+    await battery.locator(".value").dblclick();
+    const input = page.locator(".debug-variables input");
+    await input.waitFor();
+    await input.fill("15");
+    await input.press("Enter");
+    await eventually("battery = 15 in Variables", async () => has(await rows("Variables"), "battery = 15"));
+    // Move costs 10: scan then divides by 5 // 10 == 0.
+    for (let i = 0; i < 6 && (await page.locator(".exception-widget").count()) === 0; i++) {
+      await page.keyboard.press("F5");
+      await page.waitForTimeout(700);
+    }
+    await page.locator(".exception-widget", { hasText: "ZeroDivisionError" }).waitFor();
+    await stoppedAt("scan [Scan]");
+  });
+
+  it("shows the live tree: statuses, the current node, breakpoints on click, the timeline", async () => {
+    await runCommand("Canopy: Show the Live Tree");
+    const view = await liveTreeFrame();
+    const classOf = (id) => view.locator(`g[data-id="${id}"]`).getAttribute("class");
+    await eventually("scan drawn as the current node", async () => (await classOf("patrol/round/scan"))?.includes("current"));
+    assert.match(await classOf("patrol/round/check_battery"), /status-SUCCESS/);
+    assert.match(await classOf("patrol/round/move"), /status-SUCCESS/);
+    assert.match(await classOf("patrol/round"), /status-RUNNING/);
+    assert.equal(await view.locator("g[data-id]").count(), 5);
+
+    await view.locator('g[data-id="patrol/round/move"]').click();
+    await eventually("a breakpoint on move in the Breakpoints view", async () =>
+      (await rows("Breakpoints")).some((r) => r.includes("patrol/round/move")),
+    );
+    await eventually("move drawn with a breakpoint", async () => (await classOf("patrol/round/move"))?.includes("breakpoint"));
+
+    const last = Number(await view.locator("#timeline").getAttribute("max"));
+    assert.ok(last >= 4, `the timeline reaches tick ${last}`);
+    await view.locator("#timeline").fill("1");
+    await eventually("tick 1 on the timeline", async () => (await view.locator("#tick").textContent()) === `tick 1 of ${last}`);
+    // At the end of tick 1 the robot was still driving, and had never scanned.
+    await eventually("tick 1's statuses", async () => /status-RUNNING/.test(await classOf("patrol/round/move")));
+    assert.match(await classOf("patrol/round/scan"), /status-(INVALID|NONE)/);
+    await view.locator("#live").click();
+    await eventually("back to the running tree", async () => (await classOf("patrol/round/scan"))?.includes("current"));
+  });
+
+  it("toggles debug mode from the status bar", async () => {
+    await page.keyboard.press("Shift+F5");
+    await page.locator(".statusbar-item", { hasText: "Canopy: off" }).click();
+    await page.locator(".statusbar-item", { hasText: "Canopy: ready" }).waitFor({ timeout: 60_000 });
+    await page.locator(".statusbar-item", { hasText: "Canopy: ready" }).click();
+    await page.locator(".statusbar-item", { hasText: "Canopy: off" }).waitFor({ timeout: 30_000 });
+  });
+});
