@@ -74,6 +74,17 @@ export type FromView =
   | { type: "scrub"; tick: number }
   | { type: "live" };
 
+/** The elements media/liveTree.js draws into (the webview's page, and the benchmark's). */
+export const PAGE_BODY = `<header id="bar">
+  <span id="session"></span>
+  <input id="timeline" type="range" min="0" max="0" value="0" aria-label="Tick">
+  <span id="tick">tick 0</span>
+  <button id="live" type="button" title="Back to the running tree">Live</button>
+</header>
+<div id="summary"></div>
+<div id="notice" role="status"></div>
+<main id="canvas"></main>`;
+
 /** The statuses and current node of `picture`. */
 export function snapshotOf(picture: Picture): Snapshot {
   const statuses: Record<string, string | null> = {};

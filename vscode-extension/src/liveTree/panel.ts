@@ -11,7 +11,7 @@ import * as vscode from "vscode";
 import type { SessionEvent, SessionEvents } from "../sessionEvents";
 import { StatusBatcher, type NodeStatusEvent } from "./batcher";
 import { layout } from "./layout";
-import { describeTimeline, type FromView, type Picture, snapshotOf, type ToView } from "./model";
+import { describeTimeline, type FromView, PAGE_BODY, type Picture, snapshotOf, type ToView } from "./model";
 
 /** How often batched status changes go to the webview: 25 times a second at most. */
 const FLUSH_MS = 40;
@@ -312,15 +312,7 @@ function html(webview: vscode.Webview, media: vscode.Uri): string {
 <title>Canopy: Live Tree</title>
 </head>
 <body>
-<header id="bar">
-  <span id="session"></span>
-  <input id="timeline" type="range" min="0" max="0" value="0" aria-label="Tick">
-  <span id="tick">tick 0</span>
-  <button id="live" type="button" title="Back to the running tree">Live</button>
-</header>
-<div id="summary"></div>
-<div id="notice" role="status"></div>
-<main id="canvas"></main>
+${PAGE_BODY}
 <script nonce="${nonce}" src="${script}"></script>
 </body>
 </html>`;
