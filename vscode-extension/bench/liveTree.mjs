@@ -149,7 +149,7 @@ async function main() {
       };
       result.smooth = result.frame_ms_p99 <= 33 && result.long_tasks === 0;
       results[mode] = result;
-      console.log(
+      console.error(
         `${mode.padEnd(9)}  ${result.fps} fps  frame p50 ${result.frame_ms_p50} ms  p99 ${result.frame_ms_p99} ms` +
           `  max ${result.frame_ms_max} ms  long tasks ${result.long_tasks}  main thread busy ${(result.main_thread_busy * 100).toFixed(1)} %` +
           `  messages ${result.messages_to_view}`,
