@@ -92,7 +92,8 @@ async def test_hot_reload_can_reset_the_blackboard_and_survives_a_bad_tree(
     assert await tick(client) == (3, False)
 
 
-async def test_hot_reload_in_the_middle_of_a_tick_stops_again(client: DapClient) -> None:
+async def stop_before_move(client: DapClient) -> None:
+    """Launch the patrol in manual mode and run to the breakpoint before move, in tick 1."""
     await launch_configured(
         client,
         PATROL,
@@ -101,7 +102,11 @@ async def test_hot_reload_in_the_middle_of_a_tick_stops_again(client: DapClient)
         breakpoints=[{"name": "move"}],
     )
     await client.next_event("stopped")
-    await step(client, "continue", "breakpoint")  # before move, in tick 1
+    await step(client, "continue", "breakpoint")
+
+
+async def test_hot_reload_in_the_middle_of_a_tick_stops_again(client: DapClient) -> None:
+    await stop_before_move(client)
     await client.ok("canopy/reload", {})
     # The rest of tick 1 is abandoned; the new tree waits at the tick boundary.
     stopped = await client.wait_for("stopped")
@@ -148,15 +153,7 @@ async def test_timeline_statistics_state_and_pictures(client: DapClient) -> None
 async def test_picture_without_a_tick_is_the_tree_now(client: DapClient) -> None:
     """Stopped in the middle of a tick, the picture shows that moment: the statuses so far and
     the node the tree is stopped at (what a live view draws), not the last completed tick."""
-    await launch_configured(
-        client,
-        PATROL,
-        mode="manual",
-        blackboard={"battery": 100},
-        breakpoints=[{"name": "move"}],
-    )
-    await client.next_event("stopped")
-    await step(client, "continue", "breakpoint")  # before move, in tick 1
+    await stop_before_move(client)
     now = (await client.ok("canopy/picture", {"format": "json"}))["content"]
     assert (now["tick"], now["in_tick"], now["current"]) == (1, True, "patrol/round/move")
     statuses = {n["id"]: n["status"] for n in now["nodes"]}

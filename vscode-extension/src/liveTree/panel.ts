@@ -7,6 +7,7 @@
  * tick), `canopy/liveTree` (the `canopy/nodeStatus` event stream) and `canopy/timeline`, so the
  * view works the same for embedded runs and for runs in a debug pod.
  */
+import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 import type { SessionEvent, SessionEvents } from "../sessionEvents";
 import { StatusBatcher, type NodeStatusEvent } from "./batcher";
@@ -216,6 +217,7 @@ export class LiveTreePanel implements vscode.Disposable {
         break;
       case "terminated":
         this.flush();
+        this.streaming.delete(session.id);
         this.post({ type: "notice", message: `${session.name} has ended.` });
         break;
     }
@@ -299,7 +301,7 @@ function toggleBreakpoint(nodeId: string): void {
 }
 
 function html(webview: vscode.Webview, media: vscode.Uri): string {
-  const nonce = Array.from({ length: 24 }, () => Math.floor(Math.random() * 36).toString(36)).join("");
+  const nonce = randomBytes(18).toString("base64");
   const script = webview.asWebviewUri(vscode.Uri.joinPath(media, "liveTree.js"));
   const style = webview.asWebviewUri(vscode.Uri.joinPath(media, "liveTree.css"));
   return `<!DOCTYPE html>
