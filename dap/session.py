@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +25,7 @@ import jsonschema
 import schemas
 from bridge import BridgeError
 from bridge.client import CanopyClientError
+from bridge.events import RecordedEvent
 from server.runtime.blackboard import BlackboardView, absolute_key
 from server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
 from server.runtime.control import ControlError, ExecutionControl, ExecutionView, LaunchSpec
@@ -33,6 +34,7 @@ from server.runtime.engine import CaptureLevel, Mode, Notification, RunState, St
 from server.runtime.expressions import Expression, ExpressionError
 
 from .controls import ControlChooser
+from .live import StatusBatch
 from .values import UnknownReference, Variables, format_value
 
 __all__ = ["CAPABILITIES", "DapError", "DebugSession"]
@@ -76,6 +78,9 @@ CAPABILITIES: Final = {
     "supportSuspendDebuggee": False,
     "exceptionBreakpointFilters": EXCEPTION_FILTERS,
 }
+LIVE_TREE_EVENTS: Final = ("NodeStatusChanged", "TickCompleted", "TreeReloaded")
+MIN_BATCH_MS: Final = 10
+MAX_BATCH_MS: Final = 1000
 STOP_REASONS: Final = {
     "breakpoint": "breakpoint",
     "step": "step",
@@ -794,16 +799,26 @@ class DebugSession:
         }
 
     async def on_canopy_liveTree(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Start the ``canopy/nodeStatus`` event stream (status changes and tick ends)."""
+        """Start the live tree's event stream: one ``canopy/nodeStatus`` event per status
+        change, tick end and reload; or, with ``batchMs``, one ``canopy/nodeStatuses`` event
+        per that many milliseconds holding each changed node's latest status."""
         thread = self._only_thread(args)
-        self._spawn(self._stream_statuses(thread), f"dap-live-tree-{thread.id}")
+        batch_ms = _arg(args, "batchMs", int, None)
+        if batch_ms is None:
+            self._spawn(self._stream_statuses(thread), f"dap-live-tree-{thread.id}")
+        elif not MIN_BATCH_MS <= batch_ms <= MAX_BATCH_MS:
+            raise DapError(
+                f"canopy/liveTree: batchMs must be {MIN_BATCH_MS} to {MAX_BATCH_MS}, not {batch_ms}"
+            )
+        else:
+            self._spawn(self._stream_batches(thread, batch_ms), f"dap-live-tree-{thread.id}")
         return {"executionId": thread.execution_id}
 
+    def _status_events(self, thread: _Thread) -> AsyncIterator[RecordedEvent]:
+        return self.control.events(thread.execution_id, types=LIVE_TREE_EVENTS)
+
     async def _stream_statuses(self, thread: _Thread) -> None:
-        events = self.control.events(
-            thread.execution_id, types=("NodeStatusChanged", "TickCompleted", "TreeReloaded")
-        )
-        async for event in events:
+        async for event in self._status_events(thread):
             await self.event(
                 "canopy/nodeStatus",
                 {
@@ -813,6 +828,34 @@ class DebugSession:
                     **event.payload,
                 },
             )
+
+    async def _stream_batches(self, thread: _Thread, batch_ms: int) -> None:
+        """Collect status events as they come; every ``batch_ms`` after the first one of a
+        batch, send what changed. The batch holds one entry per node at most, so a fast,
+        wide tree costs the client a bounded amount per batch."""
+        batch = StatusBatch()
+        arrived = asyncio.Event()
+
+        async def collect() -> None:
+            try:
+                async for event in self._status_events(thread):
+                    batch.add(event)
+                    arrived.set()
+            finally:
+                arrived.set()
+
+        collector = asyncio.ensure_future(collect())
+        try:
+            while not collector.done():
+                await arrived.wait()
+                await asyncio.sleep(batch_ms / 1000)
+                arrived.clear()
+                body = batch.take()
+                if body is not None:
+                    await self.event("canopy/nodeStatuses", {"threadId": thread.id, **body})
+            await collector  # the stream's own error, if it ended with one
+        finally:
+            collector.cancel()
 
     # -- notifications -----------------------------------------------------------------------
 

@@ -183,3 +183,32 @@ async def test_live_tree_streams_node_statuses(client: DapClient) -> None:
     await client.ok("canopy/reload", {"program": FOREVER})
     swapped = await client.wait_for("canopy/nodeStatus", type="TreeReloaded")
     assert swapped["tree"]["name"] == "forever"
+
+
+async def test_live_tree_batches_hold_each_nodes_latest_status(client: DapClient) -> None:
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    await client.next_event("stopped")
+    started = await client.ok("canopy/liveTree", {"threadId": 1, "batchMs": 20})
+    assert re.fullmatch(r"[0-9a-f]{12}", started["executionId"])
+    await step(client, "next", "step")
+    await step(client, "next", "step")
+    seen: dict[str, str] = {}
+    while seen.get("patrol/round/move") != "SUCCESS":
+        batch = await client.next_event("canopy/nodeStatuses")
+        assert batch["threadId"] == 1
+        assert len(batch["changes"]) <= 7  # one entry per node of the tree at most
+        seen.update(batch["changes"])
+    assert (batch["tick"], batch["rootStatus"], batch["reloaded"]) == (2, "RUNNING", False)
+    assert batch["current"] in batch["changes"]
+    assert seen["patrol/round/check_battery"] == "SUCCESS"
+    assert client.pending_events("canopy/nodeStatus") == []  # batches replace single events
+
+
+async def test_live_tree_refuses_a_bad_batch_period(client: DapClient) -> None:
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    await client.next_event("stopped")
+    message = await client.fails("canopy/liveTree", {"batchMs": 0})
+    assert message == "canopy/liveTree: batchMs must be 10 to 1000, not 0"
+    message = await client.fails("canopy/liveTree", {"batchMs": "fast"})
+    assert message == "canopy/liveTree: argument 'batchMs' must be an integer, not a string"
+    assert (await client.ok("threads"))["threads"]  # the session is still healthy
