@@ -5,7 +5,7 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { extensionRoot, repositoryRoot, startWorkbench } from "./workbench.mjs";
+import { extensionRoot, repositoryRoot, runCommand, startWorkbench } from "./workbench.mjs";
 
 const artifacts = path.join(extensionRoot, "e2e", "artifacts");
 const vsix = path.join(extensionRoot, "canopy.vsix");
@@ -54,21 +54,6 @@ async function stoppedAt(first) {
     const frames = await rows("Call Stack");
     return frames.length > 0 && frames[0].startsWith(first) ? frames : undefined;
   });
-}
-
-async function runCommand(title) {
-  await page.keyboard.press("F1");
-  const input = page.locator(".quick-input-widget input");
-  await input.waitFor({ state: "visible" });
-  await input.fill(`>${title}`);
-  const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
-  await eventually(`the command "${title}" in the palette`, async () => {
-    if (await row.isVisible()) return true;
-    await input.fill(`>${title} `); // contributed commands show a little after the workbench
-    await input.fill(`>${title}`);
-    return false;
-  });
-  await row.click();
 }
 
 /** Expand a scope or variable of the Variables view by its label. */
@@ -211,7 +196,7 @@ describe("Canopy in VS Code", function () {
   });
 
   it("shows the live tree: statuses, the current node, breakpoints on click, the timeline", async () => {
-    await runCommand("Canopy: Show the Live Tree");
+    await runCommand(page, "Canopy: Show the Live Tree");
     const view = await liveTreeFrame();
     const classOf = (id) => view.locator(`g[data-id="${id}"]`).getAttribute("class");
     await eventually("scan drawn as the current node", async () => (await classOf("patrol/round/scan"))?.includes("current"));

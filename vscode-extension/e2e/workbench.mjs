@@ -147,3 +147,28 @@ export async function startWorkbench({ workspace, vsix, settings, env = {} }) {
   }
   return { page, url, root, workspace: folders.workspace, log: path.join(root, "code-server.log"), stop };
 }
+
+/** Run a command by its title through the Command Palette. */
+export async function runCommand(page, title) {
+  await page.keyboard.press("F1");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible" });
+  await input.fill(`>${title}`);
+  // Contributed commands show a little after the workbench, and the list first offers
+  // "similar commands": wait for the row whose label is exactly the title (not a longer
+  // command that starts with it), retyping to refresh the list.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const clicked = await page.evaluate((wanted) => {
+      const rows = [...document.querySelectorAll(".quick-input-list .monaco-list-row")];
+      const row = rows.find((r) => r.querySelector(".label-name")?.textContent?.trim() === wanted);
+      row?.click();
+      return row !== undefined;
+    }, title);
+    if (clicked) return;
+    if (Date.now() > deadline) throw new Error(`the command "${title}" is not in the Command Palette`);
+    await page.waitForTimeout(300);
+    await input.fill(`>${title} `);
+    await input.fill(`>${title}`);
+  }
+}

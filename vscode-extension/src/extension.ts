@@ -10,7 +10,7 @@ import { SessionEvents } from "./sessionEvents";
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel("Canopy");
   const servers = new Servers(output);
-  const events = new SessionEvents();
+  const events = new SessionEvents(output);
   const debugMode = new DebugMode(servers);
   const liveTree = new LiveTreePanel(context.extensionUri, events);
   const comparisons = new Comparisons(context.workspaceState, servers, events, context.subscriptions);

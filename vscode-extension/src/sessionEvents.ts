@@ -21,10 +21,17 @@ export class SessionEvents implements vscode.Disposable {
   /** Fires for every event a Canopy adapter sends, and `configured` once per session. */
   readonly onEvent = this.emitter.event;
 
-  constructor() {
+  constructor(output: vscode.OutputChannel) {
+    const trace = (direction: string, message: unknown): void => {
+      if (vscode.workspace.getConfiguration("canopy").get<boolean>("traceProtocol", false)) {
+        output.appendLine(`${direction} ${JSON.stringify(message)}`);
+      }
+    };
     this.registration = vscode.debug.registerDebugAdapterTrackerFactory("canopy", {
       createDebugAdapterTracker: (session) => ({
+        onWillReceiveMessage: (message: unknown) => trace("→", message),
         onDidSendMessage: (message: { type?: string; event?: string; command?: string; success?: boolean; body?: unknown }) => {
+          trace("←", message);
           if (message.type === "event" && typeof message.event === "string") {
             this.emitter.fire({ session, event: message.event, body: (message.body ?? {}) as Record<string, unknown> });
           } else if (message.type === "response" && message.command === "configurationDone" && message.success) {

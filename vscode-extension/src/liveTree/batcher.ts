@@ -1,18 +1,18 @@
 /**
- * Coalescing `canopy/nodeStatus` events between two frames of the live tree.
+ * Coalescing the adapter's `canopy/nodeStatuses` batches between two updates of the live tree.
  *
- * A 200-node tree ticking at 50 Hz can change thousands of statuses a second; the webview
- * needs only each node's latest status once per frame. The batcher keeps that, so the work per
- * frame is bounded by the tree's size, not by the event rate.
+ * A 200-node tree ticking at 50 Hz can change thousands of statuses a second. The adapter
+ * already sends them as batches of each node's latest status; the extension merges the batches
+ * that arrive between two updates of the webview the same way, so the work per update is bounded
+ * by the tree's size, not by the event rate.
  */
 
-/** The payload of a `canopy/nodeStatus` event (the log event's type and payload). */
-export interface NodeStatusEvent {
-  type: string;
-  tick?: number;
-  node_id?: string;
-  status?: string;
-  [key: string]: unknown;
+/** The body of a `canopy/nodeStatuses` event: the adapter's own coalesced batch. */
+export interface NodeStatusBatch {
+  changes: Record<string, string>;
+  current: string | null;
+  tick: number;
+  reloaded: boolean;
 }
 
 /** What changed since the last flush. */
@@ -29,19 +29,19 @@ export class StatusBatcher {
   private tick = 0;
   private reloaded = false;
 
-  /** Take one event in. */
-  add(event: NodeStatusEvent): void {
-    if (typeof event.tick === "number" && event.tick > this.tick) {
-      this.tick = event.tick;
-    }
-    if (event.type === "NodeStatusChanged" && typeof event.node_id === "string" && typeof event.status === "string") {
-      // Re-inserting moves the node to the end, so iteration order stays "last changed last".
-      this.changes.delete(event.node_id);
-      this.changes.set(event.node_id, event.status);
-      this.current = event.node_id;
-    } else if (event.type === "TreeReloaded") {
+  /** Take a batch the adapter coalesced in (`canopy/liveTree` with `batchMs`). */
+  addBatch(batch: NodeStatusBatch): void {
+    if (batch.reloaded) {
       this.reloaded = true;
     }
+    for (const [node, status] of Object.entries(batch.changes)) {
+      this.changes.delete(node);
+      this.changes.set(node, status);
+    }
+    if (batch.current !== null && batch.current !== undefined) {
+      this.current = batch.current;
+    }
+    this.tick = Math.max(this.tick, batch.tick);
   }
 
   /** The highest tick seen so far. */

@@ -10,11 +10,12 @@
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 import type { SessionEvent, SessionEvents } from "../sessionEvents";
-import { StatusBatcher, type NodeStatusEvent } from "./batcher";
+import { type NodeStatusBatch, StatusBatcher } from "./batcher";
 import { layout } from "./layout";
 import { describeTimeline, type FromView, PAGE_BODY, type Picture, snapshotOf, type ToView } from "./model";
 
-/** How often batched status changes go to the webview: 25 times a second at most. */
+/** How often the adapter sends batched status changes, and the webview gets them: 25 times a
+ * second at most. */
 const FLUSH_MS = 40;
 
 export class LiveTreePanel implements vscode.Disposable {
@@ -149,7 +150,7 @@ export class LiveTreePanel implements vscode.Disposable {
     if (!this.streaming.has(session.id)) {
       this.streaming.add(session.id);
       try {
-        await session.customRequest("canopy/liveTree");
+        await session.customRequest("canopy/liveTree", { batchMs: FLUSH_MS });
       } catch (error) {
         this.streaming.delete(session.id);
         this.post({ type: "notice", message: `canopy/liveTree: ${(error as Error).message}` });
@@ -200,8 +201,8 @@ export class LiveTreePanel implements vscode.Disposable {
       case "configured":
         void this.load(session);
         break;
-      case "canopy/nodeStatus":
-        this.batcher.add(body as NodeStatusEvent);
+      case "canopy/nodeStatuses":
+        this.batcher.addBatch(body as unknown as NodeStatusBatch);
         if (this.batcher.takeReload()) {
           void this.load(session);
         } else if (this.live) {
