@@ -65,6 +65,19 @@ async function expand(label) {
   }
 }
 
+/** Edit a blackboard value in place in the Variables view, as a user does (double-click). */
+async function editBlackboard(name, value) {
+  await expand("Blackboard");
+  const row = page.locator(".debug-variables .monaco-list-row", { hasText: new RegExp(`^\\s*${name}\\s*=`) }).first();
+  await row.waitFor();
+  await row.locator(".value").dblclick();
+  const input = row.locator("input");
+  await input.waitFor();
+  await input.fill(value);
+  await input.press("Enter");
+  await eventually(`${name} = ${value} in Variables`, async () => has(await rows("Variables"), `${name} = ${value}`));
+}
+
 async function liveTreeFrame() {
   return eventually("the live tree webview", async () => {
     for (const frame of page.frames()) {
@@ -178,14 +191,7 @@ describe("Canopy in VS Code", function () {
   it("edits a blackboard value in Variables and continues into the bug", async () => {
     await page.keyboard.press("F5"); // back to the live tree
     await eventually("the live tree (past = False)", async () => has(await rows("Variables"), "past = False"));
-    await expand("Blackboard");
-    const battery = page.locator(".debug-variables .monaco-list-row", { hasText: "battery" }).first();
-    await battery.locator(".value").dblclick();
-    const input = page.locator(".debug-variables input");
-    await input.waitFor();
-    await input.fill("15");
-    await input.press("Enter");
-    await eventually("battery = 15 in Variables", async () => has(await rows("Variables"), "battery = 15"));
+    await editBlackboard("battery", "15");
     // Move costs 10: scan then divides by 5 // 10 == 0.
     for (let i = 0; i < 6 && (await page.locator(".exception-widget").count()) === 0; i++) {
       await page.keyboard.press("F5");
@@ -222,11 +228,67 @@ describe("Canopy in VS Code", function () {
     await eventually("back to the running tree", async () => (await classOf("patrol/round/scan"))?.includes("current"));
   });
 
+  it("shows the execution timeline", async () => {
+    await runCommand(page, "Canopy: Show the Execution Timeline");
+    const view = await liveTreeFrame();
+    const summary = await eventually("the timeline summary", async () => {
+      const text = await view.locator("#summary").textContent();
+      return text !== "" ? text : undefined;
+    });
+    assert.match(summary, /^\d+ ticks · \d+\.\d ms mean, \d+\.\d ms max · (RUNNING|SUCCESS|FAILURE) \d+/);
+  });
+
+  it("compares two executions", async () => {
+    await page.keyboard.press("Shift+F5");
+    await page.locator(".debug-toolbar").waitFor({ state: "hidden" });
+    await runCommand(page, "Remove All Breakpoints");
+    await page.locator(".monaco-editor .view-lines").first().click();
+    await page.keyboard.press("F5");
+    await stoppedAt("patrol [Repeat]"); // on entry, tick 0
+    await editBlackboard("battery", "40"); // the first run started with 45
+    for (let tick = 1; tick <= 3; tick++) {
+      await page.keyboard.press("F5"); // manual mode: one tick
+      await expand("Tick");
+      await eventually(`tick ${tick}`, async () => has(await rows("Variables"), `tick = ${tick}`));
+    }
+    await runCommand(page, "Canopy: Compare Two Executions");
+    // The earlier run, remembered under its session's name.
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: "Debug the patrol (YAML)" }).first().click();
+    // The report opens in a Markdown editor beside (editors render spaces as no-break spaces).
+    const report = await eventually("the comparison report", () =>
+      page.evaluate(() =>
+        [...document.querySelectorAll(".monaco-editor .view-lines")]
+          .map((lines) => lines.textContent.replace(/\u00a0/g, " "))
+          .find((text) => text.includes("They diverge at")),
+      ),
+    );
+    assert.match(report, /They diverge at tick 1\.\*\* The same through tick 0\./);
+    assert.match(report, /\| `\/battery` \| `40` \| `45` \|/);
+  });
+
   it("toggles debug mode from the status bar", async () => {
     await page.keyboard.press("Shift+F5");
     await page.locator(".statusbar-item", { hasText: "Canopy: off" }).click();
     await page.locator(".statusbar-item", { hasText: "Canopy: ready" }).waitFor({ timeout: 60_000 });
     await page.locator(".statusbar-item", { hasText: "Canopy: ready" }).click();
     await page.locator(".statusbar-item", { hasText: "Canopy: off" }).waitFor({ timeout: 30_000 });
+  });
+
+  it("says clearly where it looked when the canopy command is missing", async () => {
+    const settings = JSON.parse(fs.readFileSync(workbench.settingsFile, "utf8"));
+    fs.writeFileSync(workbench.settingsFile, JSON.stringify({ ...settings, "canopy.path": "/nowhere/canopy" }, null, 2));
+    try {
+      await page.locator(".monaco-editor .view-lines").first().click();
+      const toast = page.locator(".notifications-toasts", { hasText: "canopy.path" });
+      await eventually("the error about canopy.path", async () => {
+        if (await toast.isVisible()) return true;
+        await page.keyboard.press("F5"); // the settings file is read a moment after it changes
+        await page.waitForTimeout(1000);
+        return false;
+      });
+      assert.match(await toast.textContent(), /the command in the setting canopy\.path, "\/nowhere\/canopy", does not exist/);
+    } finally {
+      fs.writeFileSync(workbench.settingsFile, JSON.stringify(settings, null, 2));
+    }
   });
 });

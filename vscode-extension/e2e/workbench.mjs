@@ -54,8 +54,9 @@ export async function startWorkbench({ workspace, vsix, settings, env = {} }) {
   );
   fs.cpSync(workspace, folders.workspace, { recursive: true, filter: (source) => !source.includes(`${path.sep}.canopy`) });
   fs.mkdirSync(path.join(folders["user-data"], "User"), { recursive: true });
+  const settingsFile = path.join(folders["user-data"], "User", "settings.json");
   fs.writeFileSync(
-    path.join(folders["user-data"], "User", "settings.json"),
+    settingsFile,
     JSON.stringify(
       {
         "security.workspace.trust.enabled": false,
@@ -145,7 +146,7 @@ export async function startWorkbench({ workspace, vsix, settings, env = {} }) {
     }
     fs.rmSync(root, { recursive: true, force: true });
   }
-  return { page, url, root, workspace: folders.workspace, log: path.join(root, "code-server.log"), stop };
+  return { page, url, root, settingsFile, workspace: folders.workspace, log: path.join(root, "code-server.log"), stop };
 }
 
 /** Run a command by its title through the Command Palette. */

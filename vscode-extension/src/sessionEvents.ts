@@ -12,13 +12,17 @@ export interface SessionEvent {
   body: Record<string, unknown>;
 }
 
+/** Requests after which the tree runs again (until the adapter says `stopped`). */
+const RESUMING = new Set(["continue", "next", "stepIn", "stepOut", "stepBack", "reverseContinue"]);
+
 export class SessionEvents implements vscode.Disposable {
   private readonly emitter = new vscode.EventEmitter<SessionEvent>();
   private readonly registration: vscode.Disposable;
   /** Sessions whose launch is configured, i.e. whose execution can be asked about. */
   private readonly configured = new Set<string>();
 
-  /** Fires for every event a Canopy adapter sends, and `configured` once per session. */
+  /** Fires for every event a Canopy adapter sends, `configured` once per session, and
+   * `resumed` when the client asks the tree to run on. */
   readonly onEvent = this.emitter.event;
 
   constructor(output: vscode.OutputChannel) {
@@ -29,7 +33,12 @@ export class SessionEvents implements vscode.Disposable {
     };
     this.registration = vscode.debug.registerDebugAdapterTrackerFactory("canopy", {
       createDebugAdapterTracker: (session) => ({
-        onWillReceiveMessage: (message: unknown) => trace("→", message),
+        onWillReceiveMessage: (message: { type?: string; command?: string }) => {
+          trace("→", message);
+          if (message.type === "request" && RESUMING.has(message.command ?? "")) {
+            this.emitter.fire({ session, event: "resumed", body: {} });
+          }
+        },
         onDidSendMessage: (message: { type?: string; event?: string; command?: string; success?: boolean; body?: unknown }) => {
           trace("←", message);
           if (message.type === "event" && typeof message.event === "string") {

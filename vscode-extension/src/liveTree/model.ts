@@ -59,7 +59,7 @@ export interface Snapshot {
 /** What the extension tells the webview. */
 export type ToView =
   | { type: "tree"; drawing: Drawing; snapshot: Snapshot; live: boolean; lastTick: number; breakpoints: string[]; session: string }
-  | { type: "statuses"; changes: Record<string, string>; current: string | null; tick: number; lastTick: number }
+  | { type: "statuses"; changes: Record<string, string>; current?: string | null; tick: number; lastTick: number }
   | { type: "snapshot"; snapshot: Snapshot; live: boolean; lastTick: number }
   | { type: "breakpoints"; ids: string[] }
   | { type: "ticks"; lastTick: number }

@@ -22,6 +22,8 @@ export class LiveTreePanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private session: vscode.DebugSession | undefined;
   private live = true;
+  /** The session is stopped: its current node is where it stopped, not the last to change. */
+  private stopped = false;
   private batcher = new StatusBatcher();
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly streaming = new Set<string>();
@@ -126,6 +128,7 @@ export class LiveTreePanel implements vscode.Disposable {
   private async bind(session: vscode.DebugSession | undefined): Promise<void> {
     this.session = session;
     this.live = true;
+    this.stopped = false;
     this.batcher = new StatusBatcher();
     if (session === undefined) {
       this.post({ type: "empty", message: "Start a Canopy debug session to see its tree here." });
@@ -211,7 +214,12 @@ export class LiveTreePanel implements vscode.Disposable {
           this.post({ type: "ticks", lastTick: this.batcher.lastTick });
         }
         break;
+      case "continued":
+      case "resumed":
+        this.stopped = false;
+        break;
       case "stopped":
+        this.stopped = true;
         if (this.live) {
           void this.goLive();
         }
@@ -253,7 +261,8 @@ export class LiveTreePanel implements vscode.Disposable {
   private flush(): void {
     const batch = this.batcher.flush();
     if (batch !== undefined && this.live) {
-      this.post({ type: "statuses", changes: batch.changes, current: batch.current, tick: batch.tick, lastTick: batch.tick });
+      const current = this.stopped ? undefined : batch.current;
+      this.post({ type: "statuses", changes: batch.changes, current, tick: batch.tick, lastTick: batch.tick });
     }
   }
 
