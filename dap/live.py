@@ -30,7 +30,8 @@ class StatusBatch:
         self._events = 0
 
     def add(self, event: RecordedEvent) -> None:
-        """Fold one ``NodeStatusChanged``, ``TickCompleted`` or ``TreeReloaded`` event in."""
+        """Fold one ``NodeStatusChanged``, ``TickCompleted`` or ``TreeReloaded`` event in
+        (others only count: the batch is sent with them)."""
         payload = event.payload
         self._events += 1
         self._offset = event.offset

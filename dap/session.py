@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -25,7 +25,6 @@ import jsonschema
 import schemas
 from bridge import BridgeError
 from bridge.client import CanopyClientError
-from bridge.events import RecordedEvent
 from server.runtime.blackboard import BlackboardView, absolute_key
 from server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
 from server.runtime.control import ControlError, ExecutionControl, ExecutionView, LaunchSpec
@@ -81,6 +80,7 @@ CAPABILITIES: Final = {
 LIVE_TREE_EVENTS: Final = ("NodeStatusChanged", "TickCompleted", "TreeReloaded")
 MIN_BATCH_MS: Final = 10
 MAX_BATCH_MS: Final = 1000
+LAST_BATCH_WAIT: Final = 2.0  # seconds an ending session waits for the live tree's last batch
 STOP_REASONS: Final = {
     "breakpoint": "breakpoint",
     "step": "step",
@@ -142,6 +142,7 @@ class DebugSession:
         self._frames: dict[int, tuple[str, str]] = {}
         self._views: dict[str, ExecutionView] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._batch_streams: dict[int, asyncio.Task[None]] = {}
         self._configured = asyncio.Event()
         self._disconnected = False
         self._closing = False
@@ -216,11 +217,12 @@ class DebugSession:
             except (ControlError, CanopyClientError) as error:
                 log.info("could not end execution %s: %s", thread.execution_id, error)
 
-    def _spawn(self, work: Awaitable[None], name: str) -> None:
+    def _spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(work)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -811,14 +813,13 @@ class DebugSession:
                 f"canopy/liveTree: batchMs must be {MIN_BATCH_MS} to {MAX_BATCH_MS}, not {batch_ms}"
             )
         else:
-            self._spawn(self._stream_batches(thread, batch_ms), f"dap-live-tree-{thread.id}")
+            self._batch_streams[thread.id] = self._spawn(
+                self._stream_batches(thread, batch_ms), f"dap-live-tree-{thread.id}"
+            )
         return {"executionId": thread.execution_id}
 
-    def _status_events(self, thread: _Thread) -> AsyncIterator[RecordedEvent]:
-        return self.control.events(thread.execution_id, types=LIVE_TREE_EVENTS)
-
     async def _stream_statuses(self, thread: _Thread) -> None:
-        async for event in self._status_events(thread):
+        async for event in self.control.events(thread.execution_id, types=LIVE_TREE_EVENTS):
             await self.event(
                 "canopy/nodeStatus",
                 {
@@ -835,10 +836,15 @@ class DebugSession:
         wide tree costs the client a bounded amount per batch."""
         batch = StatusBatch()
         arrived = asyncio.Event()
+        ended = False
 
         async def collect() -> None:
+            nonlocal ended
+            types = (*LIVE_TREE_EVENTS, "ExecutionEnded")
             try:
-                async for event in self._status_events(thread):
+                async for event in self.control.events(thread.execution_id, types=types):
+                    # After the end, everything the execution did is in the batch.
+                    ended = ended or event.type == "ExecutionEnded"
                     batch.add(event)
                     arrived.set()
             finally:
@@ -846,14 +852,15 @@ class DebugSession:
 
         collector = asyncio.ensure_future(collect())
         try:
-            while not collector.done():
+            while not (ended or collector.done()):
                 await arrived.wait()
                 await asyncio.sleep(batch_ms / 1000)
                 arrived.clear()
                 body = batch.take()
                 if body is not None:
                     await self.event("canopy/nodeStatuses", {"threadId": thread.id, **body})
-            await collector  # the stream's own error, if it ended with one
+            if collector.done():
+                await collector  # the stream's own error, if it ended with one
         finally:
             collector.cancel()
 
@@ -905,6 +912,10 @@ class DebugSession:
         await self.event("stopped", body)
 
     async def _ended(self, thread: _Thread, note: Notification) -> None:
+        live = self._batch_streams.pop(thread.id, None)
+        if live is not None:
+            # The live tree's last batch (the tree's final statuses) goes before the end.
+            await asyncio.wait([live], timeout=LAST_BATCH_WAIT)
         reason = note.reason or "completed"
         detail = f" ({note.text})" if note.text else ""
         await self.event(

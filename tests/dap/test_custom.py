@@ -212,3 +212,19 @@ async def test_live_tree_refuses_a_bad_batch_period(client: DapClient) -> None:
     message = await client.fails("canopy/liveTree", {"batchMs": "fast"})
     assert message == "canopy/liveTree: argument 'batchMs' must be an integer, not a string"
     assert (await client.ok("threads"))["threads"]  # the session is still healthy
+
+
+async def test_live_tree_last_batch_comes_before_the_end(client: DapClient) -> None:
+    await launch_configured(
+        client, PATROL, mode="auto", stopOnEntry=True, maxTicks=5, blackboard={"battery": 100}
+    )
+    await client.next_event("stopped")
+    await client.ok("canopy/liveTree", {"threadId": 1, "batchMs": 50})
+    await client.ok("continue", {"threadId": 1})
+    await client.wait_for("exited")
+    names = [event["event"] for event in client.events]
+    batches = [e["body"] for e in client.events if e["event"] == "canopy/nodeStatuses"]
+    assert batches[-1]["tick"] == 5  # the tree's final statuses ...
+    assert names.index("exited") > max(  # ... reach the client before the session ends
+        i for i, name in enumerate(names) if name == "canopy/nodeStatuses"
+    )
