@@ -20,10 +20,6 @@ export class DebugMode implements vscode.Disposable {
     this.item.show();
   }
 
-  get current(): DebugModeState {
-    return this.state;
-  }
-
   /** Learn whether a pod is already up, when a server is already known (nothing is started). */
   async refresh(): Promise<void> {
     const endpoint = this.servers.known();
