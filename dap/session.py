@@ -803,23 +803,28 @@ class DebugSession:
     async def on_canopy_liveTree(self, args: dict[str, Any]) -> dict[str, Any]:
         """Start the live tree's event stream: one ``canopy/nodeStatus`` event per status
         change, tick end and reload; or, with ``batchMs``, one ``canopy/nodeStatuses`` event
-        per that many milliseconds holding each changed node's latest status."""
+        per that many milliseconds holding each changed node's latest status. ``after`` (a log
+        offset, e.g. a picture's) skips what the client already has."""
         thread = self._only_thread(args)
         batch_ms = _arg(args, "batchMs", int, None)
+        after = _arg(args, "after", int, 0)
+        if after < 0:
+            raise DapError(f"canopy/liveTree: after is a log offset, not {after}")
         if batch_ms is None:
-            self._spawn(self._stream_statuses(thread), f"dap-live-tree-{thread.id}")
+            self._spawn(self._stream_statuses(thread, after), f"dap-live-tree-{thread.id}")
         elif not MIN_BATCH_MS <= batch_ms <= MAX_BATCH_MS:
             raise DapError(
                 f"canopy/liveTree: batchMs must be {MIN_BATCH_MS} to {MAX_BATCH_MS}, not {batch_ms}"
             )
         else:
             self._batch_streams[thread.id] = self._spawn(
-                self._stream_batches(thread, batch_ms), f"dap-live-tree-{thread.id}"
+                self._stream_batches(thread, batch_ms, after), f"dap-live-tree-{thread.id}"
             )
         return {"executionId": thread.execution_id}
 
-    async def _stream_statuses(self, thread: _Thread) -> None:
-        async for event in self.control.events(thread.execution_id, types=LIVE_TREE_EVENTS):
+    async def _stream_statuses(self, thread: _Thread, after: int) -> None:
+        events = self.control.events(thread.execution_id, after=after, types=LIVE_TREE_EVENTS)
+        async for event in events:
             await self.event(
                 "canopy/nodeStatus",
                 {
@@ -830,7 +835,7 @@ class DebugSession:
                 },
             )
 
-    async def _stream_batches(self, thread: _Thread, batch_ms: int) -> None:
+    async def _stream_batches(self, thread: _Thread, batch_ms: int, after: int) -> None:
         """Collect status events as they come; every ``batch_ms`` after the first one of a
         batch, send what changed. The batch holds one entry per node at most, so a fast,
         wide tree costs the client a bounded amount per batch."""
@@ -842,7 +847,8 @@ class DebugSession:
             nonlocal ended
             types = (*LIVE_TREE_EVENTS, "ExecutionEnded")
             try:
-                async for event in self.control.events(thread.execution_id, types=types):
+                events = self.control.events(thread.execution_id, after=after, types=types)
+                async for event in events:
                     # After the end, everything the execution did is in the batch.
                     ended = ended or event.type == "ExecutionEnded"
                     batch.add(event)

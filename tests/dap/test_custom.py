@@ -228,3 +228,18 @@ async def test_live_tree_last_batch_comes_before_the_end(client: DapClient) -> N
     assert names.index("exited") > max(  # ... reach the client before the session ends
         i for i, name in enumerate(names) if name == "canopy/nodeStatuses"
     )
+
+
+async def test_live_tree_after_a_picture_sends_only_what_came_since(client: DapClient) -> None:
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    await client.next_event("stopped")
+    await step(client, "next", "step")  # tick 1
+    picture = (await client.ok("canopy/picture", {"format": "json"}))["content"]
+    await client.ok("canopy/liveTree", {"batchMs": 20, "after": picture["offset"]})
+    await step(client, "next", "step")  # tick 2
+    batch = await client.next_event("canopy/nodeStatuses")
+    assert batch["tick"] == 2
+    assert batch["offset"] > picture["offset"]
+    assert "patrol/round/check_battery" not in batch["changes"]  # it changed in tick 1 only
+    message = await client.fails("canopy/liveTree", {"batchMs": 20, "after": -1})
+    assert message == "canopy/liveTree: after is a log offset, not -1"
