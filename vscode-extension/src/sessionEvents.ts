@@ -20,6 +20,8 @@ export class SessionEvents implements vscode.Disposable {
   private readonly registration: vscode.Disposable;
   /** Sessions whose launch is configured, i.e. whose execution can be asked about. */
   private readonly configured = new Set<string>();
+  /** Sessions stopped right now (at a breakpoint, a step, an exception). */
+  private readonly stopped = new Set<string>();
 
   /** Fires for every event a Canopy adapter sends, `configured` once per session, and
    * `resumed` when the client asks the tree to run on. */
@@ -36,12 +38,18 @@ export class SessionEvents implements vscode.Disposable {
         onWillReceiveMessage: (message: { type?: string; command?: string }) => {
           trace("→", message);
           if (message.type === "request" && RESUMING.has(message.command ?? "")) {
+            this.stopped.delete(session.id);
             this.emitter.fire({ session, event: "resumed", body: {} });
           }
         },
         onDidSendMessage: (message: { type?: string; event?: string; command?: string; success?: boolean; body?: unknown }) => {
           trace("←", message);
           if (message.type === "event" && typeof message.event === "string") {
+            if (message.event === "stopped") {
+              this.stopped.add(session.id);
+            } else if (message.event === "continued" || message.event === "terminated") {
+              this.stopped.delete(session.id);
+            }
             this.emitter.fire({ session, event: message.event, body: (message.body ?? {}) as Record<string, unknown> });
           } else if (message.type === "response" && message.command === "configurationDone" && message.success) {
             this.configured.add(session.id);
@@ -50,6 +58,7 @@ export class SessionEvents implements vscode.Disposable {
         },
         onWillStopSession: () => {
           this.configured.delete(session.id);
+          this.stopped.delete(session.id);
         },
       }),
     });
@@ -58,6 +67,11 @@ export class SessionEvents implements vscode.Disposable {
   /** Whether `session` has finished its configuration (its execution exists). */
   isConfigured(session: vscode.DebugSession): boolean {
     return this.configured.has(session.id);
+  }
+
+  /** Whether `session` is stopped now: its current node is where it stopped. */
+  isStopped(session: vscode.DebugSession): boolean {
+    return this.stopped.has(session.id);
   }
 
   dispose(): void {

@@ -22,8 +22,6 @@ export class LiveTreePanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private session: vscode.DebugSession | undefined;
   private live = true;
-  /** The session is stopped: its current node is where it stopped, not the last to change. */
-  private stopped = false;
   private batcher = new StatusBatcher();
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly streaming = new Set<string>();
@@ -128,7 +126,6 @@ export class LiveTreePanel implements vscode.Disposable {
   private async bind(session: vscode.DebugSession | undefined): Promise<void> {
     this.session = session;
     this.live = true;
-    this.stopped = false;
     this.batcher = new StatusBatcher();
     if (session === undefined) {
       this.post({ type: "empty", message: "Start a Canopy debug session to see its tree here." });
@@ -153,7 +150,8 @@ export class LiveTreePanel implements vscode.Disposable {
     if (!this.streaming.has(session.id)) {
       this.streaming.add(session.id);
       try {
-        await session.customRequest("canopy/liveTree", { batchMs: FLUSH_MS });
+        // From the picture on: what came before is in the picture already.
+        await session.customRequest("canopy/liveTree", { batchMs: FLUSH_MS, after: picture.offset });
       } catch (error) {
         this.streaming.delete(session.id);
         this.post({ type: "notice", message: `canopy/liveTree: ${(error as Error).message}` });
@@ -214,12 +212,7 @@ export class LiveTreePanel implements vscode.Disposable {
           this.post({ type: "ticks", lastTick: this.batcher.lastTick });
         }
         break;
-      case "continued":
-      case "resumed":
-        this.stopped = false;
-        break;
       case "stopped":
-        this.stopped = true;
         if (this.live) {
           void this.goLive();
         }
@@ -261,7 +254,8 @@ export class LiveTreePanel implements vscode.Disposable {
   private flush(): void {
     const batch = this.batcher.flush();
     if (batch !== undefined && this.live) {
-      const current = this.stopped ? undefined : batch.current;
+      // Stopped, the current node is where the session stopped, not the last one to change.
+      const current = this.session !== undefined && this.events.isStopped(this.session) ? undefined : batch.current;
       this.post({ type: "statuses", changes: batch.changes, current, tick: batch.tick, lastTick: batch.tick });
     }
   }
