@@ -113,7 +113,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import py_trees
-from measure import machine_busy_seconds, percentile
+from measure import emit_report, machine_busy_seconds, percentile
 from py_trees.common import Access, Status
 from rich.console import Console
 from rich.table import Table
@@ -1446,10 +1446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_summary(report)
     if profile is not None:
         print_profile(profile)
-    line = json.dumps(report, separators=(",", ":"))
-    if args.out:
-        args.out.write_text(line + "\n")
-    print(line, flush=True)
+    emit_report(report, args.out)
     return 1 if report["errors"] else 0
 
 

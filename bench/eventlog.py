@@ -73,7 +73,7 @@ from urllib.parse import quote
 
 import psycopg
 import sqlalchemy
-from measure import machine_busy_seconds, percentile
+from measure import emit_report, machine_busy_seconds, percentile
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -871,10 +871,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print("[red]interrupted (temporary files and schema removed)[/red]")
         return 130
     print_summary(report)
-    line = json.dumps(report, separators=(",", ":"))
-    if args.out:
-        args.out.write_text(line + "\n")
-    print(line, flush=True)
+    emit_report(report, args.out)
     return 1 if any("error" in r for r in report["stores"].values()) else 0
 
 

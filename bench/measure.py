@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["machine_busy_seconds", "percentile"]
+__all__ = ["emit_report", "machine_busy_seconds", "percentile"]
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -27,3 +29,12 @@ def machine_busy_seconds() -> float | None:
     ticks = [int(value) for value in first_line.split()[1:9]]
     idle = ticks[3] + ticks[4]  # idle + iowait; the rest (user .. steal) is busy
     return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def emit_report(report: Mapping[str, Any], out: Path | None) -> None:
+    """Print ``report`` as one compact JSON line, the last of stdout (what tools read), and
+    write the same line to ``out`` when given."""
+    line = json.dumps(report, separators=(",", ":"))
+    if out:
+        out.write_text(line + "\n")
+    print(line, flush=True)

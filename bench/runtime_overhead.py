@@ -92,7 +92,6 @@ import argparse
 import asyncio
 import gc
 import itertools
-import json
 import logging
 import math
 import os
@@ -117,7 +116,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import py_trees
-from measure import machine_busy_seconds, percentile
+from measure import emit_report, machine_busy_seconds, percentile
 from py_trees.behaviour import Behaviour
 from py_trees.blackboard import Blackboard
 from py_trees.common import Access, ParallelPolicy, Status
@@ -1205,10 +1204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     report = asyncio.run(run(QUICK if args.quick else FULL, args.sizes, not args.no_jumps))
     print_summary(report)
-    line = json.dumps(report, separators=(",", ":"))
-    if args.out:
-        args.out.write_text(line + "\n")
-    print(line, flush=True)
+    emit_report(report, args.out)
     failed = any("error" in r for r in report["sizes"].values()) or "error" in report.get(
         "jumps", {}
     )

@@ -91,7 +91,7 @@ from typing import Any, Final
 
 import aiohttp
 import orjson
-from measure import machine_busy_seconds, percentile
+from measure import emit_report, machine_busy_seconds, percentile
 from rich.console import Console
 from sqlalchemy import func, select
 
@@ -1418,10 +1418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     report = run(plan_of(args), args.database_url)
     print_summary(report)
-    line = json.dumps(report, separators=(",", ":"))
-    if args.out:
-        args.out.write_text(line + "\n")
-    print(line, flush=True)
+    emit_report(report, args.out)
     return 1 if report["errors"] else 0
 
 

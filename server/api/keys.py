@@ -4,7 +4,7 @@ everything a handler needs hangs off ``request.app`` or ``request``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from aiohttp import web
 
@@ -12,9 +12,6 @@ from bridge import EventStore, ProjectionRunner
 
 from ..auth import Principal
 from ..config import Settings
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "LOCAL_TOKEN",
