@@ -13,7 +13,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { extensionRoot, repositoryRoot, runCommand, startWorkbench } from "../e2e/workbench.mjs";
+import { extensionRoot, liveTreeFrame, repositoryRoot, runCommand, startWorkbench } from "../e2e/workbench.mjs";
 
 const quick = process.argv.includes("--quick");
 const TICKS = quick ? 200 : 1500; // 4 s or 30 s at 50 Hz
@@ -99,14 +99,7 @@ async function runOnce(page, withView) {
   let target = page.mainFrame();
   if (withView) {
     await runCommand(page, "Canopy: Show the Live Tree");
-    const deadline = Date.now() + 30_000;
-    for (target = undefined; target === undefined && Date.now() < deadline; ) {
-      for (const frame of page.frames()) {
-        if ((await frame.$("#canvas g[data-id]").catch(() => null)) !== null) target = frame;
-      }
-      if (target === undefined) await page.waitForTimeout(100);
-    }
-    if (target === undefined) throw new Error("the live tree did not draw the tree within 30 s");
+    target = await liveTreeFrame(page, 30_000);
   }
   const recorder = await record(target);
   const started = Date.now();

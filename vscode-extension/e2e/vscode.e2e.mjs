@@ -5,12 +5,11 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { extensionRoot, repositoryRoot, runCommand, startWorkbench } from "./workbench.mjs";
+import { eventually, extensionRoot, liveTreeFrame, repositoryRoot, runCommand, startWorkbench } from "./workbench.mjs";
 
 const artifacts = path.join(extensionRoot, "e2e", "artifacts");
 const vsix = path.join(extensionRoot, "canopy.vsix");
 const canopy = process.env.CANOPY_COMMAND ?? path.join(repositoryRoot, ".venv", "bin", "canopy");
-const STOP_MS = 20_000;
 
 let workbench;
 let page;
@@ -35,17 +34,6 @@ async function rows(view) {
 function has(list, text) {
   const squeeze = (value) => value.replace(/\s+/g, "");
   return list.some((item) => squeeze(item) === squeeze(text));
-}
-
-async function eventually(what, check, withinMs = STOP_MS) {
-  const deadline = Date.now() + withinMs;
-  let last;
-  for (;;) {
-    last = await check();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${withinMs} ms: ${what}`);
-    await page.waitForTimeout(150);
-  }
 }
 
 /** The Call Stack's frames once the session is stopped with `first` as its top frame. */
@@ -76,19 +64,6 @@ async function editBlackboard(name, value) {
   await input.fill(value);
   await input.press("Enter");
   await eventually(`${name} = ${value} in Variables`, async () => has(await rows("Variables"), `${name} = ${value}`));
-}
-
-async function liveTreeFrame() {
-  return eventually("the live tree webview", async () => {
-    for (const frame of page.frames()) {
-      try {
-        if ((await frame.$("#canvas g[data-id]")) !== null) return frame;
-      } catch {
-        // a frame that navigated away meanwhile
-      }
-    }
-    return undefined;
-  });
 }
 
 describe("Canopy in VS Code", function () {
@@ -203,7 +178,7 @@ describe("Canopy in VS Code", function () {
 
   it("shows the live tree: statuses, the current node, breakpoints on click, the timeline", async () => {
     await runCommand(page, "Canopy: Show the Live Tree");
-    const view = await liveTreeFrame();
+    const view = await liveTreeFrame(page);
     const classOf = (id) => view.locator(`g[data-id="${id}"]`).getAttribute("class");
     await eventually("scan drawn as the current node", async () => (await classOf("patrol/round/scan"))?.includes("current"));
     assert.match(await classOf("patrol/round/check_battery"), /status-SUCCESS/);
@@ -230,7 +205,7 @@ describe("Canopy in VS Code", function () {
 
   it("shows the execution timeline", async () => {
     await runCommand(page, "Canopy: Show the Execution Timeline");
-    const view = await liveTreeFrame();
+    const view = await liveTreeFrame(page);
     const summary = await eventually("the timeline summary", async () => {
       const text = await view.locator("#summary").textContent();
       return text !== "" ? text : undefined;

@@ -27,13 +27,30 @@ function freePort() {
   });
 }
 
-async function until(what, check, withinMs) {
+/** Poll `check` until it gives something truthy, and return that; fail after `withinMs`. */
+export async function eventually(what, check, withinMs = 20_000) {
   const deadline = Date.now() + withinMs;
   for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${withinMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const found = await check();
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`timed out after ${withinMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 150));
   }
+}
+
+/** The frame of the live tree webview, once it has drawn a tree. */
+export function liveTreeFrame(page, withinMs = 20_000) {
+  return eventually(
+    "the live tree webview",
+    async () => {
+      for (const frame of page.frames()) {
+        // a frame that navigates away meanwhile counts as not found
+        if ((await frame.$("#canvas g[data-id]").catch(() => null)) !== null) return frame;
+      }
+      return undefined;
+    },
+    withinMs,
+  );
 }
 
 /**
@@ -110,7 +127,7 @@ export async function startWorkbench({ workspace, vsix, settings, env = {} }) {
     { env: environment, detached: true, stdio: ["ignore", log, log] },
   );
   const url = `http://127.0.0.1:${port}`;
-  await until("code-server's /healthz", async () => {
+  await eventually("code-server's /healthz", async () => {
     try {
       return (await fetch(`${url}/healthz`)).ok;
     } catch {
