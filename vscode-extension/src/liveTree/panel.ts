@@ -4,7 +4,7 @@
  * and sets or clears a node's breakpoint on a click.
  *
  * Everything comes through the debug adapter: `canopy/picture` (the tree and its statuses at a
- * tick), `canopy/liveTree` (the `canopy/nodeStatus` event stream) and `canopy/timeline`, so the
+ * tick), `canopy/liveTree` (batched `canopy/nodeStatuses` events) and `canopy/timeline`, so the
  * view works the same for embedded runs and for runs in a debug pod.
  */
 import { randomBytes } from "node:crypto";
@@ -50,8 +50,7 @@ export class LiveTreePanel implements vscode.Disposable {
     } else {
       this.panel.reveal(undefined, true);
     }
-    const active = vscode.debug.activeDebugSession;
-    await this.bind(active?.type === "canopy" ? active : this.session);
+    await this.bind(activeCanopySession() ?? this.session);
   }
 
   /** Open the view with its timeline summary: ticks so far and their durations. */
