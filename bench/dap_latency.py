@@ -588,14 +588,14 @@ ADAPTER_ENTRY: Final = """\
 import sys
 from pathlib import Path
 
-import dap
-import server
+from canopy import dap
+from canopy import server
 
 root = Path({root!r})
 for module in (dap, server):
     if not Path(module.__file__ or "").resolve().is_relative_to(root):
         sys.exit(f"{{module.__name__}} is imported from {{module.__file__}}, not from {{root}}")
-from server.cli import main
+from canopy.server.cli import main
 
 sys.exit(main())
 """

@@ -79,9 +79,9 @@ from rich.table import Table
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from bridge import ALL_TENANTS, EventFilter, NewEvent, Producer, open_store
-from bridge.sql import SqlEventStore
-from bridge.sql.tables import events as events_table
+from canopy.bridge import ALL_TENANTS, EventFilter, NewEvent, Producer, open_store
+from canopy.bridge.sql import SqlEventStore
+from canopy.bridge.sql.tables import events as events_table
 
 STORES: Final = ("sqlite", "postgres")
 PRODUCER_COUNTS: Final = (1, 10, 100)

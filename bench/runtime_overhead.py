@@ -123,13 +123,13 @@ from py_trees.common import Access, ParallelPolicy, Status
 from rich.console import Console
 from rich.table import Table
 
-from bridge import EventStore, open_store
-from server.runtime.breakpoints import BreakpointSpec, Position
-from server.runtime.control import LaunchSpec
-from server.runtime.definition import load_tree
-from server.runtime.engine import SNAPSHOT_EVERY, CaptureLevel, Execution, Mode
-from server.runtime.history import ExecutionHistory
-from server.runtime.inprocess import InProcessControl
+from canopy.bridge import EventStore, open_store
+from canopy.server.runtime.breakpoints import BreakpointSpec, Position
+from canopy.server.runtime.control import LaunchSpec
+from canopy.server.runtime.definition import load_tree
+from canopy.server.runtime.engine import SNAPSHOT_EVERY, CaptureLevel, Execution, Mode
+from canopy.server.runtime.history import ExecutionHistory
+from canopy.server.runtime.inprocess import InProcessControl
 
 SCRIPT: Final = Path(__file__).resolve()
 REPO: Final = SCRIPT.parent.parent
@@ -441,7 +441,7 @@ class OnceHandler(logging.Handler):
 @contextmanager
 def engine_logs(handler: OnceHandler) -> Iterator[None]:
     """Route the warnings of ``server`` and ``bridge`` to ``handler`` for the duration."""
-    loggers = [logging.getLogger(name) for name in ("server", "bridge")]
+    loggers = [logging.getLogger(name) for name in ("canopy.server", "canopy.bridge")]
     saved = [(logger.propagate, logger.level) for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)

@@ -95,11 +95,11 @@ from measure import emit_report, machine_busy_seconds, percentile
 from rich.console import Console
 from sqlalchemy import func, select
 
-from bridge import NewEvent, Producer, Topic, open_store
-from bridge.client import CanopyClient, read_discovery
-from bridge.sql.tables import events as events_table
-from server.auth import LOCAL_TENANT
-from server.pods.protocol import (
+from canopy.bridge import NewEvent, Producer, Topic, open_store
+from canopy.bridge.client import CanopyClient, read_discovery
+from canopy.bridge.sql.tables import events as events_table
+from canopy.server.auth import LOCAL_TENANT
+from canopy.server.pods.protocol import (
     BATCH_BYTES,
     CONNECT_PATH,
     HEARTBEAT_SECONDS,

@@ -16,7 +16,7 @@ import fastjsonschema
 import jsonschema
 from jsonschema.exceptions import best_match
 
-import schemas
+from canopy import schemas
 
 from .errors import InvalidEvent
 from .events import NewEvent

@@ -22,8 +22,8 @@ from typing import Any
 
 import click
 
-from bridge import BridgeError
-from server.logs import configure_logging
+from canopy.bridge import BridgeError
+from canopy.server.logs import configure_logging
 
 from .controls import AdapterControls
 from .transport import serve_stdio, serve_tcp

@@ -20,11 +20,16 @@ import contextlib
 from pathlib import Path
 from typing import Final
 
-from bridge import EventStore, database_url, open_store
-from bridge.client import CanopyClient, Endpoint
-from server.remote.client import HttpExecutionControl
-from server.runtime.control import ControlError, ExecutionControl, ExecutionInfo, UnknownExecution
-from server.runtime.inprocess import InProcessControl
+from canopy.bridge import EventStore, database_url, open_store
+from canopy.bridge.client import CanopyClient, Endpoint
+from canopy.server.remote.client import HttpExecutionControl
+from canopy.server.runtime.control import (
+    ControlError,
+    ExecutionControl,
+    ExecutionInfo,
+    UnknownExecution,
+)
+from canopy.server.runtime.inprocess import InProcessControl
 
 from .servers import Report, Servers, ensure_pod
 

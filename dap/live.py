@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.events import RecordedEvent
+from canopy.bridge.events import RecordedEvent
 
 __all__ = ["StatusBatch"]
 

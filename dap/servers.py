@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, Final
 import aiohttp
 import orjson
 
-from bridge.client import (
+from canopy.bridge.client import (
     DISCOVERY_FILE,
     CanopyClient,
     CanopyClientError,
@@ -38,7 +38,7 @@ from bridge.client import (
     discover,
     read_discovery,
 )
-from server.remote import wire
+from canopy.server.remote import wire
 
 __all__ = [
     "START_TIMEOUT",
@@ -62,7 +62,7 @@ STOP_TIMEOUT: Final = 15.0
 PROBE_TIMEOUT: Final = 3.0
 """Seconds a discovered server has to answer ``/healthz`` before it counts as gone."""
 LOG_FILE: Final = "server.log"
-SERVE: Final = ("-c", "from server.cli import main; main()", "serve")
+SERVE: Final = ("-c", "from canopy.server.cli import main; main()", "serve")
 """``canopy serve`` through the running interpreter: the same code as the adapter's, whether
 it runs from an install or from a source tree on ``PYTHONPATH``."""
 

@@ -22,15 +22,15 @@ from typing import Any, Final
 
 import jsonschema
 
-import schemas
-from bridge import BridgeError
-from bridge.client import CanopyClientError
-from server.runtime.blackboard import BlackboardView, absolute_key
-from server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
-from server.runtime.control import ControlError, ExecutionControl, ExecutionView, LaunchSpec
-from server.runtime.definition import DefinitionError
-from server.runtime.engine import CaptureLevel, Mode, Notification, RunState, StepKind
-from server.runtime.expressions import Expression, ExpressionError
+from canopy import schemas
+from canopy.bridge import BridgeError
+from canopy.bridge.client import CanopyClientError
+from canopy.server.runtime.blackboard import BlackboardView, absolute_key
+from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
+from canopy.server.runtime.control import ControlError, ExecutionControl, ExecutionView, LaunchSpec
+from canopy.server.runtime.definition import DefinitionError
+from canopy.server.runtime.engine import CaptureLevel, Mode, Notification, RunState, StepKind
+from canopy.server.runtime.expressions import Expression, ExpressionError
 
 from .controls import ControlChooser
 from .live import StatusBatch

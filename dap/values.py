@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from server.runtime.blackboard import absolute_key
+from canopy.server.runtime.blackboard import absolute_key
 
 __all__ = ["UnknownReference", "Variables", "format_value"]
 

@@ -16,8 +16,8 @@ from typing import Any, Final
 
 from aiohttp import WSCloseCode, web
 
-from bridge import BridgeError, EventStore, ProjectionRunner, RetentionRule, open_store
-from bridge.client import read_discovery
+from canopy.bridge import BridgeError, EventStore, ProjectionRunner, RetentionRule, open_store
+from canopy.bridge.client import read_discovery
 
 from .api.control import add_control_routes
 from .api.events import append_events, read_events, subscribe_events

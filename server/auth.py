@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-from bridge import (
+from canopy.bridge import (
     ALL_TENANTS,
     Documents,
     EventFilter,

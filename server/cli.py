@@ -24,9 +24,15 @@ from rich.console import Console
 from rich.markup import escape
 from yarl import URL
 
-import schemas
-from bridge import BridgeError, RecordedEvent, open_store
-from bridge.client import DISCOVERY_FILE, CanopyClient, CanopyClientError, Discovery, ServerError
+from canopy import schemas
+from canopy.bridge import BridgeError, RecordedEvent, open_store
+from canopy.bridge.client import (
+    DISCOVERY_FILE,
+    CanopyClient,
+    CanopyClientError,
+    Discovery,
+    ServerError,
+)
 
 from . import __version__
 from .api.keys import LOCAL_TOKEN

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from bridge import ConfigurationError, RetentionRule, parse_retention
+from canopy.bridge import ConfigurationError, RetentionRule, parse_retention
 
 __all__ = [
     "CONFIG_FILE",

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from bridge.client import CanopyClient
+from canopy.bridge.client import CanopyClient
 
 from .api.keys import LOCAL_TOKEN
 from .app import create_app, stop_pods

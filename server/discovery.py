@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from bridge.client import DISCOVERY_FILE, Discovery, read_discovery
+from canopy.bridge.client import DISCOVERY_FILE, Discovery, read_discovery
 
 __all__ = ["remove_discovery", "write_discovery"]
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bridge import ConcurrencyConflict, EventFilter, EventStore, NewEvent, Producer, Topic
+from canopy.bridge import ConcurrencyConflict, EventFilter, EventStore, NewEvent, Producer, Topic
 
 from . import __version__
 from .runtime.definition import DefinitionError

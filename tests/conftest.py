@@ -15,8 +15,8 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from bridge import open_store
-from bridge.sql import SqlEventStore
+from canopy.bridge import open_store
+from canopy.bridge.sql import SqlEventStore
 
 POSTGRES_URL = os.environ.get(
     "CANOPY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

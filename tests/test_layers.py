@@ -1,6 +1,6 @@
-"""Imports flow one way: schemas <- bridge <- server <- (dap, lsp). The event log also stays free
-of web-server and terminal frameworks. Read from the source, so a lazy import inside a function
-is caught too."""
+"""Imports flow one way: schemas <- bridge <- server <- (dap, lsp), all under ``canopy``. The
+event log also stays free of web-server and terminal frameworks. Read from the source, so a lazy
+import inside a function is caught too."""
 
 from __future__ import annotations
 
@@ -21,7 +21,14 @@ ALLOWED = {
 FORBIDDEN = {
     "schemas": {"aiohttp", "sqlalchemy", "click", "rich"},
     "bridge": {"aiohttp.web", "click", "rich"},
-    "server/runtime": {"aiohttp", "click", "rich", "server.api", "server.app", "server.cli"},
+    "server/runtime": {
+        "aiohttp",
+        "click",
+        "rich",
+        "canopy.server.api",
+        "canopy.server.app",
+        "canopy.server.cli",
+    },
 }
 
 
@@ -41,7 +48,8 @@ def violations(layer: str) -> list[str]:
     found = []
     for path in sorted((ROOT / layer).rglob("*.py")):
         for name in sorted(imports_of(path)):
-            top = name.split(".")[0]
+            parts = name.split(".")
+            top = parts[1] if parts[0] == "canopy" and len(parts) > 1 else parts[0]
             if top in LAYERS and top != layer and top not in ALLOWED[layer]:
                 found.append(f"{path.relative_to(ROOT)} imports {name}")
     return found
@@ -69,5 +77,5 @@ def test_domains_stay_free_of_frameworks(folder: str) -> None:
 
 def test_the_check_sees_a_violation(tmp_path: Path) -> None:
     leaky = tmp_path / "leaky.py"
-    leaky.write_text("def f():\n    from server.app import create_app\n", encoding="utf-8")
-    assert "server.app" in imports_of(leaky)
+    leaky.write_text("def f():\n    from canopy.server.app import create_app\n", encoding="utf-8")
+    assert "canopy.server.app" in imports_of(leaky)

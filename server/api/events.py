@@ -16,8 +16,8 @@ from typing import Any, Final
 
 from aiohttp import WSCloseCode, web
 
-from bridge import BridgeError, InvalidEvent, NewEvent, RecordedEvent, Subscription
-from bridge.validation import EventValidator
+from canopy.bridge import BridgeError, InvalidEvent, NewEvent, RecordedEvent, Subscription
+from canopy.bridge.validation import EventValidator
 
 from ..auth import TOKEN_EVENT_TYPES, Principal
 from .keys import PRINCIPAL, SOCKETS, STORE

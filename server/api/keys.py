@@ -8,7 +8,7 @@ from typing import Final
 
 from aiohttp import web
 
-from bridge import EventStore, ProjectionRunner
+from canopy.bridge import EventStore, ProjectionRunner
 
 from ..auth import Principal
 from ..config import Settings

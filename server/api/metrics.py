@@ -33,7 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bridge import NewEvent
+from canopy.bridge import NewEvent
 
 from ..pods.manager import Pod, PodManager
 from .keys import PODS, STORE

@@ -11,7 +11,7 @@ extension and other clients can read it without a server) and served from there 
 ``GET /api/v1/openapi.json``; a test fails when the file and :func:`build_document` drift.
 Regenerate it with::
 
-    python -m server.api.openapi > schemas/openapi.json
+    python -m canopy.server.api.openapi > schemas/openapi.json
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-import schemas
-from bridge import TOPICS
+from canopy import schemas
+from canopy.bridge import TOPICS
 
 from ..pods.protocol import CONNECT_PATH, POD_HEADER
 from ..remote import wire
@@ -52,7 +52,7 @@ __all__ = ["DOCUMENT_FILE", "REGENERATE", "build_document", "serve_openapi"]
 
 DOCUMENT_FILE: Final = "openapi.json"
 """The committed document, in the ``schemas`` package."""
-REGENERATE: Final = "python -m server.api.openapi > schemas/openapi.json"
+REGENERATE: Final = "python -m canopy.server.api.openapi > schemas/openapi.json"
 API_VERSION: Final = "1.0.0"
 """The version of the ``/api/v1`` surface (not of the package, so a release that changes no
 route leaves the document as it is)."""

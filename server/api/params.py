@@ -11,7 +11,7 @@ from typing import Any, Final
 from aiohttp import web
 from multidict import MultiMapping
 
-from bridge import TOPICS, EventFilter, RecordedEvent
+from canopy.bridge import TOPICS, EventFilter, RecordedEvent
 
 from .problems import Problem
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from bridge import (
+from canopy.bridge import (
     BridgeError,
     ConcurrencyConflict,
     InvalidEvent,

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from bridge import EventFilter, RecordedEvent
+from canopy.bridge import EventFilter, RecordedEvent
 
 from ..auth import Principal
 from ..remote.forwarding import ForwardingControl

@@ -45,7 +45,7 @@ T = TypeVar("T")
 
 DEFAULT_NAMESPACE: Final = "canopy"
 DEFAULT_IMAGE: Final = "canopy-debug:latest"
-DEFAULT_COMMAND: Final = ("python", "-m", "server.pods.worker")
+DEFAULT_COMMAND: Final = ("python", "-m", "canopy.server.pods.worker")
 POD_NAME_PREFIX: Final = "canopy-pod-"
 POD_APP_LABEL: Final = "canopy-debug-pod"
 """Value of ``app.kubernetes.io/name`` on every debug pod: what operators (and a clean-up job)

@@ -16,7 +16,7 @@ from typing import Any, Final
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bridge import BridgeError, EventStore, NewEvent, Producer, Topic
+from canopy.bridge import BridgeError, EventStore, NewEvent, Producer, Topic
 
 from .. import __version__
 from ..remote import wire

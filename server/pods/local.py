@@ -26,7 +26,7 @@ __all__ = ["WORKER_COMMAND", "LocalPodProvider"]
 
 log = logging.getLogger(__name__)
 
-WORKER_COMMAND: Final = (sys.executable, "-m", "server.pods.worker")
+WORKER_COMMAND: Final = (sys.executable, "-m", "canopy.server.pods.worker")
 STOP_GRACE_SECONDS: Final = 5.0
 """How long a worker gets to flush its events after SIGTERM before it is killed."""
 

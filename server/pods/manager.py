@@ -22,7 +22,7 @@ from typing import Any, Final
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bridge import ALL_TENANTS, EventFilter, EventStore, NewEvent, Topic
+from canopy.bridge import ALL_TENANTS, EventFilter, EventStore, NewEvent, Topic
 
 from ..auth import Principal, token_digest
 from ..remote.wire import PodUnavailable

@@ -28,7 +28,7 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from bridge import EventFilter, RecordedEvent, open_store
+from canopy.bridge import EventFilter, RecordedEvent, open_store
 
 from .. import __version__
 from ..logs import configure_logging
@@ -416,7 +416,7 @@ async def _main(database: str, spare: bool) -> int:
 
 
 def main() -> None:
-    """Entry point of ``python -m server.pods.worker`` (what a pod runs)."""
+    """Entry point of ``python -m canopy.server.pods.worker`` (what a pod runs)."""
     configure_logging(os.environ.get("CANOPY_LOG_LEVEL", "INFO"))
     spare = os.environ.get(SPARE_VARIABLE) == "1"
     sys.exit(asyncio.run(_main(str(DATABASE), spare)))

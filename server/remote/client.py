@@ -19,8 +19,8 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from bridge import RecordedEvent
-from bridge.client import CanopyClient, ServerError, ServerUnreachable
+from canopy.bridge import RecordedEvent
+from canopy.bridge.client import CanopyClient, ServerError, ServerUnreachable
 
 from ..runtime.engine import Notification
 from ..runtime.inprocess import NotificationStream

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge import RecordedEvent
+from canopy.bridge import RecordedEvent
 
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .diff import ExecutionDiff, StateDiff

@@ -24,7 +24,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bridge import EventFilter, EventStore
+from canopy.bridge import EventFilter, EventStore
 
 from .history import (
     ExecutionHistory,

@@ -50,7 +50,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from bridge import EventFilter, EventStore, RecordedEvent
+from canopy.bridge import EventFilter, EventStore, RecordedEvent
 
 __all__ = [
     "STATUSES",

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from bridge import EventFilter, EventStore, Producer, RecordedEvent
+from canopy.bridge import EventFilter, EventStore, Producer, RecordedEvent
 
 from .blackboard import absolute
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec

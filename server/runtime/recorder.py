@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Final
 
-from bridge import (
+from canopy.bridge import (
     ConcurrencyConflict,
     EventStore,
     InvalidEvent,

@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from bridge import (
+from canopy.bridge import (
     ALL_TENANTS,
     Documents,
     EventFilter,

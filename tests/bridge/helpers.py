@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bridge import EventFilter, NewEvent, Producer, RecordedEvent, Subscription, Topic
+from canopy.bridge import EventFilter, NewEvent, Producer, RecordedEvent, Subscription, Topic
 
 PRODUCER = Producer("tests", "1")
 

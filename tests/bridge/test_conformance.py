@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge import (
+from canopy.bridge import (
     ALL_TENANTS,
     ConcurrencyConflict,
     EventFilter,
@@ -17,7 +17,7 @@ from bridge import (
     Topic,
     open_store,
 )
-from bridge.sql import SqlEventStore
+from canopy.bridge.sql import SqlEventStore
 
 from .helpers import blackboard, collect, event_with, incident, read_all, tick
 
@@ -321,7 +321,7 @@ async def test_events_and_stream_versions_survive_reopening(store_url: str) -> N
 
 
 async def test_appending_to_a_closed_store_fails_clearly(store_url: str) -> None:
-    from bridge import StoreClosed
+    from canopy.bridge import StoreClosed
 
     store = open_store(store_url)
     async with store:

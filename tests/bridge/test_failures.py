@@ -9,7 +9,7 @@ import sqlite3
 import psycopg
 import pytest
 
-from bridge import EventFilter, StoreUnavailable, open_store
+from canopy.bridge import EventFilter, StoreUnavailable, open_store
 
 from .helpers import collect, read_all, tick
 

@@ -8,9 +8,9 @@ import contextlib
 
 from sqlalchemy import create_engine, insert
 
-from bridge import EventFilter, ProjectionRunner, open_store
-from bridge.sql import migrate
-from bridge.sql.tables import events, head
+from canopy.bridge import EventFilter, ProjectionRunner, open_store
+from canopy.bridge.sql import migrate
+from canopy.bridge.sql.tables import events, head
 
 from .helpers import tick
 from .test_projections import TickCounts

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bridge import ALL_TENANTS, EventFilter, open_store
+from canopy.bridge import ALL_TENANTS, EventFilter, open_store
 
 from .helpers import read_all
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bridge import (
+from canopy.bridge import (
     ALL_TENANTS,
     Documents,
     EventFilter,
@@ -17,7 +17,7 @@ from bridge import (
     Topic,
     open_store,
 )
-from bridge.sql import SqlEventStore
+from canopy.bridge.sql import SqlEventStore
 
 from .helpers import incident, tick
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bridge import open_store
+from canopy.bridge import open_store
 
 from .helpers import tick
 

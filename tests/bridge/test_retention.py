@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge import ConfigurationError, EventFilter, RetentionRule, Topic, parse_retention
-from bridge.sql import SqlEventStore
+from canopy.bridge import ConfigurationError, EventFilter, RetentionRule, Topic, parse_retention
+from canopy.bridge.sql import SqlEventStore
 
 from .helpers import event_with, incident, read_all, tick
 

@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 
-from bridge import open_store
+from canopy.bridge import open_store
 
 from .helpers import tick
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dap.framing import MessageReader, encode
+from canopy.dap.framing import MessageReader, encode
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 20
@@ -159,7 +159,7 @@ class DapClient:
 
 
 def _adapter_command(*arguments: str) -> list[str]:
-    return [sys.executable, "-c", "from server.cli import main; main()", "dap", *arguments]
+    return [sys.executable, "-c", "from canopy.server.cli import main; main()", "dap", *arguments]
 
 
 def _environment() -> dict[str, str]:

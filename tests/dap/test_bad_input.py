@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dap.framing import MAX_MESSAGE_BYTES
+from canopy.dap.framing import MAX_MESSAGE_BYTES
 
 from .client import DapClient, launch_configured
 from .helpers import FOREVER, PATROL, frames, scopes, step

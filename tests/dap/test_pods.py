@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from bridge import open_store
-from server.api.keys import PODS
-from server.auth import Principal
-from server.runtime.breakpoints import BreakpointSpec
-from server.runtime.control import LaunchSpec
-from server.runtime.engine import RunState
+from canopy.bridge import open_store
+from canopy.server.api.keys import PODS
+from canopy.server.auth import Principal
+from canopy.server.runtime.breakpoints import BreakpointSpec
+from canopy.server.runtime.control import LaunchSpec
+from canopy.server.runtime.engine import RunState
 
 from ..server.conftest import WAIT, Running, eventually
 from ..server.pods.remote import pod_server, remote_control

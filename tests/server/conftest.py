@@ -19,11 +19,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bridge import EventFilter, EventStore, ProjectionRunner
-from bridge.client import CanopyClient
-from server.app import LOCAL_TOKEN, SOCKETS, STORE, TOKENS, create_app, stop_pods
-from server.auth import issue_token, token_digest
-from server.config import Settings
+from canopy.bridge import EventFilter, EventStore, ProjectionRunner
+from canopy.bridge.client import CanopyClient
+from canopy.server.app import LOCAL_TOKEN, SOCKETS, STORE, TOKENS, create_app, stop_pods
+from canopy.server.auth import issue_token, token_digest
+from canopy.server.config import Settings
 
 WAIT = 15.0
 """Upper bound for anything a test waits for; reaching it means the test failed."""

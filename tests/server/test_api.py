@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridge import open_store
-from server.config import Settings
+from canopy.bridge import open_store
+from canopy.server.config import Settings
 
 from .conftest import Running, bearer, big_change, serving, tick
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 
-from bridge import EventFilter, NewEvent, Producer, ProjectionRunner, Topic
-from bridge.sql import SqlEventStore
-from server.auth import (
+from canopy.bridge import EventFilter, NewEvent, Producer, ProjectionRunner, Topic
+from canopy.bridge.sql import SqlEventStore
+from canopy.server.auth import (
     LOCAL_TENANT,
     Principal,
     TokenRegistry,

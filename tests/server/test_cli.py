@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.client import CanopyClient, Discovery, ServerError, read_discovery
-from server.discovery import write_discovery
+from canopy.bridge.client import CanopyClient, Discovery, ServerError, read_discovery
+from canopy.server.discovery import write_discovery
 
 from .conftest import WAIT, eventually, tick
 

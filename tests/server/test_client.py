@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from aiohttp import WSCloseCode
 
-from bridge import NewEvent, Producer, RecordedEvent
-from bridge.client import (
+from canopy.bridge import NewEvent, Producer, RecordedEvent
+from canopy.bridge.client import (
     CanopyClient,
     Discovery,
     RemoteSubscription,
@@ -18,7 +18,7 @@ from bridge.client import (
     ServerUnreachable,
     discover,
 )
-from server.discovery import remove_discovery, write_discovery
+from canopy.server.discovery import remove_discovery, write_discovery
 
 from .conftest import Running, eventually, tick
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import Settings, SettingsError, load_settings
+from canopy.server.config import Settings, SettingsError, load_settings
 
 
 def write_toml(folder: Path, text: str) -> None:

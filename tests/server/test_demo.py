@@ -7,7 +7,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from server.demo import run_demo
+from canopy.server.demo import run_demo
 
 from .conftest import WAIT
 from .test_cli import CANOPY, environment

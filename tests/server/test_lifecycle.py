@@ -11,11 +11,11 @@ import os
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType
 
-from bridge import EventFilter, NewEvent, Producer, open_store, parse_retention
-from bridge.client import Discovery
-from server.auth import issue_token, lookup_token
-from server.config import Settings
-from server.discovery import write_discovery
+from canopy.bridge import EventFilter, NewEvent, Producer, open_store, parse_retention
+from canopy.bridge.client import Discovery
+from canopy.server.auth import issue_token, lookup_token
+from canopy.server.config import Settings
+from canopy.server.discovery import write_discovery
 
 from .conftest import WAIT, bearer, eventually, serving, tick
 

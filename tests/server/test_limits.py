@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server.api.limits import RateLimiter
-from server.config import Settings, SettingsError, load_settings
+from canopy.server.api.limits import RateLimiter
+from canopy.server.config import Settings, SettingsError, load_settings
 
 from .conftest import bearer, serving
 

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge import EventStore
-from server.config import Settings
-from server.runtime.control import LaunchSpec
+from canopy.bridge import EventStore
+from canopy.server.config import Settings
+from canopy.server.runtime.control import LaunchSpec
 
 from .conftest import Running, bearer, serving, tick
 from .pods.remote import pod_server, remote_control

@@ -14,10 +14,10 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from bridge import EventStore
-from server.api.openapi import REGENERATE, build_document
-from server.app import create_app
-from server.config import Settings
+from canopy.bridge import EventStore
+from canopy.server.api.openapi import REGENERATE, build_document
+from canopy.server.app import create_app
+from canopy.server.config import Settings
 
 from .conftest import Running, bearer, serving
 from .pods.remote import pod_server

@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-import schemas
+from canopy import schemas
 
 from .builtin_kinds import BUILTINS, FILE_BUILTINS, REQUIRED
 from .documents import Document

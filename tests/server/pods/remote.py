@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from bridge import EventStore
-from bridge.client import CanopyClient
-from server.config import Settings
-from server.pods.provider import PodProvider
-from server.remote.client import HttpExecutionControl
+from canopy.bridge import EventStore
+from canopy.bridge.client import CanopyClient
+from canopy.server.config import Settings
+from canopy.server.pods.provider import PodProvider
+from canopy.server.remote.client import HttpExecutionControl
 
 from ..conftest import Running, serving
 

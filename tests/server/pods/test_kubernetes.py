@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from server.pods.kubernetes import KubernetesPodProvider, label_value, pod_name
-from server.pods.provider import PodError, PodExit, PodLimits, PodSpec, worker_environment
+from canopy.server.pods.kubernetes import KubernetesPodProvider, label_value, pod_name
+from canopy.server.pods.provider import PodError, PodExit, PodLimits, PodSpec, worker_environment
 
 from .fake_kube import FakeKubernetes
 
@@ -90,7 +90,7 @@ class TestPodSpec:
         assert env["CANOPY_POD_TOKEN"] == "secret-token"
         assert env["CANOPY_LOG_LEVEL"] == "debug"
         assert container["image"] == "canopy-debug:latest"
-        assert container["command"] == ["python", "-m", "server.pods.worker"]
+        assert container["command"] == ["python", "-m", "canopy.server.pods.worker"]
 
     async def test_default_limits_are_2gi_and_2_cpus_requested_and_limited(
         self, kube: FakeKubernetes, provider: KubernetesPodProvider

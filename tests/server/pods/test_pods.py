@@ -16,16 +16,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridge import EventFilter, EventStore
-from bridge.client import CanopyClient
-from server.api.keys import PODS
-from server.auth import Principal
-from server.pods.protocol import CONNECT_PATH, POD_HEADER
-from server.remote.client import HttpExecutionControl
-from server.remote.wire import PodUnavailable, TooManySessions
-from server.runtime.breakpoints import BreakpointSpec
-from server.runtime.control import InvalidRequest, LaunchSpec, UnknownExecution
-from server.runtime.engine import Mode, RunState
+from canopy.bridge import EventFilter, EventStore
+from canopy.bridge.client import CanopyClient
+from canopy.server.api.keys import PODS
+from canopy.server.auth import Principal
+from canopy.server.pods.protocol import CONNECT_PATH, POD_HEADER
+from canopy.server.remote.client import HttpExecutionControl
+from canopy.server.remote.wire import PodUnavailable, TooManySessions
+from canopy.server.runtime.breakpoints import BreakpointSpec
+from canopy.server.runtime.control import InvalidRequest, LaunchSpec, UnknownExecution
+from canopy.server.runtime.engine import Mode, RunState
 
 from ...bridge.helpers import read_all
 from ..conftest import WAIT, Running, bearer, eventually
@@ -254,7 +254,7 @@ async def test_malformed_and_oversized_requests(
 
 
 async def test_a_pod_that_cannot_start_is_reported(store: EventStore, tmp_path: Path) -> None:
-    from server.pods.local import LocalPodProvider
+    from canopy.server.pods.local import LocalPodProvider
 
     broken = LocalPodProvider(tmp_path / "pods", command=["/nonexistent/python"])
     config = tmp_path / ".canopy"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from server.pods.kubernetes import KubernetesPodProvider, pod_name
-from server.pods.local import LocalPodProvider
-from server.pods.provider import PodError, PodExit, PodProvider, PodSpec
+from canopy.server.pods.kubernetes import KubernetesPodProvider, pod_name
+from canopy.server.pods.local import LocalPodProvider
+from canopy.server.pods.provider import PodError, PodExit, PodProvider, PodSpec
 
 from .fake_kube import FakeKubernetes
 

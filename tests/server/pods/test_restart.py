@@ -13,10 +13,10 @@ from pathlib import Path
 
 import aiohttp
 
-from bridge import EventFilter, open_store
-from bridge.client import CanopyClient, read_discovery
-from server.remote.client import HttpExecutionControl
-from server.runtime.control import LaunchSpec
+from canopy.bridge import EventFilter, open_store
+from canopy.bridge.client import CanopyClient, read_discovery
+from canopy.server.remote.client import HttpExecutionControl
+from canopy.server.runtime.control import LaunchSpec
 
 from ...bridge.helpers import read_all
 from ..conftest import bearer, eventually

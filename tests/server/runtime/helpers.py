@@ -9,7 +9,13 @@ import py_trees
 import pytest
 from py_trees.common import Status
 
-from server.runtime.definition import BuiltTree, DefinitionError, NodeSpec, Problem, TreeDefinition
+from canopy.server.runtime.definition import (
+    BuiltTree,
+    DefinitionError,
+    NodeSpec,
+    Problem,
+    TreeDefinition,
+)
 
 
 def problems(load: Callable[[], Any]) -> list[Problem]:

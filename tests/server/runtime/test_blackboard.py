@@ -9,8 +9,8 @@ import pytest
 from py_trees.blackboard import Blackboard, Client
 from py_trees.common import Access
 
-from server.runtime.blackboard import MISSING, BlackboardView, Installation, RecordingStorage
-from server.runtime.expressions import Expression
+from canopy.server.runtime.blackboard import MISSING, BlackboardView, Installation, RecordingStorage
+from canopy.server.runtime.expressions import Expression
 
 
 def test_every_kind_of_write_is_reported() -> None:

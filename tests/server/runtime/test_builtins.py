@@ -14,9 +14,9 @@ import py_trees
 import pytest
 from py_trees.common import Status
 
-import schemas
-from server.runtime.definition import BUILTINS, FILE_BUILTINS, build_tree, load_tree
-from server.runtime.definition.builtin_kinds import OPTIONAL, REQUIRED
+from canopy import schemas
+from canopy.server.runtime.definition import BUILTINS, FILE_BUILTINS, build_tree, load_tree
+from canopy.server.runtime.definition.builtin_kinds import OPTIONAL, REQUIRED
 
 from .helpers import tick
 

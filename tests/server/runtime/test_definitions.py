@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from server.runtime.definition import DefinitionError, Problem, TreeDefinition, load_tree
+from canopy.server.runtime.definition import DefinitionError, Problem, TreeDefinition, load_tree
 
 from ...test_layers import imports_of
 from .conftest import REGISTRY

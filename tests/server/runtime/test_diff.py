@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from bridge import EventStore
-from server.runtime.diff import diff_executions, diff_states, diff_ticks, same_value
-from server.runtime.history import ExecutionHistory, ExecutionState, HistoryError
+from canopy.bridge import EventStore
+from canopy.server.runtime.diff import diff_executions, diff_states, diff_ticks, same_value
+from canopy.server.runtime.history import ExecutionHistory, ExecutionState, HistoryError
 
 from .test_history import (
     CHECK,

@@ -10,13 +10,18 @@ from typing import Any
 
 import pytest
 
-from bridge import EventFilter
-from bridge.sql import SqlEventStore
-from server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
-from server.runtime.control import ExecutionControl, InvalidRequest, LaunchSpec, UnknownExecution
-from server.runtime.definition import DefinitionError
-from server.runtime.engine import CaptureLevel, Mode, RunState, StepKind
-from server.runtime.inprocess import InProcessControl
+from canopy.bridge import EventFilter
+from canopy.bridge.sql import SqlEventStore
+from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
+from canopy.server.runtime.control import (
+    ExecutionControl,
+    InvalidRequest,
+    LaunchSpec,
+    UnknownExecution,
+)
+from canopy.server.runtime.definition import DefinitionError
+from canopy.server.runtime.engine import CaptureLevel, Mode, RunState, StepKind
+from canopy.server.runtime.inprocess import InProcessControl
 
 from ...bridge.helpers import collect, read_all
 from ..pods.remote import pod_server, remote_control

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from server.runtime.expressions import (
+from canopy.server.runtime.expressions import (
     FUNCTIONS,
     MAX_DEPTH,
     MAX_INT_BITS,

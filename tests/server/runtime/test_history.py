@@ -15,9 +15,9 @@ from typing import Any, Final
 
 import pytest
 
-from bridge import EventStore, NewEvent, Producer, ReadPage, Topic
-from bridge.events import datetime_to_us
-from server.runtime.history import ExecutionHistory, HistoryError, Position
+from canopy.bridge import EventStore, NewEvent, Producer, ReadPage, Topic
+from canopy.bridge.events import datetime_to_us
+from canopy.server.runtime.history import ExecutionHistory, HistoryError, Position
 
 TENANT: Final = "tenant-a"
 PRODUCER: Final = Producer("tests", "1")

@@ -8,10 +8,10 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from bridge import EventStore
-from server.runtime import pictures
-from server.runtime.history import ExecutionHistory, ExecutionState, TreeNode
-from server.runtime.pictures import (
+from canopy.bridge import EventStore
+from canopy.server.runtime import pictures
+from canopy.server.runtime.history import ExecutionHistory, ExecutionState, TreeNode
+from canopy.server.runtime.pictures import (
     PictureError,
     render_svg,
     to_dot,

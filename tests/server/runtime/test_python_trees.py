@@ -10,7 +10,7 @@ from pathlib import Path
 import py_trees
 from py_trees.common import Status
 
-from server.runtime.definition import build_tree, load_tree, stable_id
+from canopy.server.runtime.definition import build_tree, load_tree, stable_id
 
 from .helpers import node, only_problem, tick
 

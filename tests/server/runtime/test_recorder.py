@@ -7,8 +7,8 @@ import asyncio
 import sqlite3
 import threading
 
-from bridge import EventFilter, Producer, open_store
-from server.runtime.recorder import EventRecorder
+from canopy.bridge import EventFilter, Producer, open_store
+from canopy.server.runtime.recorder import EventRecorder
 
 from ...bridge.helpers import read_all
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from bridge import EventStore, ProjectionRunner
-from server.runtime.history import HistoryError
-from server.runtime.stats import ExecutionStatistics, ExecutionStats, execution_statistics
+from canopy.bridge import EventStore, ProjectionRunner
+from canopy.server.runtime.history import HistoryError
+from canopy.server.runtime.stats import ExecutionStatistics, ExecutionStats, execution_statistics
 
 from .test_history import CHECK, DOCK_ID, MOVE, ROOT, TENANT, Recording, patrol, restart
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import py_trees
 from py_trees.common import Status
 
-from server.runtime.definition import (
+from canopy.server.runtime.definition import (
     TreeDefinition,
     blackboard_key,
     build_tree,
