@@ -7,7 +7,8 @@ that is, the ``launch`` (``pod``) or ``attach`` request decides: the session is 
 :class:`~dap.controls.ControlChooser` and keeps the one control it picks for its lifetime.
 
 Handlers are named ``on_<command>`` (``/`` in custom commands becomes ``_``); each returns the
-response body or raises :class:`DapError` with a message for the user.
+response body or raises a :class:`~bridge.errors.CanopyError` with a message for the user
+(:mod:`dap.transport` words the answer); any other exception is a bug.
 """
 
 from __future__ import annotations
@@ -20,23 +21,24 @@ from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import jsonschema
-
-from canopy import schemas
-from canopy.bridge import BridgeError
-from canopy.bridge.client import CanopyClientError
+from canopy.bridge import CanopyError, InvalidArgument
 from canopy.server.runtime.blackboard import BlackboardView, absolute_key
 from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
-from canopy.server.runtime.control import ControlError, ExecutionControl, ExecutionView, LaunchSpec
-from canopy.server.runtime.definition import DefinitionError
+from canopy.server.runtime.control import (
+    ExecutionControl,
+    ExecutionView,
+    InvalidRequest,
+    LaunchSpec,
+)
 from canopy.server.runtime.engine import CaptureLevel, Mode, Notification, RunState, StepKind
-from canopy.server.runtime.expressions import Expression, ExpressionError
+from canopy.server.runtime.expressions import Expression
 
+from .arguments import arg, function_breakpoint, item, source_breakpoint, validate
 from .controls import ControlChooser
 from .live import StatusBatch
-from .values import UnknownReference, Variables, format_value
+from .values import Variables, format_value
 
-__all__ = ["CAPABILITIES", "DapError", "DebugSession"]
+__all__ = ["CAPABILITIES", "DebugSession"]
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +98,6 @@ ORDINARY_ENDS: Final = frozenset({"completed", "max_ticks", "stopped"})
 debug pod that died)."""
 
 
-class DapError(Exception):
-    """A request that cannot be carried out; ``message`` is shown to the user."""
-
-
-class _BadArgument(DapError):
-    """An argument is missing or has the wrong type (the message names it)."""
-
-
 @dataclass(slots=True)
 class _Thread:
     id: int
@@ -152,7 +146,7 @@ class DebugSession:
     def control(self) -> ExecutionControl:
         """The control this session's executions run on (chosen by launch or attach)."""
         if self._control is None:
-            raise DapError("nothing is being debugged yet: launch or attach first")
+            raise InvalidRequest("nothing is being debugged yet: launch or attach first")
         return self._control
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -161,30 +155,14 @@ class DebugSession:
         """Carry out one request; returns the response body (None for an empty body)."""
         command = request.get("command")
         if not isinstance(command, str) or not command:
-            raise DapError("the request has no command")
+            raise InvalidRequest("the request has no command")
         handler = getattr(self, "on_" + command.replace("/", "_"), None)
         if handler is None:
-            raise DapError(f"unknown request {command!r}")
+            raise InvalidRequest(f"unknown request {command!r}")
         arguments = request.get("arguments") or {}
         if not isinstance(arguments, dict):
-            raise DapError(f"{command}: arguments must be an object")
-        try:
-            return await handler(arguments)
-        except _BadArgument as error:
-            raise DapError(f"{command}: {error}") from None
-        except DapError:
-            raise
-        except (ControlError, ExpressionError, UnknownReference) as error:
-            raise DapError(str(error)) from error
-        except CanopyClientError as error:  # the server: unreachable, or it refused
-            raise DapError(str(error)) from error
-        except BridgeError as error:  # the embedded event log cannot be opened
-            raise DapError(f"the event log cannot be opened: {error}") from error
-        except DefinitionError as error:
-            raise DapError(f"the tree cannot be loaded:\n{error}") from error
-        except (KeyError, TypeError, ValueError) as error:
-            detail = error.args[0] if isinstance(error, KeyError) and error.args else error
-            raise DapError(f"{command}: bad arguments ({detail})") from error
+            raise InvalidArgument("arguments must be an object")
+        return await handler(arguments)
 
     async def event(self, name: str, body: dict[str, Any] | None = None) -> None:
         """Send an event to the client."""
@@ -214,7 +192,7 @@ class DebugSession:
                 info = await self.control.info(thread.execution_id)
                 if info.state is not RunState.ENDED:
                     await self.control.terminate(thread.execution_id)
-            except (ControlError, CanopyClientError) as error:
+            except CanopyError as error:
                 log.info("could not end execution %s: %s", thread.execution_id, error)
 
     def _spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
@@ -228,15 +206,15 @@ class DebugSession:
 
     async def on_initialize(self, args: dict[str, Any]) -> dict[str, Any]:
         self._client = args
-        self._lines_from_1 = _arg(args, "linesStartAt1", bool, True)
-        self._columns_from_1 = _arg(args, "columnsStartAt1", bool, True)
+        self._lines_from_1 = arg(args, "linesStartAt1", bool, True)
+        self._columns_from_1 = arg(args, "columnsStartAt1", bool, True)
         return CAPABILITIES
 
     async def on_launch(self, args: dict[str, Any]) -> None:
-        _validate("launch", args)
+        validate("launch", args)
         pod = args.get("pod", "embedded")
         if self._where not in (None, pod):
-            raise DapError(
+            raise InvalidRequest(
                 f"this session already debugs {self._where} executions; start another debug"
                 f" session for pod: {pod}"
             )
@@ -275,15 +253,15 @@ class DebugSession:
         await self.event("initialized")
 
     async def on_attach(self, args: dict[str, Any]) -> None:
-        _validate("attach", args)
-        control, info = await self._controls.holding(_arg(args, "executionId", str))
+        validate("attach", args)
+        control, info = await self._controls.holding(arg(args, "executionId", str))
         if self._control not in (None, control):
-            raise DapError(
+            raise InvalidRequest(
                 f"execution {info.id} runs elsewhere than this session's others; attach to it"
                 " from another debug session"
             )
         if info.state is RunState.ENDED:
-            raise DapError(f"execution {info.id} has ended ({info.end_reason})")
+            raise InvalidRequest(f"execution {info.id} has ended ({info.end_reason})")
         self._control, self._where = control, self._where or "attached"
         thread = self._adopt(info.id, info.tree, info.mode, stop_on_entry=False, launched=False)
         await self._configure(thread)
@@ -298,7 +276,7 @@ class DebugSession:
     async def on_disconnect(self, args: dict[str, Any]) -> None:
         # Launched executions end with the session unless the client says otherwise; attached
         # ones belong to someone else and end only when asked to.
-        terminate = _arg(args, "terminateDebuggee", bool, None)
+        terminate = arg(args, "terminateDebuggee", bool, None)
         try:
             await self._terminate_all(attached=bool(terminate), launched=terminate is not False)
         finally:
@@ -348,11 +326,11 @@ class DebugSession:
     # -- breakpoints -------------------------------------------------------------------------
 
     async def on_setBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
-        source = _arg(args, "source", dict)
-        path = _arg(source, "path", str, "")
+        source = arg(args, "source", dict)
+        path = arg(source, "path", str, "")
         if not path:
-            raise DapError("setBreakpoints: breakpoints need a source with a path")
-        wanted = [_source_breakpoint(bp) for bp in _arg(args, "breakpoints", list, [])]
+            raise InvalidArgument("breakpoints need a source with a path")
+        wanted = [source_breakpoint(bp) for bp in arg(args, "breakpoints", list, [])]
         self._source_breakpoints[path] = [(self._new_breakpoint_id(), bp) for bp in wanted]
         if not self._source_breakpoints[path]:
             del self._source_breakpoints[path]
@@ -360,26 +338,26 @@ class DebugSession:
         return {"breakpoints": placed.get(path, [])}
 
     async def on_setFunctionBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
-        wanted = [_function_breakpoint(bp) for bp in _arg(args, "breakpoints", list)]
+        wanted = [function_breakpoint(bp) for bp in arg(args, "breakpoints", list)]
         self._function_breakpoints = [(self._new_breakpoint_id(), bp) for bp in wanted]
         placed = await self._apply_breakpoints()
         return {"breakpoints": placed.get("", [])}
 
     async def on_breakpointLocations(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread()
-        path = _arg(_arg(args, "source", dict), "path", str)
-        line = _arg(args, "line", int)
+        path = arg(arg(args, "source", dict), "path", str)
+        line = arg(args, "line", int)
         first = self._line_in(line)
-        last = self._line_in(_arg(args, "endLine", int, line))
+        last = self._line_in(arg(args, "endLine", int, line))
         lines = await self.control.breakpoint_lines(thread.execution_id, path)
         return {"breakpoints": [{"line": self._line_out(n)} for n in lines if first <= n <= last]}
 
     async def on_setExceptionBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
-        names = _arg(args, "filters", list)
+        names = arg(args, "filters", list)
         known = {item["filter"] for item in EXCEPTION_FILTERS}
         for name in names:
             if name not in known:
-                raise DapError(
+                raise InvalidRequest(
                     f"setExceptionBreakpoints: unknown filter {name!r} "
                     f"(the filters are {', '.join(sorted(known))})"
                 )
@@ -389,8 +367,8 @@ class DebugSession:
         return {"breakpoints": [{"verified": True} for _ in names]}
 
     async def on_dataBreakpointInfo(self, args: dict[str, Any]) -> dict[str, Any]:
-        reference = _arg(args, "variablesReference", int, 0)
-        name = _arg(args, "name", str)
+        reference = arg(args, "variablesReference", int, 0)
+        name = arg(args, "name", str)
         key = self._variables.key_of(reference, name)
         if key is None:
             return {"dataId": None, "description": "only blackboard keys can be watched"}
@@ -403,10 +381,10 @@ class DebugSession:
 
     async def on_setDataBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
         specs = []
-        for bp in _arg(args, "breakpoints", list):
-            bp = _item(bp, "breakpoints", dict)
-            condition = _arg(bp, "condition", str, "") or None
-            specs.append(WatchSpec(_arg(bp, "dataId", str), condition))
+        for bp in arg(args, "breakpoints", list):
+            bp = item(bp, "breakpoints", dict)
+            condition = arg(bp, "condition", str, "") or None
+            specs.append(WatchSpec(arg(bp, "dataId", str), condition))
         self._data_breakpoints = [(self._new_breakpoint_id(), spec) for spec in specs]
         placed: list[dict[str, Any]] = [
             {"id": number, "verified": False, "message": "the tree is not loaded yet"}
@@ -517,7 +495,7 @@ class DebugSession:
     async def _pause(self, execution_id: str) -> None:
         try:
             await self.control.pause(execution_id)
-        except ControlError as error:
+        except CanopyError as error:
             await self.event("output", {"category": "stderr", "output": f"pause: {error}\n"})
 
     async def _resume(self, args: dict[str, Any], action: StepKind) -> None:
@@ -534,7 +512,7 @@ class DebugSession:
         elif info.state is not RunState.IDLE or thread.mode is not Mode.MANUAL:
             # Idle between ticks only means "waiting for the user" in manual mode; otherwise
             # nothing would ever stop and the request would be silently lost.
-            raise DapError(f"the tree is {info.state.value}, not stopped")
+            raise InvalidRequest(f"the tree is {info.state.value}, not stopped")
         if thread.mode is Mode.MANUAL and at_boundary:
             await self.control.tick(thread.execution_id)
 
@@ -594,12 +572,12 @@ class DebugSession:
             if view.past:
                 entry["presentationHint"] = "subtle"
             frames.append(entry)
-        start = _arg(args, "startFrame", int, 0)
-        levels = _arg(args, "levels", int, 0) or len(frames)
+        start = arg(args, "startFrame", int, 0)
+        levels = arg(args, "levels", int, 0) or len(frames)
         return {"stackFrames": frames[start : start + levels], "totalFrames": len(frames)}
 
     async def on_scopes(self, args: dict[str, Any]) -> dict[str, Any]:
-        execution_id, node_id = self._frame(_arg(args, "frameId", int))
+        execution_id, node_id = self._frame(arg(args, "frameId", int))
         view = await self._view(execution_id)
         node = next((n for n in view.nodes if n["id"] == node_id), {"id": node_id})
         state = {k: v for k, v in node.items() if k != "params"}
@@ -616,30 +594,30 @@ class DebugSession:
 
     async def on_variables(self, args: dict[str, Any]) -> dict[str, Any]:
         variables = self._variables.children(
-            _arg(args, "variablesReference", int),
-            _arg(args, "start", int, 0),
-            _arg(args, "count", int, 0),
+            arg(args, "variablesReference", int),
+            arg(args, "start", int, 0),
+            arg(args, "count", int, 0),
         )
         return {"variables": variables}
 
     async def on_setVariable(self, args: dict[str, Any]) -> dict[str, Any]:
-        reference = _arg(args, "variablesReference", int)
-        name = _arg(args, "name", str)
-        text = _arg(args, "value", str)
+        reference = arg(args, "variablesReference", int)
+        name = arg(args, "name", str)
+        text = arg(args, "value", str)
         execution_id = self._variables.execution_of(reference)
         key = self._variables.key_of(reference, name)
         if key is None:
-            raise DapError(f"{name} is not a blackboard value: only those can be edited")
+            raise InvalidRequest(f"{name} is not a blackboard value: only those can be edited")
         value = await self._value_of(execution_id, text)
         await self._write(execution_id, key, value)
         return {"value": format_value(value)}
 
     async def on_setExpression(self, args: dict[str, Any]) -> dict[str, Any]:
-        expression = _arg(args, "expression", str).strip()
-        text = _arg(args, "value", str)
-        execution_id = self._execution_of_frame(_arg(args, "frameId", int, None))
+        expression = arg(args, "expression", str).strip()
+        text = arg(args, "value", str)
+        execution_id = self._execution_of_frame(arg(args, "frameId", int, None))
         if not expression:
-            raise DapError("setExpression: the expression is empty")
+            raise InvalidArgument("the expression is empty")
         key = absolute_key(expression)
         value = await self._value_of(execution_id, text)
         await self._write(execution_id, key, value)
@@ -658,9 +636,9 @@ class DebugSession:
             await self.event("invalidated", {"areas": ["variables"], "threadId": thread.id})
 
     async def on_evaluate(self, args: dict[str, Any]) -> dict[str, Any]:
-        execution_id, node_id = self._frame_or_thread(_arg(args, "frameId", int, None))
+        execution_id, node_id = self._frame_or_thread(arg(args, "frameId", int, None))
         view = await self._view(execution_id)
-        expression = _arg(args, "expression", str)
+        expression = arg(args, "expression", str)
         if view.past:
             result = Expression.compile(expression).evaluate(_past_context(view, node_id))
         else:
@@ -676,10 +654,10 @@ class DebugSession:
         }
 
     async def on_completions(self, args: dict[str, Any]) -> dict[str, Any]:
-        execution_id, _ = self._frame_or_thread(_arg(args, "frameId", int, None))
+        execution_id, _ = self._frame_or_thread(arg(args, "frameId", int, None))
         view = await self._view(execution_id)
-        text = _arg(args, "text", str)
-        column = _arg(args, "column", int, len(text) + 1) - (1 if self._columns_from_1 else 0)
+        text = arg(args, "text", str)
+        column = arg(args, "column", int, len(text) + 1) - (1 if self._columns_from_1 else 0)
         before = text[:column]
         start = len(before)
         while start > 0 and (before[start - 1].isalnum() or before[start - 1] in "_."):
@@ -709,7 +687,7 @@ class DebugSession:
         info = await self.control.info(thread.execution_id)
         stop = info.stopped
         if stop is None or stop.reason not in ("exception", "failure"):
-            raise DapError("the tree is not stopped on an exception")
+            raise InvalidRequest("the tree is not stopped on an exception")
         if stop.exception is None:
             return {
                 "exceptionId": "NodeFailed",
@@ -739,8 +717,8 @@ class DebugSession:
         thread = self._only_thread(args)
         unbound = await self.control.reload(
             thread.execution_id,
-            _arg(args, "program", str, None),
-            keep_blackboard=_arg(args, "keepBlackboard", bool, True),
+            arg(args, "program", str, None),
+            keep_blackboard=arg(args, "keepBlackboard", bool, True),
         )
         self._forget_stop(thread.execution_id)
         # The runtime rebinds breakpoints by node id; set them again so that line breakpoints
@@ -763,19 +741,19 @@ class DebugSession:
 
     async def on_canopy_stateAt(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
-        state = await self.control.state_at(thread.execution_id, _arg(args, "tick", int, None))
+        state = await self.control.state_at(thread.execution_id, arg(args, "tick", int, None))
         return state.to_json()
 
     async def on_canopy_diff(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
-        other = _arg(args, "otherExecutionId", str)
+        other = arg(args, "otherExecutionId", str)
         return _jsonable(await self.control.diff_executions(thread.execution_id, other))
 
     async def on_canopy_picture(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
-        kind = _arg(args, "format", str, "dot")
+        kind = arg(args, "format", str, "dot")
         picture = await self.control.picture(
-            thread.execution_id, tick=_arg(args, "tick", int, None), format=kind
+            thread.execution_id, tick=arg(args, "tick", int, None), format=kind
         )
         return {"format": kind, "content": picture}
 
@@ -788,7 +766,7 @@ class DebugSession:
         if node_id is None and "frameId" in args:
             node_id = self._frame(args["frameId"])[1]
         if not isinstance(node_id, str):
-            raise DapError("canopy/debugPython: give nodeId or frameId")
+            raise InvalidArgument("give nodeId or frameId")
         target = await self.control.python_debug(thread.execution_id, node_id)
         return {
             "nodeId": target.node_id,
@@ -806,15 +784,15 @@ class DebugSession:
         per that many milliseconds holding each changed node's latest status. ``after`` (a log
         offset, e.g. a picture's) skips what the client already has."""
         thread = self._only_thread(args)
-        batch_ms = _arg(args, "batchMs", int, None)
-        after = _arg(args, "after", int, 0)
+        batch_ms = arg(args, "batchMs", int, None)
+        after = arg(args, "after", int, 0)
         if after < 0:
-            raise DapError(f"canopy/liveTree: after is a log offset, not {after}")
+            raise InvalidArgument(f"after is a log offset, not {after}")
         if batch_ms is None:
             self._spawn(self._stream_statuses(thread, after), f"dap-live-tree-{thread.id}")
         elif not MIN_BATCH_MS <= batch_ms <= MAX_BATCH_MS:
-            raise DapError(
-                f"canopy/liveTree: batchMs must be {MIN_BATCH_MS} to {MAX_BATCH_MS}, not {batch_ms}"
+            raise InvalidArgument(
+                f"batchMs must be {MIN_BATCH_MS} to {MAX_BATCH_MS}, not {batch_ms}"
             )
         else:
             self._batch_streams[thread.id] = self._spawn(
@@ -966,26 +944,26 @@ class DebugSession:
 
     def _thread(self, args: dict[str, Any]) -> _Thread:
         if not self._threads:
-            raise DapError("nothing is being debugged yet: launch or attach first")
+            raise InvalidRequest("nothing is being debugged yet: launch or attach first")
         thread_id = args.get("threadId")
         thread = self._threads.get(thread_id) if isinstance(thread_id, int) else None
         if thread is None:
             if thread_id is None and len(self._threads) == 1:
                 return next(iter(self._threads.values()))
-            raise DapError(f"unknown thread {thread_id!r}")
+            raise InvalidRequest(f"unknown thread {thread_id!r}")
         return thread
 
     def _only_thread(self, args: dict[str, Any] | None = None) -> _Thread:
         if args and "threadId" in args:
             return self._thread(args)
         if not self._threads:
-            raise DapError("nothing is being debugged yet: launch or attach first")
+            raise InvalidRequest("nothing is being debugged yet: launch or attach first")
         return next(iter(self._threads.values()))
 
     def _frame(self, frame_id: Any) -> tuple[str, str]:
         found = self._frames.get(frame_id) if isinstance(frame_id, int) else None
         if found is None:
-            raise DapError(
+            raise InvalidRequest(
                 f"unknown frame {frame_id!r} (frames last only while the tree is stopped)"
             )
         return found
@@ -1023,85 +1001,11 @@ class DebugSession:
             await self.event("progressEnd", {"progressId": progress_id})
 
 
-_REQUIRED: Final = object()
-_TYPE_NAMES: Final = {
-    bool: "a boolean",
-    int: "an integer",
-    str: "a string",
-    dict: "an object",
-    list: "an array",
-}
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def _item(value: Any, name: str, kind: type) -> Any:
-    """One item of an array argument, checked like an argument."""
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _BadArgument(f"each of {name!r} must be {_TYPE_NAMES[kind]}, not {_json_type(value)}")
-    return value
-
-
-def _arg(args: dict[str, Any], name: str, kind: type, default: Any = _REQUIRED) -> Any:
-    """The argument ``name`` checked against ``kind``; ``default`` when absent (or null), and a
-    message naming the argument when it is required and missing, or of the wrong type."""
-    value = args.get(name)
-    if value is None:
-        if default is _REQUIRED:
-            raise _BadArgument(f"missing argument {name!r}")
-        return default
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _BadArgument(
-            f"argument {name!r} must be {_TYPE_NAMES[kind]}, not {_json_type(value)}"
-        )
-    return value
-
-
-def _source_breakpoint(bp: Any) -> dict[str, Any]:
-    """A DAP ``SourceBreakpoint``, checked before it is kept (a bad one must not stay behind
-    and break every later breakpoint request)."""
-    _item(bp, "breakpoints", dict)
-    _arg(bp, "line", int)
-    for name in ("condition", "hitCondition", "logMessage"):
-        _arg(bp, name, str, None)
-    return bp
-
-
-def _function_breakpoint(bp: Any) -> dict[str, Any]:
-    """A DAP ``FunctionBreakpoint`` (a node name or id), checked before it is kept."""
-    _item(bp, "breakpoints", dict)
-    if not _arg(bp, "name", str).strip():
-        raise _BadArgument("a function breakpoint needs a node name or id")
-    for name in ("condition", "hitCondition"):
-        _arg(bp, name, str, None)
-    return bp
-
-
 def _exit_code(reason: str, root_status: str) -> int:
     """0 when the tree succeeded or was ended on purpose; 1 when it failed or broke."""
     if reason == "completed":
         return 0 if root_status == "SUCCESS" else 1
     return 0 if reason in ("max_ticks", "stopped") else 1
-
-
-def _validate(kind: str, args: dict[str, Any]) -> None:
-    """Check launch/attach arguments against ``schemas/launch.schema.json``."""
-    schema = schemas.load("launch.schema.json")
-    validator = jsonschema.Draft202012Validator(
-        {"$defs": schema["$defs"], "$ref": f"#/$defs/{kind}"}
-    )
-    error = jsonschema.exceptions.best_match(validator.iter_errors(args))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path)
-        raise DapError(f"{kind}: {where + ': ' if where else ''}{error.message}")
 
 
 def _past_context(view: ExecutionView, node_id: str | None) -> dict[str, Any]:

@@ -13,20 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from canopy.server.runtime.blackboard import absolute_key
+from canopy.server.runtime.control import InvalidRequest
 
-__all__ = ["UnknownReference", "Variables", "format_value"]
+__all__ = ["Variables", "format_value"]
 
 _REPR: Final = reprlib.Repr()
 _REPR.maxlevel = 2
 _REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 8
 _REPR.maxstring = _REPR.maxother = 120
-
-
-class UnknownReference(LookupError):
-    """A ``variablesReference`` this session never gave out, or one of an earlier stop."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "unknown variablesReference"
 
 
 def format_value(value: Any) -> str:
@@ -184,7 +178,7 @@ class Variables:
     def _item(self, reference: int) -> _Item:
         item = self._items.get(reference)
         if item is None:
-            raise UnknownReference(
+            raise InvalidRequest(
                 f"unknown variablesReference {reference} (it lasts only for one stop)"
             )
         return item

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from canopy.bridge import RecordedEvent
+from canopy.bridge import CanopyError, RecordedEvent
 
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .diff import ExecutionDiff, StateDiff
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-class ControlError(Exception):
+class ControlError(CanopyError):
     """Base of the errors a control call reports to its client."""
 
 
@@ -45,6 +45,13 @@ class UnknownExecution(ControlError):
     def __init__(self, execution_id: str) -> None:
         self.execution_id = execution_id
         super().__init__(f"no execution {execution_id!r}")
+
+    def details(self) -> dict[str, Any]:
+        return {"execution_id": self.execution_id}
+
+    @classmethod
+    def rebuild(cls, message: str, details: Mapping[str, Any]) -> UnknownExecution:
+        return cls(str(details.get("execution_id", "")))
 
 
 class InvalidRequest(ControlError):

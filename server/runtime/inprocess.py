@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from canopy.bridge import EventFilter, EventStore, Producer, RecordedEvent
+from canopy.bridge import CanopyError, EventFilter, EventStore, Producer, RecordedEvent
 
 from .blackboard import absolute
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
@@ -51,7 +51,7 @@ PRODUCER = Producer("canopy-runtime", "0.1.0")
 SUBSCRIBER_QUEUE = 1024
 
 
-class SubscriberOverflow(Exception):
+class SubscriberOverflow(CanopyError):
     """A notifications consumer fell more than ``SUBSCRIBER_QUEUE`` behind and was dropped."""
 
 
