@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
@@ -327,7 +328,7 @@ class DebugSession:
 
     async def on_setBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
         source = arg(args, "source", dict)
-        path = arg(source, "path", str, "")
+        path = one_spelling(arg(source, "path", str, ""))
         if not path:
             raise InvalidArgument("breakpoints need a source with a path")
         wanted = [source_breakpoint(bp) for bp in arg(args, "breakpoints", list, [])]
@@ -353,18 +354,25 @@ class DebugSession:
         return {"breakpoints": [{"line": self._line_out(n)} for n in lines if first <= n <= last]}
 
     async def on_setExceptionBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
-        names = arg(args, "filters", list)
-        known = {item["filter"] for item in EXCEPTION_FILTERS}
-        for name in names:
-            if name not in known:
-                raise InvalidRequest(
-                    f"setExceptionBreakpoints: unknown filter {name!r} "
-                    f"(the filters are {', '.join(sorted(known))})"
-                )
-        self._exception_filters = [ExceptionFilter(name) for name in names]
+        """Apply the filters Canopy offers; any other (say debugpy's ``uncaught``, which
+        generic clients send) is answered unverified, so that such a client still launches."""
+        names = [item(name, "filters", str) for name in arg(args, "filters", list)]
+        known = {offered["filter"] for offered in EXCEPTION_FILTERS}
+        self._exception_filters = [ExceptionFilter(name) for name in names if name in known]
         for thread in self._threads.values():
             await self.control.set_exception_filters(thread.execution_id, self._exception_filters)
-        return {"breakpoints": [{"verified": True} for _ in names]}
+        return {
+            "breakpoints": [
+                {"verified": True}
+                if name in known
+                else {
+                    "verified": False,
+                    "message": f"Canopy has no exception filter {name!r}"
+                    f" (its filters are {', '.join(sorted(known))})",
+                }
+                for name in names
+            ]
+        }
 
     async def on_dataBreakpointInfo(self, args: dict[str, Any]) -> dict[str, Any]:
         reference = arg(args, "variablesReference", int, 0)
@@ -449,7 +457,7 @@ class DebugSession:
                 answer = {"id": number, "verified": False, "message": "the tree is not loaded yet"}
                 if path:
                     answer["line"] = bp["line"]
-                    answer["source"] = {"path": path, "name": Path(path).name}
+                    answer["source"] = source_of(path)
                 placed[path].append(answer)
             return placed
         for thread in self._threads.values():
@@ -463,7 +471,7 @@ class DebugSession:
                 answer["message"] = view.message
             if path:
                 answer["line"] = self._line_out(view.line) if view.line else bp["line"]
-                answer["source"] = {"path": path, "name": Path(path).name}
+                answer["source"] = source_of(path)
             placed[path].append(answer)
         return placed
 
@@ -568,7 +576,7 @@ class DebugSession:
                 "column": self._column_out(frame.column or 1) if frame.path else 0,
             }
             if frame.path:
-                entry["source"] = {"name": Path(frame.path).name, "path": frame.path}
+                entry["source"] = source_of(frame.path)
             if view.past:
                 entry["presentationHint"] = "subtle"
             frames.append(entry)
@@ -999,6 +1007,19 @@ class DebugSession:
     async def _progress_end(self, progress_id: str | None) -> None:
         if progress_id is not None:
             await self.event("progressEnd", {"progressId": progress_id})
+
+
+def one_spelling(path: str) -> str:
+    """The one spelling of a file the client sees: its resolved absolute path, so that a
+    symlink, a relative program or the client's own spelling never open it twice ("" stays
+    "", meaning no file)."""
+    return os.path.realpath(path) if path else path
+
+
+def source_of(path: str) -> dict[str, Any]:
+    """A DAP ``Source`` for a file, in its one spelling."""
+    real = one_spelling(path)
+    return {"path": real, "name": os.path.basename(real)}
 
 
 def _exit_code(reason: str, root_status: str) -> int:
