@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from canopy.bridge import CanopyError, InvalidArgument
-from canopy.server.runtime.blackboard import BlackboardView, absolute_key
 from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
 from canopy.server.runtime.control import (
     ExecutionControl,
@@ -32,7 +31,6 @@ from canopy.server.runtime.control import (
     LaunchSpec,
 )
 from canopy.server.runtime.engine import CaptureLevel, Mode, Notification, RunState, StepKind
-from canopy.server.runtime.expressions import Expression
 
 from .arguments import arg, function_breakpoint, item, source_breakpoint, validate
 from .controls import ControlChooser
@@ -626,9 +624,8 @@ class DebugSession:
         execution_id = self._execution_of_frame(arg(args, "frameId", int, None))
         if not expression:
             raise InvalidArgument("the expression is empty")
-        key = absolute_key(expression)
         value = await self._value_of(execution_id, text)
-        await self._write(execution_id, key, value)
+        await self._write(execution_id, expression, value)
         return {"value": format_value(value)}
 
     async def _value_of(self, execution_id: str, text: str) -> Any:
@@ -636,21 +633,17 @@ class DebugSession:
         return await self.control.evaluate(execution_id, text)
 
     async def _write(self, execution_id: str, key: str, value: Any) -> None:
-        await self.control.set_blackboard(execution_id, key, value)
+        stored = await self.control.set_blackboard(execution_id, key, value)
         self._views.pop(execution_id, None)
-        self._variables.written(execution_id, key, value)
+        self._variables.written(execution_id, stored, value)
         if self._client.get("supportsInvalidatedEvent"):
             thread = self._by_execution[execution_id]
             await self.event("invalidated", {"areas": ["variables"], "threadId": thread.id})
 
     async def on_evaluate(self, args: dict[str, Any]) -> dict[str, Any]:
         execution_id, node_id = self._frame_or_thread(arg(args, "frameId", int, None))
-        view = await self._view(execution_id)
         expression = arg(args, "expression", str)
-        if view.past:
-            result = Expression.compile(expression).evaluate(_past_context(view, node_id))
-        else:
-            result = await self.control.evaluate(execution_id, expression, node_id=node_id)
+        result = await self.control.evaluate(execution_id, expression, node_id=node_id)
         if args.get("context") == "clipboard":
             return {
                 "result": json.dumps(result, indent=2, ensure_ascii=False),
@@ -663,7 +656,6 @@ class DebugSession:
 
     async def on_completions(self, args: dict[str, Any]) -> dict[str, Any]:
         execution_id, _ = self._frame_or_thread(arg(args, "frameId", int, None))
-        view = await self._view(execution_id)
         text = arg(args, "text", str)
         column = arg(args, "column", int, len(text) + 1) - (1 if self._columns_from_1 else 0)
         before = text[:column]
@@ -671,11 +663,7 @@ class DebugSession:
         while start > 0 and (before[start - 1].isalnum() or before[start - 1] in "_."):
             start -= 1
         prefix = before[start:]
-        names = sorted(
-            {key.strip("/").replace("/", ".") for key in view.blackboard}
-            | {node["name"] for node in view.nodes}
-            | {"status", "tick", "visits", "name", "id"}
-        )
+        names = await self.control.expression_names(execution_id)
         return {
             "targets": [
                 {
@@ -1027,16 +1015,6 @@ def _exit_code(reason: str, root_status: str) -> int:
     if reason == "completed":
         return 0 if root_status == "SUCCESS" else 1
     return 0 if reason in ("max_ticks", "stopped") else 1
-
-
-def _past_context(view: ExecutionView, node_id: str | None) -> dict[str, Any]:
-    """Expression names over a recorded state (the past has no live node objects)."""
-    node = next((n for n in view.nodes if n["id"] == node_id), None) if node_id else None
-    context: dict[str, Any] = dict(BlackboardView(view.blackboard).items())
-    context["tick"] = view.tick
-    if node is not None:
-        context.update(status=node["status"], name=node["name"], id=node["id"])
-    return context
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from canopy.server.runtime.blackboard import absolute_key
 from canopy.server.runtime.control import InvalidRequest
 
 __all__ = ["Variables", "format_value"]
@@ -122,9 +121,10 @@ class Variables:
         return entries[start:end]
 
     def key_of(self, reference: int | None, name: str) -> str | None:
-        """The blackboard key a variable (or a dotted name typed by the user) stands for."""
+        """The blackboard key a variable stands for, or the name the user typed (``battery.level``
+        or ``/battery/level``: the runtime reads both)."""
         if not reference:
-            return absolute_key(name.strip()) if name.strip() else None
+            return name.strip() or None
         item = self._items.get(reference)
         if item is None:
             return None

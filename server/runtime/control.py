@@ -213,11 +213,19 @@ class ExecutionControl(ABC):
     async def evaluate(
         self, execution_id: str, expression: str, *, node_id: str | None = None
     ) -> Any:
-        """Evaluate a safe expression over the blackboard and a node's state."""
+        """Evaluate a safe expression over the blackboard and a node's state, in the state
+        the client inspects now (the recorded past, while travelling back)."""
 
     @abstractmethod
-    async def set_blackboard(self, execution_id: str, key: str, value: Any) -> None:
-        """Write a blackboard value as the client."""
+    async def expression_names(self, execution_id: str) -> list[str]:
+        """Every name an expression can use in the state the client inspects now (the past,
+        while travelling back): blackboard names, node names and the node's own fields, sorted,
+        so that every client completes expressions alike."""
+
+    @abstractmethod
+    async def set_blackboard(self, execution_id: str, key: str, value: Any) -> str:
+        """Write a blackboard value as the client; ``key`` is absolute (``/battery/level``) or
+        a name (``battery.level``). Returns the key as stored."""
 
     @abstractmethod
     async def reload(
