@@ -16,14 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from canopy.bridge import CanopyError, InvalidArgument
-from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
+from canopy.server.runtime.breakpoints import ExceptionFilter, WatchSpec
 from canopy.server.runtime.control import (
     ExecutionControl,
     ExecutionView,
@@ -33,8 +32,9 @@ from canopy.server.runtime.control import (
 from canopy.server.runtime.engine import CaptureLevel, Mode, Notification, RunState, StepKind
 
 from .arguments import arg, function_breakpoint, item, source_breakpoint, validate
+from .breakpoints import BreakpointLedger, source_of
 from .controls import ControlChooser
-from .live import StatusBatch
+from .live import LAST_BATCH_WAIT, MAX_BATCH_MS, MIN_BATCH_MS, stream_batches, stream_statuses
 from .values import Variables, format_value
 
 __all__ = ["CAPABILITIES", "DebugSession"]
@@ -78,10 +78,6 @@ CAPABILITIES: Final = {
     "supportSuspendDebuggee": False,
     "exceptionBreakpointFilters": EXCEPTION_FILTERS,
 }
-LIVE_TREE_EVENTS: Final = ("NodeStatusChanged", "TickCompleted", "TreeReloaded")
-MIN_BATCH_MS: Final = 10
-MAX_BATCH_MS: Final = 1000
-LAST_BATCH_WAIT: Final = 2.0  # seconds an ending session waits for the live tree's last batch
 STOP_REASONS: Final = {
     "breakpoint": "breakpoint",
     "step": "step",
@@ -121,16 +117,7 @@ class DebugSession:
         self._columns_from_1 = True
         self._threads: dict[int, _Thread] = {}
         self._by_execution: dict[str, _Thread] = {}
-        # Breakpoints as the client set them, each with the id the client was given. The
-        # runtime numbers breakpoints afresh each time they are set, so its ids are mapped
-        # back to these (per execution) before they reach the client.
-        self._source_breakpoints: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        self._function_breakpoints: list[tuple[int, dict[str, Any]]] = []
-        self._data_breakpoints: list[tuple[int, WatchSpec]] = []
-        self._exception_filters: list[ExceptionFilter] | None = None
-        self._runtime_ids: dict[str, dict[int, int]] = {}
-        self._watch_ids: dict[str, dict[int, int]] = {}
-        self._next_breakpoint_id = 1
+        self._breakpoints = BreakpointLedger()
         self._variables = Variables()
         self._frames: dict[int, tuple[str, str]] = {}
         self._views: dict[str, ExecutionView] = {}
@@ -307,11 +294,12 @@ class DebugSession:
     async def _configure(self, thread: _Thread) -> None:
         """Give a new execution everything the client set so far (it may have set breakpoints
         before launching), and tell the client where its breakpoints landed."""
-        if self._data_breakpoints:
+        if self._breakpoints.has_data:
             await self._apply_watches(thread)
-        if self._exception_filters is not None:
-            await self.control.set_exception_filters(thread.execution_id, self._exception_filters)
-        if self._source_breakpoints or self._function_breakpoints:
+        filters = self._breakpoints.exception_filters
+        if filters is not None:
+            await self.control.set_exception_filters(thread.execution_id, filters)
+        if self._breakpoints.has_nodes:
             await self._report_breakpoints(await self._apply_breakpoints())
 
     async def _configure_then_run(self, execution_id: str) -> None:
@@ -326,19 +314,17 @@ class DebugSession:
 
     async def on_setBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
         source = arg(args, "source", dict)
-        path = one_spelling(arg(source, "path", str, ""))
+        path = arg(source, "path", str, "")
         if not path:
             raise InvalidArgument("breakpoints need a source with a path")
         wanted = [source_breakpoint(bp) for bp in arg(args, "breakpoints", list, [])]
-        self._source_breakpoints[path] = [(self._new_breakpoint_id(), bp) for bp in wanted]
-        if not self._source_breakpoints[path]:
-            del self._source_breakpoints[path]
+        path = self._breakpoints.set_source(path, wanted)
         placed = await self._apply_breakpoints()
         return {"breakpoints": placed.get(path, [])}
 
     async def on_setFunctionBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
         wanted = [function_breakpoint(bp) for bp in arg(args, "breakpoints", list)]
-        self._function_breakpoints = [(self._new_breakpoint_id(), bp) for bp in wanted]
+        self._breakpoints.set_functions(wanted)
         placed = await self._apply_breakpoints()
         return {"breakpoints": placed.get("", [])}
 
@@ -356,9 +342,10 @@ class DebugSession:
         generic clients send) is answered unverified, so that such a client still launches."""
         names = [item(name, "filters", str) for name in arg(args, "filters", list)]
         known = {offered["filter"] for offered in EXCEPTION_FILTERS}
-        self._exception_filters = [ExceptionFilter(name) for name in names if name in known]
+        filters = [ExceptionFilter(name) for name in names if name in known]
+        self._breakpoints.exception_filters = filters
         for thread in self._threads.values():
-            await self.control.set_exception_filters(thread.execution_id, self._exception_filters)
+            await self.control.set_exception_filters(thread.execution_id, filters)
         return {
             "breakpoints": [
                 {"verified": True}
@@ -391,87 +378,26 @@ class DebugSession:
             bp = item(bp, "breakpoints", dict)
             condition = arg(bp, "condition", str, "") or None
             specs.append(WatchSpec(arg(bp, "dataId", str), condition))
-        self._data_breakpoints = [(self._new_breakpoint_id(), spec) for spec in specs]
-        placed: list[dict[str, Any]] = [
-            {"id": number, "verified": False, "message": "the tree is not loaded yet"}
-            for number, _ in self._data_breakpoints
-        ]
+        self._breakpoints.set_data(specs)
+        placed = self._breakpoints.watches_placed(None, None)
         for thread in self._threads.values():
             placed = await self._apply_watches(thread)
         return {"breakpoints": placed}
 
     async def _apply_watches(self, thread: _Thread) -> list[dict[str, Any]]:
-        specs = [spec for _, spec in self._data_breakpoints]
+        specs = self._breakpoints.watch_specs()
         watches = await self.control.set_watches(thread.execution_id, specs)
-        self._watch_ids[thread.execution_id] = {
-            watch.id: number
-            for (number, _), watch in zip(self._data_breakpoints, watches, strict=True)
-        }
-        return [
-            {
-                "id": number,
-                "verified": watch.verified,
-                **({"message": watch.message} if watch.message else {}),
-            }
-            for (number, _), watch in zip(self._data_breakpoints, watches, strict=True)
-        ]
-
-    def _new_breakpoint_id(self) -> int:
-        number = self._next_breakpoint_id
-        self._next_breakpoint_id += 1
-        return number
+        return self._breakpoints.watches_placed(thread.execution_id, watches)
 
     async def _apply_breakpoints(self) -> dict[str, list[dict[str, Any]]]:
-        """Send every breakpoint of the session to each execution; return them per source path
-        ("" for function breakpoints) as DAP breakpoints, with the ids the client was given."""
-        order: list[tuple[str, int, dict[str, Any]]] = []
-        specs: list[BreakpointSpec] = []
-        for path, breakpoints in self._source_breakpoints.items():
-            for number, bp in breakpoints:
-                order.append((path, number, bp))
-                specs.append(
-                    BreakpointSpec(
-                        path=path,
-                        line=self._line_in(bp["line"]),
-                        position=Position.BEFORE,
-                        condition=bp.get("condition") or None,
-                        hit_condition=bp.get("hitCondition") or None,
-                        log_message=bp.get("logMessage") or None,
-                    )
-                )
-        for number, bp in self._function_breakpoints:
-            order.append(("", number, bp))
-            specs.append(
-                BreakpointSpec(
-                    node=bp["name"],
-                    position=Position.BEFORE,
-                    condition=bp.get("condition") or None,
-                    hit_condition=bp.get("hitCondition") or None,
-                )
-            )
-        placed: dict[str, list[dict[str, Any]]] = {path: [] for path, _, _ in order}
-        if not self._threads:
-            for path, number, bp in order:
-                answer = {"id": number, "verified": False, "message": "the tree is not loaded yet"}
-                if path:
-                    answer["line"] = bp["line"]
-                    answer["source"] = source_of(path)
-                placed[path].append(answer)
-            return placed
+        """Send every node breakpoint of the session to each execution; return them per source
+        path ("" for those by name) as DAP breakpoints, with the ids the client was given."""
+        specs = self._breakpoints.node_specs(self._line_in)
+        views = None
         for thread in self._threads.values():
             views = await self.control.set_breakpoints(thread.execution_id, specs)
-            self._runtime_ids[thread.execution_id] = {
-                view.id: number for (_, number, _), view in zip(order, views, strict=True)
-            }
-        for (path, number, bp), view in zip(order, views, strict=True):
-            answer: dict[str, Any] = {"id": number, "verified": view.verified}
-            if view.message:
-                answer["message"] = view.message
-            if path:
-                answer["line"] = self._line_out(view.line) if view.line else bp["line"]
-                answer["source"] = source_of(path)
-            placed[path].append(answer)
-        return placed
+            self._breakpoints.bound(thread.execution_id, views)
+        return self._breakpoints.placed(views, self._line_out)
 
     async def _report_breakpoints(self, placed: dict[str, list[dict[str, Any]]]) -> None:
         """Tell the client where breakpoints landed now (after a launch or a hot reload)."""
@@ -719,7 +645,7 @@ class DebugSession:
         self._forget_stop(thread.execution_id)
         # The runtime rebinds breakpoints by node id; set them again so that line breakpoints
         # land on the new tree too, and tell the client which ones no longer bind.
-        if self._source_breakpoints or self._function_breakpoints:
+        if self._breakpoints.has_nodes:
             await self._report_breakpoints(await self._apply_breakpoints())
         if self._client.get("supportsInvalidatedEvent"):
             await self.event("invalidated", {"areas": ["all"], "threadId": thread.id})
@@ -784,65 +710,21 @@ class DebugSession:
         after = arg(args, "after", int, 0)
         if after < 0:
             raise InvalidArgument(f"after is a log offset, not {after}")
+
+        async def emit(name: str, body: dict[str, Any]) -> None:
+            await self.event(name, {"threadId": thread.id, **body})
+
         if batch_ms is None:
-            self._spawn(self._stream_statuses(thread, after), f"dap-live-tree-{thread.id}")
+            statuses = stream_statuses(self.control, thread.execution_id, after, emit)
+            self._spawn(statuses, f"dap-live-tree-{thread.id}")
         elif not MIN_BATCH_MS <= batch_ms <= MAX_BATCH_MS:
             raise InvalidArgument(
                 f"batchMs must be {MIN_BATCH_MS} to {MAX_BATCH_MS}, not {batch_ms}"
             )
         else:
-            self._batch_streams[thread.id] = self._spawn(
-                self._stream_batches(thread, batch_ms, after), f"dap-live-tree-{thread.id}"
-            )
+            batches = stream_batches(self.control, thread.execution_id, batch_ms, after, emit)
+            self._batch_streams[thread.id] = self._spawn(batches, f"dap-live-tree-{thread.id}")
         return {"executionId": thread.execution_id}
-
-    async def _stream_statuses(self, thread: _Thread, after: int) -> None:
-        events = self.control.events(thread.execution_id, after=after, types=LIVE_TREE_EVENTS)
-        async for event in events:
-            await self.event(
-                "canopy/nodeStatus",
-                {
-                    "threadId": thread.id,
-                    "offset": event.offset,
-                    "type": event.type,
-                    **event.payload,
-                },
-            )
-
-    async def _stream_batches(self, thread: _Thread, batch_ms: int, after: int) -> None:
-        """Collect status events as they come; every ``batch_ms`` after the first one of a
-        batch, send what changed. The batch holds one entry per node at most, so a fast,
-        wide tree costs the client a bounded amount per batch."""
-        batch = StatusBatch()
-        arrived = asyncio.Event()
-        ended = False
-
-        async def collect() -> None:
-            nonlocal ended
-            types = (*LIVE_TREE_EVENTS, "ExecutionEnded")
-            try:
-                events = self.control.events(thread.execution_id, after=after, types=types)
-                async for event in events:
-                    # After the end, everything the execution did is in the batch.
-                    ended = ended or event.type == "ExecutionEnded"
-                    batch.add(event)
-                    arrived.set()
-            finally:
-                arrived.set()
-
-        collector = asyncio.ensure_future(collect())
-        try:
-            while not (ended or collector.done()):
-                await arrived.wait()
-                await asyncio.sleep(batch_ms / 1000)
-                arrived.clear()
-                body = batch.take()
-                if body is not None:
-                    await self.event("canopy/nodeStatuses", {"threadId": thread.id, **body})
-            if collector.done():
-                await collector  # the stream's own error, if it ended with one
-        finally:
-            collector.cancel()
 
     # -- notifications -----------------------------------------------------------------------
 
@@ -877,11 +759,7 @@ class DebugSession:
             "allThreadsStopped": False,
             "preserveFocusHint": False,
         }
-        ids = {
-            **self._runtime_ids.get(execution_id, {}),
-            **self._watch_ids.get(execution_id, {}),
-        }
-        hit = [ids[number] for number in stop.breakpoint_ids if number in ids]
+        hit = self._breakpoints.client_ids(execution_id, stop.breakpoint_ids)
         if hit:
             body["hitBreakpointIds"] = hit
         if stop.description:
@@ -995,19 +873,6 @@ class DebugSession:
     async def _progress_end(self, progress_id: str | None) -> None:
         if progress_id is not None:
             await self.event("progressEnd", {"progressId": progress_id})
-
-
-def one_spelling(path: str) -> str:
-    """The one spelling of a file the client sees: its resolved absolute path, so that a
-    symlink, a relative program or the client's own spelling never open it twice ("" stays
-    "", meaning no file)."""
-    return os.path.realpath(path) if path else path
-
-
-def source_of(path: str) -> dict[str, Any]:
-    """A DAP ``Source`` for a file, in its one spelling."""
-    real = one_spelling(path)
-    return {"path": real, "name": os.path.basename(real)}
 
 
 def _exit_code(reason: str, root_status: str) -> int:
