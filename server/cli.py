@@ -66,7 +66,7 @@ def _run(work: Coroutine[Any, Any, T]) -> T | None:
         return asyncio.run(work)
     except KeyboardInterrupt:
         return None
-    except (CanopyClientError, BridgeError) as exc:
+    except CanopyError as exc:
         raise click.ClickException(str(exc)) from None
     except BrokenPipeError:
         # The reader of our output left (e.g. `| head`): stop without a traceback.
