@@ -1,8 +1,9 @@
 """One DAP session: requests mapped onto :class:`~server.runtime.control.ExecutionControl`.
 
-The session holds only protocol state — thread ids, frame ids, variable references, the
-breakpoints per source file — and never looks inside a tree: every question goes to the control
-contract, so the same session debugs a tree in this process or in a debug pod. Which control
+The session holds only protocol state — thread ids, frame ids, variable references
+(:mod:`dap.values`), the client's breakpoints and their ids (:mod:`dap.breakpoints`), the
+live-tree streams (:mod:`dap.live`) — and never looks inside a tree: every question goes to the
+control contract, so the same session debugs a tree in this process or in a debug pod. Which control
 that is, the ``launch`` (``pod``) or ``attach`` request decides: the session is given a
 :class:`~dap.controls.ControlChooser` and keeps the one control it picks for its lifetime.
 
