@@ -4,12 +4,16 @@ HTTP servers; the HTTP client that connects other processes to the server is
 
 from .errors import (
     BridgeError,
+    CanopyError,
     ConcurrencyConflict,
     ConfigurationError,
+    InvalidArgument,
     InvalidEvent,
     InvalidFilter,
     StoreClosed,
     StoreUnavailable,
+    error_class,
+    error_codes,
 )
 from .events import ALL_TENANTS, TOPICS, EventFilter, NewEvent, Producer, RecordedEvent, Topic
 from .projection import Documents, Projection, ProjectionFailed, ProjectionRunner
@@ -22,11 +26,13 @@ __all__ = [
     "ALL_TENANTS",
     "TOPICS",
     "BridgeError",
+    "CanopyError",
     "ConcurrencyConflict",
     "ConfigurationError",
     "Documents",
     "EventFilter",
     "EventStore",
+    "InvalidArgument",
     "InvalidEvent",
     "InvalidFilter",
     "NewEvent",
@@ -44,6 +50,8 @@ __all__ = [
     "Subscription",
     "Topic",
     "database_url",
+    "error_class",
+    "error_codes",
     "open_store",
     "parse_retention",
 ]

@@ -83,6 +83,17 @@ class ServerError(CanopyClientError):
             text += f": {where + ': ' if where else ''}{detail}"
         super().__init__(text)
 
+    def details(self) -> dict[str, Any]:
+        """The refusal as the far server worded it (kept apart from the members of a problem
+        document that carries this error on)."""
+        problem = {"status": self.status, "title": self.title, "detail": self.detail}
+        return {"problem": {**problem, "type": self.type, "field": self.field, "index": self.index}}
+
+    @classmethod
+    def rebuild(cls, message: str, details: Mapping[str, Any]) -> ServerError:
+        problem = details["problem"]
+        return cls.from_problem(int(problem["status"]), problem)
+
     @classmethod
     def from_problem(cls, status: int, problem: Mapping[str, Any]) -> ServerError:
         """Build from a decoded problem document (missing members get neutral values)."""

@@ -1,10 +1,95 @@
-"""The event log's own exceptions: driver and validation errors are translated into these once,
-at the boundary, so callers (server, CLI, runtime) handle one small hierarchy."""
+"""Canopy's one error hierarchy, and the event log's own errors.
+
+:class:`CanopyError` is the root of every error a client may see, from any layer; it lives here
+because the event log is the lowest layer that code sits in. Each subclass has a stable
+``code`` (its class name), and every edge translates by that code in one place: the remote
+wire rebuilds an error from its code through :func:`error_class`, the HTTP API maps a code to a
+status, DAP answers ``success: false`` with the readable message. Anything that is not a
+``CanopyError`` is a bug, and is reported as an internal error with its traceback in the log.
+
+Driver and validation errors of the event log are translated into its subclasses once, at the
+boundary, so callers (server, CLI, runtime) handle one small hierarchy.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
-class BridgeError(Exception):
+__all__ = [
+    "BridgeError",
+    "CanopyError",
+    "ConcurrencyConflict",
+    "ConfigurationError",
+    "InvalidArgument",
+    "InvalidEvent",
+    "InvalidFilter",
+    "StoreClosed",
+    "StoreUnavailable",
+    "error_class",
+    "error_codes",
+]
+
+_REGISTRY: dict[str, type[CanopyError]] = {}
+
+
+class CanopyError(Exception):
+    """Base of every error Canopy raises on purpose, for a client to see.
+
+    A subclass is registered under its ``code`` (the class name) when it is defined, so that
+    a new error travels between processes without a line written elsewhere. By default an
+    error travels as its constructor arguments (``args``, when they are more than the
+    message); one whose message is built from structured fields says what rebuilds it in
+    :meth:`details` and :meth:`rebuild`.
+    """
+
+    code: ClassVar[str] = "CanopyError"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = cls.__name__
+        known = _REGISTRY.get(cls.code)
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise TypeError(f"two errors share the code {cls.code!r}: {known} and {cls}")
+        _REGISTRY[cls.code] = cls
+
+    def details(self) -> dict[str, Any]:
+        """JSON members a client needs, besides the message, to rebuild this very error."""
+        arguments = list(self.args)
+        return {} if arguments == [str(self)] else {"arguments": arguments}
+
+    @classmethod
+    def rebuild(cls, message: str, details: Mapping[str, Any]) -> Self:
+        """The error a far side encoded as ``message`` and :meth:`details`."""
+        arguments = details.get("arguments")
+        if isinstance(arguments, list):
+            try:
+                return cls(*arguments)
+            except TypeError:
+                pass  # the constructor changed: keep at least the message
+        error = cls.__new__(cls)
+        Exception.__init__(error, message)
+        return error
+
+
+_REGISTRY[CanopyError.code] = CanopyError
+
+
+def error_class(code: str) -> type[CanopyError] | None:
+    """The error class registered under ``code``, if any."""
+    return _REGISTRY.get(code)
+
+
+def error_codes() -> dict[str, type[CanopyError]]:
+    """Every registered code and its class (those of the modules imported so far)."""
+    return dict(_REGISTRY)
+
+
+class InvalidArgument(CanopyError):
+    """An argument of a request is missing or malformed; the message names it."""
+
+
+class BridgeError(CanopyError):
     """Base of every error the event log raises on purpose."""
 
 
@@ -24,6 +109,17 @@ class InvalidEvent(BridgeError):
             where += f".{field}"
         super().__init__(f"{where}: {message}")
 
+    def details(self) -> dict[str, Any]:
+        return {"reason": self.message, "field": self.field, "index": self.index}
+
+    @classmethod
+    def rebuild(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(
+            str(details.get("reason", message)),
+            field=str(details.get("field") or ""),
+            index=details.get("index"),
+        )
+
 
 class ConcurrencyConflict(BridgeError):
     """An append's ``expected_version`` did not match its stream; nothing of it was written."""
@@ -38,6 +134,25 @@ class ConcurrencyConflict(BridgeError):
         self.index = index
         super().__init__(
             f"event[{index}]: stream {stream!r} is at version {actual}, expected {expected}"
+        )
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "stream": self.stream,
+            "expected_version": self.expected,
+            "actual_version": self.actual,
+            "index": self.index,
+        }
+
+    @classmethod
+    def rebuild(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(
+            tenant_id=details["tenant_id"],
+            stream=details["stream"],
+            expected=details["expected_version"],
+            actual=details["actual_version"],
+            index=details["index"],
         )
 
 

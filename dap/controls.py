@@ -9,8 +9,8 @@ picks one then:
   opened on first use only: a pod-only adapter never touches it.
 - ``pod: local`` / ``kubernetes``, and ``attach`` to an execution this process does not run:
   :class:`~server.remote.client.HttpExecutionControl` to a Canopy server (found, or started,
-  by :class:`~dap.servers.Servers`), whose executions run in the user's debug pod. Each session
-  opens its own connection and closes it when it ends; the server outlives it.
+  by :class:`~server.remote.servers.Servers`), whose executions run in the user's debug pod.
+  Each session opens its own connection and closes it when it ends; the server outlives it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Final
 from canopy.bridge import EventStore, database_url, open_store
 from canopy.bridge.client import CanopyClient, Endpoint
 from canopy.server.remote.client import HttpExecutionControl
+from canopy.server.remote.servers import Report, Servers, ensure_pod
 from canopy.server.runtime.control import (
     ControlError,
     ExecutionControl,
@@ -30,8 +31,6 @@ from canopy.server.runtime.control import (
     UnknownExecution,
 )
 from canopy.server.runtime.inprocess import InProcessControl
-
-from .servers import Report, Servers, ensure_pod
 
 __all__ = ["LOCAL_TENANT", "AdapterControls", "ControlChooser"]
 

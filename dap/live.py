@@ -1,4 +1,5 @@
-"""Coalescing a live execution's status events for a client that draws the tree.
+"""The live tree: a live execution's status events, streamed to a client that draws the tree,
+one by one or coalesced into batches.
 
 A wide tree ticking fast changes thousands of node statuses a second. Sent one DAP event each,
 they cost the adapter, the editor's debug service and every extension listening far more than
@@ -9,11 +10,31 @@ of the tree, not by the event rate.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 from canopy.bridge.events import RecordedEvent
+from canopy.server.runtime.control import ExecutionControl
 
-__all__ = ["StatusBatch"]
+__all__ = [
+    "LAST_BATCH_WAIT",
+    "LIVE_TREE_EVENTS",
+    "MAX_BATCH_MS",
+    "MIN_BATCH_MS",
+    "StatusBatch",
+    "stream_batches",
+    "stream_statuses",
+]
+
+LIVE_TREE_EVENTS: Final = ("NodeStatusChanged", "TickCompleted", "TreeReloaded")
+MIN_BATCH_MS: Final = 10
+MAX_BATCH_MS: Final = 1000
+LAST_BATCH_WAIT: Final = 2.0
+"""Seconds an ending session waits for the live tree's last batch."""
+
+Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+"""Sends one DAP event (name, body) to the client."""
 
 
 class StatusBatch:
@@ -64,3 +85,52 @@ class StatusBatch:
         }
         self._changes, self._reloaded, self._events = {}, False, 0
         return body
+
+
+async def stream_statuses(
+    control: ExecutionControl, execution_id: str, after: int, emit: Emit
+) -> None:
+    """One ``canopy/nodeStatus`` event per status change, tick end and reload after ``after``."""
+    events = control.events(execution_id, after=after, types=LIVE_TREE_EVENTS)
+    async for event in events:
+        await emit(
+            "canopy/nodeStatus", {"offset": event.offset, "type": event.type, **event.payload}
+        )
+
+
+async def stream_batches(
+    control: ExecutionControl, execution_id: str, batch_ms: int, after: int, emit: Emit
+) -> None:
+    """Collect status events as they come; every ``batch_ms`` after the first one of a batch,
+    send what changed as one ``canopy/nodeStatuses`` event. The batch holds one entry per node
+    at most, so a fast, wide tree costs the client a bounded amount per batch. Ends after the
+    execution's last batch."""
+    batch = StatusBatch()
+    arrived = asyncio.Event()
+    ended = False
+
+    async def collect() -> None:
+        nonlocal ended
+        types = (*LIVE_TREE_EVENTS, "ExecutionEnded")
+        try:
+            async for event in control.events(execution_id, after=after, types=types):
+                # After the end, everything the execution did is in the batch.
+                ended = ended or event.type == "ExecutionEnded"
+                batch.add(event)
+                arrived.set()
+        finally:
+            arrived.set()
+
+    collector = asyncio.ensure_future(collect())
+    try:
+        while not (ended or collector.done()):
+            await arrived.wait()
+            await asyncio.sleep(batch_ms / 1000)
+            arrived.clear()
+            body = batch.take()
+            if body is not None:
+                await emit("canopy/nodeStatuses", body)
+        if collector.done():
+            await collector  # the stream's own error, if it ended with one
+    finally:
+        collector.cancel()

@@ -1,13 +1,15 @@
 """One DAP session: requests mapped onto :class:`~server.runtime.control.ExecutionControl`.
 
-The session holds only protocol state — thread ids, frame ids, variable references, the
-breakpoints per source file — and never looks inside a tree: every question goes to the control
-contract, so the same session debugs a tree in this process or in a debug pod. Which control
+The session holds only protocol state — thread ids, frame ids, variable references
+(:mod:`dap.values`), the client's breakpoints and their ids (:mod:`dap.breakpoints`), the
+live-tree streams (:mod:`dap.live`) — and never looks inside a tree: every question goes to the
+control contract, so the same session debugs a tree in this process or in a debug pod. Which control
 that is, the ``launch`` (``pod``) or ``attach`` request decides: the session is given a
 :class:`~dap.controls.ControlChooser` and keeps the one control it picks for its lifetime.
 
 Handlers are named ``on_<command>`` (``/`` in custom commands becomes ``_``); each returns the
-response body or raises :class:`DapError` with a message for the user.
+response body or raises a :class:`~bridge.errors.CanopyError` with a message for the user
+(:mod:`dap.transport` words the answer); any other exception is a bug.
 """
 
 from __future__ import annotations
@@ -20,23 +22,23 @@ from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import jsonschema
-
-from canopy import schemas
-from canopy.bridge import BridgeError
-from canopy.bridge.client import CanopyClientError
-from canopy.server.runtime.blackboard import BlackboardView, absolute_key
-from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
-from canopy.server.runtime.control import ControlError, ExecutionControl, ExecutionView, LaunchSpec
-from canopy.server.runtime.definition import DefinitionError
+from canopy.bridge import CanopyError, InvalidArgument
+from canopy.server.runtime.breakpoints import ExceptionFilter, WatchSpec
+from canopy.server.runtime.control import (
+    ExecutionControl,
+    ExecutionView,
+    InvalidRequest,
+    LaunchSpec,
+)
 from canopy.server.runtime.engine import CaptureLevel, Mode, Notification, RunState, StepKind
-from canopy.server.runtime.expressions import Expression, ExpressionError
 
+from .arguments import arg, function_breakpoint, item, source_breakpoint, validate
+from .breakpoints import BreakpointLedger, source_of
 from .controls import ControlChooser
-from .live import StatusBatch
-from .values import UnknownReference, Variables, format_value
+from .live import LAST_BATCH_WAIT, MAX_BATCH_MS, MIN_BATCH_MS, stream_batches, stream_statuses
+from .values import Variables, format_value
 
-__all__ = ["CAPABILITIES", "DapError", "DebugSession"]
+__all__ = ["CAPABILITIES", "DebugSession"]
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +79,6 @@ CAPABILITIES: Final = {
     "supportSuspendDebuggee": False,
     "exceptionBreakpointFilters": EXCEPTION_FILTERS,
 }
-LIVE_TREE_EVENTS: Final = ("NodeStatusChanged", "TickCompleted", "TreeReloaded")
-MIN_BATCH_MS: Final = 10
-MAX_BATCH_MS: Final = 1000
-LAST_BATCH_WAIT: Final = 2.0  # seconds an ending session waits for the live tree's last batch
 STOP_REASONS: Final = {
     "breakpoint": "breakpoint",
     "step": "step",
@@ -94,14 +92,6 @@ MODES: Final = {"manual": Mode.MANUAL, "auto": Mode.AUTO, "interval": Mode.INTER
 ORDINARY_ENDS: Final = frozenset({"completed", "max_ticks", "stopped"})
 """End reasons that are the tree's or the user's doing (anything else is a failure, e.g. a
 debug pod that died)."""
-
-
-class DapError(Exception):
-    """A request that cannot be carried out; ``message`` is shown to the user."""
-
-
-class _BadArgument(DapError):
-    """An argument is missing or has the wrong type (the message names it)."""
 
 
 @dataclass(slots=True)
@@ -128,16 +118,7 @@ class DebugSession:
         self._columns_from_1 = True
         self._threads: dict[int, _Thread] = {}
         self._by_execution: dict[str, _Thread] = {}
-        # Breakpoints as the client set them, each with the id the client was given. The
-        # runtime numbers breakpoints afresh each time they are set, so its ids are mapped
-        # back to these (per execution) before they reach the client.
-        self._source_breakpoints: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        self._function_breakpoints: list[tuple[int, dict[str, Any]]] = []
-        self._data_breakpoints: list[tuple[int, WatchSpec]] = []
-        self._exception_filters: list[ExceptionFilter] | None = None
-        self._runtime_ids: dict[str, dict[int, int]] = {}
-        self._watch_ids: dict[str, dict[int, int]] = {}
-        self._next_breakpoint_id = 1
+        self._breakpoints = BreakpointLedger()
         self._variables = Variables()
         self._frames: dict[int, tuple[str, str]] = {}
         self._views: dict[str, ExecutionView] = {}
@@ -152,7 +133,7 @@ class DebugSession:
     def control(self) -> ExecutionControl:
         """The control this session's executions run on (chosen by launch or attach)."""
         if self._control is None:
-            raise DapError("nothing is being debugged yet: launch or attach first")
+            raise InvalidRequest("nothing is being debugged yet: launch or attach first")
         return self._control
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -161,30 +142,14 @@ class DebugSession:
         """Carry out one request; returns the response body (None for an empty body)."""
         command = request.get("command")
         if not isinstance(command, str) or not command:
-            raise DapError("the request has no command")
+            raise InvalidRequest("the request has no command")
         handler = getattr(self, "on_" + command.replace("/", "_"), None)
         if handler is None:
-            raise DapError(f"unknown request {command!r}")
+            raise InvalidRequest(f"unknown request {command!r}")
         arguments = request.get("arguments") or {}
         if not isinstance(arguments, dict):
-            raise DapError(f"{command}: arguments must be an object")
-        try:
-            return await handler(arguments)
-        except _BadArgument as error:
-            raise DapError(f"{command}: {error}") from None
-        except DapError:
-            raise
-        except (ControlError, ExpressionError, UnknownReference) as error:
-            raise DapError(str(error)) from error
-        except CanopyClientError as error:  # the server: unreachable, or it refused
-            raise DapError(str(error)) from error
-        except BridgeError as error:  # the embedded event log cannot be opened
-            raise DapError(f"the event log cannot be opened: {error}") from error
-        except DefinitionError as error:
-            raise DapError(f"the tree cannot be loaded:\n{error}") from error
-        except (KeyError, TypeError, ValueError) as error:
-            detail = error.args[0] if isinstance(error, KeyError) and error.args else error
-            raise DapError(f"{command}: bad arguments ({detail})") from error
+            raise InvalidArgument("arguments must be an object")
+        return await handler(arguments)
 
     async def event(self, name: str, body: dict[str, Any] | None = None) -> None:
         """Send an event to the client."""
@@ -214,7 +179,7 @@ class DebugSession:
                 info = await self.control.info(thread.execution_id)
                 if info.state is not RunState.ENDED:
                     await self.control.terminate(thread.execution_id)
-            except (ControlError, CanopyClientError) as error:
+            except CanopyError as error:
                 log.info("could not end execution %s: %s", thread.execution_id, error)
 
     def _spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
@@ -228,15 +193,15 @@ class DebugSession:
 
     async def on_initialize(self, args: dict[str, Any]) -> dict[str, Any]:
         self._client = args
-        self._lines_from_1 = _arg(args, "linesStartAt1", bool, True)
-        self._columns_from_1 = _arg(args, "columnsStartAt1", bool, True)
+        self._lines_from_1 = arg(args, "linesStartAt1", bool, True)
+        self._columns_from_1 = arg(args, "columnsStartAt1", bool, True)
         return CAPABILITIES
 
     async def on_launch(self, args: dict[str, Any]) -> None:
-        _validate("launch", args)
+        validate("launch", args)
         pod = args.get("pod", "embedded")
         if self._where not in (None, pod):
-            raise DapError(
+            raise InvalidRequest(
                 f"this session already debugs {self._where} executions; start another debug"
                 f" session for pod: {pod}"
             )
@@ -275,15 +240,15 @@ class DebugSession:
         await self.event("initialized")
 
     async def on_attach(self, args: dict[str, Any]) -> None:
-        _validate("attach", args)
-        control, info = await self._controls.holding(_arg(args, "executionId", str))
+        validate("attach", args)
+        control, info = await self._controls.holding(arg(args, "executionId", str))
         if self._control not in (None, control):
-            raise DapError(
+            raise InvalidRequest(
                 f"execution {info.id} runs elsewhere than this session's others; attach to it"
                 " from another debug session"
             )
         if info.state is RunState.ENDED:
-            raise DapError(f"execution {info.id} has ended ({info.end_reason})")
+            raise InvalidRequest(f"execution {info.id} has ended ({info.end_reason})")
         self._control, self._where = control, self._where or "attached"
         thread = self._adopt(info.id, info.tree, info.mode, stop_on_entry=False, launched=False)
         await self._configure(thread)
@@ -298,7 +263,7 @@ class DebugSession:
     async def on_disconnect(self, args: dict[str, Any]) -> None:
         # Launched executions end with the session unless the client says otherwise; attached
         # ones belong to someone else and end only when asked to.
-        terminate = _arg(args, "terminateDebuggee", bool, None)
+        terminate = arg(args, "terminateDebuggee", bool, None)
         try:
             await self._terminate_all(attached=bool(terminate), launched=terminate is not False)
         finally:
@@ -330,11 +295,12 @@ class DebugSession:
     async def _configure(self, thread: _Thread) -> None:
         """Give a new execution everything the client set so far (it may have set breakpoints
         before launching), and tell the client where its breakpoints landed."""
-        if self._data_breakpoints:
+        if self._breakpoints.has_data:
             await self._apply_watches(thread)
-        if self._exception_filters is not None:
-            await self.control.set_exception_filters(thread.execution_id, self._exception_filters)
-        if self._source_breakpoints or self._function_breakpoints:
+        filters = self._breakpoints.exception_filters
+        if filters is not None:
+            await self.control.set_exception_filters(thread.execution_id, filters)
+        if self._breakpoints.has_nodes:
             await self._report_breakpoints(await self._apply_breakpoints())
 
     async def _configure_then_run(self, execution_id: str) -> None:
@@ -348,49 +314,55 @@ class DebugSession:
     # -- breakpoints -------------------------------------------------------------------------
 
     async def on_setBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
-        source = _arg(args, "source", dict)
-        path = _arg(source, "path", str, "")
+        source = arg(args, "source", dict)
+        path = arg(source, "path", str, "")
         if not path:
-            raise DapError("setBreakpoints: breakpoints need a source with a path")
-        wanted = [_source_breakpoint(bp) for bp in _arg(args, "breakpoints", list, [])]
-        self._source_breakpoints[path] = [(self._new_breakpoint_id(), bp) for bp in wanted]
-        if not self._source_breakpoints[path]:
-            del self._source_breakpoints[path]
+            raise InvalidArgument("breakpoints need a source with a path")
+        wanted = [source_breakpoint(bp) for bp in arg(args, "breakpoints", list, [])]
+        path = self._breakpoints.set_source(path, wanted)
         placed = await self._apply_breakpoints()
         return {"breakpoints": placed.get(path, [])}
 
     async def on_setFunctionBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
-        wanted = [_function_breakpoint(bp) for bp in _arg(args, "breakpoints", list)]
-        self._function_breakpoints = [(self._new_breakpoint_id(), bp) for bp in wanted]
+        wanted = [function_breakpoint(bp) for bp in arg(args, "breakpoints", list)]
+        self._breakpoints.set_functions(wanted)
         placed = await self._apply_breakpoints()
         return {"breakpoints": placed.get("", [])}
 
     async def on_breakpointLocations(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread()
-        path = _arg(_arg(args, "source", dict), "path", str)
-        line = _arg(args, "line", int)
+        path = arg(arg(args, "source", dict), "path", str)
+        line = arg(args, "line", int)
         first = self._line_in(line)
-        last = self._line_in(_arg(args, "endLine", int, line))
+        last = self._line_in(arg(args, "endLine", int, line))
         lines = await self.control.breakpoint_lines(thread.execution_id, path)
         return {"breakpoints": [{"line": self._line_out(n)} for n in lines if first <= n <= last]}
 
     async def on_setExceptionBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
-        names = _arg(args, "filters", list)
-        known = {item["filter"] for item in EXCEPTION_FILTERS}
-        for name in names:
-            if name not in known:
-                raise DapError(
-                    f"setExceptionBreakpoints: unknown filter {name!r} "
-                    f"(the filters are {', '.join(sorted(known))})"
-                )
-        self._exception_filters = [ExceptionFilter(name) for name in names]
+        """Apply the filters Canopy offers; any other (say debugpy's ``uncaught``, which
+        generic clients send) is answered unverified, so that such a client still launches."""
+        names = [item(name, "filters", str) for name in arg(args, "filters", list)]
+        known = {offered["filter"] for offered in EXCEPTION_FILTERS}
+        filters = [ExceptionFilter(name) for name in names if name in known]
+        self._breakpoints.exception_filters = filters
         for thread in self._threads.values():
-            await self.control.set_exception_filters(thread.execution_id, self._exception_filters)
-        return {"breakpoints": [{"verified": True} for _ in names]}
+            await self.control.set_exception_filters(thread.execution_id, filters)
+        return {
+            "breakpoints": [
+                {"verified": True}
+                if name in known
+                else {
+                    "verified": False,
+                    "message": f"Canopy has no exception filter {name!r}"
+                    f" (its filters are {', '.join(sorted(known))})",
+                }
+                for name in names
+            ]
+        }
 
     async def on_dataBreakpointInfo(self, args: dict[str, Any]) -> dict[str, Any]:
-        reference = _arg(args, "variablesReference", int, 0)
-        name = _arg(args, "name", str)
+        reference = arg(args, "variablesReference", int, 0)
+        name = arg(args, "name", str)
         key = self._variables.key_of(reference, name)
         if key is None:
             return {"dataId": None, "description": "only blackboard keys can be watched"}
@@ -403,91 +375,30 @@ class DebugSession:
 
     async def on_setDataBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
         specs = []
-        for bp in _arg(args, "breakpoints", list):
-            bp = _item(bp, "breakpoints", dict)
-            condition = _arg(bp, "condition", str, "") or None
-            specs.append(WatchSpec(_arg(bp, "dataId", str), condition))
-        self._data_breakpoints = [(self._new_breakpoint_id(), spec) for spec in specs]
-        placed: list[dict[str, Any]] = [
-            {"id": number, "verified": False, "message": "the tree is not loaded yet"}
-            for number, _ in self._data_breakpoints
-        ]
+        for bp in arg(args, "breakpoints", list):
+            bp = item(bp, "breakpoints", dict)
+            condition = arg(bp, "condition", str, "") or None
+            specs.append(WatchSpec(arg(bp, "dataId", str), condition))
+        self._breakpoints.set_data(specs)
+        placed = self._breakpoints.watches_placed(None, None)
         for thread in self._threads.values():
             placed = await self._apply_watches(thread)
         return {"breakpoints": placed}
 
     async def _apply_watches(self, thread: _Thread) -> list[dict[str, Any]]:
-        specs = [spec for _, spec in self._data_breakpoints]
+        specs = self._breakpoints.watch_specs()
         watches = await self.control.set_watches(thread.execution_id, specs)
-        self._watch_ids[thread.execution_id] = {
-            watch.id: number
-            for (number, _), watch in zip(self._data_breakpoints, watches, strict=True)
-        }
-        return [
-            {
-                "id": number,
-                "verified": watch.verified,
-                **({"message": watch.message} if watch.message else {}),
-            }
-            for (number, _), watch in zip(self._data_breakpoints, watches, strict=True)
-        ]
-
-    def _new_breakpoint_id(self) -> int:
-        number = self._next_breakpoint_id
-        self._next_breakpoint_id += 1
-        return number
+        return self._breakpoints.watches_placed(thread.execution_id, watches)
 
     async def _apply_breakpoints(self) -> dict[str, list[dict[str, Any]]]:
-        """Send every breakpoint of the session to each execution; return them per source path
-        ("" for function breakpoints) as DAP breakpoints, with the ids the client was given."""
-        order: list[tuple[str, int, dict[str, Any]]] = []
-        specs: list[BreakpointSpec] = []
-        for path, breakpoints in self._source_breakpoints.items():
-            for number, bp in breakpoints:
-                order.append((path, number, bp))
-                specs.append(
-                    BreakpointSpec(
-                        path=path,
-                        line=self._line_in(bp["line"]),
-                        position=Position.BEFORE,
-                        condition=bp.get("condition") or None,
-                        hit_condition=bp.get("hitCondition") or None,
-                        log_message=bp.get("logMessage") or None,
-                    )
-                )
-        for number, bp in self._function_breakpoints:
-            order.append(("", number, bp))
-            specs.append(
-                BreakpointSpec(
-                    node=bp["name"],
-                    position=Position.BEFORE,
-                    condition=bp.get("condition") or None,
-                    hit_condition=bp.get("hitCondition") or None,
-                )
-            )
-        placed: dict[str, list[dict[str, Any]]] = {path: [] for path, _, _ in order}
-        if not self._threads:
-            for path, number, bp in order:
-                answer = {"id": number, "verified": False, "message": "the tree is not loaded yet"}
-                if path:
-                    answer["line"] = bp["line"]
-                    answer["source"] = {"path": path, "name": Path(path).name}
-                placed[path].append(answer)
-            return placed
+        """Send every node breakpoint of the session to each execution; return them per source
+        path ("" for those by name) as DAP breakpoints, with the ids the client was given."""
+        specs = self._breakpoints.node_specs(self._line_in)
+        views = None
         for thread in self._threads.values():
             views = await self.control.set_breakpoints(thread.execution_id, specs)
-            self._runtime_ids[thread.execution_id] = {
-                view.id: number for (_, number, _), view in zip(order, views, strict=True)
-            }
-        for (path, number, bp), view in zip(order, views, strict=True):
-            answer: dict[str, Any] = {"id": number, "verified": view.verified}
-            if view.message:
-                answer["message"] = view.message
-            if path:
-                answer["line"] = self._line_out(view.line) if view.line else bp["line"]
-                answer["source"] = {"path": path, "name": Path(path).name}
-            placed[path].append(answer)
-        return placed
+            self._breakpoints.bound(thread.execution_id, views)
+        return self._breakpoints.placed(views, self._line_out)
 
     async def _report_breakpoints(self, placed: dict[str, list[dict[str, Any]]]) -> None:
         """Tell the client where breakpoints landed now (after a launch or a hot reload)."""
@@ -517,7 +428,7 @@ class DebugSession:
     async def _pause(self, execution_id: str) -> None:
         try:
             await self.control.pause(execution_id)
-        except ControlError as error:
+        except CanopyError as error:
             await self.event("output", {"category": "stderr", "output": f"pause: {error}\n"})
 
     async def _resume(self, args: dict[str, Any], action: StepKind) -> None:
@@ -534,7 +445,7 @@ class DebugSession:
         elif info.state is not RunState.IDLE or thread.mode is not Mode.MANUAL:
             # Idle between ticks only means "waiting for the user" in manual mode; otherwise
             # nothing would ever stop and the request would be silently lost.
-            raise DapError(f"the tree is {info.state.value}, not stopped")
+            raise InvalidRequest(f"the tree is {info.state.value}, not stopped")
         if thread.mode is Mode.MANUAL and at_boundary:
             await self.control.tick(thread.execution_id)
 
@@ -590,16 +501,16 @@ class DebugSession:
                 "column": self._column_out(frame.column or 1) if frame.path else 0,
             }
             if frame.path:
-                entry["source"] = {"name": Path(frame.path).name, "path": frame.path}
+                entry["source"] = source_of(frame.path)
             if view.past:
                 entry["presentationHint"] = "subtle"
             frames.append(entry)
-        start = _arg(args, "startFrame", int, 0)
-        levels = _arg(args, "levels", int, 0) or len(frames)
+        start = arg(args, "startFrame", int, 0)
+        levels = arg(args, "levels", int, 0) or len(frames)
         return {"stackFrames": frames[start : start + levels], "totalFrames": len(frames)}
 
     async def on_scopes(self, args: dict[str, Any]) -> dict[str, Any]:
-        execution_id, node_id = self._frame(_arg(args, "frameId", int))
+        execution_id, node_id = self._frame(arg(args, "frameId", int))
         view = await self._view(execution_id)
         node = next((n for n in view.nodes if n["id"] == node_id), {"id": node_id})
         state = {k: v for k, v in node.items() if k != "params"}
@@ -616,33 +527,32 @@ class DebugSession:
 
     async def on_variables(self, args: dict[str, Any]) -> dict[str, Any]:
         variables = self._variables.children(
-            _arg(args, "variablesReference", int),
-            _arg(args, "start", int, 0),
-            _arg(args, "count", int, 0),
+            arg(args, "variablesReference", int),
+            arg(args, "start", int, 0),
+            arg(args, "count", int, 0),
         )
         return {"variables": variables}
 
     async def on_setVariable(self, args: dict[str, Any]) -> dict[str, Any]:
-        reference = _arg(args, "variablesReference", int)
-        name = _arg(args, "name", str)
-        text = _arg(args, "value", str)
+        reference = arg(args, "variablesReference", int)
+        name = arg(args, "name", str)
+        text = arg(args, "value", str)
         execution_id = self._variables.execution_of(reference)
         key = self._variables.key_of(reference, name)
         if key is None:
-            raise DapError(f"{name} is not a blackboard value: only those can be edited")
+            raise InvalidRequest(f"{name} is not a blackboard value: only those can be edited")
         value = await self._value_of(execution_id, text)
         await self._write(execution_id, key, value)
         return {"value": format_value(value)}
 
     async def on_setExpression(self, args: dict[str, Any]) -> dict[str, Any]:
-        expression = _arg(args, "expression", str).strip()
-        text = _arg(args, "value", str)
-        execution_id = self._execution_of_frame(_arg(args, "frameId", int, None))
+        expression = arg(args, "expression", str).strip()
+        text = arg(args, "value", str)
+        execution_id = self._execution_of_frame(arg(args, "frameId", int, None))
         if not expression:
-            raise DapError("setExpression: the expression is empty")
-        key = absolute_key(expression)
+            raise InvalidArgument("the expression is empty")
         value = await self._value_of(execution_id, text)
-        await self._write(execution_id, key, value)
+        await self._write(execution_id, expression, value)
         return {"value": format_value(value)}
 
     async def _value_of(self, execution_id: str, text: str) -> Any:
@@ -650,21 +560,17 @@ class DebugSession:
         return await self.control.evaluate(execution_id, text)
 
     async def _write(self, execution_id: str, key: str, value: Any) -> None:
-        await self.control.set_blackboard(execution_id, key, value)
+        stored = await self.control.set_blackboard(execution_id, key, value)
         self._views.pop(execution_id, None)
-        self._variables.written(execution_id, key, value)
+        self._variables.written(execution_id, stored, value)
         if self._client.get("supportsInvalidatedEvent"):
             thread = self._by_execution[execution_id]
             await self.event("invalidated", {"areas": ["variables"], "threadId": thread.id})
 
     async def on_evaluate(self, args: dict[str, Any]) -> dict[str, Any]:
-        execution_id, node_id = self._frame_or_thread(_arg(args, "frameId", int, None))
-        view = await self._view(execution_id)
-        expression = _arg(args, "expression", str)
-        if view.past:
-            result = Expression.compile(expression).evaluate(_past_context(view, node_id))
-        else:
-            result = await self.control.evaluate(execution_id, expression, node_id=node_id)
+        execution_id, node_id = self._frame_or_thread(arg(args, "frameId", int, None))
+        expression = arg(args, "expression", str)
+        result = await self.control.evaluate(execution_id, expression, node_id=node_id)
         if args.get("context") == "clipboard":
             return {
                 "result": json.dumps(result, indent=2, ensure_ascii=False),
@@ -676,20 +582,15 @@ class DebugSession:
         }
 
     async def on_completions(self, args: dict[str, Any]) -> dict[str, Any]:
-        execution_id, _ = self._frame_or_thread(_arg(args, "frameId", int, None))
-        view = await self._view(execution_id)
-        text = _arg(args, "text", str)
-        column = _arg(args, "column", int, len(text) + 1) - (1 if self._columns_from_1 else 0)
+        execution_id, _ = self._frame_or_thread(arg(args, "frameId", int, None))
+        text = arg(args, "text", str)
+        column = arg(args, "column", int, len(text) + 1) - (1 if self._columns_from_1 else 0)
         before = text[:column]
         start = len(before)
         while start > 0 and (before[start - 1].isalnum() or before[start - 1] in "_."):
             start -= 1
         prefix = before[start:]
-        names = sorted(
-            {key.strip("/").replace("/", ".") for key in view.blackboard}
-            | {node["name"] for node in view.nodes}
-            | {"status", "tick", "visits", "name", "id"}
-        )
+        names = await self.control.expression_names(execution_id)
         return {
             "targets": [
                 {
@@ -709,7 +610,7 @@ class DebugSession:
         info = await self.control.info(thread.execution_id)
         stop = info.stopped
         if stop is None or stop.reason not in ("exception", "failure"):
-            raise DapError("the tree is not stopped on an exception")
+            raise InvalidRequest("the tree is not stopped on an exception")
         if stop.exception is None:
             return {
                 "exceptionId": "NodeFailed",
@@ -739,13 +640,13 @@ class DebugSession:
         thread = self._only_thread(args)
         unbound = await self.control.reload(
             thread.execution_id,
-            _arg(args, "program", str, None),
-            keep_blackboard=_arg(args, "keepBlackboard", bool, True),
+            arg(args, "program", str, None),
+            keep_blackboard=arg(args, "keepBlackboard", bool, True),
         )
         self._forget_stop(thread.execution_id)
         # The runtime rebinds breakpoints by node id; set them again so that line breakpoints
         # land on the new tree too, and tell the client which ones no longer bind.
-        if self._source_breakpoints or self._function_breakpoints:
+        if self._breakpoints.has_nodes:
             await self._report_breakpoints(await self._apply_breakpoints())
         if self._client.get("supportsInvalidatedEvent"):
             await self.event("invalidated", {"areas": ["all"], "threadId": thread.id})
@@ -763,19 +664,19 @@ class DebugSession:
 
     async def on_canopy_stateAt(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
-        state = await self.control.state_at(thread.execution_id, _arg(args, "tick", int, None))
+        state = await self.control.state_at(thread.execution_id, arg(args, "tick", int, None))
         return state.to_json()
 
     async def on_canopy_diff(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
-        other = _arg(args, "otherExecutionId", str)
+        other = arg(args, "otherExecutionId", str)
         return _jsonable(await self.control.diff_executions(thread.execution_id, other))
 
     async def on_canopy_picture(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
-        kind = _arg(args, "format", str, "dot")
+        kind = arg(args, "format", str, "dot")
         picture = await self.control.picture(
-            thread.execution_id, tick=_arg(args, "tick", int, None), format=kind
+            thread.execution_id, tick=arg(args, "tick", int, None), format=kind
         )
         return {"format": kind, "content": picture}
 
@@ -788,7 +689,7 @@ class DebugSession:
         if node_id is None and "frameId" in args:
             node_id = self._frame(args["frameId"])[1]
         if not isinstance(node_id, str):
-            raise DapError("canopy/debugPython: give nodeId or frameId")
+            raise InvalidArgument("give nodeId or frameId")
         target = await self.control.python_debug(thread.execution_id, node_id)
         return {
             "nodeId": target.node_id,
@@ -806,69 +707,25 @@ class DebugSession:
         per that many milliseconds holding each changed node's latest status. ``after`` (a log
         offset, e.g. a picture's) skips what the client already has."""
         thread = self._only_thread(args)
-        batch_ms = _arg(args, "batchMs", int, None)
-        after = _arg(args, "after", int, 0)
+        batch_ms = arg(args, "batchMs", int, None)
+        after = arg(args, "after", int, 0)
         if after < 0:
-            raise DapError(f"canopy/liveTree: after is a log offset, not {after}")
+            raise InvalidArgument(f"after is a log offset, not {after}")
+
+        async def emit(name: str, body: dict[str, Any]) -> None:
+            await self.event(name, {"threadId": thread.id, **body})
+
         if batch_ms is None:
-            self._spawn(self._stream_statuses(thread, after), f"dap-live-tree-{thread.id}")
+            statuses = stream_statuses(self.control, thread.execution_id, after, emit)
+            self._spawn(statuses, f"dap-live-tree-{thread.id}")
         elif not MIN_BATCH_MS <= batch_ms <= MAX_BATCH_MS:
-            raise DapError(
-                f"canopy/liveTree: batchMs must be {MIN_BATCH_MS} to {MAX_BATCH_MS}, not {batch_ms}"
+            raise InvalidArgument(
+                f"batchMs must be {MIN_BATCH_MS} to {MAX_BATCH_MS}, not {batch_ms}"
             )
         else:
-            self._batch_streams[thread.id] = self._spawn(
-                self._stream_batches(thread, batch_ms, after), f"dap-live-tree-{thread.id}"
-            )
+            batches = stream_batches(self.control, thread.execution_id, batch_ms, after, emit)
+            self._batch_streams[thread.id] = self._spawn(batches, f"dap-live-tree-{thread.id}")
         return {"executionId": thread.execution_id}
-
-    async def _stream_statuses(self, thread: _Thread, after: int) -> None:
-        events = self.control.events(thread.execution_id, after=after, types=LIVE_TREE_EVENTS)
-        async for event in events:
-            await self.event(
-                "canopy/nodeStatus",
-                {
-                    "threadId": thread.id,
-                    "offset": event.offset,
-                    "type": event.type,
-                    **event.payload,
-                },
-            )
-
-    async def _stream_batches(self, thread: _Thread, batch_ms: int, after: int) -> None:
-        """Collect status events as they come; every ``batch_ms`` after the first one of a
-        batch, send what changed. The batch holds one entry per node at most, so a fast,
-        wide tree costs the client a bounded amount per batch."""
-        batch = StatusBatch()
-        arrived = asyncio.Event()
-        ended = False
-
-        async def collect() -> None:
-            nonlocal ended
-            types = (*LIVE_TREE_EVENTS, "ExecutionEnded")
-            try:
-                events = self.control.events(thread.execution_id, after=after, types=types)
-                async for event in events:
-                    # After the end, everything the execution did is in the batch.
-                    ended = ended or event.type == "ExecutionEnded"
-                    batch.add(event)
-                    arrived.set()
-            finally:
-                arrived.set()
-
-        collector = asyncio.ensure_future(collect())
-        try:
-            while not (ended or collector.done()):
-                await arrived.wait()
-                await asyncio.sleep(batch_ms / 1000)
-                arrived.clear()
-                body = batch.take()
-                if body is not None:
-                    await self.event("canopy/nodeStatuses", {"threadId": thread.id, **body})
-            if collector.done():
-                await collector  # the stream's own error, if it ended with one
-        finally:
-            collector.cancel()
 
     # -- notifications -----------------------------------------------------------------------
 
@@ -903,11 +760,7 @@ class DebugSession:
             "allThreadsStopped": False,
             "preserveFocusHint": False,
         }
-        ids = {
-            **self._runtime_ids.get(execution_id, {}),
-            **self._watch_ids.get(execution_id, {}),
-        }
-        hit = [ids[number] for number in stop.breakpoint_ids if number in ids]
+        hit = self._breakpoints.client_ids(execution_id, stop.breakpoint_ids)
         if hit:
             body["hitBreakpointIds"] = hit
         if stop.description:
@@ -966,26 +819,26 @@ class DebugSession:
 
     def _thread(self, args: dict[str, Any]) -> _Thread:
         if not self._threads:
-            raise DapError("nothing is being debugged yet: launch or attach first")
+            raise InvalidRequest("nothing is being debugged yet: launch or attach first")
         thread_id = args.get("threadId")
         thread = self._threads.get(thread_id) if isinstance(thread_id, int) else None
         if thread is None:
             if thread_id is None and len(self._threads) == 1:
                 return next(iter(self._threads.values()))
-            raise DapError(f"unknown thread {thread_id!r}")
+            raise InvalidRequest(f"unknown thread {thread_id!r}")
         return thread
 
     def _only_thread(self, args: dict[str, Any] | None = None) -> _Thread:
         if args and "threadId" in args:
             return self._thread(args)
         if not self._threads:
-            raise DapError("nothing is being debugged yet: launch or attach first")
+            raise InvalidRequest("nothing is being debugged yet: launch or attach first")
         return next(iter(self._threads.values()))
 
     def _frame(self, frame_id: Any) -> tuple[str, str]:
         found = self._frames.get(frame_id) if isinstance(frame_id, int) else None
         if found is None:
-            raise DapError(
+            raise InvalidRequest(
                 f"unknown frame {frame_id!r} (frames last only while the tree is stopped)"
             )
         return found
@@ -1023,95 +876,11 @@ class DebugSession:
             await self.event("progressEnd", {"progressId": progress_id})
 
 
-_REQUIRED: Final = object()
-_TYPE_NAMES: Final = {
-    bool: "a boolean",
-    int: "an integer",
-    str: "a string",
-    dict: "an object",
-    list: "an array",
-}
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def _item(value: Any, name: str, kind: type) -> Any:
-    """One item of an array argument, checked like an argument."""
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _BadArgument(f"each of {name!r} must be {_TYPE_NAMES[kind]}, not {_json_type(value)}")
-    return value
-
-
-def _arg(args: dict[str, Any], name: str, kind: type, default: Any = _REQUIRED) -> Any:
-    """The argument ``name`` checked against ``kind``; ``default`` when absent (or null), and a
-    message naming the argument when it is required and missing, or of the wrong type."""
-    value = args.get(name)
-    if value is None:
-        if default is _REQUIRED:
-            raise _BadArgument(f"missing argument {name!r}")
-        return default
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _BadArgument(
-            f"argument {name!r} must be {_TYPE_NAMES[kind]}, not {_json_type(value)}"
-        )
-    return value
-
-
-def _source_breakpoint(bp: Any) -> dict[str, Any]:
-    """A DAP ``SourceBreakpoint``, checked before it is kept (a bad one must not stay behind
-    and break every later breakpoint request)."""
-    _item(bp, "breakpoints", dict)
-    _arg(bp, "line", int)
-    for name in ("condition", "hitCondition", "logMessage"):
-        _arg(bp, name, str, None)
-    return bp
-
-
-def _function_breakpoint(bp: Any) -> dict[str, Any]:
-    """A DAP ``FunctionBreakpoint`` (a node name or id), checked before it is kept."""
-    _item(bp, "breakpoints", dict)
-    if not _arg(bp, "name", str).strip():
-        raise _BadArgument("a function breakpoint needs a node name or id")
-    for name in ("condition", "hitCondition"):
-        _arg(bp, name, str, None)
-    return bp
-
-
 def _exit_code(reason: str, root_status: str) -> int:
     """0 when the tree succeeded or was ended on purpose; 1 when it failed or broke."""
     if reason == "completed":
         return 0 if root_status == "SUCCESS" else 1
     return 0 if reason in ("max_ticks", "stopped") else 1
-
-
-def _validate(kind: str, args: dict[str, Any]) -> None:
-    """Check launch/attach arguments against ``schemas/launch.schema.json``."""
-    schema = schemas.load("launch.schema.json")
-    validator = jsonschema.Draft202012Validator(
-        {"$defs": schema["$defs"], "$ref": f"#/$defs/{kind}"}
-    )
-    error = jsonschema.exceptions.best_match(validator.iter_errors(args))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path)
-        raise DapError(f"{kind}: {where + ': ' if where else ''}{error.message}")
-
-
-def _past_context(view: ExecutionView, node_id: str | None) -> dict[str, Any]:
-    """Expression names over a recorded state (the past has no live node objects)."""
-    node = next((n for n in view.nodes if n["id"] == node_id), None) if node_id else None
-    context: dict[str, Any] = dict(BlackboardView(view.blackboard).items())
-    context["tick"] = view.tick
-    if node is not None:
-        context.update(status=node["status"], name=node["name"], id=node["id"])
-    return context
 
 
 def _jsonable(value: Any) -> Any:

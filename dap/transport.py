@@ -13,15 +13,22 @@ import logging
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+from canopy.bridge import BridgeError, CanopyError, InvalidArgument
+from canopy.bridge.client import CanopyClientError
 
 from .controls import AdapterControls
 from .framing import FramingError, MessageReader, encode
-from .session import DapError, DebugSession
+from .session import DebugSession
 
 __all__ = ["serve_connection", "serve_stdio", "serve_tcp"]
 
 log = logging.getLogger(__name__)
+
+_CONTEXT: Final = {"DefinitionError": "the tree cannot be loaded:\n"}
+"""What a user reads before the message of an error, by code, where the message alone would
+not say what failed."""
 
 
 async def serve_connection(
@@ -77,16 +84,29 @@ async def _answer(session: DebugSession, send: Any, message: dict[str, Any]) -> 
         return
     try:
         body = await session.handle(message)
-    except DapError as error:
-        response["message"] = str(error)
+    except CanopyError as error:
+        response["message"] = message_of(response["command"], error)
     except Exception as error:  # a bug must cost one request, not the session
         log.exception("request %s failed", response["command"])
-        response["message"] = f"internal error: {type(error).__name__}: {error}"
+        response["message"] = (
+            f"internal error in {response['command'] or 'the request'}: {type(error).__name__}"
+            " (the debug adapter's log has the details)"
+        )
     else:
         response["success"] = True
         if body is not None:
             response["body"] = body
     await send(response)
+
+
+def message_of(command: str, error: CanopyError) -> str:
+    """How DAP words any Canopy error: its readable message, after the request's name when
+    an argument was at fault, or after what failed when the message alone would not say."""
+    if isinstance(error, InvalidArgument):
+        return f"{command}: {error}"
+    if isinstance(error, BridgeError) and not isinstance(error, CanopyClientError):
+        return f"the event log failed: {error}"
+    return _CONTEXT.get(error.code, "") + str(error)
 
 
 async def serve_stdio(controls: AdapterControls, *, cwd: Path | None = None) -> None:

@@ -12,21 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from canopy.server.runtime.blackboard import absolute_key
+from canopy.server.runtime.control import InvalidRequest
 
-__all__ = ["UnknownReference", "Variables", "format_value"]
+__all__ = ["Variables", "format_value"]
 
 _REPR: Final = reprlib.Repr()
 _REPR.maxlevel = 2
 _REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 8
 _REPR.maxstring = _REPR.maxother = 120
-
-
-class UnknownReference(LookupError):
-    """A ``variablesReference`` this session never gave out, or one of an earlier stop."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "unknown variablesReference"
 
 
 def format_value(value: Any) -> str:
@@ -128,9 +121,10 @@ class Variables:
         return entries[start:end]
 
     def key_of(self, reference: int | None, name: str) -> str | None:
-        """The blackboard key a variable (or a dotted name typed by the user) stands for."""
+        """The blackboard key a variable stands for, or the name the user typed (``battery.level``
+        or ``/battery/level``: the runtime reads both)."""
         if not reference:
-            return absolute_key(name.strip()) if name.strip() else None
+            return name.strip() or None
         item = self._items.get(reference)
         if item is None:
             return None
@@ -184,7 +178,7 @@ class Variables:
     def _item(self, reference: int) -> _Item:
         item = self._items.get(reference)
         if item is None:
-            raise UnknownReference(
+            raise InvalidRequest(
                 f"unknown variablesReference {reference} (it lasts only for one stop)"
             )
         return item

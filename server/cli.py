@@ -25,7 +25,7 @@ from rich.markup import escape
 from yarl import URL
 
 from canopy import schemas
-from canopy.bridge import BridgeError, RecordedEvent, open_store
+from canopy.bridge import BridgeError, CanopyError, RecordedEvent, open_store
 from canopy.bridge.client import (
     DISCOVERY_FILE,
     CanopyClient,
@@ -66,7 +66,7 @@ def _run(work: Coroutine[Any, Any, T]) -> T | None:
         return asyncio.run(work)
     except KeyboardInterrupt:
         return None
-    except (CanopyClientError, BridgeError) as exc:
+    except CanopyError as exc:
         raise click.ClickException(str(exc)) from None
     except BrokenPipeError:
         # The reader of our output left (e.g. `| head`): stop without a traceback.
@@ -486,7 +486,6 @@ def demo(workspace: Path) -> None:
     over and back, run on to its deliberate bug and summarise it. Events are kept in
     <workspace>/.canopy, with the tree as SVG when Graphviz is installed."""
     from .demo import DEMO_PROGRAM, run_demo
-    from .remote.wire import CONTRACT_ERRORS
 
     if not (workspace / DEMO_PROGRAM).is_file():
         raise click.ClickException(f"{workspace} has no {DEMO_PROGRAM}: pass --workspace")
@@ -494,7 +493,7 @@ def demo(workspace: Path) -> None:
     console.print(f"[bold]Canopy {__version__} demo[/] in {escape(str(workspace))}")
     try:
         report = _run(run_demo(workspace.resolve(), lambda line: console.print(escape(line))))
-    except CONTRACT_ERRORS as error:
+    except CanopyError as error:
         raise click.ClickException(f"the demo failed: {error}") from None
     if report is None:
         return

@@ -16,7 +16,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from canopy.bridge import ConcurrencyConflict, EventFilter, EventStore, NewEvent, Producer, Topic
+from canopy.bridge import (
+    CanopyError,
+    ConcurrencyConflict,
+    EventFilter,
+    EventStore,
+    InvalidArgument,
+    NewEvent,
+    Producer,
+    Topic,
+)
 
 from . import __version__
 from .runtime.definition import DefinitionError
@@ -34,7 +43,7 @@ PRODUCER: Final = Producer("canopy-server", __version__)
 _PAGE: Final = 1000
 
 
-class UnknownTree(LookupError):
+class UnknownTree(CanopyError):
     """No such tree, or no such version of it."""
 
 
@@ -103,12 +112,12 @@ class TreeLibrary:
         """Store ``content`` as the next version of ``name`` (or return the latest version
         when it holds the same content)."""
         if not NAME.match(name):
-            raise ValueError(
+            raise InvalidArgument(
                 f"tree name {name!r} must be 1-128 letters, digits, '_', '.' or '-', "
                 "starting with a letter or digit"
             )
         if format not in FORMATS:
-            raise ValueError(f"format {format!r} is not one of {', '.join(FORMATS)}")
+            raise InvalidArgument(f"format {format!r} is not one of {', '.join(FORMATS)}")
         check_definition(name, format, content)
         digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
         while True:

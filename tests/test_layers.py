@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -79,3 +80,32 @@ def test_the_check_sees_a_violation(tmp_path: Path) -> None:
     leaky = tmp_path / "leaky.py"
     leaky.write_text("def f():\n    from canopy.server.app import create_app\n", encoding="utf-8")
     assert "canopy.server.app" in imports_of(leaky)
+
+
+RUNTIME: Final = "canopy.server.runtime"
+DAP_CONTRACT: Final = {
+    "canopy.server.runtime.control",  # ExecutionControl, its data types and errors
+    "canopy.server.runtime.breakpoints",  # BreakpointSpec, WatchSpec, ExceptionFilter, Position
+    "canopy.server.runtime.engine",  # Mode, RunState, StepKind, CaptureLevel, Notification
+}
+"""What of the runtime the debug adapter may import: the control contract and its types."""
+DAP_EMBEDS: Final = {"dap/controls.py": {"canopy.server.runtime.inprocess"}}
+"""The one place that starts the runtime inside the adapter (``pod: embedded``)."""
+
+
+def runtime_imports_beyond_the_contract(folder: str) -> list[str]:
+    found = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        where = str(path.relative_to(ROOT))
+        allowed = DAP_CONTRACT | DAP_EMBEDS.get(where, set())
+        for name in sorted(imports_of(path)):
+            inside = name == RUNTIME or name.startswith(RUNTIME + ".")
+            if inside and not any(name == a or name.startswith(a + ".") for a in allowed):
+                found.append(f"{where} imports {name}")
+    return found
+
+
+def test_dap_speaks_only_the_control_contract() -> None:
+    """Runtime work (evaluating, completing, key conversions) happens behind the contract,
+    so every client (DAP, HTTP, LSP) gets the same answers."""
+    assert runtime_imports_beyond_the_contract("dap") == []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any
 
 import orjson
 from aiohttp import WSCloseCode, web
@@ -24,25 +24,11 @@ from ..runtime.control import InvalidRequest
 from ..runtime.inprocess import SubscriberOverflow
 from .keys import PODS, PRINCIPAL, SOCKETS, WORKSPACE
 from .params import json_body
-from .problems import Problem
+from .problems import Problem, problem_of
 
 __all__ = ["add_control_routes"]
 
 log = logging.getLogger(__name__)
-
-ERROR_STATUS: Final = {
-    "UnknownExecution": 404,
-    "InvalidRequest": 409,
-    "DefinitionError": 422,
-    "ExpressionError": 422,
-    "PictureError": 422,
-    "PythonDebugError": 409,
-    "TooManySessions": 429,
-    "PodUnavailable": 503,
-    "RemoteFailure": 502,
-}
-"""HTTP status of each contract error; the problem document carries the error itself in its
-``error`` member, so a client rebuilds exactly what the call raised."""
 
 
 def control_of(request: web.Request) -> PodControl:
@@ -50,15 +36,6 @@ def control_of(request: web.Request) -> PodControl:
     manager = request.app[PODS]
     manager.advertise(str(request.url.origin()))
     return PodControl(manager, request[PRINCIPAL], request.app[WORKSPACE])
-
-
-def problem_of_error(error: Exception) -> Problem:
-    """A contract error as a problem document."""
-    encoded = wire.encode_error(error)
-    status = ERROR_STATUS.get(encoded["type"], 502)
-    kind = "control-" + encoded["type"].lower()
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return Problem(status, kind, encoded["message"], headers=headers, error=encoded)
 
 
 async def _arguments(request: web.Request, route: Route) -> dict[str, Any]:
@@ -81,10 +58,7 @@ def _handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         control = control_of(request)
         arguments = await _arguments(request, route)
-        try:
-            value = await getattr(control, route.call)(**arguments)
-        except wire.CONTRACT_ERRORS as error:
-            raise problem_of_error(error) from None
+        value = await getattr(control, route.call)(**arguments)
         return web.Response(body=orjson.dumps(wire.encode(value)), content_type="application/json")
 
     handle.__name__ = route.call
@@ -125,7 +99,7 @@ async def _pump(ws: web.WebSocketResponse, queue: Any) -> None:
             frame = {"kind": "notification", "notification": wire.encode(notification)}
             await ws.send_bytes(orjson.dumps(frame))
     except SubscriberOverflow as error:
-        problem = Problem(409, "fell-behind", str(error))
+        problem = problem_of(error)
         await ws.send_bytes(orjson.dumps({"kind": "error", **problem.to_json()}))
         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"fell behind")
     except ConnectionResetError:

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from aiohttp import WSCloseCode, web
 
-from canopy.bridge import BridgeError, InvalidEvent, NewEvent, RecordedEvent, Subscription
+from canopy.bridge import CanopyError, InvalidEvent, NewEvent, RecordedEvent, Subscription
 from canopy.bridge.validation import EventValidator
 
 from ..auth import TOKEN_EVENT_TYPES, Principal
@@ -186,8 +186,8 @@ async def _pump(
             await _send_page(ws, events, subscription.position)
     except ConnectionResetError:
         log.debug("subscriber left")
-    except BridgeError as exc:
-        await _fail(ws, problem_of(exc))
+    except CanopyError as error:
+        await _fail(ws, problem_of(error))
     except Exception:
         log.exception("subscription failed")
         await _fail(ws, Problem(500, "internal-error", "the subscription failed on the server"))

@@ -41,12 +41,11 @@ from ..runtime.control import ExecutionControl
 from ..runtime.engine import Notification
 from ..trees import FORMATS
 from ..trees import NAME as TREE_NAME
-from .control import ERROR_STATUS
 from .events import MAX_EVENTS_PER_CALL
 from .metrics import METRICS_PATH
 from .middleware import OPENAPI_PATH
 from .params import DEFAULT_LIMIT, MAX_LIMIT
-from .problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
+from .problems import ERROR_STATUS, PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
 
 __all__ = ["DOCUMENT_FILE", "REGENERATE", "build_document", "serve_openapi"]
 
@@ -79,7 +78,7 @@ _STATUS_TEXT: Final = {
 """Every problem status the API answers, as a reusable response."""
 _RETRY_AFTER: Final = frozenset({429, 503})
 CONTROL_ERRORS: Final = (400, 401, 404, 409, 422, 429, 502, 503)
-"""What a control call may answer besides its result: see ``server.api.control.ERROR_STATUS``
+"""What a control call may answer besides its result: see ``server.api.problems.ERROR_STATUS``
 (any contract error may come from any call, since the pod decides)."""
 
 
@@ -636,24 +635,20 @@ def _fixed_schemas() -> dict[str, dict[str, Any]]:
                 "detail": {"type": "string"},
                 "field": {"type": "string", "description": "The member or parameter at fault."},
                 "index": {"type": "integer", "description": "The event at fault, by position."},
-                "error": {"$ref": SCHEMA_REF + "ControlError"},
-            },
-            "additionalProperties": True,
-        },
-        "ControlError": {
-            "description": "The contract error a control call raised, so that a client rebuilds"
-            " the very exception.",
-            "type": "object",
-            "required": ["type", "message"],
-            "properties": {
-                "type": {"enum": sorted(ERROR_STATUS)},
-                "message": {"type": "string"},
-                "execution_id": {"type": "string"},
-                "source": {"type": "string"},
-                "column": {"type": ["integer", "null"]},
-                "end_column": {"type": ["integer", "null"]},
+                "error": {
+                    "description": "The code of the error the call raised (see the error"
+                    " table); the members below rebuild it.",
+                    "enum": sorted(ERROR_STATUS),
+                },
+                "execution_id": {"type": "string", "description": "UnknownExecution"},
+                "arguments": {
+                    "type": "array",
+                    "description": "The error's own arguments, e.g. an ExpressionError's"
+                    " message, source, column and end column.",
+                },
                 "problems": {
                     "type": "array",
+                    "description": "DefinitionError: every problem found, in file order.",
                     "items": {
                         "type": "object",
                         "required": ["path", "line", "column", "message"],
@@ -666,6 +661,7 @@ def _fixed_schemas() -> dict[str, dict[str, Any]]:
                     },
                 },
             },
+            "additionalProperties": True,
         },
         "Health": {
             "type": "object",

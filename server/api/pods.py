@@ -12,8 +12,7 @@ import time
 from aiohttp import web
 
 from ..pods.control import PodControl
-from ..remote import wire
-from .control import control_of, problem_of_error
+from .control import control_of
 from .keys import PODS, PRINCIPAL
 from .problems import Problem
 
@@ -24,10 +23,7 @@ async def ensure_my_pod(request: web.Request) -> web.Response:
     """Start the caller's pod if needed and wait until it is ready (debug mode on)."""
     control: PodControl = control_of(request)
     started = time.monotonic()
-    try:
-        pod = await control.manager.ensure(control.principal)
-    except wire.CONTRACT_ERRORS as error:
-        raise problem_of_error(error) from None
+    pod = await control.manager.ensure(control.principal)
     body = pod.describe(control.manager.provider.name)
     body["ready_ms"] = round((time.monotonic() - started) * 1000, 1)
     return web.json_response(body)

@@ -1,14 +1,18 @@
 """RFC 9457 problem documents, and the one place where errors become HTTP answers.
 
-Handlers raise :class:`Problem` for what they refuse themselves and let event-log errors
-(:mod:`bridge.errors`) propagate; :func:`problem_middleware` translates both, and anything
-unexpected becomes a bare 500 whose traceback goes to the server log, never to the client.
+Handlers raise :class:`Problem` for what they refuse themselves and let every
+:class:`~bridge.errors.CanopyError` propagate; :func:`problem_middleware` translates both.
+:data:`ERROR_STATUS` is the one table from an error's code to its HTTP status (an error not in
+it takes its nearest base's), and the problem document names the code in its ``error`` member
+so a client rebuilds the very error. Anything else is a bug: a bare 500 whose traceback goes to
+the server log, never to the client.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, Final
@@ -16,22 +20,63 @@ from typing import Any, Final
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from canopy.bridge import (
-    BridgeError,
-    ConcurrencyConflict,
-    InvalidEvent,
-    InvalidFilter,
-    StoreClosed,
-    StoreUnavailable,
-)
+from canopy.bridge import CanopyError
 
-__all__ = ["PROBLEM_CONTENT_TYPE", "Problem", "problem_middleware", "problem_of"]
+__all__ = [
+    "ERROR_STATUS",
+    "PROBLEM_CONTENT_TYPE",
+    "Problem",
+    "problem_middleware",
+    "problem_of",
+    "status_of",
+]
 
 log = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
 PROBLEM_TYPES: Final = "https://canopy.dev/problems/"
 _KEPT_HEADERS: Final = frozenset({hdrs.ALLOW, hdrs.WWW_AUTHENTICATE, hdrs.RETRY_AFTER})
+_RETRY_AFTER: Final = frozenset({429, 503})
+_CORE_MEMBERS: Final = frozenset({"type", "title", "status", "detail", "error"})
+
+ERROR_STATUS: Final[Mapping[str, int]] = {
+    "CanopyError": 500,
+    "InvalidArgument": 400,
+    # the event log
+    "BridgeError": 500,
+    "InvalidEvent": 422,
+    "ConcurrencyConflict": 409,
+    "InvalidFilter": 400,
+    "StoreUnavailable": 503,
+    "StoreClosed": 503,
+    "ConfigurationError": 500,
+    "ProjectionFailed": 500,
+    # a Canopy server seen as a client of another
+    "CanopyClientError": 502,
+    "ServerError": 502,
+    "ServerUnreachable": 502,
+    "PodMismatch": 409,
+    # the control contract
+    "ControlError": 409,
+    "UnknownExecution": 404,
+    "InvalidRequest": 409,
+    "DefinitionError": 422,
+    "ResolutionError": 422,
+    "ExpressionError": 422,
+    "PictureError": 422,
+    "PythonDebugError": 409,
+    "HistoryError": 404,
+    "SubscriberOverflow": 409,
+    "UnknownTree": 404,
+    # debug pods
+    "TooManySessions": 429,
+    "PodError": 503,
+    "PodUnavailable": 503,
+    "RemoteFailure": 502,
+    "LinkBroken": 502,
+}
+"""The HTTP status of each error code, the one table of it. A server-side 500 never shows its
+message (the log has it, with the traceback)."""
 
 
 class Problem(Exception):
@@ -79,39 +124,32 @@ class Problem(Exception):
         )
 
 
-def problem_of(exc: BridgeError) -> Problem:
-    """The HTTP meaning of an event-log error."""
-    if isinstance(exc, InvalidEvent):
-        return Problem(
-            422,
-            "invalid-event",
-            exc.message,
-            title="Invalid event",
-            field=exc.field,
-            index=exc.index,
-        )
-    if isinstance(exc, ConcurrencyConflict):
-        return Problem(
-            409,
-            "concurrency-conflict",
-            str(exc),
-            title="Stream moved",
-            index=exc.index,
-            stream=exc.stream,
-            expected_version=exc.expected,
-            actual_version=exc.actual,
-        )
-    if isinstance(exc, InvalidFilter):
-        return Problem(400, "invalid-request", str(exc))
-    if isinstance(exc, StoreUnavailable | StoreClosed):
-        return Problem(
-            503,
-            "unavailable",
-            "the event log is unavailable; retry shortly",
-            headers={hdrs.RETRY_AFTER: "1"},
-        )
-    log.error("unexpected event-log error: %s", exc)
-    return Problem(500, "internal-error", "the server failed; its log has the details")
+def status_of(error: CanopyError) -> int:
+    """The status of an error's code, or of its nearest base's that has one."""
+    for kind in type(error).__mro__:
+        status = ERROR_STATUS.get(kind.__dict__.get("code", ""))
+        if status is not None:
+            return status
+    return 500
+
+
+def _kebab(code: str) -> str:
+    """``UnknownExecution`` -> ``unknown-execution`` (the problem type's last segment)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", code).lower()
+
+
+def problem_of(error: CanopyError) -> Problem:
+    """The HTTP meaning of any Canopy error: its status by code, the code in ``error`` and
+    what rebuilds the error as extension members."""
+    status = status_of(error)
+    if status == 500:
+        log.error("request failed: %s", error, exc_info=error)
+        return Problem(500, "internal-error", "the server failed; its log has the details")
+    members = {k: v for k, v in error.details().items() if k not in _CORE_MEMBERS}
+    headers = {hdrs.RETRY_AFTER: "1"} if status in _RETRY_AFTER else None
+    return Problem(
+        status, _kebab(error.code), str(error), headers=headers, error=error.code, **members
+    )
 
 
 def _problem_of_http(request: web.Request, exc: web.HTTPException) -> Problem:
@@ -138,8 +176,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         return _problem_of_http(request, exc).response()
-    except BridgeError as exc:
-        return problem_of(exc).response()
+    except CanopyError as error:
+        return problem_of(error).response()
     except Exception:
         log.exception("request failed: %s %s", request.method, request.path)
         problem = Problem(500, "internal-error", "the server failed; its log has the details")

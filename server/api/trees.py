@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..runtime.definition import DefinitionError
-from ..trees import TreeLibrary, UnknownTree
-from .control import problem_of_error
+from ..trees import TreeLibrary
 from .keys import PRINCIPAL, STORE
 from .params import json_body
 from .problems import Problem
@@ -34,14 +32,9 @@ async def upload_tree(request: web.Request) -> web.Response:
         raise Problem(400, "invalid-request", f"unknown field {unknown[0]!r}", field=unknown[0])
     library = _library(request)
     before = await library.store.last_offset()
-    try:
-        tree = await library.upload(
-            fields["name"], fields["format"], fields["content"], request[PRINCIPAL].user_id
-        )
-    except ValueError as error:
-        raise Problem(400, "invalid-request", str(error)) from None
-    except DefinitionError as error:
-        raise problem_of_error(error) from None
+    tree = await library.upload(
+        fields["name"], fields["format"], fields["content"], request[PRINCIPAL].user_id
+    )
     created = await library.store.last_offset() > before
     return web.json_response(tree.summary(), status=201 if created else 200)
 
@@ -57,10 +50,7 @@ async def get_tree(request: web.Request) -> web.Response:
     raw = request.query.get("version")
     if raw is not None and not raw.isdigit():
         raise Problem(400, "invalid-request", f"version must be a number, not {raw!r}")
-    try:
-        tree = await _library(request).get(
-            request.match_info["name"], int(raw) if raw is not None else None
-        )
-    except UnknownTree as error:
-        raise Problem(404, "unknown-tree", str(error)) from None
+    tree = await _library(request).get(
+        request.match_info["name"], int(raw) if raw is not None else None
+    )
     return web.json_response({**tree.summary(), "content": tree.content})

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Final
 
+from canopy.bridge import CanopyError
+
 __all__ = [
     "DEFAULT_CPUS",
     "DEFAULT_MEMORY_BYTES",
@@ -27,7 +29,7 @@ DEFAULT_MEMORY_BYTES: Final = 2 * 1024**3
 DEFAULT_CPUS: Final = 2.0
 
 
-class PodError(Exception):
+class PodError(CanopyError):
     """A pod could not be created or removed; the message says what the platform answered."""
 
 

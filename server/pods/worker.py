@@ -28,7 +28,7 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from canopy.bridge import EventFilter, RecordedEvent, open_store
+from canopy.bridge import CanopyError, EventFilter, RecordedEvent, open_store
 
 from .. import __version__
 from ..logs import configure_logging
@@ -344,7 +344,7 @@ class PodWorker:
             value = await getattr(self.control, method)(**arguments)
             answer = {"op": "result", "id": call_id, "value": wire.encode(value)}
         except Exception as error:  # every failure goes back to the caller, worded
-            if not isinstance(error, ControlError | ValueError | LookupError):
+            if not isinstance(error, CanopyError):
                 log.exception("control call %s failed", method)
             answer = {"op": "error", "id": call_id, "error": wire.encode_error(error)}
         await self.outbox.flushed()

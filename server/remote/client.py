@@ -139,8 +139,8 @@ def _error_of(status: int, reason: str, raw: bytes) -> Exception:
         problem = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return ServerError(status, reason, raw[:200].decode("utf-8", "replace"))
-    if isinstance(problem, dict) and isinstance(problem.get("error"), dict):
-        return wire.decode_error(problem["error"])
+    if isinstance(problem, dict) and isinstance(problem.get("error"), str):
+        return wire.decode_error({**problem, "message": problem.get("detail", reason)})
     if isinstance(problem, dict):
         return ServerError.from_problem(status, problem)
     return ServerError(status, reason, str(problem)[:200])

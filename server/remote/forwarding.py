@@ -97,8 +97,11 @@ class ForwardingControl(ExecutionControl):
             "evaluate", execution_id=execution_id, expression=expression, node_id=node_id
         )
 
-    async def set_blackboard(self, execution_id: str, key: str, value: Any) -> None:
-        await self.forward("set_blackboard", execution_id=execution_id, key=key, value=value)
+    async def expression_names(self, execution_id: str) -> list[str]:
+        return await self.forward("expression_names", execution_id=execution_id)
+
+    async def set_blackboard(self, execution_id: str, key: str, value: Any) -> str:
+        return await self.forward("set_blackboard", execution_id=execution_id, key=key, value=value)
 
     async def reload(
         self, execution_id: str, program: str | None = None, *, keep_blackboard: bool = True

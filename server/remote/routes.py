@@ -57,6 +57,12 @@ ROUTES: Final = (
     ),
     Route("view", "GET", EXECUTION + "/view", "The state a debugger inspects"),
     Route("evaluate", "POST", EXECUTION + "/evaluate", "Evaluate a safe expression"),
+    Route(
+        "expression_names",
+        "GET",
+        EXECUTION + "/expression-names",
+        "Names an expression can use here (for completion)",
+    ),
     Route("set_blackboard", "PUT", EXECUTION + "/blackboard", "Write a blackboard value"),
     Route("reload", "POST", EXECUTION + "/reload", "Hot reload the tree"),
     Route("step_back", "POST", EXECUTION + "/step-back", "Move the view one tick back"),

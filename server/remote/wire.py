@@ -13,21 +13,17 @@ import functools
 import inspect
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any, Final
 
-from ..runtime.control import ControlError, ExecutionControl, InvalidRequest, UnknownExecution
-from ..runtime.definition import DefinitionError
-from ..runtime.definition.problems import Problem
-from ..runtime.expressions import ExpressionError
-from ..runtime.pictures import PictureError
-from ..runtime.python_debug import PythonDebugError
+from canopy.bridge import CanopyError, error_class
+
+from ..runtime.control import ControlError, ExecutionControl, InvalidRequest
 from ..runtime.values import jsonable
 
 __all__ = [
     "CALLS",
-    "CONTRACT_ERRORS",
     "PodUnavailable",
     "RemoteFailure",
     "TooManySessions",
@@ -62,16 +58,6 @@ class PodUnavailable(RemoteFailure):
 
 class TooManySessions(ControlError):
     """The user already has as many concurrent debug sessions as allowed."""
-
-
-CONTRACT_ERRORS: Final = (
-    ControlError,
-    DefinitionError,
-    ExpressionError,
-    PictureError,
-    PythonDebugError,
-)
-"""What a control call may raise for its caller to see (anything else is a failure)."""
 
 
 def encode(value: Any) -> Any:
@@ -223,50 +209,23 @@ def decode_result(method: str, data: Any) -> Any:
     return decode(returns, data)
 
 
-_ERRORS: Final[dict[str, Callable[[Mapping[str, Any]], Exception]]] = {
-    "UnknownExecution": lambda e: UnknownExecution(e.get("execution_id", "")),
-    "InvalidRequest": lambda e: InvalidRequest(e["message"]),
-    "DefinitionError": lambda e: DefinitionError(
-        Problem(p["path"], p["line"], p["column"], p["message"]) for p in e.get("problems", ())
-    ),
-    "ExpressionError": lambda e: ExpressionError(
-        e["message"], e.get("source", ""), e.get("column"), e.get("end_column")
-    ),
-    "PictureError": lambda e: PictureError(e["message"]),
-    "PythonDebugError": lambda e: PythonDebugError(e["message"]),
-    "PodUnavailable": lambda e: PodUnavailable(e["message"]),
-    "TooManySessions": lambda e: TooManySessions(e["message"]),
-    "RemoteFailure": lambda e: RemoteFailure(e["message"]),
-}
-
-
 def encode_error(error: BaseException) -> dict[str, Any]:
-    """An error's JSON form: its contract name, its message and what the client needs to
-    rebuild it (the unknown id, the definition's problems)."""
-    kind = type(error).__name__ if type(error).__name__ in _ERRORS else "RemoteFailure"
-    data: dict[str, Any] = {"type": kind, "message": str(error)}
-    if isinstance(error, UnknownExecution):
-        data["execution_id"] = error.execution_id
-    if isinstance(error, ExpressionError):
-        data.update(
-            message=error.message,
-            source=error.source,
-            column=error.column,
-            end_column=error.end_column,
-        )
-    if isinstance(error, DefinitionError):
-        data["problems"] = [dataclasses.asdict(problem) for problem in error.problems]
-    if kind == "RemoteFailure" and not isinstance(error, RemoteFailure):
-        data["message"] = f"{type(error).__name__}: {error}"
-    return data
+    """An error's JSON form: its code, its readable message and what rebuilds it (the unknown
+    id, the definition's problems...). Anything that is not a :class:`CanopyError` is a bug of
+    the far side, and travels as a :class:`RemoteFailure` naming it."""
+    if not isinstance(error, CanopyError):
+        error = RemoteFailure(f"{type(error).__name__}: {error}")
+    return {**error.details(), "error": error.code, "message": str(error)}
 
 
-def decode_error(data: Mapping[str, Any]) -> Exception:
-    """The exception an error's JSON form stands for."""
-    build = _ERRORS.get(str(data.get("type")))
-    if build is None:
-        return RemoteFailure(str(data.get("message", "the remote side failed")))
+def decode_error(data: Mapping[str, Any]) -> CanopyError:
+    """The exception an error's JSON form stands for, found by its code among every
+    :class:`CanopyError` (a form that names none is a :class:`RemoteFailure`)."""
+    message = str(data.get("message", "the remote side failed"))
+    kind = error_class(str(data.get("error")))
+    if kind is None:
+        return RemoteFailure(message)
     try:
-        return build(data)
-    except (KeyError, TypeError):
-        return RemoteFailure(str(data.get("message", data)))
+        return kind.rebuild(message, data)
+    except (KeyError, TypeError, ValueError):
+        return RemoteFailure(message)

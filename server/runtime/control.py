@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from canopy.bridge import RecordedEvent
+from canopy.bridge import CanopyError, RecordedEvent
 
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .diff import ExecutionDiff, StateDiff
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-class ControlError(Exception):
+class ControlError(CanopyError):
     """Base of the errors a control call reports to its client."""
 
 
@@ -45,6 +45,13 @@ class UnknownExecution(ControlError):
     def __init__(self, execution_id: str) -> None:
         self.execution_id = execution_id
         super().__init__(f"no execution {execution_id!r}")
+
+    def details(self) -> dict[str, Any]:
+        return {"execution_id": self.execution_id}
+
+    @classmethod
+    def rebuild(cls, message: str, details: Mapping[str, Any]) -> UnknownExecution:
+        return cls(str(details.get("execution_id", "")))
 
 
 class InvalidRequest(ControlError):
@@ -206,11 +213,19 @@ class ExecutionControl(ABC):
     async def evaluate(
         self, execution_id: str, expression: str, *, node_id: str | None = None
     ) -> Any:
-        """Evaluate a safe expression over the blackboard and a node's state."""
+        """Evaluate a safe expression over the blackboard and a node's state, in the state
+        the client inspects now (the recorded past, while travelling back)."""
 
     @abstractmethod
-    async def set_blackboard(self, execution_id: str, key: str, value: Any) -> None:
-        """Write a blackboard value as the client."""
+    async def expression_names(self, execution_id: str) -> list[str]:
+        """Every name an expression can use in the state the client inspects now (the past,
+        while travelling back): blackboard names, node names and the node's own fields, sorted,
+        so that every client completes expressions alike."""
+
+    @abstractmethod
+    async def set_blackboard(self, execution_id: str, key: str, value: Any) -> str:
+        """Write a blackboard value as the client; ``key`` is absolute (``/battery/level``) or
+        a name (``battery.level``). Returns the key as stored."""
 
     @abstractmethod
     async def reload(

@@ -65,6 +65,8 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, NoReturn
 
+from canopy.bridge import CanopyError
+
 __all__ = [
     "FUNCTIONS",
     "MAX_DEPTH",
@@ -120,7 +122,7 @@ FUNCTIONS: Final[Mapping[str, str]] = MappingProxyType(
 _CALLS_ALLOWED: Final = ", ".join(FUNCTIONS)
 
 
-class ExpressionError(Exception):
+class ExpressionError(CanopyError):
     """An expression that cannot be compiled or evaluated.
 
     ``message`` says what is wrong in the user's terms (never a Python traceback), ``source`` is

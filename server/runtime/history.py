@@ -50,7 +50,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from canopy.bridge import EventFilter, EventStore, RecordedEvent
+from canopy.bridge import CanopyError, EventFilter, EventStore, RecordedEvent
 
 __all__ = [
     "STATUSES",
@@ -82,7 +82,7 @@ MAX_LANDMARKS: Final = 100_000
 TREE_CACHE: Final = 8
 
 
-class HistoryError(Exception):
+class HistoryError(CanopyError):
     """A question the recorded history cannot answer (unknown execution, tick out of range)."""
 
 

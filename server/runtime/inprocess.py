@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
-from canopy.bridge import EventFilter, EventStore, Producer, RecordedEvent
+from canopy.bridge import CanopyError, EventFilter, EventStore, Producer, RecordedEvent
 
-from .blackboard import absolute
+from .blackboard import BlackboardView, absolute_key
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .code_reload import CodeVersions, code_versions, reload_changed
 from .control import (
@@ -48,10 +48,12 @@ __all__ = ["InProcessControl", "NotificationStream", "SubscriberOverflow"]
 log = logging.getLogger(__name__)
 
 PRODUCER = Producer("canopy-runtime", "0.1.0")
+NODE_NAMES: Final = ("status", "tick", "visits", "name", "id")
+"""What an expression can name besides the blackboard: the node's own state."""
 SUBSCRIBER_QUEUE = 1024
 
 
-class SubscriberOverflow(Exception):
+class SubscriberOverflow(CanopyError):
     """A notifications consumer fell more than ``SUBSCRIBER_QUEUE`` behind and was dropped."""
 
 
@@ -301,17 +303,30 @@ class InProcessControl(ExecutionControl):
     ) -> Any:
         entry = self._entry(execution_id)
         compiled = Expression.compile(expression)
+        if entry.past is not None:
+            view = self._past_view(entry, entry.past)
+            return jsonable(compiled.evaluate(_past_context(view, node_id)))
         execution = entry.execution
         node = execution.node_by_id(node_id) if node_id else None
         if node_id and node is None:
             raise InvalidRequest(f"no node {node_id!r} in execution {execution_id}")
         return jsonable(compiled.evaluate(execution.context(node)))
 
-    async def set_blackboard(self, execution_id: str, key: str, value: Any) -> None:
+    async def expression_names(self, execution_id: str) -> list[str]:
+        view = await self.view(execution_id)
+        return sorted(
+            {key.strip("/").replace("/", ".") for key in view.blackboard}
+            | {node["name"] for node in view.nodes}
+            | set(NODE_NAMES)
+        )
+
+    async def set_blackboard(self, execution_id: str, key: str, value: Any) -> str:
         entry = self._live(execution_id)
         if entry.past is not None:
             raise InvalidRequest("the past is read-only: continue to return to the live execution")
-        entry.execution.set_blackboard(absolute(key), value)
+        stored = absolute_key(key)
+        entry.execution.set_blackboard(stored, value)
+        return stored
 
     async def reload(
         self, execution_id: str, program: str | None = None, *, keep_blackboard: bool = True
@@ -536,3 +551,13 @@ class InProcessControl(ExecutionControl):
             spec.source.line if spec else None,
             spec.source.column if spec else None,
         )
+
+
+def _past_context(view: ExecutionView, node_id: str | None) -> dict[str, Any]:
+    """Expression names over a recorded state (the past has no live node objects)."""
+    node = next((n for n in view.nodes if n["id"] == node_id), None) if node_id else None
+    context: dict[str, Any] = dict(BlackboardView(view.blackboard).items())
+    context["tick"] = view.tick
+    if node is not None:
+        context.update(status=node["status"], name=node["name"], id=node["id"])
+    return context

@@ -45,6 +45,8 @@ import asyncio
 import shutil
 from typing import Any, Final
 
+from canopy.bridge import CanopyError
+
 from .history import ExecutionState, TreeNode
 
 __all__ = [
@@ -101,7 +103,7 @@ _DECORATORS: Final = frozenset(
 SVG_TIMEOUT: Final = 30.0
 
 
-class PictureError(Exception):
+class PictureError(CanopyError):
     """A picture could not be made (Graphviz missing or failing); the message says why."""
 
 

@@ -20,6 +20,8 @@ from typing import Final
 
 from py_trees.behaviour import Behaviour
 
+from canopy.bridge import CanopyError
+
 from .engine import EXECUTION_THREAD_PREFIX
 
 __all__ = ["PythonDebugError", "PythonTarget", "python_target"]
@@ -28,7 +30,7 @@ _LISTEN_LOCK: Final = threading.Lock()
 _endpoint: list[tuple[str, int]] = []  # debugpy listens once per process: the one endpoint
 
 
-class PythonDebugError(Exception):
+class PythonDebugError(CanopyError):
     """The node cannot be debugged at the Python level (no code of its own, no debugpy)."""
 
 

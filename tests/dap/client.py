@@ -158,8 +158,9 @@ class DapClient:
                 self._arrived.notify_all()
 
 
-def _adapter_command(*arguments: str) -> list[str]:
-    return [sys.executable, "-c", "from canopy.server.cli import main; main()", "dap", *arguments]
+def _adapter_command(*arguments: str, script: Path | None = None) -> list[str]:
+    entry = [str(script)] if script else ["-c", "from canopy.server.cli import main; main()"]
+    return [sys.executable, *entry, "dap", *arguments]
 
 
 def _environment() -> dict[str, str]:
@@ -175,16 +176,19 @@ def spawn_stdio_adapter(
     cwd: Path = ROOT,
     *arguments: str,
     environment: Mapping[str, str] | None = None,
+    script: Path | None = None,
+    stderr: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``canopy dap`` speaking over its stdin/stdout (not yet connected to a client),
     with more command-line ``arguments`` (e.g. ``--url``) and ``environment`` variables if
     given. A plain process, not tied to an event loop, so it can be started ahead of the test
     that will use it: importing the adapter takes most of a second."""
     return subprocess.Popen(
-        _adapter_command("--data-dir", str(data_dir), *arguments),
+        _adapter_command("--data-dir", str(data_dir), *arguments, script=script),
         cwd=cwd,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=stderr,
         env={**_environment(), **(environment or {})},
         bufsize=0,
     )

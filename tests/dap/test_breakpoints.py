@@ -4,6 +4,8 @@ filters; and the unverified ones, each with the reason."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .client import DapClient, launch_configured
 from .helpers import (
     PATROL,
@@ -358,16 +360,56 @@ async def test_the_failed_filter_stops_on_a_failing_node(client: DapClient) -> N
     }
 
 
-async def test_exception_info_needs_an_exception_and_filters_must_exist(
-    client: DapClient,
-) -> None:
+async def test_exception_info_needs_an_exception(client: DapClient) -> None:
     await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
     await client.next_event("stopped")
     assert await client.fails("exceptionInfo", {"threadId": 1}) == (
         "the tree is not stopped on an exception"
     )
-    message = await client.fails("setExceptionBreakpoints", {"filters": ["raised", "bogus"]})
-    assert message == (
-        "setExceptionBreakpoints: unknown filter 'bogus' (the filters are failed, raised)"
-    )
     assert (await client.ok("setExceptionBreakpoints", {"filters": []}))["breakpoints"] == []
+
+
+async def test_unknown_exception_filters_are_unverified_and_the_known_ones_apply(
+    client: DapClient,
+) -> None:
+    """Generic clients send debugpy's ``uncaught``: the launch must go on regardless."""
+    answers = await launch_configured(
+        client, PATROL, blackboard={"battery": 50}, exception_filters=["uncaught", "raised"]
+    )
+    uncaught, raised = answers["setExceptionBreakpoints"]["breakpoints"]
+    assert uncaught == {
+        "verified": False,
+        "message": "Canopy has no exception filter 'uncaught' (its filters are failed, raised)",
+    }
+    assert raised == {"verified": True}
+    stopped = await client.next_event("stopped")
+    assert (stopped["reason"], stopped["description"]) == (
+        "exception",
+        "builtins.ValueError: battery level -10 is negative",
+    )
+
+
+async def test_one_spelling_of_a_tree_file_whatever_the_client_and_program_say(
+    client: DapClient, tmp_path: Path
+) -> None:
+    """A relative ``program`` under a symlinked folder, breakpoints set through the symlink:
+    frames, breakpoints and their locations all name the file by its resolved absolute path,
+    so an editor opens it once."""
+    (tmp_path / "linked").symlink_to(TREES, target_is_directory=True)
+    through_link = str(tmp_path / "linked" / "patrol.yaml")
+    real = PATROL_YAML  # already resolved
+    await launch_configured(client, "linked/patrol.yaml", cwd=str(tmp_path), mode="manual")
+    placed = await client.ok(
+        "setBreakpoints", {"source": {"path": through_link}, "breakpoints": [{"line": 26}]}
+    )
+    (moved,) = placed["breakpoints"]
+    assert (moved["verified"], moved["line"]) == (True, 29)
+    assert moved["source"] == {"path": real, "name": "patrol.yaml"}
+    locations = await client.ok(
+        "breakpointLocations", {"source": {"path": through_link}, "line": 26, "endLine": 30}
+    )
+    assert locations["breakpoints"] == [{"line": 29}]
+    assert (await client.next_event("stopped"))["reason"] == "entry"
+    hit = await step(client, "continue")
+    assert (hit["reason"], hit["hitBreakpointIds"]) == ("breakpoint", [moved["id"]])
+    assert {frame["source"]["path"] for frame in await frames(client)} == {real}

@@ -263,7 +263,10 @@ async def test_an_unavailable_log_answers_503(
             assert response.status == 503
             assert response.headers["Retry-After"]
             problem = await response.json(content_type=None)
-    assert problem["type"].endswith("/unavailable")
+    assert (problem["type"], problem["error"]) == (
+        "https://canopy.dev/problems/store-closed",
+        "StoreClosed",
+    )
     assert "Traceback" not in problem["detail"]
 
 

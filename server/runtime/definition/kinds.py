@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from py_trees.behaviour import Behaviour
 
+from canopy.bridge import CanopyError
+
 from .model import NodeSpec
 
 
@@ -60,7 +62,7 @@ class Kind(Protocol):
         ...
 
 
-class ResolutionError(Exception):
+class ResolutionError(CanopyError):
     """A kind could not be resolved (unknown name, missing module or class); the message says
     why, and the caller adds where."""
 

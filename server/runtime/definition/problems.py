@@ -7,8 +7,11 @@ debug adapter and the CLI all render the same ``file:line:column: message`` line
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from canopy.bridge import CanopyError
 
 from .model import SourceLocation
 
@@ -31,12 +34,22 @@ class Problem:
         return f"{self.path}:{self.line}:{self.column}: {self.message}"
 
 
-class DefinitionError(Exception):
+class DefinitionError(CanopyError):
     """A tree could not be loaded or built; ``problems`` says every reason found, in file order."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems: list[Problem] = sorted(set(problems))
         super().__init__("\n".join(str(problem) for problem in self.problems))
+
+    def details(self) -> dict[str, Any]:
+        return {"problems": [asdict(problem) for problem in self.problems]}
+
+    @classmethod
+    def rebuild(cls, message: str, details: Mapping[str, Any]) -> DefinitionError:
+        return cls(
+            Problem(p["path"], p["line"], p["column"], p["message"])
+            for p in details.get("problems", ())
+        )
 
 
 def raise_if_any(problems: Iterable[Problem]) -> None:

@@ -366,7 +366,7 @@ async def test_editing_the_blackboard_while_stopped(
 ) -> None:
     eid = await launch(control, stop_on_entry=True)
     await control.wait_for_stop(eid)
-    await control.set_blackboard(eid, "battery", 55)
+    assert await control.set_blackboard(eid, "battery", 55) == "/battery"
     assert await control.evaluate(eid, "battery + 1") == 56
     assert await control.evaluate(eid, "status", node_id="patrol") == "INVALID"
     await control.terminate(eid)
@@ -416,6 +416,12 @@ async def test_step_back_and_reverse_continue_show_the_past(control: ExecutionCo
 
     back = await control.step_back(eid)
     assert (back.past, back.tick, back.blackboard["/battery"]) == (True, 3, 70)
+    # Expressions and completion read the past the client looks at, not the live tree.
+    assert await control.evaluate(eid, "battery + tick") == 73
+    assert await control.evaluate(eid, "name", node_id="patrol/round/drain") == "drain"
+    names = await control.expression_names(eid)
+    assert {"battery", "drain", "patrol", "status", "tick"} <= set(names)
+    assert names == sorted(names)
     with pytest.raises(InvalidRequest, match="read-only"):
         await control.set_blackboard(eid, "battery", 1)
 

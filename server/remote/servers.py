@@ -1,11 +1,13 @@
 """Finding the Canopy server that runs the user's debug pods, or starting one.
 
-A launch in a debug pod (``pod: local`` or ``kubernetes``) needs a server, and the adapter must
-work with nothing else running. So it looks for one the way every Canopy client does
-(``--url``/``--token``, then ``CANOPY_URL``/``CANOPY_TOKEN``, then ``<data-dir>/server.json``)
-and, when none answers, starts ``canopy serve`` as a child process, which it stops when it
-exits. The server is a separate process, never embedded: the adapter must not carry the web
-server's code, and a crash in either must not take the other down unannounced.
+Shared by every client process (the debug adapter, the language server, the CLI), below the
+protocol layers so that none of them copies it. A launch in a debug pod (``pod: local`` or
+``kubernetes``) needs a server, and a client must work with nothing else running. So it looks
+for one the way every Canopy client does (``--url``/``--token``, then
+``CANOPY_URL``/``CANOPY_TOKEN``, then ``<data-dir>/server.json``) and, when none answers,
+starts ``canopy serve`` as a child process, which it stops when it exits. The server is a
+separate process, never embedded: a client must not carry the web server's code, and a crash
+in either must not take the other down unannounced.
 
 A server named explicitly (an option or ``CANOPY_URL``) that does not answer is an error,
 not a reason to start another one elsewhere: the user asked for that server.
@@ -38,7 +40,8 @@ from canopy.bridge.client import (
     discover,
     read_discovery,
 )
-from canopy.server.remote import wire
+
+from . import wire
 
 __all__ = [
     "START_TIMEOUT",
@@ -56,14 +59,14 @@ Report = Callable[[str], Awaitable[None]]
 """Tells the user what a slow step is doing (a progress message)."""
 
 START_TIMEOUT: Final = 15.0
-"""Seconds a started server has to advertise itself before the adapter gives up on it."""
+"""Seconds a started server has to advertise itself before the client gives up on it."""
 STOP_TIMEOUT: Final = 15.0
 """Seconds a server has to stop its pods (flushing their events) before it is killed."""
 PROBE_TIMEOUT: Final = 3.0
 """Seconds a discovered server has to answer ``/healthz`` before it counts as gone."""
 LOG_FILE: Final = "server.log"
 SERVE: Final = ("-c", "from canopy.server.cli import main; main()", "serve")
-"""``canopy serve`` through the running interpreter: the same code as the adapter's, whether
+"""``canopy serve`` through the running interpreter: the same code as the client's, whether
 it runs from an install or from a source tree on ``PYTHONPATH``."""
 
 
@@ -102,8 +105,8 @@ async def ensure_pod(client: CanopyClient, pod: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         body = None
     if status >= 400:
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            raise wire.decode_error(body["error"])
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            raise wire.decode_error({**body, "message": body.get("detail", "")})
         if isinstance(body, dict):
             raise ServerError.from_problem(status, body)
         raise ServerError(status, "", raw[:200].decode("utf-8", "replace"))
@@ -120,7 +123,7 @@ async def ensure_pod(client: CanopyClient, pod: str) -> dict[str, Any]:
 
 
 class StartedServer:
-    """A ``canopy serve`` child process of the adapter, and where it listens."""
+    """A ``canopy serve`` child process of this client, and where it listens."""
 
     def __init__(self, process: Process, endpoint: Endpoint, log: Path) -> None:
         self.process = process
@@ -235,7 +238,7 @@ def _last_words(log_path: Path) -> str:
 
 
 class Servers:
-    """The server the adapter's pod sessions talk to: found once per request for one, started
+    """The server this client's pod sessions talk to: found once per request for one, started
     at most once while it lives, and stopped by :meth:`close`."""
 
     def __init__(
@@ -297,7 +300,7 @@ class Servers:
             return self.started.endpoint
 
     async def close(self) -> None:
-        """Stop the server this adapter started (a found one belongs to someone else)."""
+        """Stop the server this client started (a found one belongs to someone else)."""
         started, self.started = self.started, None
         if started is not None:
             await started.stop()
