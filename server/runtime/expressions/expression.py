@@ -75,7 +75,12 @@ class Expression:
         that failed in the compiled function carries that node's source position), and say
         what failed from that node and its operands."""
         node, start, end = self._locate(error.__traceback__)
-        operands = self._compiled.operands.get(node, ()) if node is not None else ()
+        # only a TypeError is explained by its operands; the others carry what they need
+        operands = (
+            self._compiled.operands.get(node, ())
+            if node is not None and isinstance(error, TypeError)
+            else ()
+        )
         functions = compile_functions(operands) if operands else ()
         thunks = [partial(function, context) for function in functions]
         return ExpressionError(failure_message(error, node, thunks), self.source, start, end)
