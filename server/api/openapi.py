@@ -2,9 +2,9 @@
 
 The control plane's routes come from :data:`server.remote.routes.ROUTES` and their arguments,
 results and errors from the ``ExecutionControl`` contract's own type hints, the same hints
-:mod:`server.remote.wire` decodes requests with; so a new call or field appears here without a
-line written by hand. The rest of the API (events, pods, platform endpoints) is described once
-below, next to the names of its handlers.
+:mod:`server.remote.wire` decodes requests with, converted to JSON Schema by msgspec; so a new
+call or field appears here without a line written by hand. The rest of the API (events, pods,
+platform endpoints) is described once below, next to the names of its handlers.
 
 The document is committed as ``schemas/openapi.json`` (next to the other formats, so the editor
 extension and other clients can read it without a server) and served from there at
@@ -21,14 +21,15 @@ import dataclasses
 import functools
 import inspect
 import json
+import operator
 import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
-from enum import Enum
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, Final
 
+import msgspec
 from aiohttp import web
 
 from canopy import schemas
@@ -82,170 +83,66 @@ CONTROL_ERRORS: Final = (400, 401, 404, 409, 422, 429, 502, 503)
 (any contract error may come from any call, since the pod decides)."""
 
 
-# -- JSON Schemas from type hints ----------------------------------------------------------
-
-
-class _Components:
-    """Component schemas collected while describing types, one per dataclass and enum."""
-
-    def __init__(self) -> None:
-        self.schemas: dict[str, dict[str, Any]] = {}
-        self._owners: dict[str, type] = {}
-
-    def ref(self, name: str) -> dict[str, Any]:
-        return {"$ref": SCHEMA_REF + name}
-
-    def add(self, name: str, schema: dict[str, Any], owner: type | None = None) -> dict[str, Any]:
-        """Register ``schema`` under ``name`` (once); a second type by the same name is a bug
-        to fix here, not a silent overwrite."""
-        known = self._owners.get(name)
-        if owner is not None and known is not None and known is not owner:
-            raise ValueError(f"two types named {name}: {known} and {owner}")
-        if owner is not None:
-            self._owners[name] = owner
-        self.schemas.setdefault(name, schema)
-        return self.ref(name)
-
-    def of(self, annotation: Any) -> dict[str, Any]:
-        """The JSON Schema of values of ``annotation`` in their wire form
-        (:func:`server.remote.wire.encode`)."""
-        if annotation is Any:
-            return {}
-        if annotation is None or annotation is type(None):
-            return {"type": "null"}
-        origin = typing.get_origin(annotation)
-        if origin in (typing.Union, types.UnionType):
-            return _union([self.of(option) for option in typing.get_args(annotation)])
-        if origin is not None:
-            return self._generic(origin, typing.get_args(annotation))
-        if isinstance(annotation, type):
-            if issubclass(annotation, Enum):
-                return self._enum(annotation)
-            if dataclasses.is_dataclass(annotation):
-                return self._dataclass(annotation)
-            if annotation in _PRIMITIVE_TYPES:
-                return {"type": _PRIMITIVE_TYPES[annotation]}
-            if issubclass(annotation, Mapping):
-                return {"type": "object"}
-        raise TypeError(f"no JSON Schema for {annotation!r}: teach server.api.openapi about it")
-
-    def _generic(self, origin: Any, args: tuple[Any, ...]) -> dict[str, Any]:
-        if origin is tuple:
-            if len(args) == 2 and args[1] is Ellipsis:
-                return {"type": "array", "items": self.of(args[0])}
-            items = [self.of(arg) for arg in args]
-            return {
-                "type": "array",
-                "prefixItems": items,
-                "minItems": len(items),
-                "maxItems": len(items),
-            }
-        if isinstance(origin, type) and issubclass(origin, Mapping):
-            value = self.of(args[1]) if args else {}
-            if not value:  # any value
-                return {"type": "object"}
-            return {"type": "object", "additionalProperties": value}
-        if isinstance(origin, type) and issubclass(origin, Sequence | list):
-            return {"type": "array", "items": self.of(args[0])} if args else {"type": "array"}
-        raise TypeError(f"no JSON Schema for {origin!r}{list(args)}")
-
-    def _enum(self, cls: type[Enum]) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "string", "enum": [member.value for member in cls]}
-        if not all(isinstance(member.value, str) for member in cls):
-            schema.pop("type")
-        return self.add(cls.__name__, _described(schema, cls), cls)
-
-    def _dataclass(self, cls: type) -> dict[str, Any]:
-        name = cls.__name__
-        if name in self.schemas:
-            return self.add(name, self.schemas[name], cls)
-        self.schemas[name] = {}  # a placeholder, so that a recursive type refers to itself
-        hints = _hints(cls)
-        properties: dict[str, Any] = {}
-        required: list[str] = []
-        for field in dataclasses.fields(cls):
-            schema = dict(self.of(hints[field.name]))
-            default = _field_default(field)
-            if default is _NO_DEFAULT:
-                required.append(field.name)
-            else:
-                schema["default"] = default
-            properties[field.name] = schema
-        schema = {"type": "object", "properties": properties}
-        if required:
-            schema["required"] = required
-        self.schemas[name] = _described(schema, cls)
-        self._owners[name] = cls
-        return self.ref(name)
-
-
-_PRIMITIVE_TYPES: Final[dict[type, str]] = {
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    str: "string",
-}
-_NO_DEFAULT: Final = object()
-
-
-def _union(options: list[dict[str, Any]]) -> dict[str, Any]:
-    """``X | None`` of a plain type as ``{"type": [x, "null"]}``; anything else as ``anyOf``."""
-    plain = [o for o in options if set(o) == {"type"} and isinstance(o["type"], str)]
-    if len(plain) == len(options):
-        return {"type": [o["type"] for o in options]}
-    return {"anyOf": options}
-
-
-@functools.cache
-def _hints(owner: Any) -> dict[str, Any]:
-    return typing.get_type_hints(owner)
-
-
-def _field_default(field: dataclasses.Field[Any]) -> Any:
-    if field.default is not dataclasses.MISSING:
-        return wire.encode(field.default)
-    if field.default_factory is not dataclasses.MISSING:
-        return wire.encode(field.default_factory())
-    return _NO_DEFAULT
-
-
-def _described(schema: dict[str, Any], cls: type) -> dict[str, Any]:
-    """Add the class's own docstring (not the one dataclasses or enums make up)."""
-    doc = cls.__dict__.get("__doc__")
-    if doc and not doc.startswith(f"{cls.__name__}(") and doc != "An enumeration.":
-        return {"description": inspect.cleandoc(doc), **schema}
-    return schema
-
-
 # -- the control plane ---------------------------------------------------------------------
 
 
-def _control_operation(route: Route, components: _Components) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Call:
+    """A control route with the type hints and defaults of its ``ExecutionControl`` method."""
+
+    route: Route
+    method: Callable[..., Any]
+    arguments: dict[str, Any]
+    returns: Any
+    defaults: dict[str, Any]
+
+    @classmethod
+    def of(cls, route: Route) -> _Call:
+        """The call ``route`` serves, read from the contract (never restated here)."""
+        method = getattr(ExecutionControl, route.call)
+        hints = typing.get_type_hints(method)
+        returns = hints.pop("return", Any)
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(method).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+        return cls(route, method, hints, returns, defaults)
+
+    def argument_type(self, name: str) -> Any:
+        """The type of argument ``name`` as it travels: a query parameter is absent rather
+        than null, so ``None`` leaves its type."""
+        annotation = self.arguments[name]
+        if self.route.in_query and name not in self.route.path_arguments:
+            options = typing.get_args(annotation)
+            if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+                return functools.reduce(operator.or_, [o for o in options if o is not type(None)])
+        return annotation
+
+    def types(self) -> list[Any]:
+        """Every type whose schema the operation needs."""
+        return [*map(self.argument_type, self.arguments), self.returns]
+
+
+def _control_operation(call: _Call, schema_of: Mapping[Any, dict[str, Any]]) -> dict[str, Any]:
     """One control call: path arguments in the path, the others in the query (GET, DELETE)
     or as members of a JSON object body; the answer is the JSON form of the result."""
-    method = getattr(ExecutionControl, route.call)
-    hints = dict(_hints(method))
-    returns = hints.pop("return", Any)
-    defaults = {
-        name: parameter.default
-        for name, parameter in inspect.signature(method).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
+    route, defaults = call.route, call.defaults
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": components.of(hints[name])}
+        {"name": name, "in": "path", "required": True, "schema": schema_of[call.arguments[name]]}
         for name in route.path_arguments
     ]
-    others = [name for name in hints if name not in route.path_arguments]
+    others = [name for name in call.arguments if name not in route.path_arguments]
     operation: dict[str, Any] = {
         "operationId": route.call,
         "tags": ["executions"],
         "summary": route.summary,
-        "description": inspect.cleandoc(method.__doc__ or route.summary),
+        "description": inspect.cleandoc(call.method.__doc__ or route.summary),
     }
     statuses = list(CONTROL_ERRORS)
     if route.in_query:
         for name in others:
-            schema = _without_null(components.of(hints[name]))
+            schema = dict(schema_of[call.argument_type(name)])
             if name in defaults and defaults[name] is not None:
                 schema["default"] = wire.encode(defaults[name])
             parameters.append(
@@ -254,7 +151,7 @@ def _control_operation(route: Route, components: _Components) -> dict[str, Any]:
     elif others:
         properties = {}
         for name in others:
-            schema = dict(components.of(hints[name]))
+            schema = dict(schema_of[call.arguments[name]])
             if name in defaults:
                 schema["default"] = wire.encode(defaults[name])
             properties[name] = schema
@@ -277,20 +174,29 @@ def _control_operation(route: Route, components: _Components) -> dict[str, Any]:
     operation["responses"] = {
         "200": {
             "description": "The JSON form of the call's result.",
-            "content": {JSON: {"schema": components.of(returns)}},
+            "content": {JSON: {"schema": schema_of[call.returns]}},
         },
         **_problems(statuses),
     }
     return operation
 
 
-def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
-    """A query parameter is absent rather than null."""
-    kinds = schema.get("type")
-    if isinstance(kinds, list):
-        rest = [kind for kind in kinds if kind != "null"]
-        return {**schema, "type": rest[0] if len(rest) == 1 else rest}
-    return dict(schema)
+def _control_plane() -> tuple[list[_Call], dict[Any, dict[str, Any]], dict[str, Any]]:
+    """The control calls, the schema of every type they use, and the component schemas those
+    refer to (one per dataclass and enum of the contract, and the notification frames').
+
+    msgspec converts the type hints: the wire form (:func:`server.remote.wire.encode`) is the
+    plain JSON of dataclasses, enums by value, tuples and sequences as arrays, which is the
+    form msgspec describes."""
+    calls = [_Call.of(route) for route in ROUTES]
+    annotations = [annotation for call in calls for annotation in call.types()]
+    annotations.append(Notification)
+    schemas_, components = msgspec.json.schema_components(
+        annotations, ref_template=SCHEMA_REF + "{name}"
+    )
+    # defaults are left as Python values (a tuple): the JSON round trip gives their JSON form
+    schemas_, components = msgspec.json.decode(msgspec.json.encode((schemas_, components)))
+    return calls, dict(zip(annotations, schemas_, strict=True)), components
 
 
 def _problems(statuses: Sequence[int]) -> dict[str, Any]:
@@ -807,12 +713,12 @@ def _responses() -> dict[str, Any]:
 
 def build_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route :func:`server.app.create_app` registers."""
-    components = _Components()
+    calls, schema_of, components = _control_plane()
     paths = _fixed_paths()
-    for route in ROUTES:
-        paths.setdefault(route.path, {})[route.verb.lower()] = _control_operation(route, components)
-    components.of(Notification)  # for the notification frames
-    schemas_ = {**_fixed_schemas(), **components.schemas}
+    for call in calls:
+        operation = _control_operation(call, schema_of)
+        paths.setdefault(call.route.path, {})[call.route.verb.lower()] = operation
+    schemas_ = {**_fixed_schemas(), **components}
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
