@@ -14,6 +14,7 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MAKE) typecheck
 	$(VENV)/bin/pytest
 	$(MAKE) extension-test
 
