@@ -785,8 +785,8 @@ class Execution:
             done.set_exception(exc)
             return
         self.definition = definition
+        self._current = None  # first: no reader may look up an old node in the new tree
         self._tree = tree
-        self._current = None
         specs = [b.spec for b in self._breakpoints]
         self._breakpoints = [
             resolve_breakpoint(b.id, b.spec, definition) for b in self._breakpoints
