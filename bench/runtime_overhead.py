@@ -725,11 +725,12 @@ def characterize(size: int, ticks: int) -> tuple[dict[str, Any], list[str]]:
     recorder = CountingRecorder()
     _, execution = run_engine_alone(size, ticks, recorder)
     nodes = list(execution.nodes())
-    visits = sum(node.canopy_visits for node in nodes)
+    visits_of = {node: execution.node_state(node)["visits"] for node in nodes}
+    visits = sum(visits_of.values())
     counts = recorder.counts
     changes = counts["NodeStatusChanged"]
     writes = counts["BlackboardChanged"]
-    ranked = sorted(nodes, key=lambda node: -node.canopy_visits)  # stable: pre-order on ties
+    ranked = sorted(nodes, key=lambda node: -visits_of[node])  # stable: pre-order on ties
     chosen = ranked[:BREAKPOINTS]
     info = {
         "nodes": len(nodes),
@@ -744,11 +745,11 @@ def characterize(size: int, ticks: int) -> tuple[dict[str, Any], list[str]]:
             kind: round(n / ticks, 3) for kind, n in sorted(counts.items())
         },
         "breakpoint_evaluations_per_tick": round(
-            sum(node.canopy_visits for node in chosen) / ticks, 2
+            sum(visits_of[node] for node in chosen) / ticks, 2
         ),
     }
     reset_blackboard()
-    return info, [node.canopy_id for node in chosen]
+    return info, [execution.node_id(node) for node in chosen]
 
 
 def breakpoint_specs(node_ids: Sequence[str]) -> list[BreakpointSpec]:

@@ -260,7 +260,8 @@ class CanopyClient:
 
     async def health(self) -> dict[str, Any]:
         """``GET /healthz``: ``{"status": "ok", "head": <last offset>}``."""
-        return await self._request("GET", "healthz")
+        health: dict[str, Any] = await self._request("GET", "healthz")
+        return health
 
     async def append(self, events: Sequence[EventInput]) -> list[int]:
         """Append ``events`` atomically; their offsets, in order."""

@@ -18,7 +18,8 @@ __all__ = ["event_type_schemas", "load"]
 def load(name: str) -> dict[str, Any]:
     """The schema file ``name``, e.g. ``"event.schema.json"`` or ``"events/TickStarted.json"``."""
     text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 @cache

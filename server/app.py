@@ -244,5 +244,6 @@ async def stop_pods(app: web.Application) -> None:
 async def _close_sockets(app: web.Application) -> None:
     """Close open subscriptions with "going away", so clients reconnect elsewhere or later
     instead of waiting for a shutdown timeout."""
-    for ws in list(app[SOCKETS]):
+    sockets = app[SOCKETS]
+    for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

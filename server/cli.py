@@ -272,6 +272,7 @@ def append_command(
     producer may be left out. They are sent in batches of up to 1000; each batch is atomic,
     and a refused line stops the command after the batches before it were written.
     """
+    batches: Iterable[list[tuple[int, dict[str, Any]]]]
     if event_type is not None:
         batches = [[(0, _one_event(event_type, stream, topic, payload, idempotency_key))]]
     elif stream or topic or payload or idempotency_key:

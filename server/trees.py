@@ -157,7 +157,7 @@ class TreeLibrary:
             raise UnknownTree(f"tree {name!r} has versions 1 to {len(versions)}, not {version}")
         return versions[version - 1]
 
-    async def list(self) -> list[dict[str, Any]]:
+    async def summaries(self) -> list[dict[str, Any]]:
         """The latest version of every tree, with how many versions it has."""
         latest: dict[str, StoredTree] = {}
         async for tree in self._read(EventFilter.of(self.tenant_id, types=["TreeUploaded"])):

@@ -168,6 +168,7 @@ class _Plan:
             if event.idempotency_key is not None:
                 keys[key] = last
             offsets.append(last)
+            time_us = event.time_us
             rows.append(
                 (
                     last,
@@ -176,7 +177,7 @@ class _Plan:
                     event.stream,
                     current + 1,
                     event.type,
-                    now_us if event.time is None else event.time_us,
+                    now_us if time_us is None else time_us,
                     payload,
                     event.producer.name,
                     event.producer.version,
@@ -495,7 +496,8 @@ class SqlEventStore(EventStore):
 
     async def last_offset(self) -> int:
         async with self._reading() as conn:
-            return (await conn.execute(_HEAD_SELECT)).scalar_one()
+            head: int = (await conn.execute(_HEAD_SELECT)).scalar_one()
+            return head
 
     async def stream_version(self, tenant_id: str, stream: str) -> int:
         async with self._reading() as conn:

@@ -4,7 +4,7 @@ everything a handler needs hangs off ``request.app`` or ``request``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
@@ -12,6 +12,9 @@ from canopy.bridge import EventStore, ProjectionRunner
 
 from ..auth import Principal
 from ..config import Settings
+
+if TYPE_CHECKING:  # only for the annotation: the keys module stays free of the pods package
+    from ..pods.manager import PodManager
 
 __all__ = [
     "LOCAL_TOKEN",
@@ -34,7 +37,7 @@ SOCKETS: Final = web.AppKey[set[web.WebSocketResponse]]("sockets")
 """Open subscription sockets, closed with "going away" when the server shuts down."""
 PRINCIPAL: Final = web.RequestKey("principal", Principal)
 """Who the request acts for, set by the auth middleware on everything under ``/api/``."""
-PODS: Final = web.AppKey["PodManager"]("pods")
+PODS: Final[web.AppKey[PodManager]] = web.AppKey("pods")
 """Every debug pod of this server and the clients listening to them."""
 WORKSPACE: Final = web.AppKey("workspace", Path)
 """Where relative programs and factory modules are found: the server's working directory."""

@@ -24,10 +24,12 @@ async def upload_tree(request: web.Request) -> web.Response:
     """``POST /api/v1/trees`` with ``{"name", "format": "yaml"|"json"|"xml", "content"}``:
     201 with the new version, or 200 with the latest one when the content is the same."""
     body = await json_body(request, '{"name": ..., "format": ..., "content": ...}')
-    fields = {key: body.get(key) for key in ("name", "format", "content")}
-    for key, value in fields.items():
+    fields: dict[str, str] = {}
+    for key in ("name", "format", "content"):
+        value = body.get(key)
         if not isinstance(value, str):
             raise Problem(400, "invalid-request", f"{key!r} must be a string", field=key)
+        fields[key] = value
     if unknown := sorted(set(body) - set(fields)):
         raise Problem(400, "invalid-request", f"unknown field {unknown[0]!r}", field=unknown[0])
     library = _library(request)
@@ -41,7 +43,7 @@ async def upload_tree(request: web.Request) -> web.Response:
 
 async def list_trees(request: web.Request) -> web.Response:
     """``GET /api/v1/trees``: the latest version of each tree of the caller's tenant."""
-    return web.json_response({"trees": await _library(request).list()})
+    return web.json_response({"trees": await _library(request).summaries()})
 
 
 async def get_tree(request: web.Request) -> web.Response:

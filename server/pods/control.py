@@ -66,7 +66,8 @@ class PodControl(ForwardingControl):
             raise InvalidRequest(str(error)) from None
         if wanted is not None:
             spec = await self._uploaded(pod, spec, *wanted)
-        return await self.manager.call(pod, "launch", spec=spec)
+        info: ExecutionInfo = await self.manager.call(pod, "launch", spec=spec)
+        return info
 
     async def _uploaded(
         self, pod: Pod, spec: LaunchSpec, name: str, version: int | None

@@ -112,9 +112,7 @@ def _cpu_quantity(cpus: float) -> str:
 def _status_message(exc: client.ApiException) -> str:
     """The ``message`` of the ``Status`` the API server sent with an error, which says what
     actually went wrong (the quota exceeded, the RBAC verb missing); the raw body otherwise."""
-    body = exc.body
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
+    body = exc.body  # the client decodes the response's bytes
     if body:
         try:
             status = json.loads(body)
@@ -458,7 +456,7 @@ class KubernetesPodProvider(PodProvider):
             ended = _exit_of(pod_id, listed.items[0])
             if ended is not None:
                 return ended
-            version = listed.metadata.resource_version
+            version = listed.metadata.resource_version if listed.metadata else None
             while not handle.cancelled.is_set():
                 current = watch.Watch(return_type="V1Pod")
                 events = current.stream(

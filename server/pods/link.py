@@ -68,7 +68,7 @@ class PodLink:
     async def call(self, method: str, arguments: Mapping[str, Any]) -> Any:
         """Run an ``ExecutionControl`` call in the pod; returns its decoded result or raises
         the error the pod reported (or :class:`LinkBroken`)."""
-        frame = {"op": "call", "method": method}
+        frame: dict[str, Any] = {"op": "call", "method": method}
         frame["arguments"] = wire.encode_arguments(method, arguments)
         return wire.decode_result(method, await self.request(frame))
 

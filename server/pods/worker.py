@@ -166,7 +166,8 @@ class Outbox:
             through = batch[-1][0]
             await link.send({"op": "events", "through": through, "events": batch})
             async with self._acked_changed:
-                await self._acked_changed.wait_for(lambda through=through: self.acked >= through)
+                while self.acked < through:
+                    await self._acked_changed.wait()
 
 
 class _Orphans:

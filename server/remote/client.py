@@ -101,15 +101,20 @@ class HttpExecutionControl(ForwardingControl):
             params = [(name, str(value)) for name, value in encoded.items() if value is not None]
         else:
             data = orjson.dumps(encoded)
-        patient = {"timeout": aiohttp.ClientTimeout(total=None, sock_connect=10)}
+        session = self.client.session
+        timeout = (
+            aiohttp.ClientTimeout(total=None, sock_connect=10)
+            if call in WAITING_CALLS
+            else session.timeout
+        )
         try:
-            async with self.client.session.request(
+            async with session.request(
                 route.verb,
                 self.client.url_for(path.lstrip("/")),
                 params=params,
                 data=data,
                 headers={"Content-Type": "application/json"} if data is not None else None,
-                **(patient if call in WAITING_CALLS else {}),
+                timeout=timeout,
             ) as response:
                 raw = await response.read()
                 status = response.status

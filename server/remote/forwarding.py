@@ -35,16 +35,22 @@ class ForwardingControl(ExecutionControl):
 
     @abstractmethod
     async def forward(self, call: str, **arguments: Any) -> Any:
-        """Carry out ``call`` with ``arguments`` (Python values) and return its result."""
+        """Carry out ``call`` with ``arguments`` (Python values) and return its result.
+
+        The wire decodes each call's result to the type the contract gives it; the methods
+        below name that type for the checker, where the result leaves ``Any``."""
 
     async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
-        return await self.forward("launch", spec=spec)
+        result: ExecutionInfo = await self.forward("launch", spec=spec)
+        return result
 
     async def executions(self) -> list[ExecutionInfo]:
-        return await self.forward("executions")
+        result: list[ExecutionInfo] = await self.forward("executions")
+        return result
 
     async def info(self, execution_id: str) -> ExecutionInfo:
-        return await self.forward("info", execution_id=execution_id)
+        result: ExecutionInfo = await self.forward("info", execution_id=execution_id)
+        return result
 
     async def tick(self, execution_id: str, count: int = 1) -> None:
         await self.forward("tick", execution_id=execution_id, count=count)
@@ -57,30 +63,41 @@ class ForwardingControl(ExecutionControl):
         )
 
     async def pause(self, execution_id: str, *, reason: str = "pause") -> StopInfo:
-        return await self.forward("pause", execution_id=execution_id, reason=reason)
+        result: StopInfo = await self.forward("pause", execution_id=execution_id, reason=reason)
+        return result
 
     async def resume(self, execution_id: str, action: StepKind = StepKind.CONTINUE) -> None:
         await self.forward("resume", execution_id=execution_id, action=action)
 
     async def settle(self, execution_id: str) -> ExecutionInfo:
-        return await self.forward("settle", execution_id=execution_id)
+        result: ExecutionInfo = await self.forward("settle", execution_id=execution_id)
+        return result
 
     async def wait_for_stop(self, execution_id: str) -> StopInfo:
-        return await self.forward("wait_for_stop", execution_id=execution_id)
+        result: StopInfo = await self.forward("wait_for_stop", execution_id=execution_id)
+        return result
 
     async def wait_for_end(self, execution_id: str) -> ExecutionInfo:
-        return await self.forward("wait_for_end", execution_id=execution_id)
+        result: ExecutionInfo = await self.forward("wait_for_end", execution_id=execution_id)
+        return result
 
     async def terminate(self, execution_id: str) -> ExecutionInfo:
-        return await self.forward("terminate", execution_id=execution_id)
+        result: ExecutionInfo = await self.forward("terminate", execution_id=execution_id)
+        return result
 
     async def set_breakpoints(
         self, execution_id: str, specs: Sequence[BreakpointSpec]
     ) -> list[BreakpointView]:
-        return await self.forward("set_breakpoints", execution_id=execution_id, specs=specs)
+        result: list[BreakpointView] = await self.forward(
+            "set_breakpoints", execution_id=execution_id, specs=specs
+        )
+        return result
 
     async def set_watches(self, execution_id: str, specs: Sequence[WatchSpec]) -> list[WatchView]:
-        return await self.forward("set_watches", execution_id=execution_id, specs=specs)
+        result: list[WatchView] = await self.forward(
+            "set_watches", execution_id=execution_id, specs=specs
+        )
+        return result
 
     async def set_exception_filters(
         self, execution_id: str, filters: Sequence[ExceptionFilter]
@@ -88,7 +105,8 @@ class ForwardingControl(ExecutionControl):
         await self.forward("set_exception_filters", execution_id=execution_id, filters=filters)
 
     async def view(self, execution_id: str) -> ExecutionView:
-        return await self.forward("view", execution_id=execution_id)
+        result: ExecutionView = await self.forward("view", execution_id=execution_id)
+        return result
 
     async def evaluate(
         self, execution_id: str, expression: str, *, node_id: str | None = None
@@ -106,37 +124,57 @@ class ForwardingControl(ExecutionControl):
     async def reload(
         self, execution_id: str, program: str | None = None, *, keep_blackboard: bool = True
     ) -> list[str]:
-        return await self.forward(
+        result: list[str] = await self.forward(
             "reload", execution_id=execution_id, program=program, keep_blackboard=keep_blackboard
         )
+        return result
 
     async def step_back(self, execution_id: str) -> ExecutionView:
-        return await self.forward("step_back", execution_id=execution_id)
+        result: ExecutionView = await self.forward("step_back", execution_id=execution_id)
+        return result
 
     async def reverse_continue(self, execution_id: str) -> ExecutionView:
-        return await self.forward("reverse_continue", execution_id=execution_id)
+        result: ExecutionView = await self.forward("reverse_continue", execution_id=execution_id)
+        return result
 
     async def state_at(self, execution_id: str, tick: int | None = None) -> ExecutionState:
-        return await self.forward("state_at", execution_id=execution_id, tick=tick)
+        result: ExecutionState = await self.forward(
+            "state_at", execution_id=execution_id, tick=tick
+        )
+        return result
 
     async def statistics(self, execution_id: str) -> ExecutionStats:
-        return await self.forward("statistics", execution_id=execution_id)
+        result: ExecutionStats = await self.forward("statistics", execution_id=execution_id)
+        return result
 
     async def picture(
         self, execution_id: str, *, tick: int | None = None, format: str = "dot"
     ) -> str | dict[str, Any]:
-        return await self.forward("picture", execution_id=execution_id, tick=tick, format=format)
+        result: str | dict[str, Any] = await self.forward(
+            "picture", execution_id=execution_id, tick=tick, format=format
+        )
+        return result
 
     async def diff_ticks(self, execution_id: str, first: int, second: int) -> StateDiff:
-        return await self.forward(
+        result: StateDiff = await self.forward(
             "diff_ticks", execution_id=execution_id, first=first, second=second
         )
+        return result
 
     async def diff_executions(self, first_id: str, second_id: str) -> ExecutionDiff:
-        return await self.forward("diff_executions", first_id=first_id, second_id=second_id)
+        result: ExecutionDiff = await self.forward(
+            "diff_executions", first_id=first_id, second_id=second_id
+        )
+        return result
 
     async def python_debug(self, execution_id: str, node_id: str) -> PythonTarget:
-        return await self.forward("python_debug", execution_id=execution_id, node_id=node_id)
+        result: PythonTarget = await self.forward(
+            "python_debug", execution_id=execution_id, node_id=node_id
+        )
+        return result
 
     async def breakpoint_lines(self, execution_id: str, path: str) -> list[int]:
-        return await self.forward("breakpoint_lines", execution_id=execution_id, path=path)
+        result: list[int] = await self.forward(
+            "breakpoint_lines", execution_id=execution_id, path=path
+        )
+        return result

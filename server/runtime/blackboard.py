@@ -86,7 +86,7 @@ class RecordingStorage(dict[str, Any]):
             self._namespaces = namespaces_of(self)
         return self._namespaces
 
-    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, key: str, *default: Any) -> Any:
         if key in self:
             value = self[key]
             del self[key]
@@ -100,7 +100,7 @@ class RecordingStorage(dict[str, Any]):
             self[key] = default
         return self[key]
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -279,7 +279,9 @@ class _Shared:
         return self._only
 
 
-async def _completed_ticks(store: EventStore, tenant_id: str, replay: Replay) -> AsyncIterator[int]:
+async def _completed_ticks(
+    store: EventStore, tenant_id: str, replay: Replay
+) -> AsyncGenerator[int]:
     """Fold the execution's events into ``replay``, pausing (yielding the tick) at the start
     (0) and after every ``TickCompleted``, so the caller can look at the state in between."""
     event_filter = EventFilter(tenant_id, streams=(stream_of(replay.execution_id),))

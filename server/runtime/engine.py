@@ -4,7 +4,8 @@ Each execution ticks in its own thread, driving py_trees' ``tick()`` generator i
 than ``BehaviourTree.tick()``, and it hands control back between any two node updates). Every
 debugger stop is the tick thread waiting; control calls from the event loop wake it.
 
-What it costs when nothing is set: per node and tick, one status comparison and one flag test.
+What it costs when nothing is set: per node and tick, one lookup of the node's
+:class:`_NodeState`, one status comparison and one flag test.
 Status changes at a node's yield, INVALID transitions through a ``stop()`` hook, and blackboard
 writes through the execution's :class:`~server.runtime.blackboard.RecordingStorage` become
 events handed to the :class:`~server.runtime.recorder.EventRecorder`, which never blocks on I/O.
@@ -127,6 +128,33 @@ class _Terminate(Exception):
     """Unwinds the tick thread when the execution is stopped for good."""
 
 
+@dataclass(slots=True, eq=False)
+class _NodeState:
+    """What the engine keeps about one behaviour. Kept beside the behaviour rather than set on
+    it, so that py_trees' class stays as it is and every read is typed; a slotted object makes
+    the per-tick ``visits`` increment and ``status`` read as cheap as instance attributes."""
+
+    id: str
+    """The stable id (also on the behaviour as ``canopy_id``, for debugpy conditions)."""
+    status: Status
+    """The last status recorded: a status change is a yield whose status differs."""
+    visits: int = 0
+    """How many times the node's update ran."""
+    stopping: bool = False
+    """Inside the node's ``stop()``: the ``tick()`` call py_trees makes there to reset the
+    node's iterator is not the node running, and must not hit a before-breakpoint."""
+
+
+@dataclass(frozen=True, slots=True)
+class _LiveTree:
+    """A built tree and the state of each of its nodes, swapped as one on a hot reload so
+    that no reader ever pairs a tree with the other tree's states."""
+
+    built: BuiltTree
+    nodes: dict[Behaviour, _NodeState]
+    """Every behaviour of the tree, in pre-order."""
+
+
 @dataclass(slots=True)
 class _Debug:
     """Breakpoints in the shapes the hot path wants: keyed by behaviour object."""
@@ -194,7 +222,7 @@ class Execution:
         self._thread = threading.Thread(
             target=self._main, name=f"{EXECUTION_THREAD_PREFIX}{execution_id}"
         )
-        self._built = self._build(definition)
+        self._tree = self._build(definition)
 
     # -- control (any thread) ----------------------------------------------------------------
 
@@ -223,7 +251,7 @@ class Execution:
 
     @property
     def root(self) -> Behaviour:
-        return self._built.root
+        return self._tree.built.root
 
     def request_ticks(self, count: int = 1) -> None:
         """Manual mode: tick ``count`` more times."""
@@ -315,11 +343,15 @@ class Execution:
 
     def node_by_id(self, node_id: str) -> Behaviour | None:
         """The live behaviour with that stable id."""
-        return self._built.behaviours.get(node_id)
+        return self._tree.built.behaviours.get(node_id)
+
+    def node_id(self, node: Behaviour) -> str:
+        """The stable id of a behaviour of the running tree."""
+        return self._tree.nodes[node].id
 
     def path(self) -> list[Behaviour]:
         """From the current node up to the root (the current node first)."""
-        node = self._current or self.root
+        node: Behaviour | None = self._current or self.root
         chain = []
         while node is not None:
             chain.append(node)
@@ -328,14 +360,15 @@ class Execution:
 
     def node_state(self, node: Behaviour) -> dict[str, Any]:
         """What a client shows for one node."""
-        spec = self.definition.node(node.canopy_id)
+        state = self._tree.nodes[node]
+        spec = self.definition.node(state.id)
         return {
-            "id": node.canopy_id,
+            "id": state.id,
             "name": node.name,
             "kind": spec.kind if spec else type(node).__name__,
             "status": node.status.value,
             "feedback": node.feedback_message,
-            "visits": node.canopy_visits,
+            "visits": state.visits,
             "params": jsonable(spec.params) if spec else {},
         }
 
@@ -349,7 +382,8 @@ class Execution:
 
     def context(self, node: Behaviour | None = None) -> Mapping[str, Any]:
         """Names visible to expressions: the node's state over the blackboard."""
-        return _NodeContext(self, node or self._current or self.root)
+        node = node or self._current or self.root
+        return _NodeContext(self, node, self._tree.nodes[node])
 
     # -- the tick thread ---------------------------------------------------------------------
 
@@ -358,7 +392,7 @@ class Execution:
         try:
             self._record_start()
             if self.stop_on_entry:
-                self._stop(StopInfo("entry", self.root.canopy_id, "tick", 0))
+                self._stop(StopInfo("entry", self.node_id(self.root), "tick", 0))
             while self._await_tick():
                 self._tick()
                 if self.root.status in TERMINAL:
@@ -389,7 +423,10 @@ class Execution:
                     try:
                         self._stop(
                             StopInfo(
-                                self._pause_reason, self.root.canopy_id, "tick", self.tick_count
+                                self._pause_reason,
+                                self.node_id(self.root),
+                                "tick",
+                                self.tick_count,
                             )
                         )
                     finally:
@@ -427,16 +464,19 @@ class Execution:
         # changes costs one event (its TickCompleted summary), not two.
         self._tick_owed = verbose
         started = time.perf_counter()
-        root = self.root
+        tree = self._tree
+        root = tree.built.root
+        nodes = tree.nodes
         abandoned = False
         after = self._debug.after  # breakpoints changed mid-tick apply from the next tick
         with self._installation:
             try:
                 for node in root.tick():
+                    state = nodes[node]
+                    state.visits += 1
                     status = node.status
-                    node.canopy_visits += 1
-                    if status is not node.canopy_status:
-                        self._changed(node, status, verbose)
+                    if status is not state.status:
+                        self._changed(node, state, status, verbose)
                     if self._watching:
                         self._after_node(node)
                     if after and node in after:
@@ -467,7 +507,7 @@ class Execution:
             self._snapshot()
         if self._step is not None:  # over, or into/out that found nothing sooner in this tick
             self._current = root
-            self._stop(StopInfo("step", root.canopy_id, "tick", tick))
+            self._stop(StopInfo("step", nodes[root].id, "tick", tick))
 
     def _announce_tick(self) -> None:
         """Write TickStarted once, before the first event recorded inside a tick."""
@@ -480,19 +520,21 @@ class Execution:
         self._apply_reload()
         self._current = self.root
         self._stop(
-            StopInfo("pause", self.root.canopy_id, "tick", self.tick_count, description="reloaded")
+            StopInfo(
+                "pause", self.node_id(self.root), "tick", self.tick_count, description="reloaded"
+            )
         )
 
-    def _changed(self, node: Behaviour, status: Status, verbose: bool) -> None:
-        previous = node.canopy_status
-        node.canopy_status = status
+    def _changed(self, node: Behaviour, state: _NodeState, status: Status, verbose: bool) -> None:
+        previous = state.status
+        state.status = status
         if verbose:
             if self._tick_owed:
                 self._announce_tick()
             payload: dict[str, Any] = {
                 "execution_id": self.id,
                 "tick": self.tick_count,
-                "node_id": node.canopy_id,
+                "node_id": state.id,
                 "status": status.value,
                 "previous": previous.value,
             }
@@ -501,13 +543,13 @@ class Execution:
             self.recorder.record("NodeStatusChanged", payload)
         if self._watching and self._step is StepKind.INTO:
             self._current = node
-            self._stop(StopInfo("step", node.canopy_id, "after", self.tick_count))
+            self._stop(StopInfo("step", state.id, "after", self.tick_count))
         elif status is Status.FAILURE and ExceptionFilter.FAILED in self._filters:
             self._current = node
             self._stop(
                 StopInfo(
                     "failure",
-                    node.canopy_id,
+                    state.id,
                     "after",
                     self.tick_count,
                     description=f"{node.name} returned FAILURE",
@@ -519,7 +561,7 @@ class Execution:
         self._current = node
         if self._pause_requested:
             self._pause_requested = False
-            self._stop(StopInfo(self._pause_reason, node.canopy_id, "after", self.tick_count))
+            self._stop(StopInfo(self._pause_reason, self.node_id(node), "after", self.tick_count))
             return
         if self._pending_data_stop is not None:
             watch, description = self._pending_data_stop
@@ -527,7 +569,7 @@ class Execution:
             self._stop(
                 StopInfo(
                     "data breakpoint",
-                    node.canopy_id,
+                    self.node_id(node),
                     "after",
                     self.tick_count,
                     (watch.id,),
@@ -536,7 +578,7 @@ class Execution:
             )
             return
         if self._step is StepKind.OUT and node is self._step_target:
-            self._stop(StopInfo("step", node.canopy_id, "after", self.tick_count))
+            self._stop(StopInfo("step", self.node_id(node), "after", self.tick_count))
 
     def _before_node(self, node: Behaviour) -> None:
         self._current = node
@@ -572,7 +614,7 @@ class Execution:
             self._stop(
                 StopInfo(
                     "breakpoint",
-                    node.canopy_id,
+                    self.node_id(node),
                     position.value,
                     self.tick_count,
                     tuple(stopping),
@@ -582,11 +624,13 @@ class Execution:
 
     def _raised(self, exc: Exception, verbose: bool) -> None:
         """A behaviour raised: record it, maybe stop, fail the node and reset the tree."""
-        node = _raising_node(exc.__traceback__) or self._current or self.root
+        nodes = self._tree.nodes
+        node = _raising_node(exc.__traceback__, nodes) or self._current or self.root
+        state = nodes[node]
         info = {
             "execution_id": self.id,
             "tick": self.tick_count,
-            "node_id": node.canopy_id,
+            "node_id": state.id,
             "exception": f"{type(exc).__module__}.{type(exc).__qualname__}",
             "message": str(exc),
             "traceback": _frames(exc.__traceback__),
@@ -598,7 +642,7 @@ class Execution:
             self._stop(
                 StopInfo(
                     "exception",
-                    node.canopy_id,
+                    state.id,
                     "after",
                     self.tick_count,
                     description=f"{info['exception']}: {exc}",
@@ -606,7 +650,7 @@ class Execution:
                 )
             )
         node.status = Status.FAILURE
-        self._changed(node, Status.FAILURE, verbose)
+        self._changed(node, state, Status.FAILURE, verbose)
         self._reset_tree(Status.FAILURE, verbose)
 
     def _reset_tree(self, root_status: Status, verbose: bool) -> None:
@@ -617,8 +661,9 @@ class Execution:
         except Exception:  # a terminate() that raises must not take the engine down
             log.exception("resetting the tree of execution %s", self.id)
         root.status = root_status
-        if root.canopy_status is not root_status:
-            self._changed(root, root_status, verbose)
+        state = self._tree.nodes[root]
+        if state.status is not root_status:
+            self._changed(root, state, root_status, verbose)
 
     def _stop(self, info: StopInfo) -> None:
         """Wait, as the debugger asked, until a client resumes or terminates."""
@@ -644,22 +689,27 @@ class Execution:
                 **({"description": info.description} if info.description else {}),
             },
         )
-        with self._cond:
-            with self._installation.suspended():
-                while self._resume is None and not self._terminate:
-                    if self._reload is not None:
-                        if info.position != "tick":
-                            self.stopped = None
-                            self.state = RunState.RUNNING
-                            raise _Reload
-                        self._apply_reload()
-                        continue
-                    self._cond.wait()
-            if self._terminate:
-                raise _Terminate
-            action = self._resume
+        action = self._await_resume(info)
         self._notify(Notification("continued", self.id))
         self._begin_step(action)
+
+    def _await_resume(self, info: StopInfo) -> StepKind:
+        """Wait at a stop for a client's resume action, applying reloads meanwhile: one between
+        ticks is applied here, one in the middle of a tick unwinds it (``_Reload``)."""
+        with self._cond, self._installation.suspended():
+            while True:
+                if self._terminate:
+                    raise _Terminate
+                if self._resume is not None:
+                    return self._resume
+                if self._reload is not None:
+                    if info.position != "tick":
+                        self.stopped = None
+                        self.state = RunState.RUNNING
+                        raise _Reload
+                    self._apply_reload()
+                    continue
+                self._cond.wait()
 
     def _begin_step(self, action: StepKind) -> None:
         if action is StepKind.CONTINUE:
@@ -709,18 +759,19 @@ class Execution:
 
     # -- tree set-up -------------------------------------------------------------------------
 
-    def _build(self, definition: TreeDefinition, *, keep_blackboard: bool = False) -> BuiltTree:
+    def _build(self, definition: TreeDefinition, *, keep_blackboard: bool = False) -> _LiveTree:
         built = build_tree(definition)
-        for node in _preorder(built.root):
-            node.canopy_status = node.status
-            node.canopy_visits = 0
-            self._hook_stop(node)
+        nodes = {
+            node: _NodeState(node_id, node.status) for node_id, node in built.behaviours.items()
+        }
+        for node, state in nodes.items():
+            self._hook_stop(node, state)
         if not keep_blackboard:
             self.storage.on_write = None
             self.storage.clear()
             self.storage.update({absolute(k): v for k, v in self._initial_blackboard.items()})
         self.storage.on_write = self._on_write
-        return built
+        return _LiveTree(built, nodes)
 
     def _apply_reload(self) -> None:
         """Swap in a requested tree (tick thread, between ticks)."""
@@ -729,13 +780,13 @@ class Execution:
         definition, keep, done = self._reload
         self._reload = None
         try:
-            built = self._build(definition, keep_blackboard=keep)
+            tree = self._build(definition, keep_blackboard=keep)
         except Exception as exc:  # a bad definition leaves the running tree untouched
             done.set_exception(exc)
             return
         self.definition = definition
-        self._built = built
-        self._current = None
+        self._current = None  # first: no reader may look up an old node in the new tree
+        self._tree = tree
         specs = [b.spec for b in self._breakpoints]
         self._breakpoints = [
             resolve_breakpoint(b.id, b.spec, definition) for b in self._breakpoints
@@ -761,22 +812,22 @@ class Execution:
         done.set_result(unbound)
         self._notify(Notification("invalidated", self.id))
 
-    def _hook_stop(self, node: Behaviour) -> None:
+    def _hook_stop(self, node: Behaviour, state: _NodeState) -> None:
         """INVALID transitions happen in ``stop()`` and are never yielded: watch them there.
-        ``canopy_stopping`` tells the before-breakpoint wrapper that the ``tick()`` call it sees
+        ``state.stopping`` tells the before-breakpoint wrapper that the ``tick()`` call it sees
         is py_trees resetting the node's iterator inside ``stop()``, not the node running."""
         original = node.stop
 
         def stop(new_status: Status = Status.INVALID) -> None:
-            node.canopy_stopping = True
+            state.stopping = True
             try:
                 original(new_status)
             finally:
-                node.canopy_stopping = False
-            if new_status is Status.INVALID and node.canopy_status is not Status.INVALID:
-                self._changed(node, Status.INVALID, self.capture is CaptureLevel.VERBOSE)
+                state.stopping = False
+            if new_status is Status.INVALID and state.status is not Status.INVALID:
+                self._changed(node, state, Status.INVALID, self.capture is CaptureLevel.VERBOSE)
 
-        node.canopy_stopping = False
+        # An instance attribute shadowing the method is the hook: py_trees calls ``self.stop``.
         node.stop = stop  # type: ignore[method-assign]
 
     def _rebind(self) -> None:
@@ -786,7 +837,8 @@ class Execution:
 
     def _rebind_locked(self) -> None:
         debug = _Debug()
-        by_id = self._built.behaviours
+        tree = self._tree
+        by_id = tree.built.behaviours
         for breakpoint in self._breakpoints:
             if not breakpoint.verified:
                 continue
@@ -798,8 +850,8 @@ class Execution:
         for watch in self._watches:
             if watch.verified:
                 debug.watches.setdefault(watch.key, []).append(watch)
-        for node in _preorder(self._built.root):
-            self._wrap_before(node, node in debug.before)
+        for node, state in tree.nodes.items():
+            self._wrap_before(node, state, node in debug.before)
         self._debug = debug
         self._watching = bool(
             debug.watches
@@ -808,7 +860,7 @@ class Execution:
             or ExceptionFilter.FAILED in self._filters
         )
 
-    def _wrap_before(self, node: Behaviour, wanted: bool) -> None:
+    def _wrap_before(self, node: Behaviour, state: _NodeState, wanted: bool) -> None:
         """Install (or remove) the check that stops before a node's update. A plain function
         that hands back the node's own generator: wrapping the generator instead would put the
         check in the path of every yield of the node's whole subtree."""
@@ -817,10 +869,11 @@ class Execution:
             original = node.tick
 
             def tick() -> Iterator[Behaviour]:
-                if not node.canopy_stopping:
+                if not state.stopping:
                     self._before_node(node)
                 return original()
 
+            # As in _hook_stop: an instance attribute shadowing the method, removed by ``del``.
             node.tick = tick  # type: ignore[method-assign]
         elif not wanted and wrapped:
             del node.tick
@@ -848,7 +901,7 @@ class Execution:
             {
                 "execution_id": self.id,
                 "tick": self.tick_count,
-                "statuses": {n.canopy_id: n.status.value for n in self.nodes()},
+                "statuses": {self.node_id(n): n.status.value for n in self.nodes()},
                 "blackboard": self.blackboard(),
             },
         )
@@ -879,12 +932,13 @@ class _NodeContext(Mapping[str, Any]):
     the blackboard, each name looked up only when an expression reads it: conditions are
     evaluated on every hit and most read one or two names."""
 
-    __slots__ = ("_board", "_execution", "_node")
+    __slots__ = ("_board", "_execution", "_node", "_state")
     NAMES: Final = ("status", "name", "id", "tick", "visits", "feedback")
 
-    def __init__(self, execution: Execution, node: Behaviour) -> None:
+    def __init__(self, execution: Execution, node: Behaviour, state: _NodeState) -> None:
         self._execution = execution
         self._node = node
+        self._state = state
         self._board: BlackboardView | None = None
 
     def __getitem__(self, name: str) -> Any:
@@ -896,9 +950,9 @@ class _NodeContext(Mapping[str, Any]):
         if name == "name":
             return node.name
         if name == "id":
-            return node.canopy_id
+            return self._state.id
         if name == "visits":
-            return node.canopy_visits
+            return self._state.visits
         if name == "feedback":
             return node.feedback_message
         return self._blackboard()[name]
@@ -964,12 +1018,15 @@ def _writer(frame: FrameType | None) -> str:
     return "client"
 
 
-def _raising_node(tb: TracebackType | None) -> Behaviour | None:
-    """The innermost behaviour on the traceback: the one whose code raised."""
+def _raising_node(
+    tb: TracebackType | None, nodes: Mapping[Behaviour, _NodeState]
+) -> Behaviour | None:
+    """The innermost behaviour of the tree (``nodes``) on the traceback: the one whose code
+    raised."""
     found = None
     while tb is not None:
         candidate = tb.tb_frame.f_locals.get("self")
-        if isinstance(candidate, Behaviour) and hasattr(candidate, "canopy_id"):
+        if isinstance(candidate, Behaviour) and candidate in nodes:
             found = candidate
         tb = tb.tb_next
     return found

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -584,8 +584,8 @@ class ExecutionHistory:
             stops = await self.stops()
             index = bisect.bisect_left([stop.offset for stop in stops], offset)
             return Position(stops[index - 1].offset, stops[index - 1].tick) if index else None
-        index = self._completed if granularity == "tick" else self._changes
-        found = await index.last(start=started.offset, head=head, max_offset=offset - 1)
+        landmarks = self._completed if granularity == "tick" else self._changes
+        found = await landmarks.last(start=started.offset, head=head, max_offset=offset - 1)
         if found is not None:
             return Position(found.offset, found.tick)
         if granularity == "tick" and offset > started.offset:
@@ -656,7 +656,7 @@ class ExecutionHistory:
             self._trees.popitem(last=False)
         return tree
 
-    async def _events(self, after: int, until: int) -> AsyncIterator[RecordedEvent]:
+    async def _events(self, after: int, until: int) -> AsyncGenerator[RecordedEvent]:
         """The stream's events in ``(after, until]``, in pages that start small and grow.
 
         ``after + 1`` is always a snapshot or the start, so the read is contiguous from a point

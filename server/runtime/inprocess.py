@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+from py_trees.behaviour import Behaviour
 
 from canopy.bridge import CanopyError, EventFilter, EventStore, Producer, RecordedEvent
 
@@ -540,10 +541,11 @@ class InProcessControl(ExecutionControl):
         )
 
     @staticmethod
-    def _frame(execution: Execution, node: Any) -> FrameView:
-        spec = execution.definition.node(node.canopy_id)
+    def _frame(execution: Execution, node: Behaviour) -> FrameView:
+        node_id = execution.node_id(node)
+        spec = execution.definition.node(node_id)
         return FrameView(
-            node.canopy_id,
+            node_id,
             node.name,
             spec.kind if spec else type(node).__name__,
             node.status.value,

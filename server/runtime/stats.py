@@ -413,7 +413,7 @@ _FOLDS: Final = {
 
 def _node(document: dict[str, Any], node_id: str) -> dict[str, Any]:
     """The node's entry, created on first sight (an id missing from the tree still counts)."""
-    nodes = document["nodes"]
+    nodes: dict[str, dict[str, Any]] = document["nodes"]
     entry = nodes.get(node_id)
     if entry is None:
         entry = nodes[node_id] = {
@@ -455,7 +455,8 @@ def _histogram_distribution(histogram: Mapping[str, Any]) -> Distribution | None
     count = histogram["count"]
     if not count:
         return None
-    low, high = histogram["min"], histogram["max"]
+    low: float = histogram["min"]
+    high: float = histogram["max"]
     buckets = sorted(
         histogram["buckets"].items(), key=lambda item: -math.inf if item[0] == "z" else int(item[0])
     )

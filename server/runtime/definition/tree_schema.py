@@ -78,13 +78,17 @@ def _place(error: ValidationError, document: Document, where: tuple[Any, ...]) -
 
 def _missing(error: ValidationError, document: Document, where: tuple[Any, ...]) -> Problem:
     """A missing field of a node, or a missing parameter (reported at the ``params`` key)."""
-    key = next(key for key in error.validator_value if key not in error.instance)
+    instance, required = error.instance, error.validator_value
+    # What ``required`` checks: a list of names, of an object.
+    assert isinstance(instance, dict)
+    assert isinstance(required, list)
+    key = next(key for key in required if key not in instance)
     if where[-1:] == ("params",):
         owner = _node_type(_value_at(document.data, where[:-1]))
         return Problem.at(document.key_location(where), f"{owner}missing parameter `{key}`")
-    owner = _node_type(error.instance)
-    if key == "params" and isinstance(error.instance.get("type"), str):
-        builtin = BUILTINS.get(error.instance["type"])
+    owner = _node_type(instance)
+    if key == "params" and isinstance(kind := instance.get("type"), str):
+        builtin = BUILTINS.get(kind)
         needed = [p.name for p in builtin.params if p.default is REQUIRED] if builtin else []
         message = f"{owner}missing `params` (it needs: {', '.join(needed)})"
         return Problem.at(document.location(where), message)
@@ -104,11 +108,10 @@ def _message(error: ValidationError, where: tuple[Any, ...]) -> str:
     field = _field(where)
     if error.validator == "type":
         expected = error.validator_value
-        words = " or ".join(
-            _TYPE_WORDS.get(t, t) for t in (expected if isinstance(expected, list) else [expected])
-        )
+        names = expected if isinstance(expected, list) else [str(expected)]
+        words = " or ".join(_TYPE_WORDS.get(name, name) for name in names)
         return f"{field} must be {words}, got {_describe(error.instance)}"
-    if error.validator == "enum":
+    if error.validator == "enum" and isinstance(error.validator_value, list):
         choices = ", ".join(str(choice) for choice in error.validator_value)
         return f"{field} must be one of {choices}; got {error.instance!r}"
     if error.validator == "not" or error.schema is False:
@@ -120,7 +123,8 @@ def _unexpected_fields(
     error: ValidationError, document: Document, where: tuple[Any, ...]
 ) -> Iterator[Problem]:
     allowed = list(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
-    extras = [key for key in error.instance if key not in allowed]
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    extras = [key for key in instance if key not in allowed]
     in_params = where[-1:] == ("params",)
     for key in extras:
         hint = did_you_mean(str(key), allowed)

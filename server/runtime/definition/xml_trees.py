@@ -416,7 +416,12 @@ class _XmlReader:
     def _converters(self, kind: str) -> dict[str, Converter]:
         builtin = BUILTINS.get(kind)
         if builtin is not None:
-            by_type = {"integer": _integer, "number": _number, "boolean": _boolean, "string": str}
+            by_type: dict[str, Converter] = {
+                "integer": _integer,
+                "number": _number,
+                "boolean": _boolean,
+                "string": str,
+            }
             return {p.name: by_type[p.type] for p in builtin.params if p.type in by_type}
         if not is_import_path(kind):
             return {}
@@ -462,7 +467,7 @@ def _threshold(count: int, children: int) -> int:
     return max(children + count + 1, 0) if count < 0 else count
 
 
-def _annotated_converters(cls: type) -> dict[str, Converter]:
+def _annotated_converters(cls: type[object]) -> dict[str, Converter]:
     """param -> converter for constructor params annotated int, float, bool or str (or
     ``X | None``); unannotated params keep their string."""
     try:

@@ -129,7 +129,7 @@ class _Reader:
         if error:
             self.problems.append(Problem.at(document.location(where), error))
             return None
-        overrides = {key: data[key] for key in ("name", "id") if key in data}
+        overrides: dict[str, str] = {key: data[key] for key in ("name", "id") if key in data}
         return self.tree(target, chain, parent_id, overrides, blackboard)
 
 
