@@ -7,7 +7,7 @@ a bug, answered as an internal error and logged with its traceback.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import jsonschema
 
@@ -41,13 +41,14 @@ def _is(value: Any, kind: type) -> bool:
     return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
 
-def item(value: Any, name: str, kind: type) -> Any:
+T = TypeVar("T")
+
+
+def item(value: Any, name: str, kind: type[T]) -> T:
     """One item of an array argument, checked like an argument."""
-    if not _is(value, kind):
-        raise InvalidArgument(
-            f"each of {name!r} must be {_TYPE_NAMES[kind]}, not {_json_type(value)}"
-        )
-    return value
+    if isinstance(value, kind) and _is(value, kind):
+        return value
+    raise InvalidArgument(f"each of {name!r} must be {_TYPE_NAMES[kind]}, not {_json_type(value)}")
 
 
 def arg(args: dict[str, Any], name: str, kind: type, default: Any = _REQUIRED) -> Any:
@@ -68,21 +69,21 @@ def arg(args: dict[str, Any], name: str, kind: type, default: Any = _REQUIRED) -
 def source_breakpoint(bp: Any) -> dict[str, Any]:
     """A DAP ``SourceBreakpoint``, checked before it is kept (a bad one must not stay behind
     and break every later breakpoint request)."""
-    item(bp, "breakpoints", dict)
-    arg(bp, "line", int)
+    checked = item(bp, "breakpoints", dict)
+    arg(checked, "line", int)
     for name in ("condition", "hitCondition", "logMessage"):
-        arg(bp, name, str, None)
-    return bp
+        arg(checked, name, str, None)
+    return checked
 
 
 def function_breakpoint(bp: Any) -> dict[str, Any]:
     """A DAP ``FunctionBreakpoint`` (a node name or id), checked before it is kept."""
-    item(bp, "breakpoints", dict)
-    if not arg(bp, "name", str).strip():
+    checked = item(bp, "breakpoints", dict)
+    if not arg(checked, "name", str).strip():
         raise InvalidArgument("a function breakpoint needs a node name or id")
     for name in ("condition", "hitCondition"):
-        arg(bp, name, str, None)
-    return bp
+        arg(checked, name, str, None)
+    return checked
 
 
 def validate(kind: str, args: dict[str, Any]) -> None:

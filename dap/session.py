@@ -149,7 +149,8 @@ class DebugSession:
         arguments = request.get("arguments") or {}
         if not isinstance(arguments, dict):
             raise InvalidArgument("arguments must be an object")
-        return await handler(arguments)
+        body: dict[str, Any] | None = await handler(arguments)
+        return body
 
     async def event(self, name: str, body: dict[str, Any] | None = None) -> None:
         """Send an event to the client."""
@@ -342,7 +343,7 @@ class DebugSession:
         """Apply the filters Canopy offers; any other (say debugpy's ``uncaught``, which
         generic clients send) is answered unverified, so that such a client still launches."""
         names = [item(name, "filters", str) for name in arg(args, "filters", list)]
-        known = {offered["filter"] for offered in EXCEPTION_FILTERS}
+        known = {str(offered["filter"]) for offered in EXCEPTION_FILTERS}
         filters = [ExceptionFilter(name) for name in names if name in known]
         self._breakpoints.exception_filters = filters
         for thread in self._threads.values():
@@ -512,7 +513,7 @@ class DebugSession:
     async def on_scopes(self, args: dict[str, Any]) -> dict[str, Any]:
         execution_id, node_id = self._frame(arg(args, "frameId", int))
         view = await self._view(execution_id)
-        node = next((n for n in view.nodes if n["id"] == node_id), {"id": node_id})
+        node: dict[str, Any] = next((n for n in view.nodes if n["id"] == node_id), {"id": node_id})
         state = {k: v for k, v in node.items() if k != "params"}
         scopes = [
             self._variables.scope("Node", execution_id, state, params=node.get("params")),
@@ -654,7 +655,8 @@ class DebugSession:
 
     async def on_canopy_statistics(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
-        return _jsonable(await self.control.statistics(thread.execution_id))
+        statistics: dict[str, Any] = _jsonable(await self.control.statistics(thread.execution_id))
+        return statistics
 
     async def on_canopy_timeline(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
@@ -670,7 +672,10 @@ class DebugSession:
     async def on_canopy_diff(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
         other = arg(args, "otherExecutionId", str)
-        return _jsonable(await self.control.diff_executions(thread.execution_id, other))
+        diff: dict[str, Any] = _jsonable(
+            await self.control.diff_executions(thread.execution_id, other)
+        )
+        return diff
 
     async def on_canopy_picture(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)

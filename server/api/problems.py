@@ -146,7 +146,7 @@ def problem_of(error: CanopyError) -> Problem:
         log.error("request failed: %s", error, exc_info=error)
         return Problem(500, "internal-error", "the server failed; its log has the details")
     members = {k: v for k, v in error.details().items() if k not in _CORE_MEMBERS}
-    headers = {hdrs.RETRY_AFTER: "1"} if status in _RETRY_AFTER else None
+    headers: dict[str, str] | None = {hdrs.RETRY_AFTER: "1"} if status in _RETRY_AFTER else None
     return Problem(
         status, _kebab(error.code), str(error), headers=headers, error=error.code, **members
     )
@@ -154,7 +154,7 @@ def problem_of(error: CanopyError) -> Problem:
 
 def _problem_of_http(request: web.Request, exc: web.HTTPException) -> Problem:
     """aiohttp's own refusals (no route, wrong method, body too large) as problems."""
-    headers = {k: v for k, v in exc.headers.items() if k in _KEPT_HEADERS}
+    headers = {str(k): v for k, v in exc.headers.items() if k in _KEPT_HEADERS}
     if exc.status == 404:
         return Problem(404, "not-found", f"nothing at {request.path}", headers=headers)
     if exc.status == 405:
@@ -180,5 +180,5 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_of(error).response()
     except Exception:
         log.exception("request failed: %s %s", request.method, request.path)
-        problem = Problem(500, "internal-error", "the server failed; its log has the details")
-        return problem.response()
+        failed = Problem(500, "internal-error", "the server failed; its log has the details")
+        return failed.response()

@@ -116,10 +116,14 @@ class ForwardingControl(ExecutionControl):
         )
 
     async def expression_names(self, execution_id: str) -> list[str]:
-        return await self.forward("expression_names", execution_id=execution_id)
+        names: list[str] = await self.forward("expression_names", execution_id=execution_id)
+        return names
 
     async def set_blackboard(self, execution_id: str, key: str, value: Any) -> str:
-        return await self.forward("set_blackboard", execution_id=execution_id, key=key, value=value)
+        stored: str = await self.forward(
+            "set_blackboard", execution_id=execution_id, key=key, value=value
+        )
+        return stored
 
     async def reload(
         self, execution_id: str, program: str | None = None, *, keep_blackboard: bool = True

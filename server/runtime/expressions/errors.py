@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from canopy.bridge import CanopyError
 
-class ExpressionError(Exception):
+
+class ExpressionError(CanopyError):
     """An expression that cannot be compiled or evaluated.
 
     ``message`` says what is wrong in the user's terms (never a Python traceback), ``source`` is

@@ -42,13 +42,10 @@ class Expression:
         Compiled expressions are immutable and remembered by their text: a watch or a hover is
         evaluated again and again, and compiling costs a hundred times more than evaluating.
         """
-        if not isinstance(source, str):  # refused by the parser, with its own message
-            return cls._compile(source)
-        return _compiled(cls, source)
-
-    @classmethod
-    def _compile(cls, source: str) -> Expression:
-        return cls(source, compile_source(source))
+        text: object = source  # what a client sent may be anything: the parser refuses it
+        if not isinstance(text, str):
+            return cls(source, compile_source(source))
+        return _compiled(text)
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """The value of the expression over ``context`` (names → values).
@@ -92,7 +89,7 @@ class Expression:
         found: tuple[ast.AST | None, int | None, int | None] = (None, None, None)
         while traceback is not None:
             if traceback.tb_frame.f_code is code:
-                positions = list(code.co_positions())  # type: ignore[union-attr]
+                positions = list(code.co_positions())
                 index = traceback.tb_lasti // 2
                 if 0 <= index < len(positions):
                     found = self._compiled.spans.get(positions[index], found)
@@ -104,5 +101,5 @@ class Expression:
 
 
 @functools.lru_cache(maxsize=1024)
-def _compiled(cls: type[Expression], source: str) -> Expression:
-    return cls._compile(source)
+def _compiled(source: str) -> Expression:
+    return Expression(source, compile_source(source))

@@ -150,8 +150,9 @@ def mul(left: Any, right: Any) -> Any:
 def power(base: Any, exponent: Any) -> Any:
     """``**`` with a bounded exponent, integers capped in size and no complex results."""
     if isinstance(exponent, numbers.Real):
-        # "not <=" so that infinity is refused; NaN (never equal to itself) is harmless
-        if not abs(exponent) <= MAX_EXPONENT and exponent == exponent:
+        # "not <=" so that infinity is refused; NaN (never equal to itself) is harmless. The
+        # abc declares abs() of a real as a protocol without order, yet every real orders.
+        if not abs(exponent) <= MAX_EXPONENT and exponent == exponent:  # type: ignore[operator]
             raise EvalError(
                 f"exponent {short_repr(exponent)} is too large (the limit is ±{MAX_EXPONENT:,})"
             )

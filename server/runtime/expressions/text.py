@@ -4,7 +4,7 @@ cost more than its length."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from .errors import EvalError
 from .limits import MAX_DEPTH, MAX_SIZE
@@ -40,6 +40,15 @@ def short_repr(value: Any) -> str:
 
 
 # -- bounded text -------------------------------------------------------------------------------
+
+
+_BRACKETS: Final[dict[type, tuple[str, str]]] = {
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+    set: ("{", "}"),
+    frozenset: ("frozenset({", "})"),
+}
+"""How a container of each kind opens and closes when shown."""
 
 
 class _Full(Exception):
@@ -108,12 +117,7 @@ class _Writer:
         elif (kind is set or kind is frozenset) and not value:
             self.write(f"{kind.__name__}()")
         else:
-            opening, closing = {
-                list: ("[", "]"),
-                tuple: ("(", ")"),
-                set: ("{", "}"),
-                frozenset: ("frozenset({", "})"),
-            }[kind]
+            opening, closing = _BRACKETS[kind]
             self.write(opening)
             for index, item in enumerate(value):
                 if index:
