@@ -38,17 +38,22 @@ def _syntax_error(source: str, text: str, lead: int, error: SyntaxError) -> Expr
     )
 
 
+def check_source(source: object, what: str, article: str) -> None:
+    """Refuse what is not text, or text longer than the language allows, before any work is
+    spent on it (``what`` names it for the message: an expression, a template)."""
+    if not isinstance(source, str):
+        raise ExpressionError(f"{article} {what} must be a string, not {describe(source)}")
+    if len(source) > MAX_SOURCE_LENGTH:
+        raise ExpressionError(
+            f"{what} is too long ({len(source):,} characters; the limit is {MAX_SOURCE_LENGTH:,})",
+            clip(source, 100),
+        )
+
+
 def parse(source: str) -> tuple[ast.Expression, str, int]:
     """Parse ``source`` as one expression; leading blanks are allowed (they are not Python's
     indentation here) and counted in columns."""
-    if not isinstance(source, str):
-        raise ExpressionError(f"an expression must be a string, not {describe(source)}")
-    if len(source) > MAX_SOURCE_LENGTH:
-        raise ExpressionError(
-            f"expression is too long ({len(source):,} characters;"
-            f" the limit is {MAX_SOURCE_LENGTH:,})",
-            clip(source, 100),
-        )
+    check_source(source, "expression", "an")
     text = source.lstrip(" \t\f\r\n")
     lead = len(source) - len(text)
     if not text.strip():

@@ -8,9 +8,10 @@ from typing import Any
 
 from .errors import ExpressionError
 from .expression import Expression
-from .limits import MAX_SOURCE_LENGTH, MAX_TEXT
+from .limits import MAX_TEXT
 from .messages import failure_message
-from .text import clip, describe, render
+from .parsing import check_source
+from .text import render
 
 
 class Template:
@@ -44,14 +45,7 @@ class Template:
         Raises :class:`ExpressionError` for an unclosed ``{``, a lone ``}``, an empty field or
         a field that does not compile; columns count from the start of the template.
         """
-        if not isinstance(source, str):
-            raise ExpressionError(f"a template must be a string, not {describe(source)}")
-        if len(source) > MAX_SOURCE_LENGTH:
-            raise ExpressionError(
-                f"template is too long ({len(source):,} characters;"
-                f" the limit is {MAX_SOURCE_LENGTH:,})",
-                clip(source, 100),
-            )
+        check_source(source, "template", "a")
         parts: list[str | Expression] = []
         text: list[str] = []
         index, length = 0, len(source)
