@@ -18,11 +18,12 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from canopy.bridge import CanopyError, InvalidArgument
+from canopy.server.remote.wire import encode
 from canopy.server.runtime.breakpoints import ExceptionFilter, WatchSpec
 from canopy.server.runtime.control import (
     ExecutionControl,
@@ -655,14 +656,14 @@ class DebugSession:
 
     async def on_canopy_statistics(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
-        statistics: dict[str, Any] = _jsonable(await self.control.statistics(thread.execution_id))
+        statistics: dict[str, Any] = encode(await self.control.statistics(thread.execution_id))
         return statistics
 
     async def on_canopy_timeline(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
         stats = await self.control.statistics(thread.execution_id)
         info = await self.control.info(thread.execution_id)
-        return {"executionId": info.id, "ticks": info.tick, "statistics": _jsonable(stats.ticks)}
+        return {"executionId": info.id, "ticks": info.tick, "statistics": encode(stats.ticks)}
 
     async def on_canopy_stateAt(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
@@ -672,7 +673,7 @@ class DebugSession:
     async def on_canopy_diff(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
         other = arg(args, "otherExecutionId", str)
-        diff: dict[str, Any] = _jsonable(
+        diff: dict[str, Any] = encode(
             await self.control.diff_executions(thread.execution_id, other)
         )
         return diff
@@ -886,13 +887,3 @@ def _exit_code(reason: str, root_status: str) -> int:
     if reason == "completed":
         return 0 if root_status == "SUCCESS" else 1
     return 0 if reason in ("max_ticks", "stopped") else 1
-
-
-def _jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
