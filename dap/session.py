@@ -371,8 +371,8 @@ class DebugSession:
         line = _arg(args, "line", int)
         first = self._line_in(line)
         last = self._line_in(_arg(args, "endLine", int, line))
-        lines = await self.control.breakpoint_lines(thread.execution_id, path)
-        return {"breakpoints": [{"line": self._line_out(n)} for n in lines if first <= n <= last]}
+        lines = await self.control.breakpoint_lines(thread.execution_id, path, first, last)
+        return {"breakpoints": [{"line": self._line_out(n)} for n in lines]}
 
     async def on_setExceptionBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
         names = _arg(args, "filters", list)

@@ -135,5 +135,9 @@ class ForwardingControl(ExecutionControl):
     async def python_debug(self, execution_id: str, node_id: str) -> PythonTarget:
         return await self.forward("python_debug", execution_id=execution_id, node_id=node_id)
 
-    async def breakpoint_lines(self, execution_id: str, path: str) -> list[int]:
-        return await self.forward("breakpoint_lines", execution_id=execution_id, path=path)
+    async def breakpoint_lines(
+        self, execution_id: str, path: str, first: int = 1, last: int | None = None
+    ) -> list[int]:
+        return await self.forward(
+            "breakpoint_lines", execution_id=execution_id, path=path, first=first, last=last
+        )

@@ -257,8 +257,12 @@ class ExecutionControl(ABC):
         which breakpoint stops in that node's ``update()``."""
 
     @abstractmethod
-    async def breakpoint_lines(self, execution_id: str, path: str) -> list[int]:
-        """Lines of a tree file on which a node is defined (where line breakpoints land)."""
+    async def breakpoint_lines(
+        self, execution_id: str, path: str, first: int = 1, last: int | None = None
+    ) -> list[int]:
+        """Lines of a tree file where line breakpoints set on lines ``first`` to ``last`` land
+        (all of them without a range): the definition lines of the nodes whose blocks hold
+        those lines, so an editor can show where a breakpoint will bind before setting it."""
 
     @abstractmethod
     def events(

@@ -447,8 +447,11 @@ class InProcessControl(ExecutionControl):
         except PythonDebugError as error:
             raise InvalidRequest(str(error)) from error
 
-    async def breakpoint_lines(self, execution_id: str, path: str) -> list[int]:
-        return list(self._entry(execution_id).execution.definition.lines(path))
+    async def breakpoint_lines(
+        self, execution_id: str, path: str, first: int = 1, last: int | None = None
+    ) -> list[int]:
+        definition = self._entry(execution_id).execution.definition
+        return list(definition.breakpoint_lines(path, first, last))
 
     async def events(
         self, execution_id: str, *, after: int = 0, types: Sequence[str] = ()

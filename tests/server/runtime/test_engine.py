@@ -453,18 +453,19 @@ async def test_unknown_executions_and_bad_requests_say_what_is_wrong(
 TREES = Path(__file__).parent / "trees"
 
 
-async def test_a_line_breakpoint_lands_on_the_next_node_of_the_tree_file(
+async def test_a_line_breakpoint_lands_on_the_node_whose_block_holds_the_line(
     control: ExecutionControl,
 ) -> None:
     patrol_yaml = str(TREES / "patrol.yaml")
     eid = await launch(control, patrol_yaml, blackboard={})
+    assert await control.breakpoint_lines(eid, patrol_yaml, 26, 30) == [24, 29]
     (bp,) = await control.set_breakpoints(eid, [BreakpointSpec(path=patrol_yaml, line=26)])
-    assert (bp.verified, bp.line, bp.node_ids) == (True, 29, ("patrol/route/retry_a/go_to_a",))
+    assert (bp.verified, bp.line, bp.node_ids) == (True, 24, ("patrol/route/retry_a",))
     await control.tick(eid)
     stop = await control.wait_for_stop(eid)
-    assert (stop.node_id, stop.position) == ("patrol/route/retry_a/go_to_a", "before")
+    assert (stop.node_id, stop.position) == ("patrol/route/retry_a", "before")
     frame = (await control.view(eid)).frames[0]
-    assert (Path(frame.path or "").name, frame.line) == ("patrol.yaml", 29)
+    assert (Path(frame.path or "").name, frame.line) == ("patrol.yaml", 24)
     (past_end,) = await control.set_breakpoints(eid, [BreakpointSpec(path=patrol_yaml, line=99)])
     assert not past_end.verified
     assert "no node at or after line 99" in (past_end.message or "")
