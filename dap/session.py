@@ -247,6 +247,7 @@ class DebugSession:
             mode=Mode.PAUSED,
             interval_ms=float(args.get("intervalMs", 100)),
             max_ticks=args.get("maxTicks"),
+            keep_ticking=args.get("keepTicking", False),
             blackboard=args.get("blackboard", {}),
             capture=CaptureLevel(args.get("captureLevel", "verbose")),
             registry=args.get("nodes", {}),

@@ -55,12 +55,18 @@ class InvalidRequest(ControlError):
 class LaunchSpec:
     """How to start an execution. ``program`` is a tree file (YAML, JSON, Groot2 XML) or a
     Python factory (``path/to/file.py:function`` or ``module:function``); ``registry`` maps
-    Groot2 node tags to Python classes."""
+    Groot2 node tags to Python classes.
+
+    An execution ends when its root returns SUCCESS or FAILURE, whatever the mode and even
+    before ``max_ticks``; ``keep_ticking`` keeps ticking a tree whose root finishes every tick
+    (as py_trees' ``tick_tock`` and robot control loops do), so that it ends only at
+    ``max_ticks`` or when terminated."""
 
     program: str
     mode: Mode = Mode.MANUAL
     interval_ms: float = 100.0
     max_ticks: int | None = None
+    keep_ticking: bool = False
     blackboard: Mapping[str, Any] = field(default_factory=dict)
     capture: CaptureLevel = CaptureLevel.VERBOSE
     stop_on_entry: bool = False

@@ -165,6 +165,7 @@ class InProcessControl(ExecutionControl):
             mode=spec.mode,
             interval_ms=spec.interval_ms,
             max_ticks=spec.max_ticks,
+            keep_ticking=spec.keep_ticking,
             capture=spec.capture,
             blackboard=spec.blackboard,
             stop_on_entry=spec.stop_on_entry,
