@@ -11,11 +11,15 @@ run: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/canopy serve
 
+# Test workers: most tests wait on subprocesses (servers, pod workers, adapters), so more
+# workers than cores pay; each worker has its own temporary folders, ports and schemas.
+TEST_WORKERS ?= 4
+
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MAKE) typecheck
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS)
 	$(MAKE) extension-test
 
 # mypy reads its settings from pyproject.toml. It cannot follow the editable install from

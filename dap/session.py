@@ -214,6 +214,7 @@ class DebugSession:
             mode=Mode.PAUSED,
             interval_ms=float(args.get("intervalMs", 100)),
             max_ticks=args.get("maxTicks"),
+            keep_ticking=args.get("keepTicking", False),
             blackboard=args.get("blackboard", {}),
             capture=CaptureLevel(args.get("captureLevel", "verbose")),
             registry=args.get("nodes", {}),
@@ -337,8 +338,8 @@ class DebugSession:
         line = arg(args, "line", int)
         first = self._line_in(line)
         last = self._line_in(arg(args, "endLine", int, line))
-        lines = await self.control.breakpoint_lines(thread.execution_id, path)
-        return {"breakpoints": [{"line": self._line_out(n)} for n in lines if first <= n <= last]}
+        lines = await self.control.breakpoint_lines(thread.execution_id, path, first, last)
+        return {"breakpoints": [{"line": self._line_out(n)} for n in lines]}
 
     async def on_setExceptionBreakpoints(self, args: dict[str, Any]) -> dict[str, Any]:
         """Apply the filters Canopy offers; any other (say debugpy's ``uncaught``, which

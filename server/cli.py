@@ -400,9 +400,10 @@ def tail_command(
     token: str | None,
     data_dir: Path | None,
 ) -> None:
-    """Follow your events live until Ctrl-C, reconnecting if the connection drops."""
+    """Follow your events live until Ctrl-C or SIGTERM, reconnecting if the connection drops."""
     client = _client(url, token, data_dir)
-    _run(_print_events(client, _follow(client, after, _filters(topics, streams, types)), as_json))
+    found = _follow(client, after, _filters(topics, streams, types))
+    _run(_until_stopped(_print_events(client, found, as_json)))
 
 
 def _filters(
@@ -420,6 +421,26 @@ async def _follow(
     async with client.subscribe(after=after, **filters) as subscription:
         async for event in subscription:
             yield event
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` until it ends, or until SIGINT or SIGTERM (then cancel it and return).
+
+    The handlers are our own, not Python's default Ctrl-C handling: a process started with
+    SIGINT ignored (a background job of a script or a CI runner; children inherit that)
+    never raises KeyboardInterrupt, so without them a SIGINT would not stop it at all.
+    """
+    with _stop_signals() as stop:
+        working = asyncio.ensure_future(work)
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((working, stopping), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        working.cancel()
+        try:
+            await working  # its error, if it ended by one
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
 
 
 async def _print_events(

@@ -1,4 +1,5 @@
-"""Fixtures shared by every suite: real SQLite files and real PostgreSQL schemas.
+"""Fixtures shared by every suite: real SQLite files and real PostgreSQL schemas; and the
+``needs_dot`` marker of tests that need Graphviz.
 
 PostgreSQL is the server on this machine (``CANOPY_TEST_POSTGRES_URL``, default
 ``postgresql://postgres@127.0.0.1:5432/test``); each test gets a fresh schema, dropped after.
@@ -7,8 +8,10 @@ PostgreSQL is the server on this machine (``CANOPY_TEST_POSTGRES_URL``, default
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,6 +27,14 @@ POSTGRES_URL = os.environ.get(
 STORES = ["sqlite", "postgres"]
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test marked ``needs_dot`` when Graphviz is missing, saying so: Graphviz is an
+    optional system package, so a fresh machine still runs the suite green, while CI installs
+    it and runs these tests too."""
+    if item.get_closest_marker("needs_dot") is not None and shutil.which("dot") is None:
+        pytest.skip("needs Graphviz: 'dot' is not on PATH")
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The PostgreSQL URL, after checking that the server answers (a clear failure if not)."""
@@ -35,16 +46,39 @@ def postgres_server() -> str:
     return POSTGRES_URL
 
 
+@contextmanager
+def postgres_schema(server: str) -> Iterator[str]:
+    """A URL whose search_path is a schema created for the block alone (uniquely named, so
+    parallel test workers never meet), dropped after."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in server else "?"
+    try:
+        yield f"{server}{separator}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A URL whose search_path is a schema created for this test alone."""
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in postgres_server else "?"
-    yield f"{postgres_server}{separator}options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=STORES)
+def module_store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh log per store kind shared by the tests of a module, for modules whose tests
+    share a costly server on it (they keep apart by execution, user or stream)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('log') / 'events.db'}"
+        return
+    with postgres_schema(request.getfixturevalue("postgres_server")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -177,8 +177,10 @@ class ForwardingControl(ExecutionControl):
         )
         return result
 
-    async def breakpoint_lines(self, execution_id: str, path: str) -> list[int]:
+    async def breakpoint_lines(
+        self, execution_id: str, path: str, first: int = 1, last: int | None = None
+    ) -> list[int]:
         result: list[int] = await self.forward(
-            "breakpoint_lines", execution_id=execution_id, path=path
+            "breakpoint_lines", execution_id=execution_id, path=path, first=first, last=last
         )
         return result

@@ -62,12 +62,18 @@ class InvalidRequest(ControlError):
 class LaunchSpec:
     """How to start an execution. ``program`` is a tree file (YAML, JSON, Groot2 XML) or a
     Python factory (``path/to/file.py:function`` or ``module:function``); ``registry`` maps
-    Groot2 node tags to Python classes."""
+    Groot2 node tags to Python classes.
+
+    An execution ends when its root returns SUCCESS or FAILURE, whatever the mode and even
+    before ``max_ticks``; ``keep_ticking`` keeps ticking a tree whose root finishes every tick
+    (as py_trees' ``tick_tock`` and robot control loops do), so that it ends only at
+    ``max_ticks`` or when terminated."""
 
     program: str
     mode: Mode = Mode.MANUAL
     interval_ms: float = 100.0
     max_ticks: int | None = None
+    keep_ticking: bool = False
     blackboard: Mapping[str, Any] = field(default_factory=dict)
     capture: CaptureLevel = CaptureLevel.VERBOSE
     stop_on_entry: bool = False
@@ -272,8 +278,12 @@ class ExecutionControl(ABC):
         which breakpoint stops in that node's ``update()``."""
 
     @abstractmethod
-    async def breakpoint_lines(self, execution_id: str, path: str) -> list[int]:
-        """Lines of a tree file on which a node is defined (where line breakpoints land)."""
+    async def breakpoint_lines(
+        self, execution_id: str, path: str, first: int = 1, last: int | None = None
+    ) -> list[int]:
+        """Lines of a tree file where line breakpoints set on lines ``first`` to ``last`` land
+        (all of them without a range): the definition lines of the nodes whose blocks hold
+        those lines, so an editor can show where a breakpoint will bind before setting it."""
 
     @abstractmethod
     def events(

@@ -177,6 +177,7 @@ class Execution:
         mode: Mode = Mode.MANUAL,
         interval_ms: float = 100.0,
         max_ticks: int | None = None,
+        keep_ticking: bool = False,
         capture: CaptureLevel = CaptureLevel.VERBOSE,
         blackboard: Mapping[str, Any] | None = None,
         stop_on_entry: bool = False,
@@ -187,6 +188,7 @@ class Execution:
         self.recorder = recorder
         self.capture = capture
         self.max_ticks = max_ticks
+        self.keep_ticking = keep_ticking
         self.stop_on_entry = stop_on_entry
         self.tick_count = 0
         self.state = RunState.IDLE
@@ -395,7 +397,7 @@ class Execution:
                 self._stop(StopInfo("entry", self.node_id(self.root), "tick", 0))
             while self._await_tick():
                 self._tick()
-                if self.root.status in TERMINAL:
+                if self.root.status in TERMINAL and not self.keep_ticking:
                     break
                 if self.max_ticks is not None and self.tick_count >= self.max_ticks:
                     reason = "max_ticks"
@@ -893,6 +895,8 @@ class Execution:
             payload["interval_ms"] = self._interval * 1000
         if self.max_ticks is not None:
             payload["max_ticks"] = self.max_ticks
+        if self.keep_ticking:
+            payload["keep_ticking"] = True
         self.recorder.record("ExecutionStarted", payload)
 
     def _snapshot(self) -> None:

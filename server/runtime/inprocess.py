@@ -168,6 +168,7 @@ class InProcessControl(ExecutionControl):
             mode=spec.mode,
             interval_ms=spec.interval_ms,
             max_ticks=spec.max_ticks,
+            keep_ticking=spec.keep_ticking,
             capture=spec.capture,
             blackboard=spec.blackboard,
             stop_on_entry=spec.stop_on_entry,
@@ -463,8 +464,11 @@ class InProcessControl(ExecutionControl):
         except PythonDebugError as error:
             raise InvalidRequest(str(error)) from error
 
-    async def breakpoint_lines(self, execution_id: str, path: str) -> list[int]:
-        return list(self._entry(execution_id).execution.definition.lines(path))
+    async def breakpoint_lines(
+        self, execution_id: str, path: str, first: int = 1, last: int | None = None
+    ) -> list[int]:
+        definition = self._entry(execution_id).execution.definition
+        return list(definition.breakpoint_lines(path, first, last))
 
     async def events(
         self, execution_id: str, *, after: int = 0, types: Sequence[str] = ()

@@ -1,6 +1,7 @@
-"""Breakpoints of every kind: on nodes by name or id, on tree-file lines (moved to the next
-node), conditions, hit conditions, logpoints, data breakpoints on blackboard keys, exception
-filters; and the unverified ones, each with the reason."""
+"""Breakpoints of every kind: on nodes by name or id, on tree-file lines (bound to the node
+whose block holds the line, else moved to the next node), conditions, hit conditions,
+logpoints, data breakpoints on blackboard keys, exception filters; and the unverified ones,
+each with the reason."""
 
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ async def test_breakpoints_set_before_launch_are_verified_when_the_tree_loads(
     assert changed_battery["hitBreakpointIds"] == [watch["id"]]
 
 
-async def test_a_line_breakpoint_moves_to_the_next_node_of_the_tree_file(
+async def test_a_line_breakpoint_binds_to_the_node_whose_block_holds_the_line(
     client: DapClient,
 ) -> None:
     await launch_configured(client, PATROL_YAML, mode="manual")
@@ -137,37 +138,42 @@ async def test_a_line_breakpoint_moves_to_the_next_node_of_the_tree_file(
         43,
         46,
     ]
+    # Lines 20-23 are route's fields (19), 24-28 retry_a's (24), 29-30 go_to_a's.
     within = await client.ok(
         "breakpointLocations", {"source": {"path": PATROL_YAML}, "line": 20, "endLine": 30}
     )
-    assert within["breakpoints"] == [{"line": 24}, {"line": 29}]
+    assert within["breakpoints"] == [{"line": 19}, {"line": 24}, {"line": 29}]
     assert (await client.ok("breakpointLocations", {"source": {"path": PATROL_YAML}, "line": 26}))[
         "breakpoints"
-    ] == []
+    ] == [{"line": 24}]
 
     placed = (
         await client.ok(
             "setBreakpoints",
-            {"source": {"path": PATROL_YAML}, "breakpoints": [{"line": 26}, {"line": 99}]},
+            {
+                "source": {"path": PATROL_YAML},
+                "breakpoints": [{"line": 2}, {"line": 26}, {"line": 47}, {"line": 99}],
+            },
         )
     )["breakpoints"]
-    moved, past_the_end = placed
-    assert (moved["verified"], moved["line"]) == (True, 29)  # retry_a's params → go_to_a
-    assert moved["source"] == {"path": PATROL_YAML, "name": "patrol.yaml"}
+    comment, params, last_line, past_the_end = placed
+    assert (comment["verified"], comment["line"]) == (True, 7)  # a comment → the next node
+    assert (params["verified"], params["line"]) == (True, 24)  # retry_a's params → retry_a
+    assert params["source"] == {"path": PATROL_YAML, "name": "patrol.yaml"}
+    assert (last_line["verified"], last_line["line"]) == (True, 46)  # failed's name: line
     assert (past_the_end["verified"], past_the_end["line"]) == (False, 99)
     assert past_the_end["message"] == f"no node at or after line 99 of {PATROL_YAML}"
 
     assert (await client.next_event("stopped"))["reason"] == "entry"
+    await client.ok(
+        "setBreakpoints", {"source": {"path": PATROL_YAML}, "breakpoints": [{"line": 26}]}
+    )
     hit = await step(client, "continue")
-    assert (hit["reason"], hit["hitBreakpointIds"]) == ("breakpoint", [moved["id"]])
+    assert hit["reason"] == "breakpoint"
     top, *rest = await frames(client)
-    assert top["name"] == "go_to_a [MoveTo] INVALID"  # stopped before its first update
-    assert (top["source"]["path"], top["line"], top["column"]) == (PATROL_YAML, 29, 13)
-    assert [(f["name"].split(" ")[0], f["line"]) for f in rest] == [
-        ("retry_a", 24),
-        ("route", 19),
-        ("patrol", 7),
-    ]
+    assert top["name"] == "retry_a [Retry] INVALID"  # stopped before its first update
+    assert (top["source"]["path"], top["line"], top["column"]) == (PATROL_YAML, 24, 11)
+    assert [(f["name"].split(" ")[0], f["line"]) for f in rest] == [("route", 19), ("patrol", 7)]
 
 
 async def test_lines_and_columns_from_zero(client: DapClient) -> None:
@@ -180,17 +186,17 @@ async def test_lines_and_columns_from_zero(client: DapClient) -> None:
     locations = await client.ok(
         "breakpointLocations", {"source": {"path": PATROL_YAML}, "line": 19, "endLine": 29}
     )
-    assert locations["breakpoints"] == [{"line": 23}, {"line": 28}]
-    (moved,) = (
+    assert locations["breakpoints"] == [{"line": 18}, {"line": 23}, {"line": 28}]
+    (bound,) = (
         await client.ok(
             "setBreakpoints", {"source": {"path": PATROL_YAML}, "breakpoints": [{"line": 25}]}
         )
     )["breakpoints"]
-    assert moved["line"] == 28
+    assert bound["line"] == 23
     await client.next_event("stopped")
     await step(client, "continue", "breakpoint")
     top = (await frames(client))[0]
-    assert (top["line"], top["column"]) == (28, 12)
+    assert (top["line"], top["column"]) == (23, 10)
 
 
 async def test_conditions_and_hit_conditions_choose_when_to_stop(client: DapClient) -> None:

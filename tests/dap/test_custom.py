@@ -4,12 +4,11 @@ canopy/stateAt, canopy/picture, canopy/diff and canopy/liveTree (canopy/nodeStat
 from __future__ import annotations
 
 import re
-import shutil
+
+import pytest
 
 from .client import DapClient, launch_configured
 from .helpers import FOREVER, PATROL, PATROL_YAML, frame_names, scope_values, step, tick
-
-HAS_GRAPHVIZ = shutil.which("dot") is not None
 
 
 async def test_hot_reload_rebinds_breakpoints_and_reports_the_unbound(client: DapClient) -> None:
@@ -108,6 +107,15 @@ async def stop_before_move(client: DapClient) -> None:
     await step(client, "continue", "breakpoint")
 
 
+@pytest.mark.needs_dot
+async def test_an_svg_picture(client: DapClient) -> None:
+    await launch_configured(client, PATROL, blackboard={"battery": 100})
+    await client.next_event("terminated")
+    svg = await client.ok("canopy/picture", {"format": "svg"})
+    assert "<svg" in svg["content"]
+    assert "check_battery" in svg["content"]
+
+
 async def test_hot_reload_in_the_middle_of_a_tick_stops_again(client: DapClient) -> None:
     await stop_before_move(client)
     await client.ok("canopy/reload", {})
@@ -142,9 +150,6 @@ async def test_timeline_statistics_state_and_pictures(client: DapClient) -> None
     assert dot["format"] == "dot"
     assert dot["content"].startswith("digraph ")
     assert "check_battery" in dot["content"]
-    if HAS_GRAPHVIZ:  # without it, the refusal is tested in test_errors
-        svg = await client.ok("canopy/picture", {"format": "svg"})
-        assert "<svg" in svg["content"]
     model = await client.ok("canopy/picture", {"tick": 1, "format": "json"})
     statuses = {n["id"]: n["status"] for n in model["content"]["nodes"]}
     assert statuses["patrol/round/move"] == "RUNNING"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from .client import DapClient, launch_configured
-from .helpers import FOREVER, PATROL, frame_names, scope_values, step, tick
+from .helpers import FOREVER, PATROL, PATROL_YAML, frame_names, scope_values, step, tick
 
 
 async def test_initialize_answers_the_capabilities(client: DapClient) -> None:
@@ -110,6 +110,36 @@ async def test_max_ticks_ends_the_execution(client: DapClient) -> None:
     assert await client.next_event("exited") == {"exitCode": 0}
     await client.next_event("terminated")
     assert (await client.ok("canopy/stateAt"))["tick"] == 5
+
+
+async def test_auto_mode_ends_when_the_root_finishes_even_before_max_ticks(
+    client: DapClient,
+) -> None:
+    # With battery_level 0.8 the patrol's root succeeds on tick 2.
+    await launch_configured(client, PATROL_YAML, maxTicks=6)
+    assert "ended: completed" in (await client.next_event("output"))["output"]
+    await client.next_event("terminated")
+    assert (await client.ok("canopy/stateAt"))["tick"] == 2
+
+
+async def test_keep_ticking_runs_a_finished_root_again_until_max_ticks(client: DapClient) -> None:
+    await launch_configured(client, PATROL_YAML, maxTicks=6, keepTicking=True)
+    assert "ended: max_ticks" in (await client.next_event("output"))["output"]
+    assert await client.next_event("exited") == {"exitCode": 0}
+    await client.next_event("terminated")
+    assert (await client.ok("canopy/stateAt"))["tick"] == 6
+    statistics = await client.ok("canopy/statistics", {"threadId": 1})
+    # It runs on odd ticks and succeeds on even ones, again and again.
+    assert statistics["nodes"]["patrol"]["results"] == {"RUNNING": 3, "SUCCESS": 3}
+
+
+async def test_keep_ticking_without_max_ticks_ticks_until_terminated(client: DapClient) -> None:
+    await launch_configured(client, PATROL_YAML, keepTicking=True)
+    await client.ok("canopy/liveTree", {"threadId": 1})
+    await client.wait_for("canopy/nodeStatus", type="TickCompleted", tick=5)
+    await client.ok("terminate")
+    assert "ended: stopped" in (await client.wait_for("output"))["output"]
+    await client.next_event("terminated")
 
 
 async def test_loading_is_reported_as_progress(client: DapClient) -> None:

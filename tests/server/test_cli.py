@@ -42,7 +42,10 @@ async def spawn(
     cwd: Path,
     env: dict[str, str] | None = None,
     stdin: int = asyncio.subprocess.DEVNULL,
+    sigint_ignored: bool = False,
 ) -> asyncio.subprocess.Process:
+    """Start a canopy command; ``sigint_ignored`` starts it the way a script's background job
+    starts (SIGINT ignored, inherited from the shell)."""
     return await asyncio.create_subprocess_exec(
         str(CANOPY),
         *args,
@@ -51,7 +54,12 @@ async def spawn(
         stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_ignore_sigint if sigint_ignored else None,
     )
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 async def stop(process: asyncio.subprocess.Process, how: int = signal.SIGTERM) -> int:
@@ -161,7 +169,10 @@ async def test_serve_append_replay_tail_and_stop(served: Served) -> None:
     assert "execution/e1  TickStarted" in lines[0]
     assert '"tick":1' in lines[0]
 
-    tail = await spawn("events", "tail", "--json", "--after", str(first + 2), cwd=here)
+    # Started as by a script's background job: even so, SIGINT ends it cleanly.
+    tail = await spawn(
+        *("events", "tail", "--json", "--after", str(first + 2)), cwd=here, sigint_ignored=True
+    )
     try:
         late = await canopy(
             *("events", "append", "--type", "TickStarted", "--stream", "execution/e1"),
@@ -171,7 +182,10 @@ async def test_serve_append_replay_tail_and_stop(served: Served) -> None:
         followed = json.loads(await read_line(tail))
         assert (followed["offset"], followed["payload"]["tick"]) == (offsets(late.stdout)[0], 4)
     finally:
-        assert await stop(tail, signal.SIGINT) == 0
+        # Stopped whatever happened, but asserted on only after the lines above passed, so that
+        # their failure is the one reported.
+        tail_exit = await stop(tail, signal.SIGINT)
+    assert tail_exit == 0
 
     assert await stop(served.process, signal.SIGTERM) == 0
     assert not (here / ".canopy" / "server.json").exists()

@@ -9,6 +9,7 @@ cannot hold a raw tab, so only whitespace changes).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,16 +26,23 @@ DataPath = tuple[Any, ...]
 
 @dataclass(frozen=True)
 class Document:
-    """A parsed file: ``data`` and where each value (and each mapping key) starts."""
+    """A parsed file: ``data``, where each value (and each mapping key) starts, and the last
+    line of each value's text (``ends``)."""
 
     path: str
     data: Any
     values: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
     keys: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
+    ends: dict[DataPath, int] = field(default_factory=dict)
 
     def location(self, where: Sequence[Any]) -> SourceLocation:
         """Where the value at ``where`` starts (or its nearest known container)."""
         return self._nearest(tuple(where), self.values)
+
+    def block(self, where: Sequence[Any]) -> SourceLocation:
+        """Where the value at ``where`` starts, with the last line of its text as ``end_line``
+        (a node's block, for line breakpoints)."""
+        return dataclasses.replace(self.location(where), end_line=self.ends.get(tuple(where)))
 
     def key_location(self, where: Sequence[Any]) -> SourceLocation:
         """Where the key of the value at ``where`` starts (for "unexpected field" errors)."""
@@ -58,7 +66,7 @@ def read_document(path: str, text: str, *, is_json: bool) -> Document:
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
-        return _with_positions(Document(path, data), node, loader)
+        return _with_positions(Document(path, data), node, loader, text)
     except yaml.MarkedYAMLError as exc:
         raise DefinitionError([_yaml_problem(path, exc)]) from None
     finally:
@@ -71,9 +79,10 @@ def _read_json(path: str, text: str) -> Document:
     except json.JSONDecodeError as exc:
         problem = Problem(path, exc.lineno, exc.colno, f"malformed JSON: {exc.msg}")
         raise DefinitionError([problem]) from None
-    loader = yaml.SafeLoader(text.replace("\t", " "))
+    spaced = text.replace("\t", " ")
+    loader = yaml.SafeLoader(spaced)
     try:
-        return _with_positions(Document(path, data), loader.get_single_node(), loader)
+        return _with_positions(Document(path, data), loader.get_single_node(), loader, spaced)
     except yaml.YAMLError:  # valid JSON that YAML 1.1 cannot read: no positions, still usable
         return Document(path, data)
     finally:
@@ -88,12 +97,12 @@ def _yaml_problem(path: str, exc: yaml.MarkedYAMLError) -> Problem:
 
 
 def _with_positions(
-    document: Document, node: yaml.Node | None, loader: yaml.SafeLoader
+    document: Document, node: yaml.Node | None, loader: yaml.SafeLoader, text: str
 ) -> Document:
     if node is None:
         return document
     problems: list[Problem] = []
-    _index(node, (), document, loader, problems, set())
+    _index(node, (), document, loader, text, problems, set())
     if problems:
         raise DefinitionError(problems)
     return document
@@ -104,18 +113,26 @@ def _index(
     where: DataPath,
     document: Document,
     loader: yaml.SafeLoader,
+    text: str,
     problems: list[Problem],
     ancestors: set[int],
-) -> None:
-    """Record where every value and key starts; report duplicate keys and recursive aliases."""
+) -> int:
+    """Record where every value and key starts and the last line of every value's text;
+    report duplicate keys and recursive aliases. Returns the last line of ``node``.
+
+    A block collection ends with its last item: its own end mark lies past the comments and
+    blank lines that follow it, which belong to no value. A scalar or flow collection ends at
+    its end mark, less the line breaks and indentation a block scalar's mark runs over.
+    """
     document.values[where] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if id(node) in ancestors:
         problems.append(_problem(document.path, node, "a recursive alias is not supported"))
-        return
+        return node.start_mark.line + 1
     inner = ancestors | {id(node)}
+    last = 0
     if isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _index(item, (*where, index), document, loader, problems, inner)
+            last = max(last, _index(item, (*where, index), document, loader, text, problems, inner))
     elif isinstance(node, yaml.MappingNode):
         seen: dict[Any, yaml.Node] = {}
         for key_node, value_node in node.value:
@@ -133,7 +150,13 @@ def _index(
                 key_node.start_mark.line + 1,
                 key_node.start_mark.column + 1,
             )
-            _index(value_node, (*where, key), document, loader, problems, inner)
+            last = max(
+                last, _index(value_node, (*where, key), document, loader, text, problems, inner)
+            )
+    if not isinstance(node, yaml.CollectionNode) or node.flow_style:
+        last = text[: node.end_mark.index].rstrip().count("\n") + 1
+    document.ends[where] = last
+    return last
 
 
 def _key(node: yaml.Node, loader: yaml.SafeLoader) -> Any:

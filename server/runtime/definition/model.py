@@ -19,11 +19,18 @@ TreeFormat = Literal["yaml", "json", "xml", "python"]
 
 @dataclass(frozen=True)
 class SourceLocation:
-    """Where something is defined; ``line`` and ``column`` are 1-based, as editors show them."""
+    """Where something is defined; ``line`` and ``column`` are 1-based, as editors show them.
+
+    ``end_line`` is the last line of the definition's block (a node's YAML mapping or JSON object
+    with its fields and children, or its XML element), so that a line breakpoint on a node's
+    ``name:`` or ``params:`` line binds to that node; None where a block has no meaning (a
+    Python class, a problem's position).
+    """
 
     path: str
     line: int
     column: int
+    end_line: int | None = None
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}"
@@ -81,24 +88,44 @@ class TreeDefinition:
         """Every file that defines a node of this tree (a file and the files it includes)."""
         return tuple(dict.fromkeys(node.source.path for node in self._nodes))
 
-    def lines(self, path: str) -> tuple[int, ...]:
-        """The lines of ``path`` on which a node is defined: the valid breakpoint lines."""
-        return tuple(self._by_file.get(_file_key(path), {}))
+    def breakpoint_lines(
+        self, path: str, first: int = 1, last: int | None = None
+    ) -> tuple[int, ...]:
+        """The definition lines where line breakpoints set on lines ``first`` to ``last`` of
+        ``path`` land (every definition line of the file without a range), ascending.
+
+        A landing line may lie before ``first``: a breakpoint inside a node's block lands on the
+        line that defines the node.
+        """
+        by_line = self._by_file.get(_file_key(path), {})
+        if not by_line:
+            return ()
+        end = max(_last_line(node) for nodes in by_line.values() for node in nodes)
+        last = end if last is None else min(last, end)
+        landed = (self.nodes_at_line(path, line) for line in range(first, last + 1))
+        return tuple(sorted({found[0].source.line for found in landed if found}))
 
     def nodes_at_line(self, path: str, line: int) -> tuple[NodeSpec, ...]:
-        """The nodes defined on the first definition line at or after ``line`` in ``path``.
+        """The nodes a line breakpoint on ``line`` of ``path`` binds to.
 
-        Several nodes share a line when a subtree file is included twice or when Python nodes
-        share a class; a line breakpoint applies to all of them. Empty past the last node.
+        That is the innermost node whose block contains the line (its definition line, or a
+        field or child line of it), else the nodes defined on the next definition line (for a
+        comment or blank line between nodes); empty past the last node. Several nodes share a
+        line when a subtree file is included twice or when Python nodes share a class; a line
+        breakpoint applies to all of them.
         """
         by_line = self._by_file.get(_file_key(path), {})
         lines = list(by_line)
-        index = bisect.bisect_left(lines, line)
+        index = bisect.bisect_right(lines, line)
+        # Blocks nest, so the latest-starting block that reaches the line is the innermost.
+        for start in reversed(lines[:index]):
+            inside = tuple(node for node in by_line[start] if _last_line(node) >= line)
+            if inside:
+                return inside
         return by_line[lines[index]] if index < len(lines) else ()
 
     def node_at_line(self, path: str, line: int) -> NodeSpec | None:
-        """The first node defined at or after ``line`` in ``path`` (where a line breakpoint
-        lands), or None past the last node of that file."""
+        """The first node a line breakpoint on ``line`` of ``path`` binds to, or None."""
         found = self.nodes_at_line(path, line)
         return found[0] if found else None
 
@@ -124,6 +151,11 @@ class TreeDefinition:
             }
             for path, lines in grouped.items()
         }
+
+
+def _last_line(node: NodeSpec) -> int:
+    """The last line of a node's block: its definition line when the block is unknown."""
+    return node.source.end_line or node.source.line
 
 
 def _file_key(path: str) -> str:

@@ -2,12 +2,15 @@
 
 ``xml.etree.ElementTree`` drops line numbers, and editors need them (breakpoints by line,
 diagnostics), so elements are built here from ``xml.parsers.expat`` callbacks, which know the
-position of every start tag.
+position of every start and end tag.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
+from typing import Final
 from xml.parsers import expat
 
 from .model import SourceLocation
@@ -16,12 +19,18 @@ from .problems import DefinitionError, Problem
 
 @dataclass
 class Element:
-    """An XML element: tag, attributes, children and where its start tag begins (1-based)."""
+    """An XML element: tag, attributes, children and where its start tag begins (1-based);
+    ``source.end_line`` is the line where the element ends (its end tag, or the end of a
+    self-closing start tag whose attributes span several lines)."""
 
     tag: str
     attributes: dict[str, str]
     source: SourceLocation
     children: list[Element] = field(default_factory=list)
+
+
+_START_TAG: Final = re.compile(rb"""<[^\s/>]+(?:[^>"']|"[^"]*"|'[^']*')*>""")
+"""A start tag: attribute values may hold ``>`` inside their quotes."""
 
 
 def parse_xml(path: str, data: bytes) -> Element:
@@ -31,13 +40,20 @@ def parse_xml(path: str, data: bytes) -> Element:
     top: list[Element] = []
 
     def start(tag: str, attributes: dict[str, str]) -> None:
-        where = SourceLocation(path, parser.CurrentLineNumber, parser.CurrentColumnNumber + 1)
+        line = parser.CurrentLineNumber
+        # expat reports where a tag begins only; a self-closing element whose attributes span
+        # several lines ends where its start tag does.
+        found = _START_TAG.match(data, parser.CurrentByteIndex)
+        end_line = line + (found.group().count(b"\n") if found else 0)
+        where = SourceLocation(path, line, parser.CurrentColumnNumber + 1, end_line)
         element = Element(tag, attributes, where)
         (stack[-1].children if stack else top).append(element)
         stack.append(element)
 
     def end(tag: str) -> None:
-        stack.pop()
+        element = stack.pop()
+        end_line = max(element.source.end_line or 0, parser.CurrentLineNumber)
+        element.source = dataclasses.replace(element.source, end_line=end_line)
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end

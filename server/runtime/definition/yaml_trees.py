@@ -111,7 +111,7 @@ class _Reader:
             kind=data["type"],
             params=dict(data.get("params", {})),
             children=tuple(child for child in found if child is not None),
-            source=document.location(where),
+            source=document.block(where),
         )
 
     def subtree(

@@ -21,12 +21,12 @@ const {
 
 const at = (line) => ({ path: PATROL_YAML, line });
 
-const LINE_BREAKPOINT = 'a line breakpoint stops on the node at or after its line, with stack and blackboard';
+const LINE_BREAKPOINT = 'a line breakpoint stops on the node whose block holds its line, with stack and blackboard';
 scenario(LINE_BREAKPOINT, async (dc) => {
-  // The `params:` line of limit_b holds no node: the breakpoint lands on the next node, go_to_b.
-  const line = lineOf(PATROL_YAML, 'name: limit_b') + 1;
+  // The `params:` line of go_to_b is inside go_to_b's block: the breakpoint binds to go_to_b.
+  const line = lineOf(PATROL_YAML, 'name: go_to_b') + 1;
   const goToB = yamlNodeLine(PATROL_YAML, 'go_to_b');
-  assert.ok(yamlNodeLine(PATROL_YAML, 'limit_b') < line && line < goToB);
+  assert.ok(goToB < line);
 
   const [, , stack] = await dc.hitBreakpoint(
     { program: PATROL_YAML, cwd: ROOT },
@@ -68,8 +68,8 @@ scenario(LINE_BREAKPOINT, async (dc) => {
 });
 
 scenario('stepIn, stepOut and next move through the tree, and next stops at a breakpoint', async (dc) => {
-  // On retry_a's `name:` line: lands on go_to_a, the next node, ticked on ticks 1 and 2.
-  const line = lineOf(PATROL_YAML, 'name: retry_a');
+  // On go_to_a's `name:` line: binds to go_to_a, ticked on ticks 1 and 2.
+  const line = lineOf(PATROL_YAML, 'name: go_to_a');
   const goToA = yamlNodeLine(PATROL_YAML, 'go_to_a');
   await dc.hitBreakpoint({ program: PATROL_YAML, cwd: ROOT }, at(line), at(goToA), at(goToA));
 

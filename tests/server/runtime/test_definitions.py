@@ -42,19 +42,36 @@ def test_nodes_are_in_pre_order(patrol: TreeDefinition) -> None:
 
 def test_breakpoint_lines(trees: Path, patrol: TreeDefinition) -> None:
     path = str(trees / "patrol.yaml")
-    assert patrol.lines(path) == (7, 10, 13, 17, 19, 24, 29, 34, 39, 43, 46)
-    assert patrol.lines(str(trees / "other.yaml")) == ()
+    assert patrol.breakpoint_lines(path) == (7, 10, 13, 17, 19, 24, 29, 34, 39, 43, 46)
+    assert patrol.breakpoint_lines(str(trees / "other.yaml")) == ()
+
+
+def test_breakpoint_lines_of_a_range_are_where_its_lines_bind(
+    trees: Path, patrol: TreeDefinition
+) -> None:
+    path = str(trees / "patrol.yaml")
+    assert patrol.breakpoint_lines(path, 26, 26) == (24,)  # retry_a's params: retry_a
+    assert patrol.breakpoint_lines(path, 20, 30) == (19, 24, 29)
+    assert patrol.breakpoint_lines(path, 48, 60) == ()  # past the last node
 
 
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (1, "patrol"),  # before the root: the root
+        (1, "patrol"),  # a comment before the root: the root
         (7, "patrol"),
-        (8, "patrol/recharge_if_low"),  # inside the root's fields: the next node
-        (14, "patrol/recharge_if_low/recharge"),
+        (8, "patrol"),  # the root's name: line
+        (9, "patrol"),  # the root's children: line
+        (11, "patrol/recharge_if_low"),
+        (14, "patrol/recharge_if_low/battery_low"),  # its name: line
+        (16, "patrol/recharge_if_low/battery_low"),  # inside its params
+        (18, "patrol/recharge_if_low/recharge"),
+        (22, "patrol/route"),
+        (28, "patrol/route/retry_a"),  # its child: line
+        (33, "patrol/route/retry_a/go_to_a"),
         (46, "patrol/route/not_failed/failed"),
-        (47, None),  # past the last node
+        (47, "patrol/route/not_failed/failed"),  # the last node's name: line
+        (48, None),  # past the last node
     ],
 )
 def test_node_at_line(trees: Path, patrol: TreeDefinition, line: int, expected: str | None) -> None:
@@ -74,12 +91,12 @@ def test_lines_match_relative_and_symlinked_spellings(
 def test_a_line_of_an_included_file_hits_every_inclusion(trees: Path) -> None:
     mission = load_tree("mission.yaml", base_dir=trees)
     dock = str(trees / "parts" / "dock.yaml")
-    assert [n.id for n in mission.nodes_at_line(dock, 10)] == [
+    assert [n.id for n in mission.nodes_at_line(dock, 17)] == [  # the dock node's params
         "mission/dock/dock",
         "mission/dock_again/dock",
     ]
-    assert at_line(mission, dock, 10) == "mission/dock/dock"
-    assert mission.lines(dock) == (6, 9, 15)
+    assert at_line(mission, dock, 17) == "mission/dock/dock"
+    assert mission.breakpoint_lines(dock) == (6, 9, 15)
 
 
 def test_problems_render_as_file_line_column_message() -> None:
@@ -92,6 +109,39 @@ def test_problems_render_as_file_line_column_message() -> None:
     )
     assert str(error) == "a.yaml:9:2: first\nb.yaml:3:1: second"
     assert [str(p) for p in error.problems] == ["a.yaml:9:2: first", "b.yaml:3:1: second"]
+
+
+def test_a_line_of_a_json_node_binds_to_that_node(trees: Path, write: Write) -> None:
+    blink = load_tree("blink.json", base_dir=trees)
+    path = str(trees / "blink.json")
+    assert at_line(blink, path, 6) == "blink"  # the root's "name" key
+    assert at_line(blink, path, 7) == "blink"  # its "params"
+    assert at_line(blink, path, 9) == "blink/led"
+    assert at_line(blink, path, 11) == "blink"  # the closing bracket of its children
+    assert at_line(blink, path, 13) is None
+    spread = write(
+        "spread.json",
+        """
+        {"root": {
+          "type": "Sequence",
+          "children": [
+            {
+              "type": "Success",
+              "name": "first"
+            },
+
+            {"type": "Running", "name": "second"}
+          ]
+        }}
+        """,
+    )
+    definition = load_tree(str(spread))
+    assert [at_line(definition, str(spread), line) for line in (6, 7, 8, 9)] == [
+        "Sequence/first",  # its "name" key
+        "Sequence/first",  # its closing brace
+        "Sequence",  # a blank line between children: inside the parent's block
+        "Sequence/second",
+    ]
 
 
 def test_load_tree_dispatches_on_the_reference(trees: Path) -> None:

@@ -4,7 +4,7 @@ the real event log (the ``store`` fixture runs each test on SQLite and on Postgr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,30 @@ from canopy.server.runtime.engine import CaptureLevel, Mode, RunState, StepKind
 from canopy.server.runtime.inprocess import InProcessControl
 
 from ...bridge.helpers import collect, read_all
-from ..pods.remote import pod_server, remote_control
+from ..pods.remote import SharedPodServer, own_remote_control
 
 PATROL = "tests.server.runtime.factories:patrol"
 FOREVER = "tests.server.runtime.factories:forever"
 
 
+@pytest.fixture(scope="module")
+def store_url(module_store_url: str) -> str:
+    """One log per store kind for the module: the pod server on it is shared by its tests,
+    whose executions, streams and pods are their own."""
+    return module_store_url
+
+
+@pytest.fixture(scope="module")
+def shared_pod_server(
+    store_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedPodServer]:
+    with SharedPodServer(store_url, tmp_path_factory.mktemp("pods") / ".canopy") as server:
+        yield server
+
+
 @pytest.fixture(params=["inprocess", "pod"])
 async def control(
-    request: pytest.FixtureRequest, store: SqlEventStore, tmp_path: Path
+    request: pytest.FixtureRequest, store: SqlEventStore
 ) -> AsyncIterator[ExecutionControl]:
     """The same tests, in this process and through a server and a real local pod worker."""
     if request.param == "inprocess":
@@ -40,10 +55,7 @@ async def control(
         yield control
         await control.close()
         return
-    async with (
-        pod_server(store, tmp_path / ".canopy") as running,
-        remote_control(running) as remote,
-    ):
+    async with own_remote_control(request.getfixturevalue("shared_pod_server")) as remote:
         yield remote
 
 
@@ -459,18 +471,19 @@ async def test_unknown_executions_and_bad_requests_say_what_is_wrong(
 TREES = Path(__file__).parent / "trees"
 
 
-async def test_a_line_breakpoint_lands_on_the_next_node_of_the_tree_file(
+async def test_a_line_breakpoint_lands_on_the_node_whose_block_holds_the_line(
     control: ExecutionControl,
 ) -> None:
     patrol_yaml = str(TREES / "patrol.yaml")
     eid = await launch(control, patrol_yaml, blackboard={})
+    assert await control.breakpoint_lines(eid, patrol_yaml, 26, 30) == [24, 29]
     (bp,) = await control.set_breakpoints(eid, [BreakpointSpec(path=patrol_yaml, line=26)])
-    assert (bp.verified, bp.line, bp.node_ids) == (True, 29, ("patrol/route/retry_a/go_to_a",))
+    assert (bp.verified, bp.line, bp.node_ids) == (True, 24, ("patrol/route/retry_a",))
     await control.tick(eid)
     stop = await control.wait_for_stop(eid)
-    assert (stop.node_id, stop.position) == ("patrol/route/retry_a/go_to_a", "before")
+    assert (stop.node_id, stop.position) == ("patrol/route/retry_a", "before")
     frame = (await control.view(eid)).frames[0]
-    assert (Path(frame.path or "").name, frame.line) == ("patrol.yaml", 29)
+    assert (Path(frame.path or "").name, frame.line) == ("patrol.yaml", 24)
     (past_end,) = await control.set_breakpoints(eid, [BreakpointSpec(path=patrol_yaml, line=99)])
     assert not past_end.verified
     assert "no node at or after line 99" in (past_end.message or "")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import xml.etree.ElementTree as ElementTree
 
 import pytest
@@ -20,10 +19,6 @@ from canopy.server.runtime.pictures import (
 )
 
 from .test_history import CHECK, MOVE, PATROL, ROOT, TENANT, Recording, patrol
-
-needs_dot = pytest.mark.skipif(
-    shutil.which("dot") is None, reason="Graphviz 'dot' is not installed"
-)
 
 NASTY_NAME = 'say "hi"\n<b>&amp; \\N end\\'
 NASTY_ID = 'patrol/"quoted" \\ id'
@@ -171,7 +166,7 @@ async def test_svg_without_graphviz_says_so(
         await to_svg(await history.state_at_tick(3))
 
 
-@needs_dot
+@pytest.mark.needs_dot
 async def test_svg(store: EventStore) -> None:
     rec, history = await patrol_history(store)
     svg = await to_svg(await history.state_at_offset(rec.offset(f"{MOVE} RUNNING 4")))
@@ -182,7 +177,7 @@ async def test_svg(store: EventStore) -> None:
     assert pictures.CURRENT_BORDER in svg
 
 
-@needs_dot
+@pytest.mark.needs_dot
 async def test_svg_shows_names_as_written(store: EventStore) -> None:
     nodes = [{**PATROL[0], "name": NASTY_NAME}, {**PATROL[1], "name": "<b>&lt;x&gt;</b>"}]
     rec = Recording("nasty-svg", nodes, snapshot_every=None)
@@ -195,7 +190,7 @@ async def test_svg_shows_names_as_written(store: EventStore) -> None:
     assert "<b>&lt;x&gt;</b>" in texts
 
 
-@needs_dot
+@pytest.mark.needs_dot
 async def test_a_failing_graphviz_is_reported() -> None:
     with pytest.raises(PictureError, match=r"Graphviz 'dot' failed \(exit \d+\)"):
         await render_svg("digraph { this is not dot")

@@ -18,7 +18,7 @@ from canopy.server.runtime.definition import (
 )
 
 from .conftest import REGISTRY
-from .helpers import node, only_problem, problems, tick
+from .helpers import at_line, node, only_problem, problems, tick
 
 Write = Callable[[str, str], Path]
 
@@ -77,7 +77,44 @@ def test_xml_positions_come_from_expat(trees: Path) -> None:
         ("patrol/recharge_if_low/battery_low", 7, 9),
         ("patrol/recharge_if_low/recharge", 8, 9),
     ]
-    assert definition.lines(str(trees / "patrol.xml")) == (5, 6, 7, 8, 10, 11, 12, 14, 15, 17, 18)
+    path = str(trees / "patrol.xml")
+    assert definition.breakpoint_lines(path) == (5, 6, 7, 8, 10, 11, 12, 14, 15, 17, 18)
+    assert at_line(definition, path, 9) == "patrol/recharge_if_low"  # its end tag
+    assert at_line(definition, path, 22) is None  # past the last node
+
+
+def test_an_attribute_line_of_a_multi_line_element_binds_to_it(write: Write) -> None:
+    path = write(
+        "spread.xml",
+        """
+        <root BTCPP_format="4">
+          <BehaviorTree ID="Main">
+            <Sequence
+                name="seq">
+              <AlwaysSuccess
+                  _description="the first"
+                  name="a > b"
+                  />
+              <AlwaysSuccess name="b"/>
+            </Sequence>
+          </BehaviorTree>
+        </root>
+        """,
+    )
+    definition = load_tree(str(path))
+    lines = {line: at_line(definition, str(path), line) for line in range(3, 12)}
+    assert lines == {
+        3: "seq",
+        4: "seq",  # the Sequence's name attribute
+        5: "seq/a > b",
+        6: "seq/a > b",  # an attribute line
+        7: "seq/a > b",  # a quoted ">" does not end the tag
+        8: "seq/a > b",  # the end of the start tag
+        9: "seq/b",
+        10: "seq",  # the Sequence's end tag
+        11: None,  # past the last node
+    }
+    assert definition.breakpoint_lines(str(path), 6, 7) == (5,)
 
 
 def test_subtrees_stay_visible_and_record_their_remapping(trees: Path) -> None:
