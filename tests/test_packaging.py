@@ -5,6 +5,7 @@ environment runs a tree that imports the user's packages, in the adapter and in 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -77,9 +78,17 @@ def fresh_canopy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the test environment's site-packages (a ``.pth`` line), which holds no ``canopy`` package:
     the editable install is a finder that only a ``.pth`` file in a site directory loads."""
     base = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: the build writes build/ and *.egg-info beside the sources, which
+    # must neither litter the checkout nor be shared by two test workers building at once.
+    source = base / "source"
+    for name in ("pyproject.toml", "README.md"):
+        source.mkdir(exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    for layer in LAYERS:
+        shutil.copytree(ROOT / layer, source / layer, ignore=shutil.ignore_patterns("__pycache__"))
     pip = [sys.executable, "-m", "pip", "--quiet"]
     subprocess.run(
-        [*pip, "wheel", "--no-deps", "-w", str(base), str(ROOT)], check=True, timeout=BUILD
+        [*pip, "wheel", "--no-deps", "-w", str(base), str(source)], check=True, timeout=BUILD
     )
     (wheel,) = base.glob("canopy_debug-*.whl")
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
