@@ -24,6 +24,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidEvent",
     "InvalidFilter",
+    "InvalidJson",
     "StoreClosed",
     "StoreUnavailable",
     "error_class",
@@ -87,6 +88,21 @@ def error_codes() -> dict[str, type[CanopyError]]:
 
 class InvalidArgument(CanopyError):
     """An argument of a request is missing or malformed; the message names it."""
+
+
+class InvalidJson(InvalidArgument):
+    """A JSON text from outside was refused: malformed, nested too deeply, or holding an
+    integer no edge could keep exactly. ``line`` and ``column`` say where, when known."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+        self.reason = message
+        self.line = line
+        self.column = column
+        where = f" (line {line}, column {column})" if line else ""
+        super().__init__(f"{message}{where}")
+
+    def details(self) -> dict[str, Any]:
+        return {"arguments": [self.reason, self.line, self.column]}
 
 
 class BridgeError(CanopyError):

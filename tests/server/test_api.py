@@ -285,3 +285,21 @@ async def test_each_request_is_logged_on_one_line(
     }
     assert fields["user"] != "-"
     assert fields["duration_ms"] >= 0
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/trees", "/api/v1/executions"])
+async def test_a_body_nested_100000_deep_is_a_bad_request_and_the_server_goes_on(
+    server: Running, http: aiohttp.ClientSession, path: str
+) -> None:
+    body = b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    async with http.post(
+        f"{server.url}{path}", data=body, headers=bearer(server.local_token)
+    ) as response:
+        assert response.status == 400
+        assert response.content_type == PROBLEM
+        detail = (await response.json(content_type=None))["detail"]
+    assert detail == (
+        "the body is not valid JSON: nested deeper than 128 levels (line 1, column 139)"
+    )
+    async with http.get(f"{server.url}/healthz") as response:
+        assert response.status == 200
