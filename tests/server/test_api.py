@@ -3,6 +3,7 @@ isolation as a client sees them on the wire."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -14,6 +15,7 @@ from canopy.bridge import open_store
 from canopy.server.config import Settings
 
 from .conftest import Running, bearer, big_change, serving, tick
+from .runtime.helpers import ALIAS_BOMB
 
 PROBLEM = "application/problem+json"
 
@@ -303,3 +305,36 @@ async def test_a_body_nested_100000_deep_is_a_bad_request_and_the_server_goes_on
     )
     async with http.get(f"{server.url}/healthz") as response:
         assert response.status == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (ALIAS_BOMB, "bomb.yaml:1:4: an anchor (&a) is not allowed in a tree file"),
+        (
+            "root: " + "[" * 100_000 + "]" * 100_000,
+            "bomb.yaml:1:134: nested deeper than 128 levels",
+        ),
+    ],
+)
+async def test_a_yaml_bomb_is_refused_and_the_server_answers_meanwhile(
+    server: Running, http: aiohttp.ClientSession, content: str, detail: str
+) -> None:
+    body = {"name": "bomb", "format": "yaml", "content": content}
+    head = await server.store.last_offset()
+
+    async def upload() -> tuple[int, str, dict[str, Any]]:
+        async with http.post(
+            f"{server.url}/api/v1/trees", json=body, headers=bearer(server.local_token)
+        ) as response:
+            return response.status, response.content_type, await response.json(content_type=None)
+
+    async def health() -> int:
+        async with http.get(f"{server.url}/healthz") as response:
+            return response.status
+
+    (status, content_type, problem), healthy = await asyncio.gather(upload(), health())
+    assert (status, content_type, problem["error"]) == (422, PROBLEM, "DefinitionError")
+    assert detail in problem["detail"]
+    assert healthy == 200
+    assert await server.store.last_offset() == head

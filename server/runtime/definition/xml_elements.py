@@ -2,7 +2,8 @@
 
 ``xml.etree.ElementTree`` drops line numbers, and editors need them (breakpoints by line,
 diagnostics), so elements are built here from ``xml.parsers.expat`` callbacks, which know the
-position of every start tag.
+position of every start tag. Like YAML and JSON tree files, an XML file is bounded in size and
+nesting (expat itself refuses entity expansion bombs).
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from xml.parsers import expat
 
+from canopy.bridge.jsondata import MAX_DEPTH
+
+from .documents import check_size
 from .model import SourceLocation
 from .problems import DefinitionError, Problem
 
@@ -25,13 +29,18 @@ class Element:
 
 
 def parse_xml(path: str, data: bytes) -> Element:
-    """The document element of ``data``; DefinitionError at the parser's position if malformed."""
+    """The document element of ``data``; DefinitionError at the parser's position if malformed,
+    too large or nested deeper than :data:`MAX_DEPTH`."""
+    check_size(path, len(data))
     parser = expat.ParserCreate()
     stack: list[Element] = []
     top: list[Element] = []
 
     def start(tag: str, attributes: dict[str, str]) -> None:
         where = SourceLocation(path, parser.CurrentLineNumber, parser.CurrentColumnNumber + 1)
+        if len(stack) >= MAX_DEPTH:
+            message = f"nested deeper than {MAX_DEPTH} levels"
+            raise DefinitionError([Problem(path, where.line, where.column, message)])
         element = Element(tag, attributes, where)
         (stack[-1].children if stack else top).append(element)
         stack.append(element)
