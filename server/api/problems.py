@@ -42,6 +42,7 @@ _CORE_MEMBERS: Final = frozenset({"type", "title", "status", "detail", "error"})
 ERROR_STATUS: Final[Mapping[str, int]] = {
     "CanopyError": 500,
     "InvalidArgument": 400,
+    "InvalidJson": 400,
     # the event log
     "BridgeError": 500,
     "InvalidEvent": 422,

@@ -166,6 +166,27 @@ async def test_payloads_must_be_json_and_within_the_size_limit(store: SqlEventSt
     assert await store.last_offset() == 0
 
 
+async def test_64_bit_integers_are_kept_exactly(store: SqlEventStore) -> None:
+    edges = [2**63 - 1, -(2**63), 2**53 + 1, -(2**53) - 1]
+    await store.append([blackboard({"edges": edges})])
+    (stored,) = (await store.read(EventFilter("acme"))).events
+    assert stored.payload["new"] == {"edges": edges}
+    assert all(type(number) is int for number in stored.payload["new"]["edges"])
+
+
+@pytest.mark.parametrize("number", [2**63, 2**64, 10**30, -(2**63) - 1])
+async def test_wider_integers_are_refused_where_they_are_never_altered(
+    store: SqlEventStore, number: int
+) -> None:
+    with pytest.raises(InvalidEvent) as raised:
+        await store.append([tick(), blackboard({"edges": [1, {"n": number}]})])
+    assert (raised.value.index, raised.value.field) == (1, "payload.new.edges.1.n")
+    assert raised.value.message == (
+        f"integer {number} is outside the signed 64-bit range the log keeps exactly"
+    )
+    assert await store.last_offset() == 0
+
+
 async def test_wire_form_events_are_parsed_with_precise_errors(store: SqlEventStore) -> None:
     good = tick().to_json()
     assert store.validator.parse([good])[0] == tick()

@@ -44,3 +44,13 @@ def test_what_is_not_strict_json_is_refused_with_its_place(text: bytes, problem:
         loads(text)
     assert problem in str(raised.value)
     assert raised.value.line == 1
+
+
+def test_integers_are_exact_whatever_their_width() -> None:
+    text = b"[9223372036854775807, -9223372036854775809, 18446744073709551616, 1.5e300]"
+    assert loads(text) == [2**63 - 1, -(2**63) - 1, 2**64, 1.5e300]
+
+
+def test_a_number_past_any_float_is_refused() -> None:
+    with pytest.raises(InvalidJson, match="number is infinity when parsed as double"):
+        loads(b"[" + b"1" * 5000 + b"]")

@@ -338,3 +338,19 @@ async def test_a_yaml_bomb_is_refused_and_the_server_answers_meanwhile(
     assert detail in problem["detail"]
     assert healthy == 200
     assert await server.store.last_offset() == head
+
+
+async def test_an_integer_beyond_64_bits_is_refused_by_its_path_not_rounded(
+    server: Running, http: aiohttp.ClientSession
+) -> None:
+    head = await server.store.last_offset()
+    event = tick(number=18446744073709551616)
+    body = json.dumps({"events": [tick(), event]}).encode()
+    async with http.post(
+        f"{server.url}/api/v1/events", data=body, headers=bearer(server.local_token)
+    ) as response:
+        problem = await response.json(content_type=None)
+    assert (response.status, problem["error"]) == (422, "InvalidEvent"), problem
+    assert (problem["index"], problem["field"]) == (1, "payload.tick")
+    assert "18446744073709551616" in problem["detail"]
+    assert await server.store.last_offset() == head
