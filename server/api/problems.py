@@ -47,6 +47,7 @@ ERROR_STATUS: Final[Mapping[str, int]] = {
     "BridgeError": 500,
     "InvalidEvent": 422,
     "ConcurrencyConflict": 409,
+    "IdempotencyConflict": 409,
     "InvalidFilter": 400,
     "StoreUnavailable": 503,
     "StoreClosed": 503,

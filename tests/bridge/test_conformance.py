@@ -12,6 +12,7 @@ from canopy.bridge import (
     ALL_TENANTS,
     ConcurrencyConflict,
     EventFilter,
+    IdempotencyConflict,
     InvalidEvent,
     InvalidFilter,
     Topic,
@@ -92,6 +93,54 @@ async def test_concurrent_appends_with_one_key_write_once(store: SqlEventStore) 
 
 async def test_a_key_repeated_inside_one_call_writes_once(store: SqlEventStore) -> None:
     assert await store.append([tick(key="dup"), tick(key="dup")]) == [1, 1]
+
+
+async def test_a_key_reused_by_a_different_event_is_a_conflict(store: SqlEventStore) -> None:
+    assert await store.append([tick("x", 1, key="k1")]) == [1]
+    cases = [
+        (tick("x", 2, key="k1"), ["payload"]),
+        (tick("y", 1, key="k1"), ["stream", "payload"]),
+        (
+            event_with(
+                {"execution_id": "x", "tick": 1, "root_status": "SUCCESS", "duration_ms": 1.0},
+                type_="TickCompleted",
+                stream="execution/x",
+                idempotency_key="k1",
+            ),
+            ["type", "payload"],
+        ),
+    ]
+    for event, differs in cases:
+        with pytest.raises(IdempotencyConflict) as raised:
+            await store.append([tick("z", 1), event])
+        conflict = raised.value
+        assert (conflict.index, conflict.offset, conflict.key, conflict.differs) == (
+            1,
+            1,
+            "k1",
+            differs,
+        )
+    assert await store.last_offset() == 1  # the call is refused whole
+    assert await store.stream_version("acme", "execution/z") == 0
+
+
+async def test_a_key_reused_inside_one_call_by_a_different_event_is_a_conflict(
+    store: SqlEventStore,
+) -> None:
+    with pytest.raises(IdempotencyConflict) as raised:
+        await store.append([tick("x", 1, key="dup"), tick("x", 2, key="dup")])
+    assert (raised.value.index, raised.value.differs) == (1, ["payload"])
+    assert await store.last_offset() == 0
+
+
+async def test_a_retry_is_the_same_event_whatever_the_order_of_its_payload_keys(
+    store: SqlEventStore,
+) -> None:
+    first = event_with({"execution_id": "x", "tick": 1}, idempotency_key="k")
+    again = event_with({"tick": 1, "execution_id": "x"}, idempotency_key="k")
+    assert await store.append([first]) == [1]
+    assert await store.append([again]) == [1]
+    assert await store.last_offset() == 1
 
 
 # -- optimistic concurrency ------------------------------------------------------------------

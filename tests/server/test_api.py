@@ -354,3 +354,23 @@ async def test_an_integer_beyond_64_bits_is_refused_by_its_path_not_rounded(
     assert (problem["index"], problem["field"]) == (1, "payload.tick")
     assert "18446744073709551616" in problem["detail"]
     assert await server.store.last_offset() == head
+
+
+async def test_an_idempotency_key_reused_with_other_content_is_a_conflict(
+    server: Running, http: aiohttp.ClientSession
+) -> None:
+    token = server.local_token
+    status, first = await post_events(http, server, token, [tick(idempotency_key="k")])
+    assert status == 201
+    status, again = await post_events(http, server, token, [tick(idempotency_key="k")])
+    assert (status, again["offsets"]) == (201, first["offsets"])
+    head = await server.store.last_offset()
+    other = tick(number=2, idempotency_key="k")
+    status, problem = await post_events(http, server, token, [tick("e2"), other])
+    assert (status, problem["error"]) == (409, "IdempotencyConflict"), problem
+    assert (problem["index"], problem["offset"], problem["differs"]) == (
+        1,
+        first["offsets"][0],
+        ["payload"],
+    )
+    assert await server.store.last_offset() == head
