@@ -13,7 +13,7 @@ boundary, so callers (server, CLI, runtime) handle one small hierarchy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 __all__ = [
@@ -21,9 +21,11 @@ __all__ = [
     "CanopyError",
     "ConcurrencyConflict",
     "ConfigurationError",
+    "IdempotencyConflict",
     "InvalidArgument",
     "InvalidEvent",
     "InvalidFilter",
+    "InvalidJson",
     "StoreClosed",
     "StoreUnavailable",
     "error_class",
@@ -89,6 +91,21 @@ class InvalidArgument(CanopyError):
     """An argument of a request is missing or malformed; the message names it."""
 
 
+class InvalidJson(InvalidArgument):
+    """A JSON text from outside was refused: malformed, nested too deeply, or holding an
+    integer no edge could keep exactly. ``line`` and ``column`` say where, when known."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+        self.reason = message
+        self.line = line
+        self.column = column
+        where = f" (line {line}, column {column})" if line else ""
+        super().__init__(f"{message}{where}")
+
+    def details(self) -> dict[str, Any]:
+        return {"arguments": [self.reason, self.line, self.column]}
+
+
 class BridgeError(CanopyError):
     """Base of every error the event log raises on purpose."""
 
@@ -152,6 +169,44 @@ class ConcurrencyConflict(BridgeError):
             stream=details["stream"],
             expected=details["expected_version"],
             actual=details["actual_version"],
+            index=details["index"],
+        )
+
+
+class IdempotencyConflict(BridgeError):
+    """An event reused an idempotency key that a different event (another type, stream, topic
+    or payload) already holds; nothing of its append call was written. A retry of the same
+    event is not a conflict: it answers the original offset."""
+
+    def __init__(
+        self, *, tenant_id: str, key: str, offset: int, differs: Sequence[str], index: int
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.key = key
+        self.offset = offset
+        self.differs = list(differs)
+        self.index = index
+        super().__init__(
+            f"event[{index}]: idempotency key {key!r} already names event {offset}, whose "
+            f"{', '.join(self.differs)} differ{'s' if len(self.differs) == 1 else ''}"
+        )
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "idempotency_key": self.key,
+            "offset": self.offset,
+            "differs": self.differs,
+            "index": self.index,
+        }
+
+    @classmethod
+    def rebuild(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(
+            tenant_id=details["tenant_id"],
+            key=details["idempotency_key"],
+            offset=details["offset"],
+            differs=details["differs"],
             index=details["index"],
         )
 

@@ -6,8 +6,9 @@ Guarantees every implementation keeps (``tests/bridge/conformance.py`` checks ea
   sees a new event at an offset <= N, even with several writer processes;
 - an append call is atomic; its result is only returned once the batch is committed (and so
   survives a crash of the process);
-- an event whose ``idempotency_key`` already exists for its tenant is not written again; the
-  original offset is returned instead;
+- an event whose ``idempotency_key`` already exists for its tenant is not written again: the
+  original offset is returned when it is the same event (topic, stream, type, payload), and
+  the call is refused with ``IdempotencyConflict`` when it is not;
 - ``expected_version`` refuses an append when its stream moved (optimistic concurrency);
 - every read path is filtered by tenant.
 """

@@ -20,6 +20,7 @@ from canopy import schemas
 
 from .errors import InvalidEvent
 from .events import NewEvent
+from .jsondata import wide_integer
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "EventValidator"]
 
@@ -177,6 +178,13 @@ class EventValidator:
             raise InvalidEvent(
                 f"is not JSON-serialisable: {exc}", field="payload", index=index
             ) from exc
+        if (wide := wide_integer(payload, text)) is not None:
+            path, number = wide
+            raise InvalidEvent(
+                f"integer {number} is outside the signed 64-bit range the log keeps exactly",
+                field=f"payload.{path}",
+                index=index,
+            )
         # UTF-8 takes at most 4 bytes a character: only long texts need measuring in bytes.
         if len(text) * 4 > limit:
             size = len(text.encode("utf-8"))

@@ -9,10 +9,12 @@ message through delayed ACKs.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, Final
 
 import orjson
+
+from canopy.bridge.errors import InvalidJson
+from canopy.bridge.jsondata import loads
 
 __all__ = ["MAX_MESSAGE_BYTES", "FramingError", "MessageReader", "encode"]
 
@@ -49,8 +51,8 @@ class MessageReader:
         except asyncio.IncompleteReadError:
             return None
         try:
-            message = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            message = loads(body)
+        except InvalidJson as exc:
             raise FramingError(f"message body is not valid JSON: {exc}") from None
         if not isinstance(message, dict):
             raise FramingError(f"message body must be a JSON object, not {type(message).__name__}")

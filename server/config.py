@@ -285,11 +285,31 @@ def _pick(
     return None
 
 
+MAX_TOML_BYTES: Final = 1024 * 1024
+"""The largest ``canopy.toml`` read: a project file holds a few settings and tag names."""
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document in ``path``, bounded: tomllib recurses once per level of nested
+    arrays and inline tables, so a file over :data:`MAX_TOML_BYTES` or nested deeper than
+    Python can follow is a ``TOMLDecodeError`` saying so, never a crash."""
+    data = path.read_bytes()
+    if len(data) > MAX_TOML_BYTES:
+        raise tomllib.TOMLDecodeError(
+            f"the file is {len(data)} bytes, over the limit of {MAX_TOML_BYTES}"
+        )
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise tomllib.TOMLDecodeError(f"not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise tomllib.TOMLDecodeError("arrays or inline tables nested too deeply") from None
+
+
 def _read_config_file(path: Path) -> dict[str, Any]:
     """The ``[server]`` table of ``canopy.toml``, or nothing when the file does not exist."""
     try:
-        with path.open("rb") as file:
-            document = tomllib.load(file)
+        document = read_toml(path)
     except FileNotFoundError:
         return {}
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -9,9 +9,9 @@ ships the content to the pod, which needs no access to the uploader's files.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
-import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -30,8 +30,8 @@ from canopy.bridge import (
 from . import __version__
 from .runtime.definition import DefinitionError
 from .runtime.definition.documents import read_document
-from .runtime.definition.problems import Problem
 from .runtime.definition.tree_schema import schema_problems
+from .runtime.definition.xml_elements import parse_xml
 
 __all__ = ["FORMATS", "TREE_PROGRAM", "StoredTree", "TreeLibrary", "UnknownTree", "parse_program"]
 
@@ -89,12 +89,7 @@ def check_definition(name: str, format: str, content: str) -> None:
     Classes are not resolved here: they are imported in the pod that runs the tree."""
     path = f"{name}.{format}"
     if format == "xml":
-        try:
-            ElementTree.fromstring(content)
-        except ElementTree.ParseError as error:
-            line, column = error.position
-            problem = Problem(path, line, column + 1, f"malformed XML: {error}")
-            raise DefinitionError([problem]) from None
+        parse_xml(path, content.encode("utf-8"))
         return
     document = read_document(path, content, is_json=format == "json")
     if problems := schema_problems(document):
@@ -118,7 +113,8 @@ class TreeLibrary:
             )
         if format not in FORMATS:
             raise InvalidArgument(f"format {format!r} is not one of {', '.join(FORMATS)}")
-        check_definition(name, format, content)
+        # Parsing is pure Python (a 1 MiB tree file takes a while): off the event loop.
+        await asyncio.to_thread(check_definition, name, format, content)
         digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
         while True:
             versions = await self._versions(name)

@@ -32,7 +32,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..errors import ConcurrencyConflict, InvalidFilter, StoreClosed, StoreUnavailable
+from ..errors import (
+    ConcurrencyConflict,
+    IdempotencyConflict,
+    InvalidFilter,
+    StoreClosed,
+    StoreUnavailable,
+)
 from ..events import (
     ALL_TENANTS,
     TOPICS,
@@ -76,6 +82,10 @@ _HEAD_LOCK = _HEAD_SELECT.with_for_update()
 Row = tuple[int, str, str, str, int, str, int, str, str, str, str | None]
 """An event row, in the column order of ``canopy_events`` (and of ``_EVENT_COLUMNS``)."""
 
+Keyed = tuple[int, str, str, str, str]
+"""The event holding an idempotency key: offset, topic, stream, type and encoded payload (what
+a reuse of the key must repeat to be the same event)."""
+
 STREAM_CACHE_LIMIT = 100_000
 
 
@@ -103,10 +113,10 @@ def _lookup_pairs(
     conn: Connection,
     tenant: ColumnElement[Any],
     name: ColumnElement[Any],
-    value: ColumnElement[Any],
     pairs: Iterable[tuple[str, Any]],
-) -> dict[tuple[str, Any], Any]:
-    """``value`` for each ``(tenant, name)`` pair that exists, by index.
+    *values: ColumnElement[Any],
+) -> dict[tuple[str, Any], tuple[Any, ...]]:
+    """``values`` for each ``(tenant, name)`` pair that exists, by index.
 
     One query per tenant with ``name IN (...)``: SQLite ignores the index for a row-value
     ``(tenant, name) IN (VALUES ...)`` of more than one pair and scans the whole table, which
@@ -115,11 +125,29 @@ def _lookup_pairs(
     by_tenant: dict[str, list[Any]] = {}
     for tenant_id, item in pairs:
         by_tenant.setdefault(tenant_id, []).append(item)
-    found: dict[tuple[str, Any], Any] = {}
+    found: dict[tuple[str, Any], tuple[Any, ...]] = {}
     for tenant_id, items in by_tenant.items():
-        rows = conn.execute(select(name, value).where(tenant == tenant_id, name.in_(items)))
-        found.update(((tenant_id, n), v) for n, v in rows)
+        rows = conn.execute(select(name, *values).where(tenant == tenant_id, name.in_(items)))
+        found.update(((tenant_id, row[0]), tuple(row[1:])) for row in rows)
     return found
+
+
+def _differences(holder: Keyed, event: NewEvent, payload: str) -> list[str]:
+    """What of ``event`` (whose encoded payload is ``payload``) differs from the event that
+    holds its idempotency key. Payloads are compared as values: a retry may order keys anew."""
+    _, topic, stream, type_, stored = holder
+    differs = [
+        name
+        for name, mine, theirs in (
+            ("topic", event.topic, topic),
+            ("stream", event.stream, stream),
+            ("type", event.type, type_),
+        )
+        if mine != theirs
+    ]
+    if payload != stored and orjson.loads(payload) != orjson.loads(stored):
+        differs.append("payload")
+    return differs
 
 
 class _Plan:
@@ -137,21 +165,31 @@ class _Plan:
         self,
         call: AppendCall,
         stored: dict[tuple[str, str], int],
-        known: dict[tuple[str, str | None], int],
+        known: dict[tuple[str, str | None], Keyed],
         now_us: int,
     ) -> Outcome:
-        """Place one call's events after what is planned so far, or refuse the whole call."""
+        """Place one call's events after what is planned so far, or refuse the whole call.
+        An event whose idempotency key is held answers the holder's offset when it is the same
+        event, and refuses the call when it is not (rather than dropping it unseen)."""
         offsets: list[int] = []
         rows: list[Row] = []
         versions: dict[tuple[str, str], int] = {}
-        keys: dict[tuple[str, str | None], int] = {}
+        keys: dict[tuple[str, str | None], Keyed] = {}
         last = self.last
         for index, (event, payload) in enumerate(zip(call.events, call.payloads, strict=True)):
             key = (event.tenant_id, event.idempotency_key)
             if event.idempotency_key is not None:
-                repeat = known.get(key) or keys.get(key)
-                if repeat is not None:
-                    offsets.append(repeat)
+                holder = known.get(key) or keys.get(key)
+                if holder is not None:
+                    if differs := _differences(holder, event, payload):
+                        return IdempotencyConflict(
+                            tenant_id=event.tenant_id,
+                            key=event.idempotency_key,
+                            offset=holder[0],
+                            differs=differs,
+                            index=index,
+                        )
+                    offsets.append(holder[0])
                     continue
             stream = (event.tenant_id, event.stream)
             current = versions.get(stream) or self.versions.get(stream) or stored[stream]
@@ -166,7 +204,7 @@ class _Plan:
             last += 1
             versions[stream] = current + 1
             if event.idempotency_key is not None:
-                keys[key] = last
+                keys[key] = (last, event.topic, event.stream, event.type, payload)
             offsets.append(last)
             time_us = event.time_us
             rows.append(
@@ -404,11 +442,10 @@ class SqlEventStore(EventStore):
         missing = [k for k in wanted if k not in cached]
         found: dict[tuple[str, str], int] = {}
         if missing:
-            found = _lookup_pairs(
-                conn, streams.c.tenant_id, streams.c.stream, streams.c.version, missing
+            rows = _lookup_pairs(
+                conn, streams.c.tenant_id, streams.c.stream, missing, streams.c.version
             )
-            for key in missing:
-                found.setdefault(key, 0)
+            found = {key: rows[key][0] if key in rows else 0 for key in missing}
         return {k: cached[k] if k in cached else found[k] for k in wanted}
 
     def _plan(self, conn: Connection, calls: list[AppendCall]) -> _Plan:
@@ -417,13 +454,20 @@ class SqlEventStore(EventStore):
         keys = {
             (e.tenant_id, e.idempotency_key) for c in calls for e in c.events if e.idempotency_key
         }
-        known: dict[tuple[str, str | None], int] = {}
+        known: dict[tuple[str, str | None], Keyed] = {}
         if keys:
-            known = dict(
-                _lookup_pairs(
-                    conn, events.c.tenant_id, events.c.idempotency_key, events.c.offset, keys
-                )
+            found = _lookup_pairs(
+                conn,
+                events.c.tenant_id,
+                events.c.idempotency_key,
+                keys,
+                events.c.offset,
+                events.c.topic,
+                events.c.stream,
+                events.c.type,
+                events.c.payload,
             )
+            known = {key: (row[0], row[1], row[2], row[3], row[4]) for key, row in found.items()}
         versions = self._current_versions(
             conn, head_offset, {(e.tenant_id, e.stream) for c in calls for e in c.events}
         )

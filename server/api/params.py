@@ -4,7 +4,6 @@ would otherwise silently return every topic."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -12,6 +11,8 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from canopy.bridge import TOPICS, EventFilter, RecordedEvent
+from canopy.bridge.errors import InvalidJson
+from canopy.bridge.jsondata import loads
 
 from .problems import Problem
 
@@ -102,24 +103,14 @@ class EventQuery:
         return EventFilter(tenant_id, self.topics, self.streams, self.types)
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 async def json_body(request: web.Request, shape: str = "{...}") -> dict[str, Any]:
     """The request body as a JSON object (``shape`` shows the client what is expected); 413
     past the size limit (raised by aiohttp while reading), 400 for anything that is not
     strict JSON."""
     raw = await request.read()
     try:
-        body = json.loads(raw or b"{}", parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise Problem(
-            400,
-            "invalid-request",
-            f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-        ) from None
-    except ValueError as exc:
+        body = loads(raw or b"{}")
+    except InvalidJson as exc:
         raise Problem(400, "invalid-request", f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise Problem(400, "invalid-request", f"the body must be a JSON object {shape}")

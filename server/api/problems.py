@@ -42,10 +42,12 @@ _CORE_MEMBERS: Final = frozenset({"type", "title", "status", "detail", "error"})
 ERROR_STATUS: Final[Mapping[str, int]] = {
     "CanopyError": 500,
     "InvalidArgument": 400,
+    "InvalidJson": 400,
     # the event log
     "BridgeError": 500,
     "InvalidEvent": 422,
     "ConcurrencyConflict": 409,
+    "IdempotencyConflict": 409,
     "InvalidFilter": 400,
     "StoreUnavailable": 503,
     "StoreClosed": 503,

@@ -17,6 +17,8 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from canopy.bridge import BridgeError, EventStore, NewEvent, Producer, Topic
+from canopy.bridge.errors import InvalidJson
+from canopy.bridge.jsondata import loads
 
 from .. import __version__
 from ..remote import wire
@@ -107,7 +109,13 @@ class PodLink:
                 if data.startswith(EVENTS_FRAME):
                     await batches.put(data)  # back-pressure if a worker ignores the window
                 else:
-                    self._take(orjson.loads(data))
+                    try:
+                        frame = loads(data)
+                    except InvalidJson as error:
+                        log.error("pod %s sent a malformed frame: %s", self.pod_id, error)
+                        await self.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"bad frame")
+                        break
+                    self._take(frame)
         finally:
             appender.cancel()
             await asyncio.gather(appender, return_exceptions=True)
@@ -122,11 +130,11 @@ class PodLink:
             while True:
                 data = await batches.get()
                 async with self._ingest_slots:
-                    frame = orjson.loads(data)
+                    frame = loads(data)
                     del data
                     await self._append(frame["events"])
                 await self.send({"op": "ack", "through": frame["through"]})
-        except (BridgeError, ValueError, KeyError, TypeError, orjson.JSONDecodeError) as error:
+        except (BridgeError, InvalidJson, ValueError, KeyError, TypeError) as error:
             log.error("pod %s: cannot record its events: %s", self.pod_id, error)
             await self.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"cannot record events")
 

@@ -19,10 +19,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from canopy.bridge import ALL_TENANTS, EventFilter, EventStore, NewEvent, Topic
+from canopy.bridge.errors import InvalidJson
+from canopy.bridge.jsondata import loads
 
 from ..auth import Principal, token_digest
 from ..remote.wire import PodUnavailable
@@ -570,8 +571,8 @@ class PodManager:
 
 def _frame(data: str | bytes) -> dict[str, Any]:
     try:
-        frame = orjson.loads(data)
-    except orjson.JSONDecodeError:
+        frame = loads(data.encode() if isinstance(data, str) else data)
+    except InvalidJson:
         return {}
     return frame if isinstance(frame, dict) else {}
 

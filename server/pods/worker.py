@@ -33,6 +33,7 @@ from canopy.bridge import CanopyError, EventFilter, RecordedEvent, open_store
 from .. import __version__
 from ..logs import configure_logging
 from ..remote import wire
+from ..remote.wire import RemoteFailure
 from ..runtime.control import ControlError, ExecutionControl
 from ..runtime.engine import Notification, RunState, StepKind
 from ..runtime.inprocess import InProcessControl
@@ -119,9 +120,11 @@ class _Link:
         self.ws = ws
         self._lock = asyncio.Lock()
 
-    async def send(self, frame: Mapping[str, Any]) -> None:
+    async def send(self, frame: Mapping[str, Any] | bytes) -> None:
+        """Send ``frame`` (or its encoding, when the caller had to know it encodes)."""
+        data = frame if isinstance(frame, bytes) else orjson.dumps(frame)
         async with self._lock:
-            await self.ws.send_bytes(orjson.dumps(frame))
+            await self.ws.send_bytes(data)
 
 
 class Outbox:
@@ -339,15 +342,18 @@ class PodWorker:
             log.warning("unknown frame from the server: %r", op)
 
     async def _answer(self, link: _Link, frame: dict[str, Any]) -> None:
+        """Run one call and send its answer. The answer is encoded here, inside the ``try``: a
+        result orjson cannot encode (text with a lone surrogate, say) is answered as an error,
+        where it once failed in this background task and left the caller waiting forever."""
         call_id, method = frame["id"], frame["method"]
         try:
             arguments = wire.decode_arguments(method, frame.get("arguments", {}))
             value = await getattr(self.control, method)(**arguments)
-            answer = {"op": "result", "id": call_id, "value": wire.encode(value)}
+            answer = orjson.dumps({"op": "result", "id": call_id, "value": wire.encode(value)})
         except Exception as error:  # every failure goes back to the caller, worded
             if not isinstance(error, CanopyError):
                 log.exception("control call %s failed", method)
-            answer = {"op": "error", "id": call_id, "error": wire.encode_error(error)}
+            answer = _error_frame(call_id, method, error)
         await self.outbox.flushed()
         with contextlib.suppress(ConnectionError, aiohttp.ClientError):
             await link.send(answer)
@@ -367,6 +373,16 @@ class PodWorker:
     @staticmethod
     async def _send_notification(link: _Link, notification: Notification) -> None:
         await link.send({"op": "notification", "notification": wire.encode(notification)})
+
+
+def _error_frame(call_id: int, method: str, error: BaseException) -> bytes:
+    """The encoded error answer of a call; an error whose own text cannot be encoded travels
+    as a :class:`RemoteFailure` saying so, so that every call gets an answer."""
+    try:
+        return orjson.dumps({"op": "error", "id": call_id, "error": wire.encode_error(error)})
+    except TypeError as unencodable:
+        failure = RemoteFailure(f"the answer of {method} cannot be sent: {unencodable}")
+        return orjson.dumps({"op": "error", "id": call_id, "error": wire.encode_error(failure)})
 
 
 def _put_tree(frame: dict[str, Any]) -> str:

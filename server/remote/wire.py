@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any, Final
 
 from canopy.bridge import CanopyError, error_class
+from canopy.bridge.jsondata import refuse_wide_integers
 
 from ..runtime.control import ControlError, ExecutionControl, InvalidRequest
 from ..runtime.values import jsonable
@@ -165,9 +166,12 @@ def _check_call(method: str) -> None:
 
 
 def encode_arguments(method: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON form of a call's arguments."""
+    """The JSON form of a call's arguments. An integer outside the signed 64-bit range (a
+    blackboard value, say) is refused by name: neither the link nor the log could keep it."""
     _check_call(method)
-    return {name: encode(value) for name, value in arguments.items()}
+    encoded = {name: encode(value) for name, value in arguments.items()}
+    refuse_wide_integers(method, encoded)
+    return encoded
 
 
 def decode_arguments(method: str, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import orjson
 from py_trees.behaviour import Behaviour
 
 from canopy.bridge import CanopyError, EventFilter, EventStore, Producer, RecordedEvent
+from canopy.bridge.jsondata import refuse_wide_integers
 
 from .blackboard import BlackboardView, absolute_key
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
@@ -154,6 +155,7 @@ class InProcessControl(ExecutionControl):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
+        refuse_wide_integers("launch", {"spec": {"blackboard": spec.blackboard}})
         definition = await asyncio.to_thread(_load, spec, spec.program, {})
         self._check_recordable(definition)
         execution_id = uuid.uuid4().hex[:12]
@@ -326,6 +328,7 @@ class InProcessControl(ExecutionControl):
         entry = self._live(execution_id)
         if entry.past is not None:
             raise InvalidRequest("the past is read-only: continue to return to the live execution")
+        refuse_wide_integers("set_blackboard", {"value": value})
         stored = absolute_key(key)
         entry.execution.set_blackboard(stored, value)
         return stored

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from ..config import read_toml
 from .definition import DefinitionError, Problem
 
 __all__ = ["PROJECT_FILE", "find_project_file", "node_registry"]
@@ -35,7 +36,9 @@ def node_registry(start: Path) -> dict[str, str]:
     if path is None:
         return {}
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        document = read_toml(path)
+    except OSError as exc:
+        raise DefinitionError([Problem(str(path), 1, 1, f"cannot read it: {exc}")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise DefinitionError([Problem(str(path), 1, 1, f"malformed TOML: {exc}")]) from exc
     nodes = document.get("nodes", {})

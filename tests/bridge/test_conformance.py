@@ -12,6 +12,7 @@ from canopy.bridge import (
     ALL_TENANTS,
     ConcurrencyConflict,
     EventFilter,
+    IdempotencyConflict,
     InvalidEvent,
     InvalidFilter,
     Topic,
@@ -94,6 +95,54 @@ async def test_a_key_repeated_inside_one_call_writes_once(store: SqlEventStore) 
     assert await store.append([tick(key="dup"), tick(key="dup")]) == [1, 1]
 
 
+async def test_a_key_reused_by_a_different_event_is_a_conflict(store: SqlEventStore) -> None:
+    assert await store.append([tick("x", 1, key="k1")]) == [1]
+    cases = [
+        (tick("x", 2, key="k1"), ["payload"]),
+        (tick("y", 1, key="k1"), ["stream", "payload"]),
+        (
+            event_with(
+                {"execution_id": "x", "tick": 1, "root_status": "SUCCESS", "duration_ms": 1.0},
+                type_="TickCompleted",
+                stream="execution/x",
+                idempotency_key="k1",
+            ),
+            ["type", "payload"],
+        ),
+    ]
+    for event, differs in cases:
+        with pytest.raises(IdempotencyConflict) as raised:
+            await store.append([tick("z", 1), event])
+        conflict = raised.value
+        assert (conflict.index, conflict.offset, conflict.key, conflict.differs) == (
+            1,
+            1,
+            "k1",
+            differs,
+        )
+    assert await store.last_offset() == 1  # the call is refused whole
+    assert await store.stream_version("acme", "execution/z") == 0
+
+
+async def test_a_key_reused_inside_one_call_by_a_different_event_is_a_conflict(
+    store: SqlEventStore,
+) -> None:
+    with pytest.raises(IdempotencyConflict) as raised:
+        await store.append([tick("x", 1, key="dup"), tick("x", 2, key="dup")])
+    assert (raised.value.index, raised.value.differs) == (1, ["payload"])
+    assert await store.last_offset() == 0
+
+
+async def test_a_retry_is_the_same_event_whatever_the_order_of_its_payload_keys(
+    store: SqlEventStore,
+) -> None:
+    first = event_with({"execution_id": "x", "tick": 1}, idempotency_key="k")
+    again = event_with({"tick": 1, "execution_id": "x"}, idempotency_key="k")
+    assert await store.append([first]) == [1]
+    assert await store.append([again]) == [1]
+    assert await store.last_offset() == 1
+
+
 # -- optimistic concurrency ------------------------------------------------------------------
 
 
@@ -163,6 +212,27 @@ async def test_payloads_must_be_json_and_within_the_size_limit(store: SqlEventSt
     huge = "x" * (store.validator.max_payload_bytes + 1)
     with pytest.raises(InvalidEvent, match="over the limit"):
         await store.append([blackboard(huge)])
+    assert await store.last_offset() == 0
+
+
+async def test_64_bit_integers_are_kept_exactly(store: SqlEventStore) -> None:
+    edges = [2**63 - 1, -(2**63), 2**53 + 1, -(2**53) - 1]
+    await store.append([blackboard({"edges": edges})])
+    (stored,) = (await store.read(EventFilter("acme"))).events
+    assert stored.payload["new"] == {"edges": edges}
+    assert all(type(number) is int for number in stored.payload["new"]["edges"])
+
+
+@pytest.mark.parametrize("number", [2**63, 2**64, 10**30, -(2**63) - 1])
+async def test_wider_integers_are_refused_where_they_are_never_altered(
+    store: SqlEventStore, number: int
+) -> None:
+    with pytest.raises(InvalidEvent) as raised:
+        await store.append([tick(), blackboard({"edges": [1, {"n": number}]})])
+    assert (raised.value.index, raised.value.field) == (1, "payload.new.edges.1.n")
+    assert raised.value.message == (
+        f"integer {number} is outside the signed 64-bit range the log keeps exactly"
+    )
     assert await store.last_offset() == 0
 
 

@@ -58,7 +58,7 @@ async def test_an_older_database_is_upgraded_keeping_its_events(store_url: str) 
         assert revision_of(store_url) == migrate.head_revision()
         (old,) = (await store.read(EventFilter("acme"))).events
         assert (old.offset, old.producer.name, old.payload["tick"]) == (1, "release-0.0", 1)
-        assert await store.append([tick("new", 1), tick(key="from-the-past")]) == [2, 1]
+        assert await store.append([tick("new", 1), tick("old", 1, key="from-the-past")]) == [2, 1]
         runner = ProjectionRunner(store, TickCounts())  # a table that 0001 did not have
         await runner.load()
         await runner.catch_up()

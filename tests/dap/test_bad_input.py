@@ -38,6 +38,10 @@ MALFORMED = {
     "invalid UTF-8": (framed(b'{"command": "\xff"}'), "message body is not valid JSON"),
     "a JSON array": (framed(b'[{"seq": 1}]'), "message body must be a JSON object, not list"),
     "a JSON string": (framed(b'"threads"'), "message body must be a JSON object, not str"),
+    "nested 100,000 deep": (
+        framed(b'{"seq": 1, "type": "request", "arguments": ' + b"[" * 100_000 + b"]" * 100_000),
+        "nested deeper than 128 levels (line 1, column 171)",
+    ),
 }
 
 

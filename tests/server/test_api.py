@@ -3,6 +3,7 @@ isolation as a client sees them on the wire."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -14,6 +15,7 @@ from canopy.bridge import open_store
 from canopy.server.config import Settings
 
 from .conftest import Running, bearer, big_change, serving, tick
+from .runtime.helpers import ALIAS_BOMB
 
 PROBLEM = "application/problem+json"
 
@@ -285,3 +287,90 @@ async def test_each_request_is_logged_on_one_line(
     }
     assert fields["user"] != "-"
     assert fields["duration_ms"] >= 0
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/trees", "/api/v1/executions"])
+async def test_a_body_nested_100000_deep_is_a_bad_request_and_the_server_goes_on(
+    server: Running, http: aiohttp.ClientSession, path: str
+) -> None:
+    body = b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    async with http.post(
+        f"{server.url}{path}", data=body, headers=bearer(server.local_token)
+    ) as response:
+        assert response.status == 400
+        assert response.content_type == PROBLEM
+        detail = (await response.json(content_type=None))["detail"]
+    assert detail == (
+        "the body is not valid JSON: nested deeper than 128 levels (line 1, column 139)"
+    )
+    async with http.get(f"{server.url}/healthz") as response:
+        assert response.status == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (ALIAS_BOMB, "bomb.yaml:1:4: an anchor (&a) is not allowed in a tree file"),
+        (
+            "root: " + "[" * 100_000 + "]" * 100_000,
+            "bomb.yaml:1:134: nested deeper than 128 levels",
+        ),
+    ],
+)
+async def test_a_yaml_bomb_is_refused_and_the_server_answers_meanwhile(
+    server: Running, http: aiohttp.ClientSession, content: str, detail: str
+) -> None:
+    body = {"name": "bomb", "format": "yaml", "content": content}
+    head = await server.store.last_offset()
+
+    async def upload() -> tuple[int, str, dict[str, Any]]:
+        async with http.post(
+            f"{server.url}/api/v1/trees", json=body, headers=bearer(server.local_token)
+        ) as response:
+            return response.status, response.content_type, await response.json(content_type=None)
+
+    async def health() -> int:
+        async with http.get(f"{server.url}/healthz") as response:
+            return response.status
+
+    (status, content_type, problem), healthy = await asyncio.gather(upload(), health())
+    assert (status, content_type, problem["error"]) == (422, PROBLEM, "DefinitionError")
+    assert detail in problem["detail"]
+    assert healthy == 200
+    assert await server.store.last_offset() == head
+
+
+async def test_an_integer_beyond_64_bits_is_refused_by_its_path_not_rounded(
+    server: Running, http: aiohttp.ClientSession
+) -> None:
+    head = await server.store.last_offset()
+    event = tick(number=18446744073709551616)
+    body = json.dumps({"events": [tick(), event]}).encode()
+    async with http.post(
+        f"{server.url}/api/v1/events", data=body, headers=bearer(server.local_token)
+    ) as response:
+        problem = await response.json(content_type=None)
+    assert (response.status, problem["error"]) == (422, "InvalidEvent"), problem
+    assert (problem["index"], problem["field"]) == (1, "payload.tick")
+    assert "18446744073709551616" in problem["detail"]
+    assert await server.store.last_offset() == head
+
+
+async def test_an_idempotency_key_reused_with_other_content_is_a_conflict(
+    server: Running, http: aiohttp.ClientSession
+) -> None:
+    token = server.local_token
+    status, first = await post_events(http, server, token, [tick(idempotency_key="k")])
+    assert status == 201
+    status, again = await post_events(http, server, token, [tick(idempotency_key="k")])
+    assert (status, again["offsets"]) == (201, first["offsets"])
+    head = await server.store.last_offset()
+    other = tick(number=2, idempotency_key="k")
+    status, problem = await post_events(http, server, token, [tick("e2"), other])
+    assert (status, problem["error"]) == (409, "IdempotencyConflict"), problem
+    assert (problem["index"], problem["offset"], problem["differs"]) == (
+        1,
+        first["offsets"][0],
+        ["payload"],
+    )
+    assert await server.store.last_offset() == head

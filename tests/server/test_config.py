@@ -95,6 +95,19 @@ def test_unknown_file_settings_and_broken_files_are_refused(tmp_path: Path) -> N
         load_settings(environ={}, cwd=tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("x = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+        ("# " + "x" * 1024 * 1024 + "\n", "over the limit of 1048576"),
+    ],
+)
+def test_a_hostile_file_is_refused_not_followed(tmp_path: Path, text: str, problem: str) -> None:
+    write_toml(tmp_path, text)
+    with pytest.raises(SettingsError, match=rf"canopy\.toml: cannot read it: .*{problem}"):
+        load_settings(environ={}, cwd=tmp_path)
+
+
 def test_other_tables_of_the_file_are_left_to_their_owners(tmp_path: Path) -> None:
     write_toml(tmp_path, '[pods]\nprovider = "kubernetes"\n')
     assert load_settings(environ={}, cwd=tmp_path).port == Settings().port

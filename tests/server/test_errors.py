@@ -13,6 +13,7 @@ import pytest
 from canopy.bridge import (
     CanopyError,
     ConcurrencyConflict,
+    IdempotencyConflict,
     InvalidEvent,
     error_codes,
 )
@@ -52,6 +53,9 @@ SAMPLES: dict[str, CanopyError] = {
     "InvalidEvent": InvalidEvent("not a status", field="payload.status", index=3),
     "ConcurrencyConflict": ConcurrencyConflict(
         tenant_id="t", stream="execution/e1", expected=4, actual=7, index=0
+    ),
+    "IdempotencyConflict": IdempotencyConflict(
+        tenant_id="t", key="k", offset=9, differs=["type", "payload"], index=2
     ),
     "ProjectionFailed": ProjectionFailed("stats", 12, ValueError("boom")),
     "ServerError": ServerError(422, "Unprocessable", "bad", type="x", field="f", index=1),

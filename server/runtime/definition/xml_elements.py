@@ -2,7 +2,8 @@
 
 ``xml.etree.ElementTree`` drops line numbers, and editors need them (breakpoints by line,
 diagnostics), so elements are built here from ``xml.parsers.expat`` callbacks, which know the
-position of every start and end tag.
+position of every start and end tag. Like YAML and JSON tree files, an XML file is bounded in
+size and nesting (expat itself refuses entity expansion bombs).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Final
 from xml.parsers import expat
 
+from canopy.bridge.jsondata import MAX_DEPTH
+
+from .documents import check_size
 from .model import SourceLocation
 from .problems import DefinitionError, Problem
 
@@ -34,7 +38,9 @@ _START_TAG: Final = re.compile(rb"""<[^\s/>]+(?:[^>"']|"[^"]*"|'[^']*')*>""")
 
 
 def parse_xml(path: str, data: bytes) -> Element:
-    """The document element of ``data``; DefinitionError at the parser's position if malformed."""
+    """The document element of ``data``; DefinitionError at the parser's position if malformed,
+    too large or nested deeper than :data:`MAX_DEPTH`."""
+    check_size(path, len(data))
     parser = expat.ParserCreate()
     stack: list[Element] = []
     top: list[Element] = []
@@ -46,6 +52,9 @@ def parse_xml(path: str, data: bytes) -> Element:
         found = _START_TAG.match(data, parser.CurrentByteIndex)
         end_line = line + (found.group().count(b"\n") if found else 0)
         where = SourceLocation(path, line, parser.CurrentColumnNumber + 1, end_line)
+        if len(stack) >= MAX_DEPTH:
+            message = f"nested deeper than {MAX_DEPTH} levels"
+            raise DefinitionError([Problem(path, where.line, where.column, message)])
         element = Element(tag, attributes, where)
         (stack[-1].children if stack else top).append(element)
         stack.append(element)

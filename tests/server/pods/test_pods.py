@@ -376,3 +376,37 @@ async def test_a_warm_spare_worker_becomes_the_first_pod(store: EventStore, tmp_
             assert (await control.settle(info.id)).tick == 1
             await eventually(lambda: provider._spare is not None, "the next spare is on its way")
             assert provider._spare.process.pid != spare_pid
+
+
+async def test_values_beyond_64_bits_are_shown_exactly_or_refused_and_every_call_answers(
+    running: Running, http: aiohttp.ClientSession
+) -> None:
+    headers = bearer(await running.issue("ann", "acme"))
+    url = f"{running.url}/api/v1/executions"
+    spec = {"program": PATROL, "blackboard": {"battery": 100}}
+    async with http.post(url, json={"spec": spec}, headers=headers) as answer:
+        execution = (await answer.json())["id"]
+
+    async def call(method: str, path: str, body: bytes) -> tuple[int, Any]:
+        async with http.request(
+            method, f"{url}/{execution}/{path}", data=body, headers=headers
+        ) as answer:
+            return answer.status, await answer.json(content_type=None)
+
+    assert await call("POST", "evaluate", b'{"expression": "2**64"}') == (
+        200,
+        "18446744073709551616",
+    )
+    # A result the pod cannot encode (a lone surrogate) is answered as an error, not lost.
+    status, problem = await call("POST", "evaluate", b'{"expression": "\'\\\\ud800\'"}')
+    assert (status, problem["error"]) == (502, "RemoteFailure"), problem
+    assert "surrogates not allowed" in problem["detail"]
+    status, problem = await call(
+        "PUT", "blackboard", b'{"key": "battery", "value": [18446744073709551616]}'
+    )
+    assert (status, problem["error"]) == (400, "InvalidArgument"), problem
+    assert problem["detail"] == (
+        "set_blackboard: argument 'value.0': integer 18446744073709551616 is outside the "
+        "signed 64-bit range"
+    )
+    assert await call("POST", "evaluate", b'{"expression": "battery"}') == (200, 100)

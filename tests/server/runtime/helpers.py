@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import py_trees
 import pytest
@@ -58,3 +58,11 @@ def at_line(definition: TreeDefinition, path: str, line: int) -> str | None:
     """The id of the node a breakpoint on ``line`` of ``path`` lands on."""
     found = definition.node_at_line(path, line)
     return found.id if found is not None else None
+
+
+ALIAS_BOMB: Final = "\n".join(
+    [f"a: &a [{', '.join(['lol'] * 9)}]"]
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(8)]
+    + ["root: {type: Success, params: {lols: *i}}", ""]
+)
+"""Nine nested aliases: under 500 bytes that stand for 9**9 strings once expanded."""

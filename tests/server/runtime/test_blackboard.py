@@ -11,6 +11,7 @@ from py_trees.common import Access
 
 from canopy.server.runtime.blackboard import MISSING, BlackboardView, Installation, RecordingStorage
 from canopy.server.runtime.expressions import Expression
+from canopy.server.runtime.values import jsonable
 
 
 def test_every_kind_of_write_is_reported() -> None:
@@ -85,3 +86,10 @@ def test_namespaces_follow_keys_as_they_come_and_go() -> None:
     del storage["/a/b"]
     assert storage.namespaces() == {"/x/", "/x/y/"}
     assert sorted(BlackboardView(storage)) == ["x"]
+
+
+def test_recorded_integers_beyond_64_bits_are_their_exact_text() -> None:
+    assert jsonable({"a": [2**63 - 1, -(2**63), 2**63, -(2**64)]}) == {
+        "a": [2**63 - 1, -(2**63), "9223372036854775808", "-18446744073709551616"]
+    }
+    assert jsonable(10**5000) == "<an integer of 16610 bits>"

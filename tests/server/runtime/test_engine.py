@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from canopy.bridge import EventFilter
+from canopy.bridge import EventFilter, InvalidArgument
 from canopy.bridge.sql import SqlEventStore
 from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
 from canopy.server.runtime.control import (
@@ -371,6 +371,26 @@ async def test_failure_filter_stops_on_a_failing_node(control: ExecutionControl)
 
 
 # -- editing, reloading and travelling ---------------------------------------------------------
+
+
+async def test_integers_beyond_64_bits_are_shown_exactly_or_refused(
+    control: ExecutionControl,
+) -> None:
+    eid = await launch(control, stop_on_entry=True)
+    await control.wait_for_stop(eid)
+    assert await control.evaluate(eid, "2**64") == "18446744073709551616"
+    assert await control.evaluate(eid, "-(2**63)") == -(2**63)
+    with pytest.raises(InvalidArgument) as raised:
+        await control.set_blackboard(eid, "battery", {"cells": [1, 2**64]})
+    assert str(raised.value) == (
+        "set_blackboard: argument 'value.cells.1': integer 18446744073709551616 is outside "
+        "the signed 64-bit range"
+    )
+    assert await control.evaluate(eid, "battery") == 100
+    with pytest.raises(
+        InvalidArgument, match=r"'spec\.blackboard\.battery': integer -9223372036854775809"
+    ):
+        await launch(control, blackboard={"battery": -(2**63) - 1})
 
 
 async def test_editing_the_blackboard_while_stopped(

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import py_trees
+import pytest
 from py_trees.common import Status
 
 from canopy.server.runtime.definition import build_tree, load_tree, stable_id
 
-from .helpers import node, only_problem, problems, seed_blackboard, tick
+from .helpers import ALIAS_BOMB, node, only_problem, problems, seed_blackboard, tick
 
 Write = Callable[[str, str], Path]
 
@@ -186,8 +187,8 @@ def test_malformed_yaml_is_reported_at_the_parser_position(write: Write) -> None
 def test_malformed_json_is_reported_at_the_parser_position(write: Write) -> None:
     path = write("broken.json", '{\n  "root": {"type": "Success",}\n}\n')
     problem = only_problem(lambda: load_tree(str(path)))
-    assert (problem.path, problem.line, problem.column) == (str(path), 2, 30)
-    assert problem.message == "malformed JSON: Expecting property name enclosed in double quotes"
+    assert (problem.path, problem.line, problem.column) == (str(path), 2, 29)
+    assert problem.message == "malformed JSON: trailing comma is not allowed"
 
 
 def test_duplicate_keys_are_reported(write: Write) -> None:
@@ -647,7 +648,7 @@ def test_python_tags_are_refused_not_executed(write: Write) -> None:
     )
 
 
-def test_recursive_aliases_are_refused(write: Write) -> None:
+def test_anchors_are_refused_even_recursive_ones(write: Write) -> None:
     path = write(
         "recursive.yaml",
         """
@@ -659,4 +660,48 @@ def test_recursive_aliases_are_refused(write: Write) -> None:
     )
     problem = only_problem(lambda: load_tree(str(path)))
     assert (problem.line, problem.column) == (1, 7)
-    assert problem.message == "a recursive alias is not supported"
+    assert problem.message == "an anchor (&node) is not allowed in a tree file"
+
+
+def test_an_alias_bomb_is_refused_at_its_first_anchor(write: Write) -> None:
+    path = write("bomb.yaml", ALIAS_BOMB)
+    problem = only_problem(lambda: load_tree(str(path)))
+    assert (problem.line, problem.column) == (1, 4)
+    assert problem.message == "an anchor (&a) is not allowed in a tree file"
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        (
+            "root: {type: Success}\nx: &a [1]\n",
+            (2, 4),
+            "an anchor (&a) is not allowed in a tree file",
+        ),
+        (
+            "root: {type: Success, params: {<<: *base}}\n",
+            (1, 36),
+            "an alias (*base) is not allowed in a tree file",
+        ),
+        ("root: " + "[" * 129 + "]" * 129 + "\n", (1, 134), "nested deeper than 128 levels"),
+        (
+            "root:\n" + "".join(f"{'  ' * i}- \n" for i in range(200)),
+            (129, 255),
+            "nested deeper than 128 levels",
+        ),
+    ],
+)
+def test_anchors_aliases_and_deep_nesting_are_refused_where_written(
+    write: Write, text: str, where: tuple[int, int], message: str
+) -> None:
+    path = write("refused.yaml", text)
+    problem = only_problem(lambda: load_tree(str(path)))
+    assert ((problem.line, problem.column), problem.message) == (where, message)
+
+
+@pytest.mark.parametrize("suffix", ["yaml", "json", "xml"])
+def test_a_tree_file_over_1_mib_is_refused_before_parsing(write: Write, suffix: str) -> None:
+    path = write(f"huge.{suffix}", "x" * (1024 * 1024 + 1))
+    problem = only_problem(lambda: load_tree(str(path)))
+    assert (problem.line, problem.column) == (1, 1)
+    assert problem.message == f"the file is {1024 * 1024 + 1} bytes, over the limit of 1048576"

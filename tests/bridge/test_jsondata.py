@@ -1,0 +1,56 @@
+"""The bounded JSON decoder every edge uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from canopy.bridge.errors import InvalidJson
+from canopy.bridge.jsondata import MAX_DEPTH, loads
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    value = loads(nested(MAX_DEPTH))
+    for _ in range(MAX_DEPTH - 1):
+        value = value[0]
+    assert value == []
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1024, 100_000])
+def test_deeper_nesting_is_refused_where_it_goes_too_deep(depth: int) -> None:
+    text = b'{\n "a": "[[[{{", "b": ' + nested(depth) + b"}"
+    with pytest.raises(InvalidJson) as raised:
+        loads(text)
+    assert str(raised.value) == f"nested deeper than {MAX_DEPTH} levels (line 2, column 148)"
+
+
+def test_brackets_inside_strings_do_not_count() -> None:
+    assert loads(b'["' + b"[" * 1000 + b'"]') == ["[" * 1000]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (b'{"a": NaN}', "unexpected character"),
+        (b'{"a": "\xff"}', "not valid UTF-8"),
+        (b'{"a": 1', "unexpected end"),
+    ],
+)
+def test_what_is_not_strict_json_is_refused_with_its_place(text: bytes, problem: str) -> None:
+    with pytest.raises(InvalidJson) as raised:
+        loads(text)
+    assert problem in str(raised.value)
+    assert raised.value.line == 1
+
+
+def test_integers_are_exact_whatever_their_width() -> None:
+    text = b"[9223372036854775807, -9223372036854775809, 18446744073709551616, 1.5e300]"
+    assert loads(text) == [2**63 - 1, -(2**63) - 1, 2**64, 1.5e300]
+
+
+def test_a_number_past_any_float_is_refused() -> None:
+    with pytest.raises(InvalidJson, match="number is infinity when parsed as double"):
+        loads(b"[" + b"1" * 5000 + b"]")
