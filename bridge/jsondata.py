@@ -86,14 +86,20 @@ def refuse_wide_integers(call: str, arguments: Mapping[str, Any]) -> None:
 
 
 def _nests_deeper(value: Any, limit: int) -> bool:
-    """Whether arrays and objects nest deeper than ``limit`` in ``value`` (iteratively)."""
-    pending: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
-    while pending:
-        container, depth = pending.pop()
+    """Whether arrays and objects nest deeper than ``limit`` in ``value``: one level at a time,
+    without recursion, and cheap per value (a large pod batch passes through here whole)."""
+    level = [value] if type(value) is dict or type(value) is list else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        items = container.values() if isinstance(container, dict) else container
-        pending.extend((item, depth + 1) for item in items if isinstance(item, dict | list))
+        level = [
+            item
+            for container in level
+            for item in (container.values() if type(container) is dict else container)
+            if type(item) is dict or type(item) is list
+        ]
     return False
 
 
