@@ -60,8 +60,10 @@ class Principal:
 
 
 def token_digest(secret: str) -> str:
-    """The SHA-256 (hex) under which a token is recorded and looked up."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    """The SHA-256 (hex) under which a token is recorded and looked up. Issued tokens are
+    ASCII; what a client sends may hold any bytes (aiohttp keeps undecodable ones as lone
+    surrogates), and must hash to some digest, so that it is simply an unknown token."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class TokenRegistry(Projection):

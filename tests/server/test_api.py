@@ -150,6 +150,21 @@ async def test_without_a_valid_token_nothing_is_revealed(
     assert await server.store.last_offset() == body["offsets"][0]
 
 
+async def test_a_token_that_is_not_utf8_is_unauthorized_not_a_failure(server: Running) -> None:
+    """A header's bytes are the client's: a bearer token that is no UTF-8 is a wrong token."""
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"GET /api/v1/events HTTP/1.1\r\nHost: canopy\r\n"
+        b"Authorization: Bearer \xff\xfe\xed\r\nConnection: close\r\n\r\n"
+    )
+    answer = await reader.read()
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"401"
+    assert b'error="invalid_token"' in rest
+
+
 async def test_tenants_never_see_each_other(server: Running, http: aiohttp.ClientSession) -> None:
     alice = await server.issue("alice", "acme")
     bob = await server.issue("bob", "globex")
