@@ -442,14 +442,18 @@ class PodManager:
         pod.last_used = time.monotonic()
         _pulse(pod.link_changed)
         first_link = not pod.ready.is_set()
-        pod.ready.set()
         await self._send_clients(pod)
         if first_link:
             startup = time.monotonic() - pod.started
             for observe in self.on_ready:
                 observe(startup)
             startup_ms = round(startup * 1000, 1)
-            await self._fact(pod, "PodReady", startup_ms=startup_ms)
+            try:
+                # In the log before anyone is told the pod is ready: an answer never runs
+                # ahead of the facts behind it.
+                await self._fact(pod, "PodReady", startup_ms=startup_ms)
+            finally:
+                pod.ready.set()
             log.info("debug pod ready", extra={"fields": {"pod": pod.pod_id, "ms": startup_ms}})
         if pod.adopted and first_link:
             self._background(self._recount(pod))
