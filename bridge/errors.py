@@ -41,11 +41,13 @@ class CanopyError(Exception):
     A subclass is registered under its ``code`` (the class name) when it is defined, so that
     a new error travels between processes without a line written elsewhere. By default an
     error travels as its constructor arguments (``args``, when they are more than the
-    message); one whose message is built from structured fields says what rebuilds it in
-    :meth:`details` and :meth:`rebuild`.
+    message). One whose message is built from keyword-only fields names them in ``fields``
+    (constructor parameter and attribute → JSON member), and travels as those; any other says
+    what rebuilds it in :meth:`details` and :meth:`rebuild`.
     """
 
     code: ClassVar[str] = "CanopyError"
+    fields: ClassVar[Mapping[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -57,12 +59,16 @@ class CanopyError(Exception):
 
     def details(self) -> dict[str, Any]:
         """JSON members a client needs, besides the message, to rebuild this very error."""
+        if self.fields:
+            return {member: getattr(self, name) for name, member in self.fields.items()}
         arguments = list(self.args)
         return {} if arguments == [str(self)] else {"arguments": arguments}
 
     @classmethod
     def rebuild(cls, message: str, details: Mapping[str, Any]) -> Self:
         """The error a far side encoded as ``message`` and :meth:`details`."""
+        if cls.fields:
+            return cls(**{name: details[member] for name, member in cls.fields.items()})
         arguments = details.get("arguments")
         if isinstance(arguments, list):
             try:
@@ -141,6 +147,14 @@ class InvalidEvent(BridgeError):
 class ConcurrencyConflict(BridgeError):
     """An append's ``expected_version`` did not match its stream; nothing of it was written."""
 
+    fields: ClassVar[Mapping[str, str]] = {
+        "tenant_id": "tenant_id",
+        "stream": "stream",
+        "expected": "expected_version",
+        "actual": "actual_version",
+        "index": "index",
+    }
+
     def __init__(
         self, *, tenant_id: str, stream: str, expected: int, actual: int, index: int
     ) -> None:
@@ -153,30 +167,19 @@ class ConcurrencyConflict(BridgeError):
             f"event[{index}]: stream {stream!r} is at version {actual}, expected {expected}"
         )
 
-    def details(self) -> dict[str, Any]:
-        return {
-            "tenant_id": self.tenant_id,
-            "stream": self.stream,
-            "expected_version": self.expected,
-            "actual_version": self.actual,
-            "index": self.index,
-        }
-
-    @classmethod
-    def rebuild(cls, message: str, details: Mapping[str, Any]) -> Self:
-        return cls(
-            tenant_id=details["tenant_id"],
-            stream=details["stream"],
-            expected=details["expected_version"],
-            actual=details["actual_version"],
-            index=details["index"],
-        )
-
 
 class IdempotencyConflict(BridgeError):
     """An event reused an idempotency key that a different event (another type, stream, topic
     or payload) already holds; nothing of its append call was written. A retry of the same
     event is not a conflict: it answers the original offset."""
+
+    fields: ClassVar[Mapping[str, str]] = {
+        "tenant_id": "tenant_id",
+        "key": "idempotency_key",
+        "offset": "offset",
+        "differs": "differs",
+        "index": "index",
+    }
 
     def __init__(
         self, *, tenant_id: str, key: str, offset: int, differs: Sequence[str], index: int
@@ -189,25 +192,6 @@ class IdempotencyConflict(BridgeError):
         super().__init__(
             f"event[{index}]: idempotency key {key!r} already names event {offset}, whose "
             f"{', '.join(self.differs)} differ{'s' if len(self.differs) == 1 else ''}"
-        )
-
-    def details(self) -> dict[str, Any]:
-        return {
-            "tenant_id": self.tenant_id,
-            "idempotency_key": self.key,
-            "offset": self.offset,
-            "differs": self.differs,
-            "index": self.index,
-        }
-
-    @classmethod
-    def rebuild(cls, message: str, details: Mapping[str, Any]) -> Self:
-        return cls(
-            tenant_id=details["tenant_id"],
-            key=details["idempotency_key"],
-            offset=details["offset"],
-            differs=details["differs"],
-            index=details["index"],
         )
 
 
