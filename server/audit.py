@@ -15,8 +15,8 @@ Atomicity: an audited call and its audit event run together, shielded from the c
 cancellation, and the call's answer is given only once its event is in the log. A call that
 succeeded always has its ``succeeded`` event: if the log cannot take it, the caller gets the
 log's error instead of the result (the action may still have happened, as with any write whose
-acknowledgement is lost). A refused call gets one ``refused`` event; the refusal itself is
-answered even when that event cannot be written (it is logged).
+acknowledgement is lost). A call that raised gets one ``refused`` or ``failed`` event; its
+error is answered even when that event cannot be written (that is logged).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class AuditTrail:
         error: BaseException | None = None,
     ) -> int:
         """Append one ``AuditAction`` event and return its offset; ``error`` makes it a
-        ``refused`` (a :class:`CanopyError`) or ``failed`` (anything else) action."""
+        ``refused`` or ``failed`` action (see :data:`_UNAVAILABLE`) naming the error."""
         actor = self.actor
         payload: dict[str, Any] = {
             "user_id": actor.user_id,
