@@ -82,23 +82,24 @@ async def notifications(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     manager = request.app[PODS]
     trail = trail_of(request)
+    attached = False
     request.app[SOCKETS].add(ws)
     try:
         async with manager.subscribe(request[PRINCIPAL], execution_id) as queue:
             await trail.record("attach", execution_id)
+            attached = True
             pump = asyncio.create_task(_pump(ws, queue), name="canopy-notifications")
             try:
                 async for _message in ws:  # reading notices the close and answers pings
                     pass
             finally:
                 pump.cancel()
-                try:
-                    await asyncio.gather(pump, return_exceptions=True)
-                finally:
-                    # A client that leaves may cancel this handler: the detach is kept whole.
-                    await asyncio.shield(trail.record_quietly("detach", execution_id))
+                await asyncio.gather(pump, return_exceptions=True)
     finally:
         request.app[SOCKETS].discard(ws)
+        if attached:
+            # A client that leaves may cancel this handler: the detach is written anyway.
+            await asyncio.shield(trail.record_quietly("detach", execution_id))
     return ws
 
 
