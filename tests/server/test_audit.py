@@ -19,7 +19,7 @@ import pytest
 from canopy.bridge import EventFilter, EventStore, RecordedEvent
 from canopy.bridge.client import CanopyClient, ServerError
 from canopy.server.api.problems import PROBLEM_CONTENT_TYPE
-from canopy.server.runtime.breakpoints import BreakpointSpec, WatchSpec
+from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from canopy.server.runtime.control import LaunchSpec, UnknownExecution
 from canopy.server.runtime.engine import Mode, StepKind
 
@@ -60,6 +60,7 @@ async def test_each_action_on_an_execution_leaves_one_event_as_its_user(
         info = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
         await control.set_breakpoints(info.id, [BreakpointSpec(node="drain")])
         await control.set_watches(info.id, [WatchSpec(key="battery")])
+        await control.set_exception_filters(info.id, [ExceptionFilter.RAISED])
         await control.set_blackboard(info.id, "battery", 90)
         await control.tick(info.id, 1)
         await control.settle(info.id)  # a read: not audited
@@ -76,6 +77,7 @@ async def test_each_action_on_an_execution_leaves_one_event_as_its_user(
         "launch",
         "set_breakpoints",
         "set_watches",
+        "set_exception_filters",
         "set_blackboard",
         "tick",
         "set_mode",
@@ -98,6 +100,7 @@ async def test_each_action_on_an_execution_leaves_one_event_as_its_user(
     assert details["launch"] == {"program": PATROL, "mode": "manual"}
     assert details["set_breakpoints"] == {"count": 1, "at": ["drain"]}
     assert details["set_watches"] == {"count": 1, "keys": ["battery"]}
+    assert details["set_exception_filters"] == {"filters": ["raised"]}
     assert details["set_blackboard"] == {"key": "/battery", "value": "90"}
     assert details["tick"] == {"count": 1}
     assert details["step_back"] == {"tick": 0}
