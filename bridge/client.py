@@ -309,6 +309,25 @@ class CanopyClient:
                 return
             page = await self.read(after=page.next_after, limit=page_size, **filters)
 
+    async def read_audit(
+        self,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        execution: str | None = None,
+        user: str | None = None,
+        action: str | None = None,
+    ) -> ReadResult:
+        """One page of the audit log of the caller's tenant after ``after`` (``AuditAction``
+        events), of one execution, user or action when given."""
+        params = [("after", str(after)), ("limit", str(limit))]
+        for name, value in (("execution", execution), ("user", user), ("action", action)):
+            if value is not None:
+                params.append((name, value))
+        answer = await self._request("GET", "api/v1/audit", params=params)
+        events = [RecordedEvent.from_json(e) for e in answer["events"]]
+        return ReadResult(events, answer["next_after"], answer["head"])
+
     def subscribe(
         self,
         *,

@@ -6,7 +6,9 @@ picks one then:
 
 - ``pod: embedded`` (the default): the runtime inside this adapter process, one for all its
   sessions, so that sessions over TCP can attach to each other's executions. Its event log is
-  opened on first use only: a pod-only adapter never touches it.
+  opened on first use only: a pod-only adapter never touches it. It acts for the OS user, and
+  records their actions in the audit log of that log (``via: dap``), as the server does for
+  its clients.
 - ``pod: local`` / ``kubernetes``, and ``attach`` to an execution this process does not run:
   :class:`~server.remote.client.HttpExecutionControl` to a Canopy server (found, or started,
   by :class:`~server.remote.servers.Servers`), whose executions run in the user's debug pod.
@@ -22,6 +24,8 @@ from typing import Final
 
 from canopy.bridge import EventStore, database_url, open_store
 from canopy.bridge.client import CanopyClient, Endpoint
+from canopy.server.audit import Actor, AuditedControl, AuditTrail
+from canopy.server.auth import os_user
 from canopy.server.remote.client import HttpExecutionControl
 from canopy.server.remote.servers import Report, Servers, ensure_pod
 from canopy.server.runtime.control import (
@@ -56,6 +60,7 @@ class AdapterControls:
         self.servers = Servers(data_dir, url=url, token=token)
         self._store: EventStore | None = None
         self._embedded: InProcessControl | None = None
+        self._audited: AuditedControl | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -63,15 +68,17 @@ class AdapterControls:
         """Whether the embedded runtime was started (only then can it hold an execution)."""
         return self._embedded is not None
 
-    async def embedded(self) -> InProcessControl:
-        """The runtime in this process, started on first use."""
+    async def embedded(self) -> ExecutionControl:
+        """The runtime in this process, started on first use, its actions audited."""
         async with self._lock:
-            if self._embedded is None:
+            if self._audited is None:
                 store = open_store(database_url(self.data_dir))
                 await store.start()
                 self._store = store
                 self._embedded = InProcessControl(store, tenant_id=self.tenant_id)
-            return self._embedded
+                trail = AuditTrail(store, Actor(os_user(), self.tenant_id, "dap"))
+                self._audited = AuditedControl(self._embedded, trail)
+            return self._audited
 
     def chooser(self) -> ControlChooser:
         """A chooser for one new session."""
@@ -86,7 +93,7 @@ class AdapterControls:
             if self._store is not None:
                 await self._store.close()
         finally:
-            self._embedded = self._store = None
+            self._embedded = self._audited = self._store = None
             await self.servers.close()
 
 

@@ -19,6 +19,7 @@ from aiohttp import WSCloseCode, web
 from canopy.bridge import BridgeError, EventStore, ProjectionRunner, RetentionRule, open_store
 from canopy.bridge.client import read_discovery
 
+from .api.audit import read_audit
 from .api.control import add_control_routes
 from .api.events import append_events, read_events, subscribe_events
 from .api.health import health
@@ -95,6 +96,7 @@ def create_app(
     app.router.add_post("/api/v1/events", append_events)
     app.router.add_get("/api/v1/events", read_events)
     app.router.add_get("/api/v1/events/subscribe", subscribe_events)
+    app.router.add_get("/api/v1/audit", read_audit)
     add_control_routes(app)
     app.router.add_get("/api/v1/pods/me", get_my_pod)
     app.router.add_put("/api/v1/pods/me", ensure_my_pod)

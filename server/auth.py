@@ -39,6 +39,7 @@ __all__ = [
     "bootstrap_token",
     "issue_token",
     "lookup_token",
+    "os_user",
     "token_digest",
 ]
 
@@ -150,12 +151,12 @@ async def bootstrap_token(tokens: ProjectionRunner, known: str | None) -> str:
     yet: the new token is applied by catching up."""
     if known and lookup_token(tokens.documents, known) is not None:
         return known
-    secret = await issue_token(tokens.store, _os_user(), LOCAL_TENANT, "canopy serve")
+    secret = await issue_token(tokens.store, os_user(), LOCAL_TENANT, "canopy serve")
     await tokens.catch_up()
     return secret
 
 
-def _os_user() -> str:
+def os_user() -> str:
     """The login name, or a neutral one where the OS knows none (e.g. a container's uid)."""
     try:
         return getpass.getuser() or "developer"

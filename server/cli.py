@@ -453,6 +453,80 @@ async def _print_events(
             click.echo(_render(event, as_json))
 
 
+# -- canopy audit ---------------------------------------------------------------------------
+
+AUDIT_PAGE: Final = 1000
+
+
+@main.command("audit")
+@click.option("--execution", help="Only actions on this execution id.")
+@click.option("--user", help="Only actions of this user.")
+@click.option("--action", help="Only this action, e.g. set_blackboard or reload.")
+@click.option("--after", type=click.IntRange(min=0), default=0, help="Start after this offset.")
+@click.option("--limit", type=click.IntRange(min=1), help="Print at most this many (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print NDJSON, one event a line.")
+@_client_options
+def audit_command(
+    execution: str | None,
+    user: str | None,
+    action: str | None,
+    after: int,
+    limit: int | None,
+    as_json: bool,
+    url: str | None,
+    token: str | None,
+    data_dir: Path | None,
+) -> None:
+    """Print the audit log of debug sessions in your tenant, oldest first: who attached,
+    launched, stepped, set breakpoints, edited the blackboard, hot reloaded... and whether
+    it succeeded. One line an action: offset, time, user, action, outcome, execution and
+    details; --json prints the events themselves."""
+    client = _client(url, token, data_dir)
+    filters = {"execution": execution, "user": user, "action": action}
+    _run(_print_audit(client, after, limit, filters, as_json))
+
+
+async def _print_audit(
+    client: CanopyClient,
+    after: int,
+    limit: int | None,
+    filters: dict[str, str | None],
+    as_json: bool,
+) -> None:
+    """Page through the audit log up to its end as it was at the first page, or until
+    ``limit`` events were printed."""
+    left = limit if limit is not None else -1  # -1: no limit
+    async with client:
+        page = await client.read_audit(after=after, limit=AUDIT_PAGE, **filters)
+        end = page.head
+        while True:
+            for event in page.events:
+                if event.offset > end:
+                    return
+                click.echo(_render(event, True) if as_json else _audit_line(event))
+                left -= 1
+                if left == 0:
+                    return
+            if page.next_after >= end:
+                return
+            page = await client.read_audit(after=page.next_after, limit=AUDIT_PAGE, **filters)
+
+
+def _audit_line(event: RecordedEvent) -> str:
+    payload = event.payload
+    moment = event.time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    outcome = payload["outcome"]
+    if "error" in payload:
+        outcome += f" ({payload['error']['code']})"
+    details = json.dumps(payload.get("details", {}), ensure_ascii=False, separators=(",", ":"))
+    if len(details) > PAYLOAD_PREVIEW:
+        details = details[: PAYLOAD_PREVIEW - 1] + "…"
+    return (
+        f"{event.offset:>8}  {moment}  {payload['user_id']}  {payload['action']}  {outcome}  "
+        f"{payload.get('execution_id', '-')}  {details}"
+    )
+
+
 # -- canopy tokens --------------------------------------------------------------------------
 
 

@@ -17,11 +17,13 @@ from typing import Any
 import orjson
 from aiohttp import WSCloseCode, web
 
+from ..audit import AuditedControl
 from ..pods.control import PodControl
 from ..remote import wire
 from ..remote.routes import ROUTES, Route
 from ..runtime.control import InvalidRequest
 from ..runtime.inprocess import SubscriberOverflow
+from .audit import trail_of
 from .keys import PODS, PRINCIPAL, SOCKETS, WORKSPACE
 from .params import json_body
 from .problems import Problem, problem_of
@@ -56,7 +58,7 @@ async def _arguments(request: web.Request, route: Route) -> dict[str, Any]:
 
 def _handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
-        control = control_of(request)
+        control = AuditedControl(control_of(request), trail_of(request))
         arguments = await _arguments(request, route)
         value = await getattr(control, route.call)(**arguments)
         return web.Response(body=orjson.dumps(wire.encode(value)), content_type="application/json")
@@ -71,16 +73,21 @@ async def notifications(request: web.Request) -> web.WebSocketResponse:
     and ends of the caller's executions, as ``{"kind": "notification", "notification": …}``
     frames. A client listening to an execution is attached to it: an execution stopped with
     nobody attached is resumed or stopped by the pod's orphan policy. A client that falls
-    more than 1024 notifications behind gets an error frame and the socket closes."""
+    more than 1024 notifications behind gets an error frame and the socket closes. Opening
+    and closing the socket are the ``attach`` and ``detach`` actions of the audit log."""
     execution_id = request.query.get("execution_id") or None
     ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=4096)
     if not ws.can_prepare(request).ok:
         raise Problem(400, "invalid-request", "this endpoint speaks WebSocket only")
     await ws.prepare(request)
     manager = request.app[PODS]
+    trail = trail_of(request)
+    attached = False
     request.app[SOCKETS].add(ws)
     try:
         async with manager.subscribe(request[PRINCIPAL], execution_id) as queue:
+            await trail.record("attach", execution_id)
+            attached = True
             pump = asyncio.create_task(_pump(ws, queue), name="canopy-notifications")
             try:
                 async for _message in ws:  # reading notices the close and answers pings
@@ -90,6 +97,9 @@ async def notifications(request: web.Request) -> web.WebSocketResponse:
                 await asyncio.gather(pump, return_exceptions=True)
     finally:
         request.app[SOCKETS].discard(ws)
+        if attached:
+            # A client that leaves may cancel this handler: the detach is written anyway.
+            await asyncio.shield(trail.record_quietly("detach", execution_id))
     return ws
 
 

@@ -19,6 +19,7 @@ from aiohttp import WSCloseCode, web
 from canopy.bridge import CanopyError, InvalidEvent, NewEvent, RecordedEvent, Subscription
 from canopy.bridge.validation import EventValidator
 
+from ..audit import AUDIT_EVENT_TYPE
 from ..auth import TOKEN_EVENT_TYPES, Principal
 from .keys import PRINCIPAL, SOCKETS, STORE
 from .params import EventQuery, json_body
@@ -74,6 +75,14 @@ def _claim(item: Any, index: int, principal: Principal) -> Any:
             403,
             "forbidden",
             "tokens are issued by `canopy tokens issue` on the server's host, not through the API",
+            field="type",
+            index=index,
+        )
+    if item.get("type") == AUDIT_EVENT_TYPE:
+        raise Problem(
+            403,
+            "forbidden",
+            "audit events are recorded by the server as actions happen, not through the API",
             field="type",
             index=index,
         )

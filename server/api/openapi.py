@@ -42,6 +42,7 @@ from ..runtime.control import ExecutionControl
 from ..runtime.engine import Notification
 from ..trees import FORMATS
 from ..trees import NAME as TREE_NAME
+from .audit import AUDIT_ACTIONS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, MAX_SCANNED
 from .events import MAX_EVENTS_PER_CALL
 from .metrics import METRICS_PATH
 from .middleware import OPENAPI_PATH
@@ -250,6 +251,37 @@ def _event_parameters(*, with_limit: bool) -> list[dict[str, Any]]:
     return parameters
 
 
+def _audit_parameters() -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = [
+        {
+            "name": "after",
+            "in": "query",
+            "description": "Only events after this offset.",
+            "schema": {"type": "integer", "minimum": 0, "default": 0},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "description": "At most this many events.",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_AUDIT_LIMIT,
+                "default": DEFAULT_AUDIT_LIMIT,
+            },
+        },
+    ]
+    for name, description, schema in (
+        ("execution", "Only actions on this execution.", {"type": "string", "minLength": 1}),
+        ("user", "Only actions of this user.", {"type": "string", "minLength": 1}),
+        ("action", "Only this action.", {"enum": list(AUDIT_ACTIONS)}),
+    ):
+        parameters.append(
+            {"name": name, "in": "query", "description": description, "schema": schema}
+        )
+    return parameters
+
+
 def _websocket(description: str, frames: str) -> dict[str, Any]:
     return {
         "description": f"Switching Protocols: a WebSocket. {description}",
@@ -344,6 +376,22 @@ def _fixed_paths() -> dict[str, dict[str, Any]]:
                 "responses": {
                     "101": _websocket("Server frames: EventsFrame or ErrorFrame.", "EventFrames"),
                     **_problems([400, 401, 429]),
+                },
+            }
+        },
+        "/api/v1/audit": {
+            "get": {
+                "operationId": "read_audit",
+                "tags": ["audit"],
+                "summary": "One page of the audit log of the caller's tenant after an offset",
+                "description": "AuditAction events (schemas/events/AuditAction.json), oldest"
+                f" first. A page scans at most {MAX_SCANNED} audit events: it may be short,"
+                " even empty, before the end; pass `next_after` as `after` until it reaches"
+                " `head`.",
+                "parameters": _audit_parameters(),
+                "responses": {
+                    "200": _json({"$ref": SCHEMA_REF + "EventPage"}, "A page of audit events."),
+                    **_problems([400, 401, 429, 503]),
                 },
             }
         },
@@ -732,6 +780,7 @@ def build_document() -> dict[str, Any]:
         },
         "tags": [
             {"name": "events", "description": "The shared event log, as the caller's tenant."},
+            {"name": "audit", "description": "Who did what to which debug session."},
             {"name": "executions", "description": "Executions in the caller's debug pod."},
             {"name": "pods", "description": "The caller's debug pod, and the workers' link."},
             {"name": "trees", "description": "Versions of tree definitions, kept in the log."},

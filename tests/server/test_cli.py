@@ -288,6 +288,7 @@ async def test_usage_mistakes_are_explained(tmp_path: Path) -> None:
         ["events", "tail"],
         ["tokens"],
         ["tokens", "issue"],
+        ["audit"],
     ],
 )
 async def test_every_command_explains_itself(tmp_path: Path, command: list[str]) -> None:

@@ -14,7 +14,7 @@ from canopy.bridge import EventStore
 from canopy.server.config import Settings
 from canopy.server.runtime.control import LaunchSpec
 
-from .conftest import Running, bearer, serving, tick
+from .conftest import Running, bearer, eventually, serving, tick
 from .pods.remote import pod_server, remote_control
 
 PATROL = "tests.server.runtime.factories:patrol"
@@ -70,6 +70,11 @@ async def test_metrics_follow_requests_pods_and_executions(
         assert value(live, "canopy_notification_subscribers") == 1  # the control's socket
         await control.terminate(info.id)
         await control.wait_for_end(info.id)
+
+    async def detached() -> bool:  # the socket's handler ends once its detach is recorded
+        return value(await scrape(http, running), "canopy_notification_subscribers") == 0
+
+    await eventually(detached, "the notification socket's handler has ended")
     samples = await scrape(http, running)
 
     requests = "canopy_http_requests_total"
