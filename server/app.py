@@ -17,13 +17,18 @@ from typing import Any, Final
 from aiohttp import WSCloseCode, web
 
 from canopy.bridge import BridgeError, EventStore, ProjectionRunner, RetentionRule, open_store
-from canopy.bridge.client import read_discovery
+from canopy.bridge.client import CA_FILE_VARIABLE, read_discovery
 
 from .api.control import add_control_routes
 from .api.events import append_events, read_events, subscribe_events
 from .api.health import health
 from .api.keys import LOCAL_TOKEN, PODS, PRINCIPAL, SETTINGS, SOCKETS, STORE, TOKENS, WORKSPACE
-from .api.limits import add_rate_limits, rate_limit_middleware
+from .api.limits import (
+    add_rate_limits,
+    body_deadline_middleware,
+    open_requests_middleware,
+    rate_limit_middleware,
+)
 from .api.metrics import METRICS, add_metrics, metrics_middleware, observe_pods
 from .api.middleware import OPENAPI_PATH, access_log_middleware, auth_middleware
 from .api.openapi import serve_openapi
@@ -74,6 +79,8 @@ def create_app(
             problem_middleware,
             auth_middleware,
             rate_limit_middleware,
+            open_requests_middleware,
+            body_deadline_middleware,
         ],
     )
     app[SETTINGS] = settings
@@ -123,17 +130,22 @@ def _pod_provider(settings: Settings, workspace: Path) -> PodProvider:
 
 
 def pod_policy(settings: Settings) -> PodPolicy:
-    """How pods run, from the settings."""
+    """How pods run, from the settings. A worker of a TLS server checks the server's
+    certificate with that certificate itself (the file must be at the same path in the pod:
+    true of local pods)."""
+    worker_env = [
+        ("CANOPY_POD_ORPHAN_POLICY", settings.pod_orphan_policy),
+        ("CANOPY_POD_ORPHAN_TIMEOUT", str(settings.pod_orphan_timeout)),
+        ("CANOPY_LOG_LEVEL", settings.log_level),
+    ]
+    if settings.tls_cert is not None:
+        worker_env.append((CA_FILE_VARIABLE, str(settings.tls_cert)))
     return PodPolicy(
         max_sessions=settings.pod_max_sessions,
         idle_seconds=settings.pod_idle_timeout,
         start_timeout=settings.pod_start_timeout,
         limits=PodLimits(settings.pod_memory_mb * 1024 * 1024, settings.pod_cpus),
-        worker_env=(
-            ("CANOPY_POD_ORPHAN_POLICY", settings.pod_orphan_policy),
-            ("CANOPY_POD_ORPHAN_TIMEOUT", str(settings.pod_orphan_timeout)),
-            ("CANOPY_LOG_LEVEL", settings.log_level),
-        ),
+        worker_env=tuple(worker_env),
     )
 
 
