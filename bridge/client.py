@@ -130,19 +130,22 @@ CA_FILE_VARIABLE: Final = "CANOPY_CA_FILE"
 def client_ssl(url: str | URL, ca_file: str | Path | None = None) -> ssl.SSLContext | bool:
     """What to verify an ``https``/``wss`` server with: the system's CAs (and, as OpenSSL
     reads them, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), plus the certificates in ``ca_file``
-    when given. ``True`` (aiohttp's default verification) for a plain ``http`` URL.
+    when given. ``True`` (nothing to verify) for a plain ``http`` URL. The context is made
+    for the client, not taken from aiohttp's, which read the environment when it was imported.
 
     A ``ca_file`` may hold a private CA or the server's own (self-signed or not) certificate:
     partial chains are accepted, so trusting the certificate itself is enough."""
-    if not ca_file or URL(str(url)).scheme not in {"https", "wss"}:
+    if URL(str(url)).scheme not in {"https", "wss"}:
         return True
     context = ssl.create_default_context()
+    if not ca_file:
+        return context
     try:
         context.load_verify_locations(cafile=ca_file)
+    except ssl.SSLError:  # an OSError too: first
+        raise UntrustedServer(f"CA file {ca_file}: no PEM certificate in it") from None
     except OSError as exc:
         raise UntrustedServer(f"CA file {ca_file}: cannot read it: {exc.strerror or exc}") from None
-    except ssl.SSLError:
-        raise UntrustedServer(f"CA file {ca_file}: no PEM certificate in it") from None
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context
 
