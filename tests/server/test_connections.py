@@ -207,3 +207,20 @@ def test_connection_limits_are_settings_with_defaults_and_checked_values(tmp_pat
         with pytest.raises(SettingsError, match=rf"{complaint}") as refused:
             load_settings(environ={variable: value}, cwd=tmp_path)
         assert variable in str(refused.value)
+
+
+async def test_a_websocket_peer_that_never_answers_pings_is_closed(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The control notifications socket pings every 10 s; one store is enough to show it."""
+    quiet = Settings(port=0, data_dir=tmp_path / ".canopy", pod_spare=False)
+    async with serving(quiet) as running:
+        url = f"{running.url}/api/v1/notifications"
+        ws = await http.ws_connect(url, headers=bearer(running.local_token), autoping=False)
+        pings = 0
+        async with asyncio.timeout(4 * WAIT):
+            while (message := await ws.receive()).type is aiohttp.WSMsgType.PING:
+                pings += 1  # ... and no pong
+        assert pings >= 1
+        assert message.type in {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED}
+        await eventually(lambda: not running.sockets, "the server let go of the socket")
