@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import click
-from aiohttp import web
 from rich.console import Console
 from rich.markup import escape
 from yarl import URL
@@ -40,7 +39,7 @@ from .api.keys import LOCAL_TOKEN
 from .app import create_app, stop_pods
 from .auth import issue_token
 from .config import LOG_LEVELS, Settings, SettingsError, load_settings
-from .connections import listen, make_runner
+from .connections import GuardedRunner, listen, make_runner
 from .discovery import remove_discovery, write_discovery
 from .logs import configure_logging
 from .tls import server_context
@@ -179,7 +178,7 @@ def _advertise(settings: Settings, discovery: Discovery) -> None:
         raise click.ClickException(f"cannot write the discovery file: {exc}") from None
 
 
-async def _listen(runner: web.AppRunner, settings: Settings, tls: ssl.SSLContext | None) -> str:
+async def _listen(runner: GuardedRunner, settings: Settings, tls: ssl.SSLContext | None) -> str:
     """Open the listening socket; the URL to advertise."""
     try:
         return await listen(runner, settings.host, settings.port, tls)

@@ -157,6 +157,7 @@ class GuardedRunner(web.AppRunner):
         self, app: web.Application, *, header_timeout: float, max_connections: int, **kwargs: Any
     ) -> None:
         super().__init__(app, **kwargs)
+        self.header_timeout = header_timeout
         self._guards = {"header_timeout": header_timeout, "max_connections": max_connections}
 
     async def _make_server(self) -> web.Server:
@@ -185,13 +186,51 @@ def make_runner(app: web.Application, settings: Settings) -> GuardedRunner:
     )
 
 
+class _GuardedSite(web.BaseSite):
+    """aiohttp's TCP site, with a deadline on TLS handshakes: a handshake happens before any
+    protocol sees a byte, so the head deadline cannot cover it, and asyncio's default of 60 s
+    would let a client that never completes one hold a socket that long. The handshake gets
+    the head deadline instead."""
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None,
+        handshake_timeout: float,
+    ) -> None:
+        super().__init__(runner, ssl_context=tls)
+        self._host = host
+        self._port = port
+        self._handshake_timeout = handshake_timeout if tls is not None else None
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None  # the runner is set up
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            ssl_handshake_timeout=self._handshake_timeout,
+        )
+
+
 async def listen(
-    runner: web.AppRunner, host: str, port: int, tls: ssl.SSLContext | None = None
+    runner: GuardedRunner, host: str, port: int, tls: ssl.SSLContext | None = None
 ) -> str:
     """Open the listening socket of ``runner`` (set up) on ``host``:``port``, over TLS with
     ``tls``; the URL clients should use, with the real port if 0 was asked. ``OSError``
     when the address cannot be had."""
-    site = web.TCPSite(runner, host, port, ssl_context=tls)
+    site = _GuardedSite(runner, host, port, tls=tls, handshake_timeout=runner.header_timeout)
     await site.start()
     bound = runner.addresses[-1][1]
     if host in {"0.0.0.0", "::", ""}:

@@ -6,6 +6,7 @@ and keys that cannot be used."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from canopy.server.tls import server_context
 from .conftest import serving, tick
 from .pods.remote import pod_server
 from .test_cli import canopy, environment, read_line, spawn, stop
-from .test_connections import HEALTH, closed, raw
+from .test_connections import HEALTH, SHORT, closed, raw
 
 PATROL = "tests.server.runtime.factories:patrol"
 
@@ -136,6 +137,14 @@ async def test_plain_http_against_the_tls_port_is_refused_cleanly(tls: Settings,
         # ... and the server goes on serving TLS clients.
         async with CanopyClient(running.url, running.local_token, ca_file=str(pem.ca)) as c:
             assert (await c.health())["status"] == "ok"
+
+
+async def test_a_tls_handshake_that_never_comes_is_cut_at_the_head_deadline(
+    tls: Settings,
+) -> None:
+    quick = dataclasses.replace(tls, header_timeout=SHORT)
+    async with serving(quick) as running, raw(running) as (reader, _):  # TCP, no ClientHello
+        assert await closed(reader) == b""
 
 
 async def test_a_pod_linked_over_wss_runs_a_tree_to_its_end(
