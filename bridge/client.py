@@ -127,23 +127,28 @@ class UntrustedServer(ServerUnreachable):
 CA_FILE_VARIABLE: Final = "CANOPY_CA_FILE"
 
 
-def client_ssl(url: str | URL, ca_file: str | Path | None = None) -> ssl.SSLContext | bool:
+def client_ssl(
+    url: str | URL, ca_file: str | Path | None = None, *, ca_pem: str | None = None
+) -> ssl.SSLContext | bool:
     """What to verify an ``https``/``wss`` server with: the system's CAs (and, as OpenSSL
     reads them, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), plus the certificates in ``ca_file``
-    when given. ``True`` (nothing to verify) for a plain ``http`` URL. The context is made
-    for the client, not taken from aiohttp's, which read the environment when it was imported.
+    and in the PEM text ``ca_pem`` when given. ``True`` (nothing to verify) for a plain
+    ``http`` URL. The context is made for the client, not taken from aiohttp's, which read
+    the environment when it was imported.
 
-    A ``ca_file`` may hold a private CA or the server's own (self-signed or not) certificate:
+    Either may hold a private CA or the server's own (self-signed or not) certificate:
     partial chains are accepted, so trusting the certificate itself is enough."""
     if URL(str(url)).scheme not in {"https", "wss"}:
         return True
     context = ssl.create_default_context()
-    if not ca_file:
-        return context
     try:
-        context.load_verify_locations(cafile=ca_file)
+        if ca_file:
+            context.load_verify_locations(cafile=ca_file)
+        if ca_pem:
+            context.load_verify_locations(cadata=ca_pem)
     except ssl.SSLError:  # an OSError too: first
-        raise UntrustedServer(f"CA file {ca_file}: no PEM certificate in it") from None
+        where = f"CA file {ca_file}" if ca_file else "the certificate to trust"
+        raise UntrustedServer(f"{where}: no PEM certificate in it") from None
     except OSError as exc:
         raise UntrustedServer(f"CA file {ca_file}: cannot read it: {exc.strerror or exc}") from None
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN

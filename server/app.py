@@ -17,7 +17,7 @@ from typing import Any, Final
 from aiohttp import WSCloseCode, web
 
 from canopy.bridge import BridgeError, EventStore, ProjectionRunner, RetentionRule, open_store
-from canopy.bridge.client import CA_FILE_VARIABLE, read_discovery
+from canopy.bridge.client import read_discovery
 
 from .api.control import add_control_routes
 from .api.events import append_events, read_events, subscribe_events
@@ -38,7 +38,7 @@ from .api.trees import get_tree, list_trees, upload_tree
 from .auth import TokenRegistry, bootstrap_token
 from .config import Settings
 from .pods.manager import PodManager, PodPolicy
-from .pods.protocol import CONNECT_PATH
+from .pods.protocol import CONNECT_PATH, SERVER_CERT_VARIABLE
 from .pods.provider import PodLimits, PodProvider
 
 __all__ = [
@@ -131,15 +131,14 @@ def _pod_provider(settings: Settings, workspace: Path) -> PodProvider:
 
 def pod_policy(settings: Settings) -> PodPolicy:
     """How pods run, from the settings. A worker of a TLS server checks the server's
-    certificate with that certificate itself (the file must be at the same path in the pod:
-    true of local pods)."""
+    certificate with that certificate itself, given as text (read when the server starts)."""
     worker_env = [
         ("CANOPY_POD_ORPHAN_POLICY", settings.pod_orphan_policy),
         ("CANOPY_POD_ORPHAN_TIMEOUT", str(settings.pod_orphan_timeout)),
         ("CANOPY_LOG_LEVEL", settings.log_level),
     ]
     if settings.tls_cert is not None:
-        worker_env.append((CA_FILE_VARIABLE, str(settings.tls_cert)))
+        worker_env.append((SERVER_CERT_VARIABLE, settings.tls_cert.read_text(errors="replace")))
     return PodPolicy(
         max_sessions=settings.pod_max_sessions,
         idle_seconds=settings.pod_idle_timeout,

@@ -45,6 +45,7 @@ from .protocol import (
     HEARTBEAT_SECONDS,
     MAX_FRAME_BYTES,
     POD_HEADER,
+    SERVER_CERT_VARIABLE,
     SPARE_VARIABLE,
 )
 
@@ -81,7 +82,8 @@ class WorkerSettings:
     orphan_policy: str = OrphanPolicy.STOP
     orphan_timeout: float = 60.0
     tls: ssl.SSLContext | bool = True
-    """How the server's certificate is checked on a ``wss`` link (``CANOPY_CA_FILE``)."""
+    """How the server's certificate is checked on a ``wss`` link: the system's CAs, plus
+    ``CANOPY_SERVER_CERT`` (the PEM text the server gives its pods) and ``CANOPY_CA_FILE``."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> WorkerSettings:
@@ -108,9 +110,11 @@ class WorkerSettings:
             raise ValueError("CANOPY_POD_ORPHAN_TIMEOUT must be a number of seconds") from None
         server_url = environ["CANOPY_SERVER_URL"].rstrip("/")
         try:
-            tls = client_ssl(server_url, environ.get(CA_FILE_VARIABLE))
+            tls = client_ssl(
+                server_url, environ.get(CA_FILE_VARIABLE), ca_pem=environ.get(SERVER_CERT_VARIABLE)
+            )
         except UntrustedServer as error:
-            raise ValueError(f"{CA_FILE_VARIABLE}: {error}") from None
+            raise ValueError(f"cannot check the server's certificate: {error}") from None
         return cls(
             pod_id=environ["CANOPY_POD_ID"],
             token=environ["CANOPY_POD_TOKEN"],

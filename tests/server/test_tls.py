@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from canopy.bridge.client import (
 )
 from canopy.server.config import Settings, SettingsError, load_settings
 from canopy.server.discovery import write_discovery
+from canopy.server.pods.protocol import SERVER_CERT_VARIABLE
+from canopy.server.pods.worker import WorkerSettings
 from canopy.server.remote.client import HttpExecutionControl
 from canopy.server.remote.servers import Servers
 from canopy.server.runtime.control import LaunchSpec
@@ -273,3 +276,20 @@ async def test_certificates_and_keys_that_cannot_be_used_stop_serve_with_a_reaso
     assert refused.stderr.strip() == (
         f"Error: tls_key {other.key} is not the private key of tls_cert {pem.cert}"
     )
+
+
+def test_a_worker_trusts_the_certificate_its_server_gives_it(pem: Pem, tmp_path: Path) -> None:
+    assigned = {
+        "CANOPY_POD_ID": "p1",
+        "CANOPY_POD_TOKEN": "secret",
+        "CANOPY_POD_TENANT": "acme",
+        "CANOPY_POD_USER": "ann",
+        "CANOPY_SERVER_URL": "https://127.0.0.1:8470",
+    }
+    given = WorkerSettings.from_environment(assigned | {SERVER_CERT_VARIABLE: pem.cert.read_text()})
+    assert isinstance(given.tls, ssl.SSLContext)
+    assert WorkerSettings.from_environment(assigned | {"CANOPY_SERVER_URL": "http://h"}).tls is True
+    with pytest.raises(ValueError, match="the certificate to trust: no PEM certificate in it"):
+        WorkerSettings.from_environment(assigned | {SERVER_CERT_VARIABLE: "not a certificate"})
+    with pytest.raises(ValueError, match="cannot read it"):
+        WorkerSettings.from_environment(assigned | {"CANOPY_CA_FILE": str(tmp_path / "none")})
