@@ -155,8 +155,9 @@ async def open_requests_middleware(request: web.Request, handler: Handler) -> we
 async def body_deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Read the whole body within ``body_timeout`` seconds, else answer 408 and close the
     connection (what is left of the body would otherwise be read as the next request). Too
-    large a body is still aiohttp's 413, raised by the read."""
-    if request.body_exists:
+    large a body is still aiohttp's 413, raised by the read. A request that no route takes is
+    refused without reading its body."""
+    if request.body_exists and request.match_info.http_exception is None:
         timeout = request.app[SETTINGS].body_timeout
         try:
             async with asyncio.timeout(timeout):
