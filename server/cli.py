@@ -118,7 +118,9 @@ def serve(**options: Any) -> None:
     """Run the Canopy server until Ctrl-C or SIGTERM.
 
     Prints the URL and an access token, and writes both to <data-dir>/server.json (mode 0600)
-    so that other Canopy processes find the server; the file is removed on shutdown.
+    so that other Canopy processes find the server; the file is removed on shutdown. With
+    --tls-cert and --tls-key it serves HTTPS and WSS only, and server.json also names the
+    certificate, which local clients then trust.
     Settings come from these options, then CANOPY_* variables, then canopy.toml [server].
     """
     settings = _settings(options)
