@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from .errors import BridgeError
 from .events import NewEvent, RecordedEvent
 
 __all__ = [
+    "CA_FILE_VARIABLE",
     "DISCOVERY_FILE",
     "CanopyClient",
     "CanopyClientError",
@@ -38,6 +40,9 @@ __all__ = [
     "RemoteSubscription",
     "ServerError",
     "ServerUnreachable",
+    "UntrustedServer",
+    "client_ssl",
+    "connection_failure",
     "discover",
     "read_discovery",
 ]
@@ -112,6 +117,64 @@ class ServerUnreachable(CanopyClientError):
     """No server answered at the URL (or none could be found): nothing was sent or received."""
 
 
+class UntrustedServer(ServerUnreachable):
+    """The server's TLS certificate is not one this client trusts (or names another host),
+    or the CA file meant to trust it cannot be used."""
+
+
+# -- TLS ------------------------------------------------------------------------------------
+
+CA_FILE_VARIABLE: Final = "CANOPY_CA_FILE"
+
+
+def client_ssl(
+    url: str | URL, ca_file: str | Path | None = None, *, ca_pem: str | None = None
+) -> ssl.SSLContext | bool:
+    """What to verify an ``https``/``wss`` server with: the system's CAs (and, as OpenSSL
+    reads them, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), plus the certificates in ``ca_file``
+    and in the PEM text ``ca_pem`` when given. ``True`` (nothing to verify) for a plain
+    ``http`` URL. The context is made for the client, not taken from aiohttp's, which read
+    the environment when it was imported.
+
+    Either may hold a private CA or the server's own (self-signed or not) certificate:
+    partial chains are accepted, so trusting the certificate itself is enough."""
+    if URL(str(url)).scheme not in {"https", "wss"}:
+        return True
+    context = ssl.create_default_context()
+    try:
+        if ca_file:
+            context.load_verify_locations(cafile=ca_file)
+        if ca_pem:
+            context.load_verify_locations(cadata=ca_pem)
+    except ssl.SSLError:  # an OSError too: first
+        where = f"CA file {ca_file}" if ca_file else "the certificate to trust"
+        raise UntrustedServer(f"{where}: no PEM certificate in it") from None
+    except OSError as exc:
+        raise UntrustedServer(f"CA file {ca_file}: cannot read it: {exc.strerror or exc}") from None
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def connection_failure(url: str, exc: aiohttp.ClientError | TimeoutError) -> ServerUnreachable:
+    """The user's words for a failure to talk to the server at ``url``: an untrusted
+    certificate and a TLS/plain-HTTP mix-up are told apart from an absent server."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return UntrustedServer(
+            f"the Canopy server at {url} presented a certificate this client does not trust"
+            f" ({getattr(exc.certificate_error, 'verify_message', None) or exc.certificate_error}):"
+            " give its CA or its certificate with --ca-file or"
+            f" {CA_FILE_VARIABLE}"
+        )
+    if isinstance(exc, aiohttp.ClientConnectorSSLError):
+        return UntrustedServer(f"no TLS conversation with the Canopy server at {url}: {exc}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ServerUnreachable(f"no Canopy server at {url}: start one with `canopy serve`")
+    hint = ""
+    if isinstance(exc, aiohttp.ServerDisconnectedError) and URL(url).scheme == "http":
+        hint = " (if it serves TLS, use an https:// URL)"
+    return ServerUnreachable(f"lost the connection to the Canopy server at {url}: {exc!r}{hint}")
+
+
 # -- finding the server ---------------------------------------------------------------------
 
 
@@ -123,10 +186,13 @@ class Discovery:
     token: str
     pid: int
     version: str
+    ca_file: str | None = None
+    """What a client trusts the server's TLS certificate with (the certificate itself)."""
 
     def to_json(self) -> dict[str, Any]:
         """The file's JSON form."""
-        return {"url": self.url, "token": self.token, "pid": self.pid, "version": self.version}
+        found = {"url": self.url, "token": self.token, "pid": self.pid, "version": self.version}
+        return found if self.ca_file is None else {**found, "ca_file": self.ca_file}
 
     @classmethod
     def from_json(cls, data: object) -> Discovery | None:
@@ -138,7 +204,8 @@ class Discovery:
             return None
         if not isinstance(pid, int) or isinstance(pid, bool):
             return None
-        return cls(url, token, pid, version)
+        ca_file = data.get("ca_file")
+        return cls(url, token, pid, version, ca_file if isinstance(ca_file, str) else None)
 
 
 def read_discovery(data_dir: str | Path) -> Discovery | None:
@@ -153,10 +220,11 @@ def read_discovery(data_dir: str | Path) -> Discovery | None:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Where a server is and the token to present to it."""
+    """Where a server is, the token to present to it and what trusts its TLS certificate."""
 
     url: str
     token: str
+    ca_file: str | None = None
 
 
 def discover(
@@ -164,14 +232,19 @@ def discover(
     *,
     url: str | None = None,
     token: str | None = None,
+    ca_file: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Endpoint:
-    """Resolve the server to talk to: explicit ``url``/``token`` first, then ``CANOPY_URL`` /
-    ``CANOPY_TOKEN``, then the discovery file in ``data_dir``."""
+    """Resolve the server to talk to: explicit ``url``/``token``/``ca_file`` first, then
+    ``CANOPY_URL`` / ``CANOPY_TOKEN`` / ``CANOPY_CA_FILE``, then the discovery file in
+    ``data_dir`` (whose CA file only goes with its own URL)."""
     environ = os.environ if environ is None else environ
     found = read_discovery(data_dir)
     url = url or environ.get("CANOPY_URL") or (found.url if found else None)
     token = token or environ.get("CANOPY_TOKEN") or (found.token if found else None)
+    ca_file = ca_file or environ.get(CA_FILE_VARIABLE)
+    if not ca_file and found is not None and found.url == url:
+        ca_file = found.ca_file
     if not url:
         raise ServerUnreachable(
             f"no Canopy server found: no usable {Path(data_dir) / DISCOVERY_FILE};"
@@ -179,7 +252,7 @@ def discover(
         )
     if not token:
         raise ServerUnreachable(f"no token for the Canopy server at {url}: set CANOPY_TOKEN")
-    return Endpoint(url, token)
+    return Endpoint(url, token, ca_file or None)
 
 
 # -- the client -----------------------------------------------------------------------------
@@ -213,27 +286,44 @@ class CanopyClient:
     HTTP session (and its connection pool) lives as long as the block."""
 
     def __init__(
-        self, url: str, token: str, *, timeout: float = 30.0, heartbeat: float = 30.0
+        self,
+        url: str,
+        token: str,
+        *,
+        ca_file: str | None = None,
+        timeout: float = 30.0,
+        heartbeat: float = 30.0,
     ) -> None:
         self.url = url.rstrip("/")
         self._base = URL(self.url + "/")
         self._token = token
+        self.ca_file = ca_file
         self._timeout = timeout
         self.heartbeat = heartbeat
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
+    def of(cls, endpoint: Endpoint) -> CanopyClient:
+        """A client for ``endpoint``."""
+        return cls(endpoint.url, endpoint.token, ca_file=endpoint.ca_file)
+
+    @classmethod
     def discover(
-        cls, data_dir: str | Path = ".canopy", *, url: str | None = None, token: str | None = None
+        cls,
+        data_dir: str | Path = ".canopy",
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        ca_file: str | None = None,
     ) -> CanopyClient:
         """A client for the server :func:`discover` finds."""
-        endpoint = discover(data_dir, url=url, token=token)
-        return cls(endpoint.url, endpoint.token)
+        return cls.of(discover(data_dir, url=url, token=token, ca_file=ca_file))
 
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self._token}"},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self._timeout),
+            connector=aiohttp.TCPConnector(ssl=client_ssl(self.url, self.ca_file)),
         )
         return self
 
@@ -363,14 +453,8 @@ class CanopyClient:
                 if response.status >= 400:
                     raise _error_of(response.status, response.reason or "", raw)
                 return json.loads(raw)
-        except aiohttp.ClientConnectorError as exc:
-            raise ServerUnreachable(
-                f"no Canopy server at {self.url}: start one with `canopy serve`"
-            ) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ServerUnreachable(
-                f"lost the connection to the Canopy server at {self.url}: {exc!r}"
-            ) from exc
+            raise connection_failure(self.url, exc) from exc
 
 
 def _phrase(status: int) -> str:
@@ -509,6 +593,4 @@ class RemoteSubscription:
                 raise ServerUnreachable(message) from exc
             raise ServerError(exc.status, _phrase(exc.status)) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ServerUnreachable(
-                f"no Canopy server at {self._client.url}: start one with `canopy serve`"
-            ) from exc
+            raise connection_failure(self._client.url, exc) from exc

@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 @click.option("--url", help="Canopy server for debug pods (default: CANOPY_URL, else server.json).")
 @click.option("--token", help="Access token for --url (default: CANOPY_TOKEN, else server.json).")
 @click.option(
+    "--ca-file",
+    help="PEM CA or certificate that an https server's certificate is checked with, besides"
+    " the system's (default: CANOPY_CA_FILE, else the one server.json names).",
+)
+@click.option(
     "--log-level", default="WARNING", show_default=True, help="Log level (logs go to stderr)."
 )
 def command(
@@ -57,6 +62,7 @@ def command(
     data_dir: Path,
     url: str | None,
     token: str | None,
+    ca_file: str | None,
     log_level: str,
 ) -> None:
     """Debug Adapter Protocol server for behavior trees (debug type "canopy").
@@ -69,7 +75,7 @@ def command(
     """
     configure_logging(log_level.upper())
     try:
-        asyncio.run(_main(port, host, data_dir, url, token))
+        asyncio.run(_main(port, host, data_dir, url, token, ca_file))
     except KeyboardInterrupt:
         pass
     except BridgeError as error:
@@ -77,12 +83,17 @@ def command(
 
 
 async def _main(
-    port: int | None, host: str, data_dir: Path, url: str | None, token: str | None
+    port: int | None,
+    host: str,
+    data_dir: Path,
+    url: str | None,
+    token: str | None,
+    ca_file: str | None,
 ) -> None:
     # Everything imported so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise pause a request for tens of milliseconds.
     gc.freeze()
-    controls = AdapterControls(data_dir, url=url, token=token)
+    controls = AdapterControls(data_dir, url=url, token=token, ca_file=ca_file)
     try:
         if port is None:
             await _until_stopped(serve_stdio(controls))

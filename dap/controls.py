@@ -53,11 +53,12 @@ class AdapterControls:
         *,
         url: str | None = None,
         token: str | None = None,
+        ca_file: str | None = None,
         tenant_id: str = LOCAL_TENANT,
     ) -> None:
         self.data_dir = data_dir
         self.tenant_id = tenant_id
-        self.servers = Servers(data_dir, url=url, token=token)
+        self.servers = Servers(data_dir, url=url, token=token, ca_file=ca_file)
         self._store: EventStore | None = None
         self._embedded: InProcessControl | None = None
         self._audited: AuditedControl | None = None
@@ -158,7 +159,7 @@ class ControlChooser:
         return remote, await remote.info(execution_id)
 
     async def _open(self, endpoint: Endpoint) -> HttpExecutionControl:
-        client = await self._opened.enter_async_context(CanopyClient(endpoint.url, endpoint.token))
+        client = await self._opened.enter_async_context(CanopyClient.of(endpoint))
         control = HttpExecutionControl(client)
         await control.connect()
         self._opened.push_async_callback(control.close)

@@ -24,7 +24,12 @@ from .api.control import add_control_routes
 from .api.events import append_events, read_events, subscribe_events
 from .api.health import health
 from .api.keys import LOCAL_TOKEN, PODS, PRINCIPAL, SETTINGS, SOCKETS, STORE, TOKENS, WORKSPACE
-from .api.limits import add_rate_limits, rate_limit_middleware
+from .api.limits import (
+    add_rate_limits,
+    body_deadline_middleware,
+    open_requests_middleware,
+    rate_limit_middleware,
+)
 from .api.metrics import METRICS, add_metrics, metrics_middleware, observe_pods
 from .api.middleware import OPENAPI_PATH, access_log_middleware, auth_middleware
 from .api.openapi import serve_openapi
@@ -34,7 +39,7 @@ from .api.trees import get_tree, list_trees, upload_tree
 from .auth import TokenRegistry, bootstrap_token
 from .config import Settings
 from .pods.manager import PodManager, PodPolicy
-from .pods.protocol import CONNECT_PATH
+from .pods.protocol import CONNECT_PATH, SERVER_CERT_VARIABLE
 from .pods.provider import PodLimits, PodProvider
 
 __all__ = [
@@ -75,6 +80,8 @@ def create_app(
             problem_middleware,
             auth_middleware,
             rate_limit_middleware,
+            open_requests_middleware,
+            body_deadline_middleware,
         ],
     )
     app[SETTINGS] = settings
@@ -125,17 +132,21 @@ def _pod_provider(settings: Settings, workspace: Path) -> PodProvider:
 
 
 def pod_policy(settings: Settings) -> PodPolicy:
-    """How pods run, from the settings."""
+    """How pods run, from the settings. A worker of a TLS server checks the server's
+    certificate with that certificate itself, given as text (read when the server starts)."""
+    worker_env = [
+        ("CANOPY_POD_ORPHAN_POLICY", settings.pod_orphan_policy),
+        ("CANOPY_POD_ORPHAN_TIMEOUT", str(settings.pod_orphan_timeout)),
+        ("CANOPY_LOG_LEVEL", settings.log_level),
+    ]
+    if settings.tls_cert is not None:
+        worker_env.append((SERVER_CERT_VARIABLE, settings.tls_cert.read_text(errors="replace")))
     return PodPolicy(
         max_sessions=settings.pod_max_sessions,
         idle_seconds=settings.pod_idle_timeout,
         start_timeout=settings.pod_start_timeout,
         limits=PodLimits(settings.pod_memory_mb * 1024 * 1024, settings.pod_cpus),
-        worker_env=(
-            ("CANOPY_POD_ORPHAN_POLICY", settings.pod_orphan_policy),
-            ("CANOPY_POD_ORPHAN_TIMEOUT", str(settings.pod_orphan_timeout)),
-            ("CANOPY_LOG_LEVEL", settings.log_level),
-        ),
+        worker_env=tuple(worker_env),
     )
 
 

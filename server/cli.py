@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,6 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import click
-from aiohttp import web
 from rich.console import Console
 from rich.markup import escape
 from yarl import URL
@@ -39,8 +39,10 @@ from .api.keys import LOCAL_TOKEN
 from .app import create_app, stop_pods
 from .auth import issue_token
 from .config import LOG_LEVELS, Settings, SettingsError, load_settings
+from .connections import GuardedRunner, listen, make_runner
 from .discovery import remove_discovery, write_discovery
 from .logs import configure_logging
+from .tls import server_context
 
 __all__ = ["main"]
 
@@ -49,7 +51,6 @@ PRODUCER: Final = {"name": "canopy-cli", "version": __version__}
 CHUNK_EVENTS: Final = 1000
 CHUNK_BYTES: Final = 1024 * 1024
 PAYLOAD_PREVIEW: Final = 200
-SHUTDOWN_TIMEOUT: Final = 10.0
 
 
 def _settings(options: dict[str, Any]) -> Settings:
@@ -103,33 +104,48 @@ def main() -> None:
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     help="Server log level (default INFO; CANOPY_LOG_LEVEL). Logs go to stderr.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM certificate (chain) to serve HTTPS and WSS with; needs --tls-key (CANOPY_TLS_CERT).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM private key of --tls-cert, unencrypted (CANOPY_TLS_KEY).",
+)
 def serve(**options: Any) -> None:
     """Run the Canopy server until Ctrl-C or SIGTERM.
 
     Prints the URL and an access token, and writes both to <data-dir>/server.json (mode 0600)
-    so that other Canopy processes find the server; the file is removed on shutdown.
+    so that other Canopy processes find the server; the file is removed on shutdown. With
+    --tls-cert and --tls-key it serves HTTPS and WSS only, and server.json also names the
+    certificate, which local clients then trust.
     Settings come from these options, then CANOPY_* variables, then canopy.toml [server].
     """
     settings = _settings(options)
+    try:
+        tls = server_context(settings)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_level)
     try:
-        asyncio.run(_serve(settings, Console(soft_wrap=True, highlight=False)))
+        asyncio.run(_serve(settings, tls, Console(soft_wrap=True, highlight=False)))
     except BridgeError as exc:
         raise click.ClickException(f"cannot open the event log: {exc}") from None
 
 
-async def _serve(settings: Settings, console: Console) -> None:
+async def _serve(settings: Settings, tls: ssl.SSLContext | None, console: Console) -> None:
     """Start, advertise, wait for a stop signal, then shut down in reverse order. The signal
     handlers are in place from the start, so a signal during startup still ends cleanly."""
     with _stop_signals() as stop:
         app = create_app(settings)
-        runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
-        )
+        runner = make_runner(app, settings)
         await runner.setup()
         try:
-            url = await _listen(runner, settings)
-            discovery = Discovery(url, app[LOCAL_TOKEN], os.getpid(), __version__)
+            url = await _listen(runner, settings, tls)
+            ca_file = str(settings.tls_cert) if settings.tls_cert is not None else None
+            discovery = Discovery(url, app[LOCAL_TOKEN], os.getpid(), __version__, ca_file)
             _advertise(settings, discovery)
             try:
                 _announce(console, settings, discovery)
@@ -164,23 +180,13 @@ def _advertise(settings: Settings, discovery: Discovery) -> None:
         raise click.ClickException(f"cannot write the discovery file: {exc}") from None
 
 
-async def _listen(runner: web.AppRunner, settings: Settings) -> str:
-    """Open the listening socket; the URL to advertise (with the real port if 0 was asked)."""
+async def _listen(runner: GuardedRunner, settings: Settings, tls: ssl.SSLContext | None) -> str:
+    """Open the listening socket; the URL to advertise."""
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        return await listen(runner, settings.host, settings.port, tls)
     except OSError as exc:
         where = f"{settings.host}:{settings.port}"
         raise click.ClickException(f"cannot listen on {where}: {exc.strerror or exc}") from None
-    return _advertised_url(settings.host, runner.addresses[0][1])
-
-
-def _advertised_url(host: str, port: int) -> str:
-    """The URL clients should use: a wildcard bind is reached through loopback."""
-    if host in {"0.0.0.0", "::", ""}:
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
 
 
 def _announce(console: Console, settings: Settings, discovery: Discovery) -> None:
@@ -191,6 +197,8 @@ def _announce(console: Console, settings: Settings, discovery: Discovery) -> Non
     console.print(f"  event log: {escape(str(database))}")
     console.print(f"  token:     {escape(discovery.token)}")
     console.print(f"  discovery: {escape(str(settings.data_dir / DISCOVERY_FILE))}")
+    if discovery.ca_file is not None:
+        console.print(f"  clients trust: {escape(discovery.ca_file)} (CANOPY_CA_FILE)")
     console.print("Press Ctrl-C to stop.")
 
 
@@ -198,10 +206,16 @@ def _announce(console: Console, settings: Settings, discovery: Discovery) -> Non
 
 
 def _client_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--url, --token and --data-dir: how to reach the server, for every client command."""
+    """--url, --token, --ca-file and --data-dir: how to reach the server, for every client
+    command."""
     for option in (
         click.option("--url", help="Server URL (default: CANOPY_URL, else server.json)."),
         click.option("--token", help="Access token (default: CANOPY_TOKEN, else server.json)."),
+        click.option(
+            "--ca-file",
+            help="PEM CA or certificate to trust an https server with, besides the system's"
+            " (default: CANOPY_CA_FILE, else the one server.json names).",
+        ),
         click.option(
             "--data-dir",
             type=click.Path(file_okay=False, path_type=Path),
@@ -224,10 +238,12 @@ def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _client(url: str | None, token: str | None, data_dir: Path | None) -> CanopyClient:
+def _client(
+    url: str | None, token: str | None, ca_file: str | None, data_dir: Path | None
+) -> CanopyClient:
     settings = _settings({"data_dir": data_dir})
     try:
-        return CanopyClient.discover(settings.data_dir, url=url, token=token)
+        return CanopyClient.discover(settings.data_dir, url=url, token=token, ca_file=ca_file)
     except CanopyClientError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -263,6 +279,7 @@ def append_command(
     idempotency_key: str | None,
     url: str | None,
     token: str | None,
+    ca_file: str | None,
     data_dir: Path | None,
 ) -> None:
     """Append one event (--type, --stream, --payload) or NDJSON events read from stdin, and
@@ -281,7 +298,7 @@ def append_command(
         raise click.UsageError("give --type and --stream, or pipe NDJSON events into stdin")
     else:
         batches = _batches(_stdin_events(sys.stdin))
-    client = _client(url, token, data_dir)
+    client = _client(url, token, ca_file, data_dir)
     _run(_append(client, batches, from_stdin=event_type is None))
 
 
@@ -374,10 +391,11 @@ def replay_command(
     as_json: bool,
     url: str | None,
     token: str | None,
+    ca_file: str | None,
     data_dir: Path | None,
 ) -> None:
     """Print your events from --after up to the current end of the log, then exit."""
-    client = _client(url, token, data_dir)
+    client = _client(url, token, ca_file, data_dir)
     found = client.replay(after=after, **_filters(topics, streams, types))
     _run(_print_events(client, found, as_json))
 
@@ -398,10 +416,11 @@ def tail_command(
     as_json: bool,
     url: str | None,
     token: str | None,
+    ca_file: str | None,
     data_dir: Path | None,
 ) -> None:
     """Follow your events live until Ctrl-C or SIGTERM, reconnecting if the connection drops."""
-    client = _client(url, token, data_dir)
+    client = _client(url, token, ca_file, data_dir)
     found = _follow(client, after, _filters(topics, streams, types))
     _run(_until_stopped(_print_events(client, found, as_json)))
 
@@ -475,13 +494,14 @@ def audit_command(
     as_json: bool,
     url: str | None,
     token: str | None,
+    ca_file: str | None,
     data_dir: Path | None,
 ) -> None:
     """Print the audit log of debug sessions in your tenant, oldest first: who attached,
     launched, stepped, set breakpoints, edited the blackboard, hot reloaded... and whether
     it succeeded. One line an action: offset, time, user, action, outcome, execution and
     details; --json prints the events themselves."""
-    client = _client(url, token, data_dir)
+    client = _client(url, token, ca_file, data_dir)
     filters = {"execution": execution, "user": user, "action": action}
     _run(_print_audit(client, after, limit, filters, as_json))
 

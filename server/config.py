@@ -44,7 +44,8 @@ class Settings:
     """Everything ``canopy serve`` needs to know; the defaults serve one developer on one
     machine (loopback only, the embedded SQLite log under ``.canopy/``).
 
-    ``database_url`` left empty means the SQLite file ``<data_dir>/events.db``.
+    ``database_url`` left empty means the SQLite file ``<data_dir>/events.db``. With
+    ``tls_cert`` and ``tls_key`` (both or neither) the server speaks only HTTPS and WSS.
     """
 
     host: str = "127.0.0.1"
@@ -69,8 +70,17 @@ class Settings:
     kubernetes_image: str = "canopy-debug:latest"
     rate_limit_per_second: float = 200.0
     rate_limit_burst: int = 400
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
+    max_connections: int = 512
+    max_connections_per_token: int = 64
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingsError("tls_cert and tls_key go together: give both, or neither")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'events.db'}")
 
@@ -198,6 +208,13 @@ def _rate(raw: object) -> float:
         raise ValueError(f"{raw!r} is not a positive number of requests per second") from None
 
 
+def _file(raw: object) -> Path:
+    """A path (checked for existence and content when the server starts: see server.tls)."""
+    if isinstance(raw, Path):
+        return raw
+    return Path(_string(raw))
+
+
 def _log_level(raw: object) -> str:
     level = _string(raw).upper()
     if level not in LOG_LEVELS:
@@ -241,6 +258,13 @@ _FIELDS: Final = (
     _Field("kubernetes_image", "CANOPY_KUBERNETES_IMAGE", _string),
     _Field("rate_limit_per_second", "CANOPY_RATE_LIMIT", _rate),
     _Field("rate_limit_burst", "CANOPY_RATE_LIMIT_BURST", _positive_integer),
+    _Field("header_timeout", "CANOPY_HEADER_TIMEOUT", _seconds),
+    _Field("body_timeout", "CANOPY_BODY_TIMEOUT", _seconds),
+    _Field("keepalive_timeout", "CANOPY_KEEPALIVE_TIMEOUT", _seconds),
+    _Field("max_connections", "CANOPY_MAX_CONNECTIONS", _positive_integer),
+    _Field("max_connections_per_token", "CANOPY_MAX_CONNECTIONS_PER_TOKEN", _positive_integer),
+    _Field("tls_cert", "CANOPY_TLS_CERT", _file),
+    _Field("tls_key", "CANOPY_TLS_KEY", _file),
 )
 
 
@@ -252,7 +276,8 @@ def load_settings(
 ) -> Settings:
     """Build the settings: ``cli`` (attribute name -> value, None meaning "not given") beats
     ``environ`` (default ``os.environ``), which beats ``<cwd>/canopy.toml``'s ``[server]``
-    table, which beats the defaults. A relative ``data_dir`` is taken relative to ``cwd``."""
+    table, which beats the defaults. Relative paths (``data_dir``, ``tls_cert``, ``tls_key``)
+    are taken relative to ``cwd``."""
     cli = cli or {}
     environ = os.environ if environ is None else environ
     cwd = Path.cwd() if cwd is None else cwd
@@ -267,8 +292,10 @@ def load_settings(
             values[field.name] = field.parse(raw)
         except ValueError as exc:
             raise SettingsError(f"{field.name} (from {source}): {exc}") from None
-    data_dir = values.get("data_dir", DEFAULT_DATA_DIR)
-    values["data_dir"] = data_dir if data_dir.is_absolute() else cwd / data_dir
+    for name in ("data_dir", "tls_cert", "tls_key"):
+        if (path := values.get(name)) is not None and not path.is_absolute():
+            values[name] = cwd / path
+    values.setdefault("data_dir", cwd / DEFAULT_DATA_DIR)
     return Settings(**values)
 
 

@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from aiohttp import web
-
 from canopy.bridge.client import CanopyClient
 
 from .api.keys import LOCAL_TOKEN
 from .app import create_app, stop_pods
 from .config import Settings
+from .connections import listen, make_runner
 from .remote.client import HttpExecutionControl
 from .runtime.breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .runtime.control import LaunchSpec
@@ -60,11 +59,10 @@ async def run_demo(workspace: Path, say: Callable[[str], None]) -> DemoReport:
         port=0, data_dir=workspace / ".canopy", log_level="WARNING", pod_spare=False
     )
     app = create_app(settings, workspace=workspace)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = make_runner(app, settings)
     await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        url = await listen(runner, "127.0.0.1", 0)
         say(f"server on {url}, event log {settings.database_url}")
         async with CanopyClient(url, app[LOCAL_TOKEN]) as client:
             control = HttpExecutionControl(client)

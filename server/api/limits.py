@@ -1,4 +1,7 @@
-"""Per-session rate limits: a token bucket for each bearer token, on every ``/api/`` request.
+"""What one request may cost: a rate and a number of open requests per bearer token, and a
+deadline for its body.
+
+Per-session rate limits: a token bucket for each bearer token, on every ``/api/`` request.
 
 One misbehaving editor (a retry loop, a runaway script) must not starve the other sessions of
 the same server, so each token gets its own bucket: ``rate`` requests per second on average,
@@ -6,13 +9,22 @@ with bursts of up to ``burst``. A request over the limit is answered 429 with ``
 before its body is read. The table of buckets is bounded (least recently used tokens go first)
 so that memory stays flat however many tokens a server sees; a forgotten token simply starts
 again with a full bucket, which is what a token idle long enough would have anyway.
+
+A rate says nothing of how long requests stay open: a WebSocket, a long poll or a body sent a
+byte at a time each hold a socket while costing one request. So each token may also hold at
+most ``max_connections_per_token`` requests open at once (an open WebSocket counts for its whole
+life); one more is answered 429 naming the cap, and the counts of a token vanish with its last
+open request. And a body must arrive whole within ``body_timeout`` seconds of its head: it is
+read here, before the handler, and cached by aiohttp for it (handlers read bodies whole anyway,
+within ``max_request_bytes``); a late one is answered 408 and its connection closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Final
 
@@ -20,14 +32,17 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from ..config import Settings
-from .keys import PRINCIPAL
+from .keys import PRINCIPAL, SETTINGS
 from .problems import Problem
 
 __all__ = [
     "MAX_BUCKETS",
+    "OPEN_REQUESTS",
     "RATE_LIMITER",
     "RateLimiter",
     "add_rate_limits",
+    "body_deadline_middleware",
+    "open_requests_middleware",
     "rate_limit_middleware",
 ]
 
@@ -76,12 +91,15 @@ class RateLimiter:
 
 RATE_LIMITER: Final = web.AppKey("rate_limiter", RateLimiter)
 """The app's own limiter: buckets are per server, never shared between apps."""
+OPEN_REQUESTS: Final = web.AppKey[Counter[str]]("open_requests")
+"""Requests open per token id; a token with none has no entry."""
 
 
 def add_rate_limits(app: web.Application, settings: Settings) -> None:
-    """Give ``app`` a limiter configured by ``settings`` (its middleware is registered by the
-    caller, right after authentication)."""
+    """Give ``app`` a limiter configured by ``settings`` and its count of open requests (the
+    middlewares are registered by the caller, right after authentication)."""
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app[OPEN_REQUESTS] = Counter()
 
 
 @web.middleware
@@ -100,4 +118,57 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
                 title="Too many requests",
                 headers={hdrs.RETRY_AFTER: str(max(1, math.ceil(wait)))},
             )
+    return await handler(request)
+
+
+@web.middleware
+async def open_requests_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Hold one of the token's ``max_connections_per_token`` slots while the request is open
+    (a WebSocket until it closes). Like the rate limit, only requests acting for a token
+    count."""
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        return await handler(request)
+    cap = request.app[SETTINGS].max_connections_per_token
+    open_requests = request.app[OPEN_REQUESTS]
+    key = principal.token_id
+    if open_requests[key] >= cap:
+        raise Problem(
+            429,
+            "too-many-connections",
+            f"this token already holds {cap} open requests (WebSockets included), the most"
+            " allowed (max_connections_per_token); close some or retry later",
+            title="Too many open requests",
+            headers={hdrs.RETRY_AFTER: "1"},
+            limit=cap,
+        )
+    open_requests[key] += 1
+    try:
+        return await handler(request)
+    finally:
+        open_requests[key] -= 1
+        if open_requests[key] <= 0:
+            del open_requests[key]
+
+
+@web.middleware
+async def body_deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the whole body within ``body_timeout`` seconds, else answer 408 and close the
+    connection (what is left of the body would otherwise be read as the next request). Too
+    large a body is still aiohttp's 413, raised by the read. A request that no route takes is
+    refused without reading its body."""
+    if request.body_exists and request.match_info.http_exception is None:
+        timeout = request.app[SETTINGS].body_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await request.read()
+        except TimeoutError:
+            late = Problem(
+                408,
+                "request-timeout",
+                f"the request body did not arrive within {timeout:g} s (body_timeout)",
+            )
+            response = late.response()
+            response.force_close()
+            return response
     return await handler(request)

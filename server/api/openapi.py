@@ -66,13 +66,17 @@ _STATUS_TEXT: Final = {
     401: ("Unauthorized", "No valid bearer token (missing, unknown or revoked)."),
     403: ("Forbidden", "The token may not do this (another tenant, a reserved event type)."),
     404: ("NotFound", "Nothing there (for control calls: no such execution of yours)."),
+    408: (
+        "RequestTimeout",
+        "The body did not arrive whole within the server's body_timeout; the connection closes.",
+    ),
     409: ("Conflict", "The request does not fit the current state (e.g. stepping while running)."),
     413: ("TooLarge", "The body (or the number of events) is over the server's limit."),
     422: ("Unprocessable", "Well-formed but invalid: a bad event, tree, expression or picture."),
     429: (
         "TooManyRequests",
-        "Over this token's rate limit, or over the user's allowed debug sessions. Retry after"
-        " the number of seconds in Retry-After.",
+        "Over this token's rate limit or its open requests (WebSockets included), or over the"
+        " user's allowed debug sessions. Retry after the number of seconds in Retry-After.",
     ),
     502: ("BadGateway", "The debug pod failed in a way the contract does not name."),
     503: ("Unavailable", "The event log or the debug pod is unavailable; retry after Retry-After."),
@@ -169,7 +173,7 @@ def _control_operation(call: _Call, schema_of: Mapping[Any, dict[str, Any]]) -> 
             "description": f"The arguments of `{route.call}` by name.",
             "content": {JSON: {"schema": body}},
         }
-        statuses.append(413)
+        statuses.extend((408, 413))
     if parameters:
         operation["parameters"] = parameters
     operation["responses"] = {
@@ -351,7 +355,7 @@ def _fixed_paths() -> dict[str, dict[str, Any]]:
                         {"$ref": SCHEMA_REF + "AppendResponse"},
                         "Appended; the offsets of the events, in order.",
                     ),
-                    **_problems([400, 401, 403, 409, 413, 422, 429, 503]),
+                    **_problems([400, 401, 403, 408, 409, 413, 422, 429, 503]),
                 },
             },
             "get": {
@@ -467,7 +471,7 @@ def _fixed_paths() -> dict[str, dict[str, Any]]:
                         {"$ref": SCHEMA_REF + "TreeSummary"}, "Unchanged: the latest version."
                     ),
                     "201": _json({"$ref": SCHEMA_REF + "TreeSummary"}, "The new version."),
-                    **_problems([400, 401, 409, 413, 422, 429, 503]),
+                    **_problems([400, 401, 408, 409, 413, 422, 429, 503]),
                 },
             },
             "get": {
@@ -776,7 +780,7 @@ def build_document() -> dict[str, Any]:
             "description": "Debug behaviour trees and LLM workflows in debug pods, over one"
             " shared event log. Errors are RFC 9457 problem documents. Every `/api/` route"
             " takes a bearer token (`canopy serve` prints one and writes it to"
-            " .canopy/server.json) and is rate limited per token.",
+            " .canopy/server.json) and is limited per token in rate and in open requests.",
         },
         "tags": [
             {"name": "events", "description": "The shared event log, as the caller's tenant."},

@@ -57,6 +57,7 @@ ERROR_STATUS: Final[Mapping[str, int]] = {
     "CanopyClientError": 502,
     "ServerError": 502,
     "ServerUnreachable": 502,
+    "UntrustedServer": 502,
     "PodMismatch": 409,
     # the control contract
     "ControlError": 409,

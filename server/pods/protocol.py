@@ -32,6 +32,7 @@ __all__ = [
     "HEARTBEAT_SECONDS",
     "MAX_FRAME_BYTES",
     "POD_HEADER",
+    "SERVER_CERT_VARIABLE",
     "SPARE_VARIABLE",
     "event_key",
 ]
@@ -51,6 +52,11 @@ SPARE_VARIABLE: Final = "CANOPY_POD_SPARE"
 """``1`` for a spare worker: it starts, imports and opens its log, then waits on stdin for the
 JSON object of the ``CANOPY_POD_*`` variables that make it a given user's pod (see
 :class:`server.pods.local.LocalPodProvider`)."""
+
+
+SERVER_CERT_VARIABLE: Final = "CANOPY_SERVER_CERT"
+"""The PEM text of a TLS server's certificate, which its workers trust on their ``wss`` link.
+The text, not a path: a Kubernetes pod does not share the server's files."""
 
 
 def event_key(pod_id: str, offset: int) -> str:

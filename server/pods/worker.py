@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections import deque
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ import aiohttp
 import orjson
 
 from canopy.bridge import CanopyError, EventFilter, RecordedEvent, open_store
+from canopy.bridge.client import CA_FILE_VARIABLE, UntrustedServer, client_ssl
 
 from .. import __version__
 from ..logs import configure_logging
@@ -43,6 +45,7 @@ from .protocol import (
     HEARTBEAT_SECONDS,
     MAX_FRAME_BYTES,
     POD_HEADER,
+    SERVER_CERT_VARIABLE,
     SPARE_VARIABLE,
 )
 
@@ -78,6 +81,9 @@ class WorkerSettings:
     server_url: str
     orphan_policy: str = OrphanPolicy.STOP
     orphan_timeout: float = 60.0
+    tls: ssl.SSLContext | bool = True
+    """How the server's certificate is checked on a ``wss`` link: the system's CAs, plus
+    ``CANOPY_SERVER_CERT`` (the PEM text the server gives its pods) and ``CANOPY_CA_FILE``."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> WorkerSettings:
@@ -102,14 +108,22 @@ class WorkerSettings:
             timeout = float(environ.get("CANOPY_POD_ORPHAN_TIMEOUT", "60"))
         except ValueError:
             raise ValueError("CANOPY_POD_ORPHAN_TIMEOUT must be a number of seconds") from None
+        server_url = environ["CANOPY_SERVER_URL"].rstrip("/")
+        try:
+            tls = client_ssl(
+                server_url, environ.get(CA_FILE_VARIABLE), ca_pem=environ.get(SERVER_CERT_VARIABLE)
+            )
+        except UntrustedServer as error:
+            raise ValueError(f"cannot check the server's certificate: {error}") from None
         return cls(
             pod_id=environ["CANOPY_POD_ID"],
             token=environ["CANOPY_POD_TOKEN"],
             tenant_id=environ["CANOPY_POD_TENANT"],
             user_id=environ["CANOPY_POD_USER"],
-            server_url=environ["CANOPY_SERVER_URL"].rstrip("/"),
+            server_url=server_url,
             orphan_policy=policy,
             orphan_timeout=timeout,
+            tls=tls,
         )
 
 
@@ -289,6 +303,7 @@ class PodWorker:
                         headers=headers,
                         heartbeat=HEARTBEAT_SECONDS,
                         max_msg_size=MAX_FRAME_BYTES,
+                        ssl=self.settings.tls,
                     ) as ws:
                         delay = RECONNECT_MIN_SECONDS
                         await self._serve(_Link(ws))

@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 
 from canopy.bridge import RecordedEvent
-from canopy.bridge.client import CanopyClient, ServerError, ServerUnreachable
+from canopy.bridge.client import CanopyClient, ServerError, ServerUnreachable, connection_failure
 
 from ..runtime.engine import Notification
 from ..runtime.inprocess import NotificationStream
@@ -60,7 +60,7 @@ class HttpExecutionControl(ForwardingControl):
                 self.client.url_for("api/v1/notifications"), heartbeat=self.client.heartbeat
             )
         except aiohttp.ClientError as error:
-            raise ServerUnreachable(f"cannot reach {self.client.url}: {error}") from error
+            raise connection_failure(self.client.url, error) from error
         self._reader = asyncio.create_task(self._read(), name="canopy-control-notifications")
 
     async def close(self) -> None:

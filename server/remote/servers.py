@@ -37,6 +37,7 @@ from canopy.bridge.client import (
     Endpoint,
     ServerError,
     ServerUnreachable,
+    UntrustedServer,
     discover,
     read_discovery,
 )
@@ -76,13 +77,14 @@ class PodMismatch(CanopyClientError):
 
 async def answers(endpoint: Endpoint) -> bool:
     """Whether a Canopy server answers at ``endpoint`` within :data:`PROBE_TIMEOUT` (a stale
-    ``server.json`` names a port nobody, or somebody else, listens on)."""
+    ``server.json`` names a port nobody, or somebody else, listens on). A server whose TLS
+    certificate is not trusted is no reason to start another: :class:`UntrustedServer`
+    says so to the user."""
     try:
-        async with (
-            asyncio.timeout(PROBE_TIMEOUT),
-            CanopyClient(endpoint.url, endpoint.token) as client,
-        ):
+        async with asyncio.timeout(PROBE_TIMEOUT), CanopyClient.of(endpoint) as client:
             return (await client.health()).get("status") == "ok"
+    except UntrustedServer:
+        raise
     except (CanopyClientError, TimeoutError, aiohttp.ClientError, ValueError):
         return False
 
@@ -195,7 +197,7 @@ async def _advertised(process: Process, data_dir: Path, log_path: Path, within: 
     while True:
         found = read_discovery(data_dir)
         if found is not None and found.pid == process.pid:
-            return Endpoint(found.url, found.token)
+            return Endpoint(found.url, found.token, found.ca_file)
         if process.returncode is not None:
             raise ServerUnreachable(
                 f"the Canopy server the adapter started exited with status {process.returncode}"
@@ -247,11 +249,13 @@ class Servers:
         *,
         url: str | None = None,
         token: str | None = None,
+        ca_file: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.url = url
         self.token = token
+        self.ca_file = ca_file
         self._environ = os.environ if environ is None else environ
         self._lock = asyncio.Lock()
         self.started: StartedServer | None = None
@@ -279,7 +283,11 @@ class Servers:
                 self.started = None
             try:
                 found: Endpoint | None = discover(
-                    self.data_dir, url=self.url, token=self.token, environ=self._environ
+                    self.data_dir,
+                    url=self.url,
+                    token=self.token,
+                    ca_file=self.ca_file,
+                    environ=self._environ,
                 )
             except ServerUnreachable:
                 if self.explicit:

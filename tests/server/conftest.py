@@ -17,13 +17,14 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from canopy.bridge import EventFilter, EventStore, ProjectionRunner
 from canopy.bridge.client import CanopyClient
 from canopy.server.app import LOCAL_TOKEN, SOCKETS, STORE, TOKENS, create_app, stop_pods
 from canopy.server.auth import issue_token, token_digest
 from canopy.server.config import Settings
+from canopy.server.connections import listen, make_runner
+from canopy.server.tls import server_context
 
 WAIT = 15.0
 """Upper bound for anything a test waits for; reaching it means the test failed."""
@@ -118,14 +119,16 @@ async def serving(
     settings: Settings, store: EventStore | None = None, **options: Any
 ) -> AsyncIterator[Running]:
     """Run ``create_app(settings, store, **options)`` on a free port of 127.0.0.1 for the
-    block."""
-    server = TestServer(create_app(settings, store, **options), host="127.0.0.1", port=0)
-    await server.start_server()
+    block, as ``canopy serve`` runs it: the same runner, connection limits and TLS."""
+    app = create_app(settings, store, **options)
+    runner = make_runner(app, settings)
+    await runner.setup()
     try:
-        yield Running(server.app, str(server.make_url("")).rstrip("/"))
+        url = await listen(runner, "127.0.0.1", 0, server_context(settings))
+        yield Running(app, url)
     finally:
-        await stop_pods(server.app)
-        await server.close()
+        await stop_pods(app)
+        await runner.cleanup()
 
 
 @pytest.fixture
