@@ -38,9 +38,10 @@ from . import __version__
 from .api.keys import LOCAL_TOKEN
 from .app import create_app, stop_pods
 from .auth import issue_token
-from .config import LOG_LEVELS, Settings, SettingsError, load_settings
+from .config import LOG_LEVELS, POD_SANDBOXES, Settings, SettingsError, load_settings
 from .discovery import remove_discovery, write_discovery
 from .logs import configure_logging
+from .pods.sandbox import SandboxError
 
 __all__ = ["main"]
 
@@ -103,6 +104,12 @@ def main() -> None:
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     help="Server log level (default INFO; CANOPY_LOG_LEVEL). Logs go to stderr.",
 )
+@click.option(
+    "--pod-sandbox",
+    type=click.Choice(POD_SANDBOXES, case_sensitive=False),
+    help="Fence local pods with Linux Landlock: auto (when the kernel can, default), landlock "
+    "(required: refuse to start without it) or none (CANOPY_POD_SANDBOX).",
+)
 def serve(**options: Any) -> None:
     """Run the Canopy server until Ctrl-C or SIGTERM.
 
@@ -116,6 +123,8 @@ def serve(**options: Any) -> None:
         asyncio.run(_serve(settings, Console(soft_wrap=True, highlight=False)))
     except BridgeError as exc:
         raise click.ClickException(f"cannot open the event log: {exc}") from None
+    except SandboxError as exc:
+        raise click.ClickException(f"cannot start local pods: {exc}") from None
 
 
 async def _serve(settings: Settings, console: Console) -> None:
