@@ -213,6 +213,40 @@ async def test_the_refusal_is_a_403_problem(
     assert "hunter2" not in json.dumps(problem)
 
 
+@needs_landlock
+async def test_the_data_directory_inside_a_workspace_root_stays_unreadable(
+    rooted: Running, tmp_path: Path
+) -> None:
+    """The default layout: ``.canopy`` inside the workspace. The workspace is allowed around
+    it; its names can be listed (Landlock cannot allow a folder without what is beneath),
+    never its files."""
+    workspace = tmp_path / "ws"
+    (workspace / "trees" / "mine.yaml").write_text("root: {type: Success}\n")
+    targets = [
+        "{data}/server.json",
+        "{data}/events.db",
+        str(workspace / "trees" / "leak.yaml"),  # a link to a file outside the roots
+        str(workspace / "trees" / "mine.yaml"),
+        str(workspace / "trees"),
+        "{data}",  # names only
+    ]
+    async with remote_control(rooted) as control:
+        seen = (await ran(control, PROBE, targets=targets))["/seen"]
+    assert list(seen.values()) == ["PermissionError"] * 3 + ["read"] * 3
+
+
+async def test_without_the_sandbox_a_pod_reads_what_the_server_reads(tmp_path: Path) -> None:
+    """``pod_sandbox = "none"`` is what it says: only the environment is scrubbed."""
+    data = tmp_path / ".canopy"
+    async with (
+        open_store(f"sqlite:///{data / 'events.db'}") as store,
+        pod_server(store, data, pod_sandbox="none") as running,
+        remote_control(running) as control,
+    ):
+        seen = (await ran(control, PROBE, targets=["{data}/events.db"]))["/seen"]
+    assert seen == {"{data}/events.db": "read"}
+
+
 async def test_a_reload_onto_a_file_outside_the_roots_is_refused(
     rooted: Running, tmp_path: Path
 ) -> None:
