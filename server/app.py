@@ -155,10 +155,10 @@ def server_files(settings: Settings) -> tuple[Path, ...]:
     directory (the log, the discovery file with the admin token, the server log, the pods'
     folders) and a SQLite log kept elsewhere, with its journal files."""
     files = [settings.data_dir.resolve()]
-    if settings.database_url.partition(":")[0].partition("+")[0].lower() == "sqlite":
-        database = make_url(settings.database_url).database
-        if database and database != ":memory:":
-            path = Path(database).resolve()
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = Path(str(url.database)).resolve()
+        if not path.is_relative_to(files[0]):
             files += [path, *(path.with_name(path.name + end) for end in SQLITE_SIDE_FILES)]
     return tuple(files)
 

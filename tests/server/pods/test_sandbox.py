@@ -22,6 +22,7 @@ from canopy.bridge import open_store
 from canopy.server import app
 from canopy.server.api.keys import PODS
 from canopy.server.auth import Principal
+from canopy.server.config import Settings
 from canopy.server.pods.sandbox import (
     READ,
     READ_DIR,
@@ -287,3 +288,15 @@ def test_a_required_sandbox_without_landlock_stops_the_server(
     caplog.clear()
     app.check_sandbox("none")
     assert "WARNING" not in caplog.text
+
+
+def test_a_sqlite_log_outside_the_data_directory_is_hidden_too(tmp_path: Path) -> None:
+    inside = Settings(data_dir=tmp_path / "data")
+    assert app.server_files(inside) == (tmp_path / "data",)
+    elsewhere = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path}/l.db")
+    assert app.server_files(elsewhere) == (
+        tmp_path / "data",
+        *(tmp_path / f"l.db{end}" for end in ("", "-wal", "-shm", "-journal")),
+    )
+    shared = Settings(data_dir=tmp_path / "data", database_url="postgresql://canopy@db/canopy")
+    assert app.server_files(shared) == (tmp_path / "data",)
