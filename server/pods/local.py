@@ -26,7 +26,7 @@ from typing import Final
 
 from .protocol import SPARE_VARIABLE
 from .provider import PodError, PodExit, PodLimits, PodProvider, PodSpec, worker_environment
-from .sandbox import DENY_VARIABLE, MODE_VARIABLE, READ_VARIABLE
+from .sandbox import DENY_VARIABLE, MODE_VARIABLE, READ_VARIABLE, split_layout
 
 __all__ = ["INHERITED_VARIABLES", "WORKER_COMMAND", "LocalPodProvider", "pod_environment"]
 
@@ -82,6 +82,8 @@ class _Spare:
     process: asyncio.subprocess.Process
     workdir: Path
     limits: PodLimits
+    layout: tuple[object, ...]
+    """What :func:`split_layout` was when the spare started: its sandbox was made then."""
 
 
 def pod_environment(
@@ -183,6 +185,7 @@ class LocalPodProvider(PodProvider):
         if spare is None:
             return None
         usable = spare.process.returncode is None and spare.limits == spec.limits
+        usable = usable and spare.layout == self._layout()
         if usable and spare.process.stdin is not None:
             assignment = json.dumps(worker_environment(spec)) + "\n"
             try:
@@ -195,14 +198,20 @@ class LocalPodProvider(PodProvider):
         await self._discard(spare)
         return None
 
+    def _layout(self) -> tuple[object, ...]:
+        if self.sandbox == "none":
+            return ()
+        return split_layout(self.readable, self.hidden)
+
     async def _prepare_spare(self, limits: PodLimits) -> None:
         workdir = self.root / f"spare-{secrets.token_hex(6)}"
+        layout = self._layout()
         try:
             process = await self._spawn(workdir, limits, {SPARE_VARIABLE: "1"}, spare=True)
         except PodError as error:
             log.warning("cannot prepare a spare pod worker: %s", error)
             return
-        self._spare = _Spare(process, workdir, limits)
+        self._spare = _Spare(process, workdir, limits, layout)
 
     async def _discard(self, spare: _Spare) -> None:
         if spare.process.stdin is not None:

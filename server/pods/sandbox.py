@@ -51,6 +51,7 @@ __all__ = [
     "apply_policy",
     "landlock_abi",
     "sandbox_worker",
+    "split_layout",
     "worker_policy",
 ]
 
@@ -190,6 +191,27 @@ def _python_trees() -> Iterator[Path]:
 
 def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
+
+
+def split_layout(readable: Iterable[Path], hidden: Iterable[Path]) -> tuple[object, ...]:
+    """The entries of every readable folder that a worker's policy allows entry by entry (one
+    holding a hidden path), as a value to compare: a worker sandboxed before it changed cannot
+    read a new entry there, so a spare made then is stale."""
+    deny = {_real(path) for path in hidden}
+    folders: set[Path] = set()
+    for root in map(_real, readable):
+        for path in deny:
+            if path != root and path.is_relative_to(root) and not _hidden(root, deny):
+                folders.update(
+                    f for f in path.parents if f.is_relative_to(root) and not _hidden(f, deny)
+                )
+    layout: list[object] = []
+    for folder in sorted(folders):
+        try:
+            layout.append((folder, sorted(os.listdir(folder))))
+        except OSError:
+            layout.append((folder, None))
+    return tuple(layout)
 
 
 def _hidden(path: Path, deny: set[Path]) -> bool:

@@ -36,7 +36,7 @@ from canopy.server.remote.wire import OutsideWorkspace
 from canopy.server.runtime.control import LaunchSpec
 from canopy.server.runtime.definition.problems import DefinitionError
 
-from ..conftest import Running, bearer
+from ..conftest import Running, bearer, eventually
 from .remote import REPOSITORY, pod_server, remote_control
 
 PATROL = "tests.server.runtime.factories:patrol"
@@ -234,6 +234,28 @@ async def test_the_data_directory_inside_a_workspace_root_stays_unreadable(
     async with remote_control(rooted) as control:
         seen = (await ran(control, PROBE, targets=targets))["/seen"]
     assert list(seen.values()) == ["PermissionError"] * 3 + ["read"] * 3
+
+
+@needs_landlock
+async def test_a_spare_made_before_the_workspace_changed_is_not_used(tmp_path: Path) -> None:
+    """With ``.canopy`` inside the workspace, a worker is allowed the workspace's entries as
+    they were when it started: a spare started before a new folder appeared could not read
+    it, so the pod that needs it starts afresh."""
+    workspace = tmp_path / "ws"
+    data = workspace / ".canopy"
+    async with (
+        open_store(f"sqlite:///{data / 'events.db'}") as store,
+        pod_server(store, data, pod_spare=True, workspace_roots=(workspace, REPOSITORY)) as running,
+        remote_control(running) as ann,
+    ):
+        await ran(ann, PATROL, battery=100)  # ann's pod starts, and a spare after it
+        provider = running.app[PODS].provider
+        await eventually(lambda: provider._spare is not None, "the spare is ready")
+        (workspace / "new").mkdir()
+        (workspace / "new" / "tree.yaml").write_text("name: fresh\nroot: {type: Success}\n")
+        async with remote_control(running, "bob") as bob:
+            info = await bob.launch(LaunchSpec(str(workspace / "new" / "tree.yaml")))
+            assert info.tree == "fresh"
 
 
 async def test_without_the_sandbox_a_pod_reads_what_the_server_reads(tmp_path: Path) -> None:
