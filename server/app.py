@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import WSCloseCode, web
+from sqlalchemy.engine import make_url
 
 from canopy.bridge import BridgeError, EventStore, ProjectionRunner, RetentionRule, open_store
 from canopy.bridge.client import read_discovery
@@ -23,7 +24,17 @@ from .api.audit import read_audit
 from .api.control import add_control_routes
 from .api.events import append_events, read_events, subscribe_events
 from .api.health import health
-from .api.keys import LOCAL_TOKEN, PODS, PRINCIPAL, SETTINGS, SOCKETS, STORE, TOKENS, WORKSPACE
+from .api.keys import (
+    LOCAL_TOKEN,
+    PODS,
+    PRINCIPAL,
+    ROOTS,
+    SETTINGS,
+    SOCKETS,
+    STORE,
+    TOKENS,
+    WORKSPACE,
+)
 from .api.limits import (
     add_rate_limits,
     body_deadline_middleware,
@@ -41,6 +52,8 @@ from .config import Settings
 from .pods.manager import PodManager, PodPolicy
 from .pods.protocol import CONNECT_PATH, SERVER_CERT_VARIABLE
 from .pods.provider import PodLimits, PodProvider
+from .pods.roots import WorkspaceRoots
+from .pods.sandbox import SandboxError, landlock_abi
 
 __all__ = [
     "LOCAL_TOKEN",
@@ -56,6 +69,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+SQLITE_SIDE_FILES: Final = ("-wal", "-shm", "-journal")
 RETRY_SECONDS: Final = 1.0
 """Pause before a background task retries after the log failed it (e.g. database restart)."""
 
@@ -89,6 +103,7 @@ def create_app(
     add_rate_limits(app, settings)
     app[SOCKETS] = set()
     app[WORKSPACE] = (workspace or Path.cwd()).resolve()
+    app[ROOTS] = WorkspaceRoots(workspace_roots(settings, app[WORKSPACE]), server_files(settings))
     if store is None:
         app.cleanup_ctx.append(_owned_store)
     else:
@@ -126,8 +141,52 @@ def _pod_provider(settings: Settings, workspace: Path) -> PodProvider:
         )
     from .pods.local import LocalPodProvider
 
+    check_sandbox(settings.pod_sandbox)
     return LocalPodProvider(
-        settings.data_dir / "pods", workspace=workspace, warm=settings.pod_spare
+        settings.data_dir / "pods",
+        workspace=workspace,
+        warm=settings.pod_spare,
+        sandbox=settings.pod_sandbox,
+        readable=workspace_roots(settings, workspace),
+        hidden=server_files(settings),
+        passed=settings.pod_env,
+    )
+
+
+def workspace_roots(settings: Settings, workspace: Path) -> tuple[Path, ...]:
+    """Where programs may come from and pods may read: the configured roots, else the
+    server's workspace."""
+    return tuple(root.resolve() for root in settings.workspace_roots) or (workspace,)
+
+
+def server_files(settings: Settings) -> tuple[Path, ...]:
+    """What of the server a pod must never read, even inside a workspace root: the data
+    directory (the log, the discovery file with the admin token, the server log, the pods'
+    folders) and a SQLite log kept elsewhere, with its journal files."""
+    files = [settings.data_dir.resolve()]
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = Path(str(url.database)).resolve()
+        if not path.is_relative_to(files[0]):
+            files += [path, *(path.with_name(path.name + end) for end in SQLITE_SIDE_FILES)]
+    return tuple(files)
+
+
+def check_sandbox(mode: str) -> None:
+    """Say at start-up what the pod sandbox ``mode`` gets on this kernel: refuse to start when
+    ``landlock`` is required and missing; warn under ``auto``."""
+    abi = landlock_abi()
+    if mode == "none" or abi > 0:
+        log.info("pod sandbox", extra={"fields": {"mode": mode, "landlock_abi": abi}})
+        return
+    if mode == "landlock":
+        raise SandboxError(
+            "pod_sandbox is 'landlock' but this kernel does not offer Landlock (Linux 5.13+"
+            " with landlock among its security modules); use 'auto' to run pods unsandboxed"
+        )
+    log.warning(
+        "this kernel does not offer Landlock: local pods can read every file the server can",
+        extra={"fields": {"mode": mode, "landlock_abi": 0}},
     )
 
 

@@ -38,10 +38,11 @@ from . import __version__
 from .api.keys import LOCAL_TOKEN
 from .app import create_app, stop_pods
 from .auth import issue_token
-from .config import LOG_LEVELS, Settings, SettingsError, load_settings
+from .config import LOG_LEVELS, POD_SANDBOXES, Settings, SettingsError, load_settings
 from .connections import GuardedRunner, listen, make_runner
 from .discovery import remove_discovery, write_discovery
 from .logs import configure_logging
+from .pods.sandbox import SandboxError
 from .tls import server_context
 
 __all__ = ["main"]
@@ -114,6 +115,12 @@ def main() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="PEM private key of --tls-cert, unencrypted (CANOPY_TLS_KEY).",
 )
+@click.option(
+    "--pod-sandbox",
+    type=click.Choice(POD_SANDBOXES, case_sensitive=False),
+    help="Fence local pods with Linux Landlock: auto (when the kernel can, default), landlock "
+    "(required: refuse to start without it) or none (CANOPY_POD_SANDBOX).",
+)
 def serve(**options: Any) -> None:
     """Run the Canopy server until Ctrl-C or SIGTERM.
 
@@ -133,6 +140,8 @@ def serve(**options: Any) -> None:
         asyncio.run(_serve(settings, tls, Console(soft_wrap=True, highlight=False)))
     except BridgeError as exc:
         raise click.ClickException(f"cannot open the event log: {exc}") from None
+    except SandboxError as exc:
+        raise click.ClickException(f"cannot start local pods: {exc}") from None
 
 
 async def _serve(settings: Settings, tls: ssl.SSLContext | None, console: Console) -> None:

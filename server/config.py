@@ -22,6 +22,7 @@ __all__ = [
     "LOG_LEVELS",
     "ORPHAN_POLICIES",
     "POD_PROVIDERS",
+    "POD_SANDBOXES",
     "Settings",
     "SettingsError",
     "load_settings",
@@ -31,6 +32,7 @@ CONFIG_FILE: Final = "canopy.toml"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 POD_PROVIDERS: Final = ("local", "kubernetes")
 ORPHAN_POLICIES: Final = ("stop", "resume")
+POD_SANDBOXES: Final = ("auto", "landlock", "none")
 _MiB: Final = 1024 * 1024
 DEFAULT_DATA_DIR: Final = Path(".canopy")
 
@@ -44,7 +46,8 @@ class Settings:
     """Everything ``canopy serve`` needs to know; the defaults serve one developer on one
     machine (loopback only, the embedded SQLite log under ``.canopy/``).
 
-    ``database_url`` left empty means the SQLite file ``<data_dir>/events.db``. With
+    ``database_url`` left empty means the SQLite file ``<data_dir>/events.db``;
+    ``workspace_roots`` left empty means the server's workspace alone. With
     ``tls_cert`` and ``tls_key`` (both or neither) the server speaks only HTTPS and WSS.
     """
 
@@ -66,6 +69,9 @@ class Settings:
     pod_orphan_policy: str = "stop"
     pod_orphan_timeout: float = 60.0
     pod_spare: bool = True
+    pod_sandbox: str = "auto"
+    pod_env: tuple[str, ...] = ()
+    workspace_roots: tuple[Path, ...] = ()
     kubernetes_namespace: str = "canopy"
     kubernetes_image: str = "canopy-debug:latest"
     rate_limit_per_second: float = 200.0
@@ -201,6 +207,39 @@ def _orphan_policy(raw: object) -> str:
     return policy
 
 
+def _pod_sandbox(raw: object) -> str:
+    mode = _string(raw).lower()
+    if mode not in POD_SANDBOXES:
+        raise ValueError(f"{raw!r} is not one of {', '.join(POD_SANDBOXES)}")
+    return mode
+
+
+def _items(raw: object, separator: str) -> list[str]:
+    """A list from TOML, or from one string of ``separator``-separated items."""
+    if isinstance(raw, str):
+        return [item.strip() for item in raw.split(separator) if item.strip()]
+    if isinstance(raw, list | tuple) and all(isinstance(item, str | Path) for item in raw):
+        return [str(item).strip() for item in raw if str(item).strip()]
+    raise ValueError(f"{raw!r} is not a list of strings")
+
+
+def _variable_names(raw: object) -> tuple[str, ...]:
+    names = _items(raw, ",")
+    for name in names:
+        if not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise ValueError(f"{name!r} is not an environment variable name")
+        if name.startswith("CANOPY_"):
+            raise ValueError(f"{name!r}: the server's own CANOPY_* settings never reach a pod")
+    return tuple(names)
+
+
+def _roots(raw: object) -> tuple[Path, ...]:
+    roots = tuple(Path(item) for item in _items(raw, os.pathsep))
+    if not roots:
+        raise ValueError(f"{raw!r} names no folder")
+    return roots
+
+
 def _rate(raw: object) -> float:
     try:
         return _seconds(raw)
@@ -254,6 +293,9 @@ _FIELDS: Final = (
     _Field("pod_orphan_policy", "CANOPY_POD_ORPHAN_POLICY", _orphan_policy),
     _Field("pod_orphan_timeout", "CANOPY_POD_ORPHAN_TIMEOUT", _seconds),
     _Field("pod_spare", "CANOPY_POD_SPARE_WORKER", _boolean),
+    _Field("pod_sandbox", "CANOPY_POD_SANDBOX", _pod_sandbox),
+    _Field("pod_env", "CANOPY_POD_ENV", _variable_names),
+    _Field("workspace_roots", "CANOPY_WORKSPACE_ROOTS", _roots),
     _Field("kubernetes_namespace", "CANOPY_KUBERNETES_NAMESPACE", _string),
     _Field("kubernetes_image", "CANOPY_KUBERNETES_IMAGE", _string),
     _Field("rate_limit_per_second", "CANOPY_RATE_LIMIT", _rate),
@@ -276,8 +318,8 @@ def load_settings(
 ) -> Settings:
     """Build the settings: ``cli`` (attribute name -> value, None meaning "not given") beats
     ``environ`` (default ``os.environ``), which beats ``<cwd>/canopy.toml``'s ``[server]``
-    table, which beats the defaults. Relative paths (``data_dir``, ``tls_cert``, ``tls_key``)
-    are taken relative to ``cwd``."""
+    table, which beats the defaults. Relative paths (``data_dir``, ``tls_cert``, ``tls_key``,
+    workspace roots) are taken relative to ``cwd``."""
     cli = cli or {}
     environ = os.environ if environ is None else environ
     cwd = Path.cwd() if cwd is None else cwd
@@ -296,6 +338,8 @@ def load_settings(
         if (path := values.get(name)) is not None and not path.is_absolute():
             values[name] = cwd / path
     values.setdefault("data_dir", cwd / DEFAULT_DATA_DIR)
+    if "workspace_roots" in values:
+        values["workspace_roots"] = tuple(cwd / root for root in values["workspace_roots"])
     return Settings(**values)
 
 

@@ -24,7 +24,7 @@ from ..remote.routes import ROUTES, Route
 from ..runtime.control import InvalidRequest
 from ..runtime.inprocess import SubscriberOverflow
 from .audit import trail_of
-from .keys import PODS, PRINCIPAL, SOCKETS, WORKSPACE
+from .keys import PODS, PRINCIPAL, ROOTS, SOCKETS, WORKSPACE
 from .params import json_body
 from .problems import Problem, problem_of
 
@@ -37,7 +37,7 @@ def control_of(request: web.Request) -> PodControl:
     """The caller's control: their pod, their executions."""
     manager = request.app[PODS]
     manager.advertise(str(request.url.origin()))
-    return PodControl(manager, request[PRINCIPAL], request.app[WORKSPACE])
+    return PodControl(manager, request[PRINCIPAL], request.app[WORKSPACE], request.app[ROOTS])
 
 
 async def _arguments(request: web.Request, route: Route) -> dict[str, Any]:

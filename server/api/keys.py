@@ -15,11 +15,13 @@ from ..config import Settings
 
 if TYPE_CHECKING:  # only for the annotation: the keys module stays free of the pods package
     from ..pods.manager import PodManager
+from ..pods.roots import WorkspaceRoots
 
 __all__ = [
     "LOCAL_TOKEN",
     "PODS",
     "PRINCIPAL",
+    "ROOTS",
     "SETTINGS",
     "SOCKETS",
     "STORE",
@@ -41,3 +43,5 @@ PODS: Final[web.AppKey[PodManager]] = web.AppKey("pods")
 """Every debug pod of this server and the clients listening to them."""
 WORKSPACE: Final = web.AppKey("workspace", Path)
 """Where relative programs and factory modules are found: the server's working directory."""
+ROOTS: Final = web.AppKey("roots", WorkspaceRoots)
+"""The folders programs may come from (``workspace_roots``), less the server's own files."""

@@ -64,7 +64,11 @@ RESPONSE_REF: Final = "#/components/responses/"
 _STATUS_TEXT: Final = {
     400: ("BadRequest", "The request is malformed: a bad parameter, argument or body."),
     401: ("Unauthorized", "No valid bearer token (missing, unknown or revoked)."),
-    403: ("Forbidden", "The token may not do this (another tenant, a reserved event type)."),
+    403: (
+        "Forbidden",
+        "The token may not do this (another tenant, a reserved event type, a program outside"
+        " the workspace roots).",
+    ),
     404: ("NotFound", "Nothing there (for control calls: no such execution of yours)."),
     408: (
         "RequestTimeout",
@@ -83,7 +87,7 @@ _STATUS_TEXT: Final = {
 }
 """Every problem status the API answers, as a reusable response."""
 _RETRY_AFTER: Final = frozenset({429, 503})
-CONTROL_ERRORS: Final = (400, 401, 404, 409, 422, 429, 502, 503)
+CONTROL_ERRORS: Final = (400, 401, 403, 404, 409, 422, 429, 502, 503)
 """What a control call may answer besides its result: see ``server.api.problems.ERROR_STATUS``
 (any contract error may come from any call, since the pod decides)."""
 

@@ -73,7 +73,9 @@ ERROR_STATUS: Final[Mapping[str, int]] = {
     "UnknownTree": 404,
     # debug pods
     "TooManySessions": 429,
+    "OutsideWorkspace": 403,
     "PodError": 503,
+    "SandboxError": 503,
     "PodUnavailable": 503,
     "RemoteFailure": 502,
     "LinkBroken": 502,

@@ -22,6 +22,7 @@ from ..runtime.control import ExecutionInfo, InvalidRequest, LaunchSpec, Unknown
 from ..runtime.engine import Notification
 from ..trees import TreeLibrary, UnknownTree, parse_program
 from .manager import Pod, PodManager
+from .roots import WorkspaceRoots
 
 __all__ = ["PodControl"]
 
@@ -31,12 +32,16 @@ OVER_ALREADY: Final = frozenset({"info", "settle", "wait_for_end", "terminate"})
 
 class PodControl(ForwardingControl):
     """The executions of ``principal``, in their pod. ``workspace`` is where relative
-    programs are found when the launch does not say (the server's working directory)."""
+    programs are found when the launch does not say (the server's working directory);
+    ``roots`` are where programs may come from at all."""
 
-    def __init__(self, manager: PodManager, principal: Principal, workspace: Path) -> None:
+    def __init__(
+        self, manager: PodManager, principal: Principal, workspace: Path, roots: WorkspaceRoots
+    ) -> None:
         self.manager = manager
         self.principal = principal
         self.workspace = workspace
+        self.roots = roots
 
     async def forward(self, call: str, **arguments: Any) -> Any:
         execution_id = arguments.get("execution_id") or arguments["first_id"]
@@ -51,6 +56,14 @@ class PodControl(ForwardingControl):
         return await self.manager.call(pod, call, **arguments)
 
     async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
+        if spec.base_dir is None:
+            spec = dataclasses.replace(spec, base_dir=str(self.workspace))
+        try:
+            wanted = parse_program(spec.program)
+        except UnknownTree as error:
+            raise InvalidRequest(str(error)) from None
+        if wanted is None:
+            self.roots.check_launch(spec.program, spec.base_dir or "")
         pod = await self.manager.ensure(self.principal)
         limit = self.manager.policy.max_sessions
         if len(pod.live) >= limit:
@@ -58,16 +71,17 @@ class PodControl(ForwardingControl):
                 f"you have {len(pod.live)} debug sessions running (at most {limit}); "
                 "end one before starting another"
             )
-        if spec.base_dir is None:
-            spec = dataclasses.replace(spec, base_dir=str(self.workspace))
-        try:
-            wanted = parse_program(spec.program)
-        except UnknownTree as error:
-            raise InvalidRequest(str(error)) from None
         if wanted is not None:
             spec = await self._uploaded(pod, spec, *wanted)
         info: ExecutionInfo = await self.manager.call(pod, "launch", spec=spec)
         return info
+
+    async def reload(
+        self, execution_id: str, program: str | None = None, *, keep_blackboard: bool = True
+    ) -> list[str]:
+        if program is not None:
+            self.roots.check_reload(program)
+        return await super().reload(execution_id, program, keep_blackboard=keep_blackboard)
 
     async def _uploaded(
         self, pod: Pod, spec: LaunchSpec, name: str, version: int | None

@@ -1,6 +1,11 @@
 """Local process pods, the default: each pod is a worker process of its own, in its own
 working directory and session, with an address-space limit, so a runaway behaviour cannot
-take the server (or another user's pod) down with it."""
+take the server (or another user's pod) down with it.
+
+A pod runs its user's code as the server's OS user, so it gets none of the server's
+environment (the database URL, tokens) but the few variables it needs, and a Landlock
+sandbox (:mod:`server.pods.sandbox`) keeps it out of the server's data directory and the
+other pods' folders."""
 
 from __future__ import annotations
 
@@ -14,21 +19,26 @@ import secrets
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from .protocol import SPARE_VARIABLE
 from .provider import PodError, PodExit, PodLimits, PodProvider, PodSpec, worker_environment
+from .sandbox import DENY_VARIABLE, MODE_VARIABLE, READ_VARIABLE, split_layout
 
-__all__ = ["WORKER_COMMAND", "LocalPodProvider"]
+__all__ = ["INHERITED_VARIABLES", "WORKER_COMMAND", "LocalPodProvider", "pod_environment"]
 
 log = logging.getLogger(__name__)
 
 WORKER_COMMAND: Final = (sys.executable, "-m", "canopy.server.pods.worker")
 STOP_GRACE_SECONDS: Final = 5.0
 """How long a worker gets to flush its events after SIGTERM before it is killed."""
+INHERITED_VARIABLES: Final = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ")
+"""What a pod inherits from the server's environment unasked: where programs are, and the
+language and time zone its output is in. Anything else only when the ``pod_env`` setting
+names it."""
 
 
 @dataclass(slots=True)
@@ -72,6 +82,28 @@ class _Spare:
     process: asyncio.subprocess.Process
     workdir: Path
     limits: PodLimits
+    layout: tuple[object, ...]
+    """What :func:`split_layout` was when the spare started: its sandbox was made then."""
+
+
+def pod_environment(
+    server: Mapping[str, str],
+    workdir: Path,
+    workspace: Path,
+    *,
+    passed: Iterable[str] = (),
+) -> dict[str, str]:
+    """The environment a pod worker starts with: of the server's ``server`` environment only
+    :data:`INHERITED_VARIABLES` and the ``passed`` names, ``HOME`` and ``TMPDIR`` in the pod's
+    own ``workdir``, and the workspace as its only import path. The ``CANOPY_POD_*`` variables
+    that make it a user's pod come on top, from its provider."""
+    names = (*INHERITED_VARIABLES, *passed)
+    env = {name: server[name] for name in names if name in server}
+    env.setdefault("PATH", os.defpath)
+    env["HOME"] = str(workdir)
+    env["TMPDIR"] = str(workdir / "tmp")
+    env["PYTHONPATH"] = str(workspace)
+    return env
 
 
 class LocalPodProvider(PodProvider):
@@ -79,6 +111,12 @@ class LocalPodProvider(PodProvider):
     working directory (removed when the pod ends) and ``workspace`` on its import path, so
     factories like ``package.module:function`` from the user's project load as they would
     locally.
+
+    The worker's environment is :func:`pod_environment` (``passed`` names the server's
+    variables it may have too). Under ``sandbox`` (``auto``, ``landlock`` or ``none``, see
+    :mod:`server.pods.sandbox`) it may read ``readable`` (the workspace roots; default:
+    ``workspace``) but nothing under ``hidden`` (the server's data) nor ``root`` beyond its own
+    folder.
 
     With ``warm`` on, one spare worker is kept started, imported and with its log open,
     waiting on stdin for the variables that make it someone's pod: a pod then starts in
@@ -94,11 +132,19 @@ class LocalPodProvider(PodProvider):
         command: Sequence[str] = WORKER_COMMAND,
         workspace: Path | None = None,
         warm: bool = False,
+        sandbox: str = "auto",
+        readable: Sequence[Path] = (),
+        hidden: Sequence[Path] = (),
+        passed: Sequence[str] = (),
     ) -> None:
-        self.root = root
+        self.root = root.resolve()
         self.command = tuple(command)
         self.workspace = (workspace or Path.cwd()).resolve()
         self.warm = warm
+        self.sandbox = sandbox
+        self.readable = tuple(readable) or (self.workspace,)
+        self.hidden = (*hidden, self.root)
+        self.passed = tuple(passed)
         self._pods: dict[str, _Pod] = {}
         self._spare: _Spare | None = None
         self._refill: asyncio.Task[None] | None = None
@@ -139,6 +185,7 @@ class LocalPodProvider(PodProvider):
         if spare is None:
             return None
         usable = spare.process.returncode is None and spare.limits == spec.limits
+        usable = usable and spare.layout == self._layout()
         if usable and spare.process.stdin is not None:
             assignment = json.dumps(worker_environment(spec)) + "\n"
             try:
@@ -151,14 +198,20 @@ class LocalPodProvider(PodProvider):
         await self._discard(spare)
         return None
 
+    def _layout(self) -> tuple[object, ...]:
+        if self.sandbox == "none":
+            return ()
+        return split_layout(self.readable, self.hidden)
+
     async def _prepare_spare(self, limits: PodLimits) -> None:
         workdir = self.root / f"spare-{secrets.token_hex(6)}"
+        layout = self._layout()
         try:
             process = await self._spawn(workdir, limits, {SPARE_VARIABLE: "1"}, spare=True)
         except PodError as error:
             log.warning("cannot prepare a spare pod worker: %s", error)
             return
-        self._spare = _Spare(process, workdir, limits)
+        self._spare = _Spare(process, workdir, limits, layout)
 
     async def _discard(self, spare: _Spare) -> None:
         if spare.process.stdin is not None:
@@ -175,11 +228,12 @@ class LocalPodProvider(PodProvider):
         *,
         spare: bool = False,
     ) -> asyncio.subprocess.Process:
-        os.makedirs(workdir, exist_ok=True)
-        env = {**os.environ, SPARE_VARIABLE: "1" if spare else "0", **variables}
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(self.workspace), os.environ.get("PYTHONPATH", "")) if p
-        )
+        os.makedirs(workdir / "tmp", exist_ok=True)
+        env = pod_environment(os.environ, workdir, self.workspace, passed=self.passed)
+        env[MODE_VARIABLE] = self.sandbox
+        env[READ_VARIABLE] = os.pathsep.join(str(path) for path in self.readable)
+        env[DENY_VARIABLE] = os.pathsep.join(str(path) for path in self.hidden)
+        env |= {SPARE_VARIABLE: "1" if spare else "0", **variables}
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.command,

@@ -48,6 +48,7 @@ from .protocol import (
     SERVER_CERT_VARIABLE,
     SPARE_VARIABLE,
 )
+from .sandbox import SandboxError, sandbox_worker
 
 __all__ = ["OrphanPolicy", "PodWorker", "WorkerSettings", "main"]
 
@@ -450,6 +451,11 @@ async def _main(database: str, spare: bool) -> int:
 def main() -> None:
     """Entry point of ``python -m canopy.server.pods.worker`` (what a pod runs)."""
     configure_logging(os.environ.get("CANOPY_LOG_LEVEL", "INFO"))
+    try:
+        sandbox_worker(os.environ)  # before any thread starts and any user code is imported
+    except SandboxError as error:
+        print(f"canopy pod worker: {error}", file=sys.stderr)
+        sys.exit(3)
     spare = os.environ.get(SPARE_VARIABLE) == "1"
     sys.exit(asyncio.run(_main(str(DATABASE), spare)))
 

@@ -25,6 +25,7 @@ from ..runtime.values import jsonable
 
 __all__ = [
     "CALLS",
+    "OutsideWorkspace",
     "PodUnavailable",
     "RemoteFailure",
     "TooManySessions",
@@ -59,6 +60,11 @@ class PodUnavailable(RemoteFailure):
 
 class TooManySessions(ControlError):
     """The user already has as many concurrent debug sessions as allowed."""
+
+
+class OutsideWorkspace(ControlError):
+    """A program (or the folder it is found from) lies outside the server's workspace roots,
+    or in the server's own files: a pod runs only what the workspace holds."""
 
 
 def encode(value: Any) -> Any:

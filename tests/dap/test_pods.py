@@ -191,6 +191,17 @@ async def test_a_pod_of_another_kind_is_refused(client: DapClient) -> None:
     assert "runs local debug pods, not kubernetes ones" in message
 
 
+async def test_a_program_outside_the_workspace_is_refused_with_the_reason(
+    client: DapClient, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("password: hunter2\n")
+    await client.ok("initialize", {"adapterID": "canopy"})
+    message = await client.fails("launch", {"program": str(secret), "pod": "local"})
+    assert f"program '{secret}' is outside the workspace roots" in message
+    assert "hunter2" not in message
+
+
 async def test_a_server_that_cannot_start_says_why(tmp_path: Path) -> None:
     nowhere = {"KUBECONFIG": str(tmp_path / "no-kubeconfig"), "KUBERNETES_SERVICE_HOST": ""}
     adapter = spawn_stdio_adapter(tmp_path, ROOT, environment=nowhere)

@@ -68,6 +68,11 @@ def test_database_url_and_retention_from_environment(tmp_path: Path) -> None:
         ({}, {"CANOPY_RETENTION": "debugging.timeline:keep=1"}, "", r"retention .*never pruned"),
         ({}, {"CANOPY_MAX_REQUEST_BYTES": "12"}, "", r"max_request_bytes .*too small"),
         ({}, {}, '[server]\nretention_interval = "soon"\n', r"retention_interval .*canopy.toml"),
+        ({}, {"CANOPY_POD_SANDBOX": "chroot"}, "", r"pod_sandbox .*'chroot' is not one of auto"),
+        ({}, {"CANOPY_POD_ENV": "HOME,2FA"}, "", r"pod_env .*'2FA' is not an environment var"),
+        ({}, {"CANOPY_POD_ENV": "CANOPY_DATABASE_URL"}, "", r"CANOPY_\* settings never reach"),
+        ({}, {}, "[server]\npod_env = [1]\n", r"pod_env .*is not a list of strings"),
+        ({}, {"CANOPY_WORKSPACE_ROOTS": ":"}, "", r"workspace_roots .*names no folder"),
     ],
 )
 def test_invalid_values_name_the_setting_and_its_source(
@@ -77,6 +82,23 @@ def test_invalid_values_name_the_setting_and_its_source(
         write_toml(tmp_path, toml)
     with pytest.raises(SettingsError, match=expected):
         load_settings(cli, environ=environ, cwd=tmp_path)
+
+
+def test_pod_settings_from_file_and_environment(tmp_path: Path) -> None:
+    write_toml(
+        tmp_path,
+        '[server]\npod_sandbox = "Landlock"\npod_env = ["ROBOT_SITE", "LD_LIBRARY_PATH"]\n'
+        'workspace_roots = ["robots", "/srv/shared"]\n',
+    )
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings.pod_sandbox == "landlock"
+    assert settings.pod_env == ("ROBOT_SITE", "LD_LIBRARY_PATH")
+    assert settings.workspace_roots == (tmp_path / "robots", Path("/srv/shared"))
+    (tmp_path / "canopy.toml").unlink()
+    environ = {"CANOPY_POD_ENV": "A, B", "CANOPY_WORKSPACE_ROOTS": "/a:b"}
+    settings = load_settings(environ=environ, cwd=tmp_path)
+    assert (settings.pod_sandbox, settings.pod_env) == ("auto", ("A", "B"))
+    assert settings.workspace_roots == (Path("/a"), tmp_path / "b")
 
 
 def test_database_url_errors_do_not_repeat_the_url(tmp_path: Path) -> None:

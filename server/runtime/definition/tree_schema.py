@@ -48,10 +48,22 @@ def schema_problems(document: Document) -> list[Problem]:
     if document.data is None:
         message = "the tree file is empty; it needs at least a `root` node"
         return [Problem(document.path, 1, 1, message)]
+    if _foreign(document.data):
+        message = "not a tree file: it has none of the fields `name`, `blackboard`, `root`"
+        return [Problem(document.path, 1, 1, message)]
     problems: list[Problem] = []
     for error in tree_validator().iter_errors(document.data):
         problems.extend(_explain(error, document))
     return problems
+
+
+def _foreign(data: Any) -> bool:
+    """Whether ``data`` is a mapping with none of a tree file's fields: some other document
+    (a configuration file, a list of secrets). Its problems are not worded key by key, which
+    would quote the file back, line by line, to whoever pointed a launch at it."""
+    schema = tree_validator().schema
+    fields = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    return isinstance(data, dict) and bool(data) and not any(key in fields for key in data)
 
 
 def _explain(error: ValidationError, document: Document) -> Iterator[Problem]:

@@ -59,10 +59,14 @@ class SharedPodServer:
     executions, and reads what the server wrote through its own store on the same log.
     """
 
-    def __init__(self, database_url: str, data_dir: Path) -> None:
+    def __init__(self, database_url: str, data_dir: Path, roots: tuple[Path, ...] = ()) -> None:
         # With a spare worker, the next test's pod is started and imported while this one runs.
         self._settings = Settings(
-            port=0, data_dir=data_dir, database_url=database_url, pod_spare=True
+            port=0,
+            data_dir=data_dir,
+            database_url=database_url,
+            pod_spare=True,
+            workspace_roots=(REPOSITORY, *roots),
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="shared-pod-server")

@@ -4,6 +4,7 @@ the real event log (the ``store`` fixture runs each test on SQLite and on Postgr
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,12 @@ def store_url(module_store_url: str) -> str:
 def shared_pod_server(
     store_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SharedPodServer]:
-    with SharedPodServer(store_url, tmp_path_factory.mktemp("pods") / ".canopy") as server:
+    # The tests write their own trees and modules in their temporary folders, made as they
+    # run: the pods may read the folder that holds them all, so the server's data lies outside.
+    with (
+        tempfile.TemporaryDirectory() as data,
+        SharedPodServer(store_url, Path(data), (tmp_path_factory.getbasetemp(),)) as server,
+    ):
         yield server
 
 

@@ -237,6 +237,23 @@ def test_schema_violations_are_reported_where_the_fix_goes(write: Write) -> None
     ]
 
 
+@pytest.mark.parametrize("name", ["shadow.yaml", "shadow.json"])
+def test_a_file_that_is_no_tree_is_refused_without_quoting_it(write: Write, name: str) -> None:
+    """A launch pointed at some other file (a password list) must not echo its lines back as
+    "unexpected field" problems, one per line."""
+    text = (
+        "root:$6$salt$hash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"
+        if name.endswith(".yaml")
+        else '{"password": "hunter2", "token": "s3cret"}'
+    )
+    path = write(name, text)
+    problem = only_problem(lambda: load_tree(str(path)))
+    assert (problem.line, problem.column) == (1, 1)
+    assert problem.message == (
+        "not a tree file: it has none of the fields `name`, `blackboard`, `root`"
+    )
+
+
 def test_unknown_built_in_type_suggests_the_closest(write: Write) -> None:
     path = write(
         "typo.yaml",
