@@ -37,6 +37,7 @@ from .definition import TreeDefinition, load_tree
 from .diff import ExecutionDiff, StateDiff, diff_executions, diff_ticks
 from .engine import Execution, Mode, Notification, RunState, StepKind, StopInfo, tree_model
 from .expressions import Expression
+from .failures import end_text
 from .history import ExecutionHistory, ExecutionState, HistoryError
 from .pictures import to_dot, to_json_model, to_svg
 from .project import node_registry
@@ -528,9 +529,8 @@ class InProcessControl(ExecutionControl):
     def _live(self, execution_id: str) -> _Entry:
         entry = self._entry(execution_id)
         if entry.execution.state is RunState.ENDED:
-            raise InvalidRequest(
-                f"execution {execution_id} has ended ({entry.execution.end_reason})"
-            )
+            ended = end_text(entry.execution.end_reason or "", entry.execution.end_detail)
+            raise InvalidRequest(f"execution {execution_id} has ended ({ended})")
         return entry
 
     @staticmethod
@@ -545,6 +545,7 @@ class InProcessControl(ExecutionControl):
             execution.tick_count,
             execution.stopped,
             execution.end_reason,
+            execution.end_detail,
         )
 
     @staticmethod

@@ -28,6 +28,12 @@ from ..pods.remote import SharedPodServer, own_remote_control
 
 PATROL = "tests.server.runtime.factories:patrol"
 FOREVER = "tests.server.runtime.factories:forever"
+FACTORIES = Path(__file__).with_name("factories.py")
+CHECK_BATTERY_LINE = next(
+    number
+    for number, line in enumerate(FACTORIES.read_text(encoding="utf-8").splitlines(), 1)
+    if line.startswith("class CheckBattery")
+)
 
 
 @pytest.fixture(scope="module")
@@ -355,11 +361,68 @@ async def test_exception_filter_stops_where_a_behaviour_raised(
     assert any(f["function"] == "update" for f in stop.exception["traceback"])
     await control.resume(eid)
     info = await control.wait_for_end(eid)
-    assert info.end_reason == "completed"
+    assert (info.end_reason, info.end_detail) == ("failed", "ValueError in check_battery")
     recorded = await events(store, eid)
     raised = [p for t, p in recorded if t == "BehaviourRaised"]
     assert [(p["node_id"], p["tick"]) for p in raised] == [("patrol/round/check_battery", 5)]
     assert recorded[-1][1]["root_status"] == "FAILURE"
+
+
+async def test_an_exception_with_no_filter_is_told_as_it_happens_and_fails_the_execution(
+    control: ExecutionControl, store: SqlEventStore
+) -> None:
+    # From battery 50, check_battery raises on tick 5; nothing asks to stop on it.
+    notes = control.notifications()
+    eid = await launch(control, mode=Mode.AUTO, blackboard={"battery": 50})
+    seen = []
+    async with asyncio.timeout(20):
+        async for note in notes:
+            if note.execution_id == eid and note.kind in ("output", "stopped", "ended"):
+                seen.append(note)
+            if note.kind == "ended":
+                break
+    told, ended = seen
+    assert (told.kind, told.category) == ("output", "stderr")
+    head, node, frame = told.text.splitlines()
+    assert head == "ValueError in check_battery (tick 5): battery level -10 is negative"
+    assert node.startswith("  node patrol/round/check_battery at ")
+    assert node.endswith(f"{FACTORIES}:{CHECK_BATTERY_LINE}")
+    assert frame == (
+        f"  raised in update at {FACTORIES}:36:"
+        ' raise ValueError(f"battery level {level} is negative")'
+    )
+    assert (ended.kind, ended.reason, ended.text) == (
+        "ended",
+        "failed",
+        "ValueError in check_battery",
+    )
+    info = await control.wait_for_end(eid)
+    assert (info.end_reason, info.end_detail) == ("failed", "ValueError in check_battery")
+    # The end is a fact of the log: what is rebuilt from it says so too.
+    recorded = await events(store, eid)
+    assert recorded[-1] == (
+        "ExecutionEnded",
+        {
+            "execution_id": eid,
+            "reason": "failed",
+            "detail": "ValueError in check_battery",
+            "ticks": 5,
+            "root_status": "FAILURE",
+        },
+    )
+    assert (await control.statistics(eid)).ended == "failed: ValueError in check_battery"
+    with pytest.raises(InvalidRequest, match=r"has ended \(failed: ValueError in check_battery\)"):
+        await control.tick(eid)
+
+
+async def test_a_tree_kept_ticking_past_an_exception_does_not_end_failed(
+    control: ExecutionControl,
+) -> None:
+    eid = await launch(
+        control, mode=Mode.AUTO, blackboard={"battery": 50}, keep_ticking=True, max_ticks=8
+    )
+    info = await control.wait_for_end(eid)
+    assert (info.end_reason, info.end_detail) == ("max_ticks", None)
 
 
 async def test_failure_filter_stops_on_a_failing_node(control: ExecutionControl) -> None:
