@@ -31,8 +31,14 @@ from canopy.server.runtime.control import (
     InvalidRequest,
     LaunchSpec,
 )
-from canopy.server.runtime.engine import CaptureLevel, Mode, Notification, RunState, StepKind
-from canopy.server.runtime.failures import end_text
+from canopy.server.runtime.engine import (
+    CaptureLevel,
+    Mode,
+    Notification,
+    RunState,
+    StepKind,
+    end_text,
+)
 
 from .arguments import arg, function_breakpoint, item, source_breakpoint, validate
 from .breakpoints import BreakpointLedger, source_of

@@ -26,8 +26,7 @@ from .config import Settings
 from .remote.client import HttpExecutionControl
 from .runtime.breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .runtime.control import LaunchSpec
-from .runtime.engine import Mode, StepKind, StopInfo
-from .runtime.failures import end_text
+from .runtime.engine import Mode, StepKind, StopInfo, end_text
 
 __all__ = ["DEMO_PROGRAM", "DemoReport", "run_demo"]
 

@@ -53,6 +53,7 @@ __all__ = [
     "RunState",
     "StepKind",
     "StopInfo",
+    "end_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,12 @@ class Notification:
     category: str = "console"
     reason: str = ""
     status: str = ""  # the root's status, for ``ended``
+
+
+def end_text(reason: str, detail: str | None) -> str:
+    """An end as one line, as every view shows it: ``failed: KeyError in check_battery``,
+    ``completed``."""
+    return f"{reason}: {detail}" if detail else reason
 
 
 class _Terminate(Exception):

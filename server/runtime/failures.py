@@ -21,7 +21,7 @@ import py_trees
 
 from .definition import SourceLocation
 
-__all__ = ["end_text", "exception_name", "failure_summary", "raised_report", "user_frame"]
+__all__ = ["exception_name", "failure_summary", "raised_report", "user_frame"]
 
 _LIBRARY_FOLDERS: Final = tuple(
     str(Path(folder).resolve()) + "/"
@@ -42,11 +42,6 @@ def exception_name(qualified: str) -> str:
 def failure_summary(exception: str, node_name: str) -> str:
     """The end detail of an execution failed by an exception: ``KeyError in check_battery``."""
     return f"{exception_name(exception)} in {node_name}"
-
-
-def end_text(reason: str, detail: str | None) -> str:
-    """An end as one line: ``failed: KeyError in check_battery``, ``completed``."""
-    return f"{reason}: {detail}" if detail else reason
 
 
 def user_frame(frames: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

@@ -52,7 +52,7 @@ from typing import Any, Final, Literal
 
 from canopy.bridge import CanopyError, EventFilter, EventStore, RecordedEvent
 
-from .failures import end_text
+from .engine import end_text
 
 __all__ = [
     "STATUSES",

@@ -35,9 +35,17 @@ from .control import (
 )
 from .definition import TREE_FILE_SUFFIXES, TreeDefinition, load_tree
 from .diff import ExecutionDiff, StateDiff, diff_executions, diff_ticks
-from .engine import Execution, Mode, Notification, RunState, StepKind, StopInfo, tree_model
+from .engine import (
+    Execution,
+    Mode,
+    Notification,
+    RunState,
+    StepKind,
+    StopInfo,
+    end_text,
+    tree_model,
+)
 from .expressions import Expression
-from .failures import end_text
 from .history import ExecutionHistory, ExecutionState, HistoryError
 from .pictures import to_dot, to_json_model, to_svg
 from .project import read_project

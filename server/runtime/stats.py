@@ -52,7 +52,7 @@ from canopy.bridge import (
     Topic,
 )
 
-from .failures import end_text
+from .engine import end_text
 from .history import HistoryError, stream_of
 
 __all__ = [
