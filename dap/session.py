@@ -31,7 +31,14 @@ from canopy.server.runtime.control import (
     InvalidRequest,
     LaunchSpec,
 )
-from canopy.server.runtime.engine import CaptureLevel, Mode, Notification, RunState, StepKind
+from canopy.server.runtime.engine import (
+    CaptureLevel,
+    Mode,
+    Notification,
+    RunState,
+    StepKind,
+    end_text,
+)
 
 from .arguments import arg, function_breakpoint, item, source_breakpoint, validate
 from .breakpoints import BreakpointLedger, source_of
@@ -251,7 +258,8 @@ class DebugSession:
                 " from another debug session"
             )
         if info.state is RunState.ENDED:
-            raise InvalidRequest(f"execution {info.id} has ended ({info.end_reason})")
+            ended = end_text(info.end_reason or "", info.end_detail)
+            raise InvalidRequest(f"execution {info.id} has ended ({ended})")
         self._control, self._where = control, self._where or "attached"
         thread = self._adopt(info.id, info.tree, info.mode, stop_on_entry=False, launched=False)
         await self._configure(thread)
@@ -783,13 +791,25 @@ class DebugSession:
             # The live tree's last batch (the tree's final statuses) goes before the end.
             await asyncio.wait([live], timeout=LAST_BATCH_WAIT)
         reason = note.reason or "completed"
-        detail = f" ({note.text})" if note.text else ""
+        ended = end_text(reason, note.text)
         await self.event(
             "output",
             {
-                # An end nobody asked for (a dead pod, a crash) must stand out in the console.
+                # An end nobody asked for (a failure, a dead pod) must stand out in the console.
                 "category": "console" if reason in ORDINARY_ENDS else "stderr",
-                "output": f"execution {thread.execution_id} ended: {reason}{detail}\n",
+                "output": f"execution {thread.execution_id} ended: {ended}\n",
+            },
+        )
+        # The same end in a form for the extension's views (the live tree says how it ended).
+        await self.event(
+            "canopy/executionEnded",
+            {
+                "threadId": thread.id,
+                "executionId": thread.execution_id,
+                "reason": reason,
+                "detail": note.text,
+                "rootStatus": note.status,
+                "text": ended,
             },
         )
         await self.event("exited", {"exitCode": _exit_code(reason, note.status)})

@@ -623,17 +623,13 @@ def demo(workspace: Path) -> None:
     if report is None:
         return
     failure = report.failure or {}
-    frame = (failure.get("traceback") or [{}])[-1]
     console.print()
     console.print(
         f"[bold red]{escape(str(failure.get('exception', '?')))}[/]: "
         f"{escape(str(failure.get('message', '')))}"
     )
-    console.print(
-        f"  in {escape(str(failure.get('node_id')))} at tick {report.failed_at_tick}, "
-        f"{escape(str(frame.get('path')))}:{frame.get('line')}"
-    )
-    console.print(f"  {escape(str(frame.get('code', '')))}")
+    console.print(escape(report.told.rstrip("\n")))
+    console.print(f"the execution ended [bold]{escape(report.ended)}[/]")
     visits = ", ".join(f"{node.rsplit('/', 1)[-1]} {n}" for node, n in report.statistics.items())
     console.print(f"visits: {visits}")
     if report.picture is not None:

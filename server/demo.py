@@ -2,7 +2,8 @@
 
 It starts a server on a free local port, switches debug mode on (a local debug pod), runs the
 patrol tree of ``examples/`` in it with a breakpoint and a data breakpoint, steps over, steps
-back through history, runs on to the deliberate bug and reports it. Every step goes through
+back through history, runs on to the deliberate bug, reports it and lets the execution end
+``failed`` by it. Every step goes through
 the same HTTP API and pod link the editor uses; the events land in ``<workspace>/.canopy``.
 """
 
@@ -24,7 +25,7 @@ from .connections import listen, make_runner
 from .remote.client import HttpExecutionControl
 from .runtime.breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .runtime.control import LaunchSpec
-from .runtime.engine import Mode, StepKind, StopInfo
+from .runtime.engine import Mode, StepKind, StopInfo, end_text
 
 __all__ = ["DEMO_PROGRAM", "DemoReport", "run_demo"]
 
@@ -41,6 +42,10 @@ class DemoReport:
     steps: list[str] = field(default_factory=list)
     failure: dict[str, Any] | None = None
     failed_at_tick: int = 0
+    told: str = ""
+    """How the exception was told as it happened (the stderr output of a debug console)."""
+    ended: str = ""
+    """How the execution ended, e.g. ``failed: ZeroDivisionError in scan``."""
     picture: Path | None = None
     statistics: dict[str, int] = field(default_factory=dict)
 
@@ -86,6 +91,7 @@ async def _debug(
     report.pod_ready_ms = round((time.perf_counter() - started) * 1000, 1)
     say(f"debug mode on: local pod ready in {report.pod_ready_ms:.0f} ms")
 
+    notes = control.notifications()  # subscribed from here on: nothing of the run is missed
     info = await control.launch(LaunchSpec(DEMO_PROGRAM, mode=Mode.MANUAL, blackboard=INITIAL))
     report.execution_id = eid = info.id
     say(f"launched {DEMO_PROGRAM} as execution {eid}")
@@ -124,7 +130,14 @@ async def _debug(
         svg = await control.picture(eid, format="svg")
         report.picture = workspace / ".canopy" / "demo-tree.svg"
         report.picture.write_text(str(svg), encoding="utf-8")
-    await control.terminate(eid)
+    async for note in notes:
+        if note.execution_id == eid and note.kind == "output" and note.category == "stderr":
+            report.told = note.text
+            break
+    await control.resume(eid, StepKind.CONTINUE)
+    ended = await control.wait_for_end(eid)
+    report.ended = end_text(ended.end_reason or "", ended.end_detail)
+    step(f"continued: the execution ended {report.ended}")
     return report
 
 

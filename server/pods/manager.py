@@ -332,6 +332,7 @@ class PodManager:
                 tick,
                 None,
                 "pod_died",
+                detail,
             )
             self._publish(
                 pod.owner,

@@ -83,7 +83,9 @@ class LaunchSpec:
 
 @dataclass(frozen=True, slots=True)
 class ExecutionInfo:
-    """An execution at a glance."""
+    """An execution at a glance. ``end_reason`` is one of ``ExecutionEnded``'s reasons
+    (``completed``, ``failed``, ...); ``end_detail`` says more (``KeyError in check_battery``
+    for a ``failed`` one, why a pod died)."""
 
     id: str
     program: str
@@ -93,6 +95,7 @@ class ExecutionInfo:
     tick: int
     stopped: StopInfo | None = None
     end_reason: str | None = None
+    end_detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

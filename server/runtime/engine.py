@@ -41,6 +41,7 @@ from .breakpoints import (
 )
 from .definition import BuiltTree, TreeDefinition, build_tree
 from .expressions import ExpressionError
+from .failures import failure_summary, raised_report
 from .recorder import EventRecorder
 from .values import jsonable
 
@@ -52,6 +53,7 @@ __all__ = [
     "RunState",
     "StepKind",
     "StopInfo",
+    "end_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,12 @@ class Notification:
     status: str = ""  # the root's status, for ``ended``
 
 
+def end_text(reason: str, detail: str | None) -> str:
+    """An end as one line, as every view shows it: ``failed: KeyError in check_battery``,
+    ``completed``."""
+    return f"{reason}: {detail}" if detail else reason
+
+
 class _Terminate(Exception):
     """Unwinds the tick thread when the execution is stopped for good."""
 
@@ -194,6 +202,8 @@ class Execution:
         self.state = RunState.IDLE
         self.stopped: StopInfo | None = None
         self.end_reason: str | None = None
+        self.end_detail: str | None = None
+        self._failure: str | None = None  # this tick's exception, as the end detail it makes
         self._notify = notify
         self._mode = mode
         self._interval = interval_ms / 1000
@@ -398,6 +408,8 @@ class Execution:
             while self._await_tick():
                 self._tick()
                 if self.root.status in TERMINAL and not self.keep_ticking:
+                    if self._failure is not None:  # the tree ended because a behaviour raised
+                        reason, detail = "failed", self._failure
                     break
                 if self.max_ticks is not None and self.tick_count >= self.max_ticks:
                     reason = "max_ticks"
@@ -465,6 +477,7 @@ class Execution:
         # TickStarted is written just before the tick's first event: a tick in which nothing
         # changes costs one event (its TickCompleted summary), not two.
         self._tick_owed = verbose
+        self._failure = None
         started = time.perf_counter()
         tree = self._tree
         root = tree.built.root
@@ -629,16 +642,22 @@ class Execution:
         nodes = self._tree.nodes
         node = _raising_node(exc.__traceback__, nodes) or self._current or self.root
         state = nodes[node]
+        exception = f"{type(exc).__module__}.{type(exc).__qualname__}"
         info = {
             "execution_id": self.id,
             "tick": self.tick_count,
             "node_id": state.id,
-            "exception": f"{type(exc).__module__}.{type(exc).__qualname__}",
+            "exception": exception,
             "message": str(exc),
             "traceback": _frames(exc.__traceback__),
         }
         self._announce_tick()
         self.recorder.record("BehaviourRaised", info)
+        # Told as it happens, stop or no stop: with no exception filter set, this is the only
+        # word a user gets of it before the end.
+        spec = self.definition.node(state.id)
+        self._output(raised_report(info, node.name, spec.source if spec else None), "stderr")
+        self._failure = failure_summary(exception, node.name)
         if ExceptionFilter.RAISED in self._filters:
             self._current = node
             self._stop(
@@ -923,6 +942,7 @@ class Execution:
         with self._cond:
             self.state = RunState.ENDED
             self.end_reason = reason
+            self.end_detail = detail or None
             self._cond.notify_all()
         self._notify(
             Notification(

@@ -52,6 +52,8 @@ from typing import Any, Final, Literal
 
 from canopy.bridge import CanopyError, EventFilter, EventStore, RecordedEvent
 
+from .engine import end_text
+
 __all__ = [
     "STATUSES",
     "ExecutionHistory",
@@ -155,6 +157,8 @@ class ExecutionState:
     current_node: str | None
     in_tick: bool = False
     ended: bool = False
+    end_reason: str | None = None
+    """How it ended (``failed: KeyError in check_battery``), once it has."""
 
     @property
     def root(self) -> TreeNode | None:
@@ -173,6 +177,7 @@ class ExecutionState:
             "offset": self.offset,
             "in_tick": self.in_tick,
             "ended": self.ended,
+            "end_reason": self.end_reason,
             "root_status": self.root_status,
             "current_node": self.current_node,
             "statuses": dict(self.statuses),
@@ -246,6 +251,7 @@ class Replay:
         self.offset = 0
         self.in_tick = False
         self.ended = False
+        self.end_reason: str | None = None
         self.root_status: str | None = None
         self.current_node: str | None = None
 
@@ -290,6 +296,7 @@ class Replay:
             current_node=self.current_node,
             in_tick=self.in_tick,
             ended=self.ended,
+            end_reason=self.end_reason,
         )
 
     @property
@@ -346,6 +353,7 @@ class Replay:
 
     def _ended(self, payload: Mapping[str, Any]) -> None:
         self.ended = True
+        self.end_reason = end_text(payload["reason"], payload.get("detail"))
 
 
 _HANDLERS: Final = {

@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,13 +33,22 @@ from .control import (
     UnknownExecution,
     WatchView,
 )
-from .definition import TreeDefinition, load_tree
+from .definition import TREE_FILE_SUFFIXES, TreeDefinition, load_tree
 from .diff import ExecutionDiff, StateDiff, diff_executions, diff_ticks
-from .engine import Execution, Mode, Notification, RunState, StepKind, StopInfo, tree_model
+from .engine import (
+    Execution,
+    Mode,
+    Notification,
+    RunState,
+    StepKind,
+    StopInfo,
+    end_text,
+    tree_model,
+)
 from .expressions import Expression
 from .history import ExecutionHistory, ExecutionState, HistoryError
 from .pictures import to_dot, to_json_model, to_svg
-from .project import node_registry
+from .project import read_project
 from .python_debug import PythonDebugError, PythonTarget, python_target
 from .recorder import EventRecorder
 from .stats import ExecutionStats, execution_statistics
@@ -74,13 +83,22 @@ class _Entry:
 def _load(spec: LaunchSpec, program: str, code: CodeVersions) -> TreeDefinition:
     """Load a tree, with fresh code for behaviour modules edited since ``code`` was taken;
     Groot2 tags map through the launch's registry, else the project's ``canopy.toml``
-    ``[nodes]`` table."""
+    ``[nodes]`` table, and a tree file's initial blackboard values are its own overridden by
+    the project's (a Groot2 file has none of its own)."""
     reload_changed(code)
     base = Path(spec.base_dir) if spec.base_dir else None
-    registry = spec.registry
-    if not registry and program.endswith(".xml"):
-        registry = node_registry(Path(base or ".", program).resolve())
-    return load_tree(program, registry=registry, base_dir=base)
+    if Path(program).suffix.lower() not in TREE_FILE_SUFFIXES:  # a Python factory
+        return load_tree(program, registry=spec.registry, base_dir=base)
+    tree = Path(base or ".", program).resolve()
+    project = read_project(tree)
+    registry = spec.registry or project.nodes
+    definition = load_tree(program, registry=registry, base_dir=base)
+    values = project.blackboard(tree)
+    return (
+        replace(definition, blackboard={**definition.blackboard, **values})
+        if values
+        else definition
+    )
 
 
 @contextmanager
@@ -528,9 +546,8 @@ class InProcessControl(ExecutionControl):
     def _live(self, execution_id: str) -> _Entry:
         entry = self._entry(execution_id)
         if entry.execution.state is RunState.ENDED:
-            raise InvalidRequest(
-                f"execution {execution_id} has ended ({entry.execution.end_reason})"
-            )
+            ended = end_text(entry.execution.end_reason or "", entry.execution.end_detail)
+            raise InvalidRequest(f"execution {execution_id} has ended ({ended})")
         return entry
 
     @staticmethod
@@ -545,6 +562,7 @@ class InProcessControl(ExecutionControl):
             execution.tick_count,
             execution.stopped,
             execution.end_reason,
+            execution.end_detail,
         )
 
     @staticmethod

@@ -52,6 +52,7 @@ from canopy.bridge import (
     Topic,
 )
 
+from .engine import end_text
 from .history import HistoryError, stream_of
 
 __all__ = [
@@ -239,7 +240,7 @@ class ExecutionStatistics(Projection):
     """
 
     name: ClassVar[str] = "runtime.execution_statistics"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: ``ended`` holds the end's detail too
 
     def __init__(self, tenant_id: str = ALL_TENANTS) -> None:
         self.tenant_id = tenant_id
@@ -395,7 +396,7 @@ def _snapshot(document: dict[str, Any], event: RecordedEvent) -> None:
 
 
 def _ended(document: dict[str, Any], event: RecordedEvent) -> None:
-    document["ended"] = event.payload["reason"]
+    document["ended"] = end_text(event.payload["reason"], event.payload.get("detail"))
 
 
 _FOLDS: Final = {

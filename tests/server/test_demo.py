@@ -38,6 +38,12 @@ async def test_the_demo_finds_the_bug(tmp_path: Path) -> None:
     last = report.failure["traceback"][-1]
     assert (Path(last["path"]), last["function"]) == (workspace / "patrol" / "robot.py", "update")
     assert report.statistics["patrol/round/scan"] == 3
+    head, node, frame = report.told.splitlines()
+    assert head == "ZeroDivisionError in scan (tick 8): integer division or modulo by zero"
+    assert node == f"  node patrol/round/scan at {workspace / 'patrol' / 'patrol.yaml'}:29"
+    assert frame.startswith(f"  raised in update at {workspace / 'patrol' / 'robot.py'}:68: ")
+    assert report.ended == "failed: ZeroDivisionError in scan"
+    assert report.steps[-1] == "continued: the execution ended failed: ZeroDivisionError in scan"
     assert (workspace / ".canopy" / "events.db").is_file()
     if shutil.which("dot"):
         assert report.picture is not None
@@ -60,7 +66,8 @@ async def test_canopy_demo_prints_a_summary(tmp_path: Path) -> None:
     assert process.returncode == 0, err.decode()
     assert "debug mode on: local pod ready" in text
     assert "builtins.ZeroDivisionError: integer division or modulo by zero" in text
-    assert "robot.py:68" in text
+    assert "robot.py:68: exposure_ms = 100 //" in text
+    assert "the execution ended failed: ZeroDivisionError in scan" in text
 
 
 async def test_canopy_demo_without_the_workspace_says_so(tmp_path: Path) -> None:

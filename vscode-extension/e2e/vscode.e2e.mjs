@@ -1,7 +1,8 @@
 // End-to-end: the packaged extension in a real VS Code (code-server), driven through chromium
 // like a user would: the demo workspace, a gutter breakpoint in the tree file, F5, the Call
-// Stack and Variables, stepping (over, into, back), editing the blackboard, the live tree view
-// and the debug-mode status-bar item. Each failure leaves a screenshot in e2e/artifacts/.
+// Stack and Variables, stepping (over, into, back), editing the blackboard, the live tree view,
+// the Groot2 configuration in a local pod run to its failure, and the debug-mode status-bar
+// item. Each failure leaves a screenshot in e2e/artifacts/.
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -44,6 +45,28 @@ async function stoppedAt(first) {
   });
 }
 
+/** Whether the session is stopped on the exception `name`: the state label in the Call Stack's
+ * header is the stop's description ("builtins.ZeroDivisionError: ..."), or its widget shows. */
+async function stoppedOn(name) {
+  const label = await page.evaluate(() =>
+    [...document.querySelectorAll(".pane-header")].map((header) => header.textContent).find((text) => text.includes("Call Stack")) ?? "",
+  );
+  return label.includes(name) || (await page.locator(".exception-widget", { hasText: name }).count()) > 0;
+}
+
+/** Continue (a tick at a time, in manual mode) until the session stops on the exception
+ * `name`. Each press waits a moment for the stop it causes, and none is made at that stop:
+ * continuing past it would end the execution. */
+async function continueToException(name, limit) {
+  for (let i = 0; i < limit; i++) {
+    if (await stoppedOn(name)) return;
+    await page.keyboard.press("F5");
+    await eventually("the next stop", async () => ((await stoppedOn(name)) ? true : undefined), 1500).catch(
+      () => undefined,
+    );
+  }
+}
+
 /** Expand a scope or variable of the Variables view by its label. */
 async function expand(label) {
   const row = page.locator(".debug-variables .monaco-list-row", { hasText: label }).first();
@@ -79,6 +102,8 @@ describe("Canopy in VS Code", function () {
         "canopy.path": canopy,
         "chat.disableAIFeatures": true,
         "workbench.secondarySideBar.defaultVisibility": "hidden",
+        // The comparison report is an untitled editor: starting a session must not ask to save it.
+        "debug.saveBeforeStart": "none",
       },
       env: { CANOPY_POD_SPARE_WORKER: "0" },
     });
@@ -168,10 +193,7 @@ describe("Canopy in VS Code", function () {
     await eventually("the live tree (past = False)", async () => has(await rows("Variables"), "past = False"));
     await editBlackboard("battery", "15");
     // Move costs 10: scan then divides by 5 // 10 == 0.
-    for (let i = 0; i < 6 && (await page.locator(".exception-widget").count()) === 0; i++) {
-      await page.keyboard.press("F5");
-      await page.waitForTimeout(700);
-    }
+    await continueToException("ZeroDivisionError", 6);
     await page.locator(".exception-widget", { hasText: "ZeroDivisionError" }).waitFor();
     await stoppedAt("scan [Scan]");
   });
@@ -239,6 +261,39 @@ describe("Canopy in VS Code", function () {
     );
     assert.match(report, /They diverge at tick 1\.\*\* The same through tick 0\./);
     assert.match(report, /\| `\/battery` \| `40` \| `45` \|/);
+  });
+
+  it("runs the Groot2 configuration in a local pod to the deliberate bug, and says how it ended", async () => {
+    await page.keyboard.press("Shift+F5");
+    await page.locator(".debug-toolbar").waitFor({ state: "hidden" });
+    await runCommand(page, "Debug: Select and Start Debugging");
+    await page
+      .locator(".quick-input-list .monaco-list-row", { hasText: "Debug the patrol in a local pod (Groot2 XML)" })
+      .first()
+      .click();
+    // The adapter starts a server and a pod; the project's canopy.toml gives the tree the
+    // same initial values as patrol.yaml, so it runs the rounds down to the same bug.
+    await eventually("the stop on ZeroDivisionError", async () => await stoppedOn("ZeroDivisionError"), 90_000);
+    const frames = await stoppedAt("scan [Scan]");
+    assert.deepEqual(frames.map((f) => f.split(" ")[0]), ["scan", "round", "patrol"]);
+    await page.locator(".statusbar-item", { hasText: "Ln 10" }).waitFor(); // <Scan name="scan"/>
+    await page.keyboard.press("F5");
+    await page.locator(".debug-toolbar").waitFor({ state: "hidden" });
+    await page.getByRole("tab", { name: /Debug Console/ }).first().click();
+    const transcript = await eventually("the end in the Debug Console", async () => {
+      const text = await page.evaluate(() =>
+        [...document.querySelectorAll(".repl .monaco-list-row")].map((row) => row.textContent).join("\n"),
+      );
+      return text.includes("ended: failed: ZeroDivisionError in scan") ? text : undefined;
+    });
+    assert.match(transcript, /ZeroDivisionError in scan \(tick 8\): integer division or modulo by zero/);
+    assert.match(transcript, /node patrol\/round\/scan at \S*patrol\.xml:10/);
+    assert.match(transcript, /raised in update at \S*robot\.py:68: exposure_ms = /);
+    assert.doesNotMatch(transcript, /KeyError/);
+    const view = await liveTreeFrame(page);
+    await eventually("the live tree saying how it ended", async () =>
+      (await view.locator("#notice").textContent())?.includes("has ended: failed: ZeroDivisionError in scan."),
+    );
   });
 
   it("toggles debug mode from the status bar", async () => {

@@ -4,6 +4,7 @@ the real event log (the ``store`` fixture runs each test on SQLite and on Postgr
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,6 +30,13 @@ from ..pods.remote import SharedPodServer, own_remote_control
 
 PATROL = "tests.server.runtime.factories:patrol"
 FOREVER = "tests.server.runtime.factories:forever"
+FACTORIES = Path(__file__).with_name("factories.py")
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+CHECK_BATTERY_LINE = next(
+    number
+    for number, line in enumerate(FACTORIES.read_text(encoding="utf-8").splitlines(), 1)
+    if line.startswith("class CheckBattery")
+)
 
 
 @pytest.fixture(scope="module")
@@ -361,11 +369,68 @@ async def test_exception_filter_stops_where_a_behaviour_raised(
     assert any(f["function"] == "update" for f in stop.exception["traceback"])
     await control.resume(eid)
     info = await control.wait_for_end(eid)
-    assert info.end_reason == "completed"
+    assert (info.end_reason, info.end_detail) == ("failed", "ValueError in check_battery")
     recorded = await events(store, eid)
     raised = [p for t, p in recorded if t == "BehaviourRaised"]
     assert [(p["node_id"], p["tick"]) for p in raised] == [("patrol/round/check_battery", 5)]
     assert recorded[-1][1]["root_status"] == "FAILURE"
+
+
+async def test_an_exception_with_no_filter_is_told_as_it_happens_and_fails_the_execution(
+    control: ExecutionControl, store: SqlEventStore
+) -> None:
+    # From battery 50, check_battery raises on tick 5; nothing asks to stop on it.
+    notes = control.notifications()
+    eid = await launch(control, mode=Mode.AUTO, blackboard={"battery": 50})
+    seen = []
+    async with asyncio.timeout(20):
+        async for note in notes:
+            if note.execution_id == eid and note.kind in ("output", "stopped", "ended"):
+                seen.append(note)
+            if note.kind == "ended":
+                break
+    told, ended = seen
+    assert (told.kind, told.category) == ("output", "stderr")
+    head, node, frame = told.text.splitlines()
+    assert head == "ValueError in check_battery (tick 5): battery level -10 is negative"
+    assert node.startswith("  node patrol/round/check_battery at ")
+    assert node.endswith(f"{FACTORIES}:{CHECK_BATTERY_LINE}")
+    assert frame == (
+        f"  raised in update at {FACTORIES}:36:"
+        ' raise ValueError(f"battery level {level} is negative")'
+    )
+    assert (ended.kind, ended.reason, ended.text) == (
+        "ended",
+        "failed",
+        "ValueError in check_battery",
+    )
+    info = await control.wait_for_end(eid)
+    assert (info.end_reason, info.end_detail) == ("failed", "ValueError in check_battery")
+    # The end is a fact of the log: what is rebuilt from it says so too.
+    recorded = await events(store, eid)
+    assert recorded[-1] == (
+        "ExecutionEnded",
+        {
+            "execution_id": eid,
+            "reason": "failed",
+            "detail": "ValueError in check_battery",
+            "ticks": 5,
+            "root_status": "FAILURE",
+        },
+    )
+    assert (await control.statistics(eid)).ended == "failed: ValueError in check_battery"
+    with pytest.raises(InvalidRequest, match=r"has ended \(failed: ValueError in check_battery\)"):
+        await control.tick(eid)
+
+
+async def test_a_tree_kept_ticking_past_an_exception_does_not_end_failed(
+    control: ExecutionControl,
+) -> None:
+    eid = await launch(
+        control, mode=Mode.AUTO, blackboard={"battery": 50}, keep_ticking=True, max_ticks=8
+    )
+    info = await control.wait_for_end(eid)
+    assert (info.end_reason, info.end_detail) == ("max_ticks", None)
 
 
 async def test_failure_filter_stops_on_a_failing_node(control: ExecutionControl) -> None:
@@ -568,6 +633,67 @@ async def test_groot2_tags_map_to_classes_through_the_project_file(
     (project / "canopy.toml").write_text("[nodes\n")
     with pytest.raises(DefinitionError, match=r"canopy\.toml:1:1: malformed TOML"):
         await launch(control, str(project / "trees" / "patrol.xml"))
+
+
+def demo_project(folder: Path) -> Path:
+    """A copy of the demo workspace: its trees, behaviours and project file."""
+    shutil.copytree(EXAMPLES, folder, ignore=shutil.ignore_patterns(".canopy", ".vscode"))
+    return folder / "patrol"
+
+
+async def started_blackboard(store: SqlEventStore, execution_id: str) -> dict[str, Any]:
+    return next(p for t, p in await events(store, execution_id) if t == "ExecutionStarted")[
+        "blackboard"
+    ]
+
+
+async def test_a_groot2_tree_runs_as_its_twin_with_the_project_files_initial_values(
+    control: ExecutionControl, store: SqlEventStore, tmp_path: Path
+) -> None:
+    patrol = demo_project(tmp_path / "demo")
+    ends = []
+    for tree in ("patrol.xml", "patrol.yaml"):
+        eid = await launch(control, str(patrol / tree), mode=Mode.AUTO, blackboard={})
+        info = await control.wait_for_end(eid)
+        ends.append((await started_blackboard(store, eid), info.end_reason, info.end_detail))
+    from_xml, from_yaml = ends
+    assert from_xml == from_yaml
+    assert from_xml == (
+        {"/battery": 45, "/waypoint": 0, "/scans": 0},
+        "failed",
+        "ZeroDivisionError in scan",
+    )
+    # A launch's own values override the project's.
+    eid = await launch(control, str(patrol / "patrol.xml"), blackboard={"battery": 90})
+    await control.terminate(eid)
+    await control.wait_for_end(eid)  # its events are in the log
+    assert await started_blackboard(store, eid) == {"/battery": 90, "/waypoint": 0, "/scans": 0}
+
+
+async def test_bad_initial_values_in_the_project_file_are_refused_with_where(
+    control: ExecutionControl, tmp_path: Path
+) -> None:
+    patrol = demo_project(tmp_path / "demo")
+    (tmp_path / "demo" / "canopy.toml").write_text(
+        "[nodes]\n"
+        'CheckBattery = "robot:CheckBattery"\n'
+        '[trees."patrol/patrol.xml".blackboard]\n'
+        "battery = 45\n"
+        "charged = 2026-12-07T10:00:00Z\n"
+        '[trees."patrol/patrl.xml"]\n'
+        "blackbord = {battery = 1}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DefinitionError) as refused:
+        await launch(control, str(patrol / "patrol.xml"), blackboard={})
+    project = tmp_path / "demo" / "canopy.toml"
+    assert [str(problem) for problem in refused.value.problems] == [
+        f'{project}:5:1: [trees."patrol/patrol.xml".blackboard] charged: a TOML date-time is'
+        " not a blackboard value; write it as a string",
+        f'{project}:6:1: [trees."patrol/patrl.xml"]: no tree file {patrol / "patrl.xml"}',
+        f"{project}:6:1: [trees.\"patrol/patrl.xml\"]: unknown setting 'blackbord'"
+        " (known: blackboard)",
+    ]
 
 
 async def test_a_large_tree_keeps_its_history(control: ExecutionControl) -> None:

@@ -100,6 +100,12 @@ export function snapshotOf(picture: Picture): Snapshot {
   };
 }
 
+/** What the view says when a session ends: how its execution ended, as the adapter's
+ * `canopy/executionEnded` event put it ("failed: KeyError in check_battery"), when it said. */
+export function endNotice(session: string, ended: string | undefined): string {
+  return ended ? `${session} has ended: ${ended}.` : `${session} has ended.`;
+}
+
 /** "42 ticks · 1.3 ms mean, 4.0 ms max · RUNNING 41, FAILURE 1". */
 export function describeTimeline(
   ticks: number,

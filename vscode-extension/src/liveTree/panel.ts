@@ -12,7 +12,7 @@ import * as vscode from "vscode";
 import type { SessionEvent, SessionEvents } from "../sessionEvents";
 import { type NodeStatusBatch, StatusBatcher } from "./batcher";
 import { layout } from "./layout";
-import { describeTimeline, type FromView, PAGE_BODY, type Picture, snapshotOf, type ToView } from "./model";
+import { describeTimeline, endNotice, type FromView, PAGE_BODY, type Picture, snapshotOf, type ToView } from "./model";
 
 /** How often the adapter sends batched status changes, and the webview gets them: 25 times a
  * second at most. */
@@ -25,6 +25,8 @@ export class LiveTreePanel implements vscode.Disposable {
   private batcher = new StatusBatcher();
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly streaming = new Set<string>();
+  /** How each session's execution ended (`canopy/executionEnded`), said when it terminates. */
+  private readonly endings = new Map<string, string>();
   private scrubbing: { wanted: number | undefined; busy: boolean } = { wanted: undefined, busy: false };
   private readonly subscriptions: vscode.Disposable[] = [];
 
@@ -216,10 +218,14 @@ export class LiveTreePanel implements vscode.Disposable {
           void this.goLive();
         }
         break;
+      case "canopy/executionEnded":
+        this.endings.set(session.id, String(body.text ?? ""));
+        break;
       case "terminated":
         this.flush();
         this.streaming.delete(session.id);
-        this.post({ type: "notice", message: `${session.name} has ended.` });
+        this.post({ type: "notice", message: endNotice(session.name, this.endings.get(session.id)) });
+        this.endings.delete(session.id);
         break;
     }
   }

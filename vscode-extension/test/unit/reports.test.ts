@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { describePod, presentation } from "../../src/debugModeState";
 import { type ExecutionDiff, describeDiff, remember } from "../../src/diffReport";
-import { describeTimeline, snapshotOf } from "../../src/liveTree/model";
+import { describeTimeline, endNotice, snapshotOf } from "../../src/liveTree/model";
 import { describeProblem } from "../../src/serverClient";
 
 const summary = (id: string, ticks: number, root: string | null) => ({ execution_id: id, ticks, root_status: root, ended: "completed", tree_name: "patrol" });
@@ -71,6 +71,14 @@ describe("status bar and summaries", () => {
       "42 ticks · 1.3 ms mean, 4.0 ms max · RUNNING 41, FAILURE 1",
     );
     assert.equal(describeTimeline(1, { duration_ms: null, root_statuses: {} }), "1 tick");
+  });
+
+  it("says how a session's execution ended", () => {
+    assert.equal(
+      endNotice("Debug patrol", "failed: KeyError in check_battery"),
+      "Debug patrol has ended: failed: KeyError in check_battery.",
+    );
+    assert.equal(endNotice("Debug patrol", undefined), "Debug patrol has ended.");
   });
 
   it("takes a snapshot of a picture", () => {

@@ -1,0 +1,79 @@
+"""How a behaviour's exception is told to a person, whether or not a debugger stops on it.
+
+The engine records every exception a behaviour raises (``BehaviourRaised``), but a user who set
+no exception filter never looks at the log: without a word at the moment it happens, a tree
+that fails on its first tick just "completes". So each exception is also reported as it
+happens, in a few lines that name the exception, the node, where the node is defined in the
+tree file and the line of the user's own code that raised (not py_trees' or Canopy's, which are
+rarely where the fault is); and an execution that ends because of one ends ``failed``, with a
+one-line summary that every view of the end (the debug console, the HTTP API, history,
+comparisons) shows alike.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import py_trees
+
+from .definition import SourceLocation
+
+__all__ = ["exception_name", "failure_summary", "raised_report", "user_frame"]
+
+_LIBRARY_FOLDERS: Final = tuple(
+    str(Path(folder).resolve()) + "/"
+    for folder in {
+        str(Path(py_trees.__file__).parent),
+        str(Path(__file__).parents[1]),  # canopy.server: the engine that drives the tree
+        *(sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")),
+    }
+)
+"""Code that is not the user's: a frame there is not where a user looks first."""
+
+
+def exception_name(qualified: str) -> str:
+    """``KeyError`` for a built-in exception, the qualified name of any other."""
+    return qualified.removeprefix("builtins.")
+
+
+def failure_summary(exception: str, node_name: str) -> str:
+    """The end detail of an execution failed by an exception: ``KeyError in check_battery``."""
+    return f"{exception_name(exception)} in {node_name}"
+
+
+def user_frame(frames: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The innermost frame of a recorded traceback in the user's code (outside py_trees,
+    Canopy, the standard library and installed packages); else the innermost frame."""
+    candidates = [f for f in frames if not _in_library(str(f.get("path", "")))] or frames
+    return candidates[-1] if candidates else None
+
+
+def raised_report(raised: Mapping[str, Any], node_name: str, source: SourceLocation | None) -> str:
+    """A ``BehaviourRaised`` payload as a few lines for a console, e.g.::
+
+    KeyError in check_battery (tick 1): "client 'check_battery' tried to access ..."
+      node patrol/round/check_battery at /ws/patrol/patrol.xml:7
+      raised in update at /ws/patrol/robot.py:26: level = self.blackboard.battery
+    """
+    head = failure_summary(raised["exception"], node_name)
+    lines = [f"{head} (tick {raised['tick']}): {raised['message']}"]
+    where = f" at {source.path}:{source.line}" if source is not None and source.path else ""
+    lines.append(f"  node {raised['node_id']}{where}")
+    frame = user_frame(raised["traceback"])
+    if frame is not None:
+        code = f": {frame['code']}" if frame.get("code") else ""
+        lines.append(f"  raised in {frame['function']} at {frame['path']}:{frame['line']}{code}")
+    return "\n".join(lines) + "\n"
+
+
+def _in_library(path: str) -> bool:
+    if path.startswith("<"):  # <string>, <frozen ...>: not a file of the user's
+        return True
+    try:
+        resolved = str(Path(path).resolve())
+    except OSError:
+        return False
+    return resolved.startswith(_LIBRARY_FOLDERS)

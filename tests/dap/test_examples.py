@@ -1,0 +1,100 @@
+"""Every configuration of the demo workspace's ``launch.json``, run as VS Code runs it: a real
+``canopy dap`` started in the workspace with nothing else running (a ``pod`` configuration
+makes the adapter start a server and a debug pod of its own), the launch arguments as written
+with ``${workspaceFolder}`` filled in, and the exception filters VS Code sends by default. Each
+runs to its first stop or its end, and that outcome is checked: an example cannot rot.
+
+A configuration added to ``launch.json`` without an expected outcome here fails, on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .client import DapClient, spawn_stdio_adapter, speaking_to
+from .helpers import frames
+
+WORKSPACE = Path(__file__).resolve().parents[2] / "examples"
+CONFIGURATIONS: list[dict[str, Any]] = json.loads(
+    (WORKSPACE / ".vscode" / "launch.json").read_text(encoding="utf-8")
+)["configurations"]
+Outcome = Callable[[DapClient], Awaitable[None]]
+
+
+def workspace_line(relative: str, text: str) -> int:
+    """The first line of a workspace file that holds ``text``."""
+    lines = (WORKSPACE / relative).read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)
+
+
+async def stops_at_entry_on_the_root(client: DapClient) -> None:
+    assert (await client.next_event("stopped"))["reason"] == "entry"
+    (top,) = await frames(client)
+    assert top["name"] == "patrol [Repeat] INVALID"
+    assert top["source"]["path"] == str(WORKSPACE / "patrol" / "patrol.yaml")
+    assert top["line"] == workspace_line("patrol/patrol.yaml", "type: Repeat")
+
+
+async def stops_on_the_deliberate_bug_then_fails(client: DapClient) -> None:
+    """The Groot2 twin of patrol.yaml, with the project's initial values: it runs the rounds
+    down to the scan that divides by zero, exactly as the YAML tree does."""
+    told = await client.wait_for("output", category="stderr")
+    head, node, frame = told["output"].splitlines()
+    assert head == "ZeroDivisionError in scan (tick 8): integer division or modulo by zero"
+    tree_line = workspace_line("patrol/patrol.xml", 'name="scan"')
+    assert node == f"  node patrol/round/scan at {WORKSPACE / 'patrol' / 'patrol.xml'}:{tree_line}"
+    robot = WORKSPACE / "patrol" / "robot.py"
+    assert frame.startswith(
+        f"  raised in update at {robot}:{workspace_line('patrol/robot.py', 'exposure_ms =')}:"
+    )
+    stopped = await client.next_event("stopped")
+    assert (stopped["reason"], stopped["description"]) == (
+        "exception",
+        "builtins.ZeroDivisionError: integer division or modulo by zero",
+    )
+    assert (await frames(client))[0]["name"].startswith("scan [Scan]")
+    await client.ok("continue", {"threadId": 1})
+    ended = await client.wait_for("canopy/executionEnded")
+    assert ended["text"] == "failed: ZeroDivisionError in scan"
+    assert await client.next_event("exited") == {"exitCode": 1}
+    await client.next_event("terminated")
+
+
+EXPECTED: dict[str, Outcome] = {
+    "Debug the patrol (YAML)": stops_at_entry_on_the_root,
+    "Debug the patrol in a local pod (Groot2 XML)": stops_on_the_deliberate_bug_then_fails,
+}
+
+
+def filled_in(configuration: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(configuration).replace("${workspaceFolder}", str(WORKSPACE))
+    assert "${" not in text, f"a variable this test does not fill in: {text}"
+    filled: dict[str, Any] = json.loads(text)
+    return filled
+
+
+@pytest.mark.parametrize("configuration", CONFIGURATIONS, ids=[c["name"] for c in CONFIGURATIONS])
+async def test_each_configuration_of_the_demo_workspace_runs(
+    configuration: dict[str, Any], tmp_path: Path
+) -> None:
+    outcome = EXPECTED.get(configuration["name"])
+    assert outcome is not None, f"say what {configuration['name']!r} must do in EXPECTED"
+    adapter = spawn_stdio_adapter(tmp_path / "canopy", WORKSPACE)
+    async with speaking_to(adapter) as client:
+        capabilities = await client.ok(
+            "initialize", {"adapterID": "canopy", "linesStartAt1": True, "pathFormat": "path"}
+        )
+        await client.ok("launch", filled_in(configuration))
+        await client.wait_for("initialized")
+        defaults = [
+            f["filter"] for f in capabilities["exceptionBreakpointFilters"] if f.get("default")
+        ]
+        await client.ok("setExceptionBreakpoints", {"filters": defaults})
+        await client.ok("configurationDone")
+        await outcome(client)
+        await client.ok("disconnect", {"terminateDebuggee": True})

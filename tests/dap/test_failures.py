@@ -1,0 +1,93 @@
+"""A behaviour that raises is reported when it raises, with no exception filter set: on stderr,
+naming the exception, the node, the node's line in the tree file and the line of the user's
+code that raised; and the execution that ends because of it ends ``failed``, saying why."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .client import DapClient, launch_configured
+from .helpers import PATROL
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+NODES_ONLY = """[nodes]
+CheckBattery = "robot:CheckBattery"
+MoveTo = "robot:MoveTo"
+Scan = "robot:Scan"
+"""
+
+
+def groot_project_without_values(folder: Path) -> Path:
+    """The demo's Groot2 tree in a project that gives it no initial blackboard values: the
+    battery check reads a key nobody wrote."""
+    (folder / "patrol").mkdir()
+    for name in ("patrol.xml", "robot.py"):
+        shutil.copy(EXAMPLES / "patrol" / name, folder / "patrol" / name)
+    (folder / "canopy.toml").write_text(NODES_ONLY, encoding="utf-8")
+    return folder / "patrol" / "patrol.xml"
+
+
+async def test_an_exception_with_no_filter_is_reported_on_stderr_and_fails_the_execution(
+    client: DapClient, tmp_path: Path
+) -> None:
+    tree = groot_project_without_values(tmp_path)
+    robot = tmp_path / "patrol" / "robot.py"
+    await launch_configured(client, str(tree), mode="auto", cwd=str(tmp_path))
+
+    raised = await client.wait_for("output", category="stderr")
+    first, node, frame = raised["output"].splitlines()
+    assert first == (
+        "KeyError in check_battery (tick 1): \"client 'check_battery' tried to access"
+        " '/battery' but it does not yet exist on the blackboard\""
+    )
+    assert node == f"  node patrol/round/check_battery at {tree}:8"
+    assert frame == f"  raised in update at {robot}:26: level = self.blackboard.battery"
+
+    ended = await client.next_event("output")
+    assert ended["category"] == "stderr"
+    assert ended["output"].endswith(" ended: failed: KeyError in check_battery\n")
+    assert await client.next_event("canopy/executionEnded") == {
+        "threadId": 1,
+        "executionId": ended["output"].split()[1],
+        "reason": "failed",
+        "detail": "KeyError in check_battery",
+        "rootStatus": "FAILURE",
+        "text": "failed: KeyError in check_battery",
+    }
+    assert await client.next_event("exited") == {"exitCode": 1}
+    await client.next_event("terminated")
+    assert client.pending_events("stopped") == []
+    # The end is in the log: statistics, rebuilt from it, say so too.
+    statistics = await client.ok("canopy/statistics")
+    assert statistics["ended"] == "failed: KeyError in check_battery"
+
+
+async def test_the_exception_is_reported_too_when_the_raised_filter_stops_on_it(
+    client: DapClient,
+) -> None:
+    # From battery 50, check_battery raises on tick 5 (battery -10).
+    await launch_configured(
+        client, PATROL, mode="auto", blackboard={"battery": 50}, exception_filters=["raised"]
+    )
+    raised = await client.wait_for("output", category="stderr")
+    assert raised["output"].startswith(
+        "ValueError in check_battery (tick 5): battery level -10 is negative\n"
+    )
+    assert raised["output"].endswith(
+        'factories.py:36: raise ValueError(f"battery level {level} is negative")\n'
+    )
+    assert (await client.next_event("stopped"))["reason"] == "exception"
+    await client.ok("continue", {"threadId": 1})
+    ended = await client.next_event("output")
+    assert ended["output"].endswith(" ended: failed: ValueError in check_battery\n")
+    assert await client.next_event("exited") == {"exitCode": 1}
+
+
+async def test_a_tree_that_fails_without_an_exception_completes(client: DapClient) -> None:
+    # From battery 100, check_battery returns FAILURE on tick 7: no exception, no stderr.
+    await launch_configured(client, PATROL, mode="auto", blackboard={"battery": 100})
+    ended = await client.next_event("output")
+    assert (ended["category"], ended["output"].split(" ended: ")[1]) == ("console", "completed\n")
+    assert (await client.next_event("canopy/executionEnded"))["reason"] == "completed"
+    assert [o for o in client.pending_events("output") if o["category"] == "stderr"] == []
