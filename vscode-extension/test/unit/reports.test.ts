@@ -73,6 +73,17 @@ describe("status bar and summaries", () => {
     assert.equal(describeTimeline(1, { duration_ms: null, root_statuses: {} }), "1 tick");
   });
 
+  it("tells the time stopped at breakpoints apart from the ticks' own time", () => {
+    assert.equal(
+      describeTimeline(4, { duration_ms: { mean: 0.8, max: 1.34 }, paused_ms: 3190.4, root_statuses: { RUNNING: 3, SUCCESS: 1 } }),
+      "4 ticks · 0.8 ms mean, 1.3 ms max · 3190.4 ms paused · RUNNING 3, SUCCESS 1",
+    );
+    assert.equal(
+      describeTimeline(2, { duration_ms: { mean: 1, max: 1 }, paused_ms: 0, root_statuses: {} }),
+      "2 ticks · 1.0 ms mean, 1.0 ms max",
+    );
+  });
+
   it("says how a session's execution ended", () => {
     assert.equal(
       endNotice("Debug patrol", "failed: KeyError in check_battery"),
