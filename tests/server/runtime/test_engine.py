@@ -638,6 +638,9 @@ async def test_statistics_pictures_and_diffs_come_from_the_log(control: Executio
     assert diverged.diverged_at == 0  # they start apart: battery 100 against 50
     assert diverged.diff is not None
     assert diverged.diff.changed["/battery"] == (100, 50)
+    assert diverged.ticks_a == stats.ticks
+    assert diverged.ticks_b == (await control.statistics(second)).ticks
+    assert diverged.ticks_a.paused_ms == 0.0  # it never stopped
     same = await launch(control, mode=Mode.AUTO)
     await control.wait_for_end(same)
     assert (await control.diff_executions(first, same)).identical

@@ -36,6 +36,17 @@ describe("describeDiff", () => {
   it("says so when nothing differs", () => {
     const text = describeDiff({ a: summary("e1", 3, "SUCCESS"), b: summary("e2", 3, "SUCCESS"), diverged_at: null, diff: null, same_through: 3, nodes_only_in_a: [], nodes_only_in_b: [] });
     assert.match(text, /\*\*No divergence\*\*: every tick both completed is the same \(through tick 3\)/);
+    assert.doesNotMatch(text, /tick time/);
+  });
+
+  it("compares the ticks' own time and tells the time paused apart", () => {
+    const ticks = (mean: number, max: number, paused: number) => ({ duration_ms: { mean, max }, paused_ms: paused });
+    const same = { diverged_at: null, diff: null, same_through: 3, nodes_only_in_a: [], nodes_only_in_b: [] };
+    const text = describeDiff({ a: summary("e1", 3, "SUCCESS"), b: summary("e2", 3, "SUCCESS"), ...same, ticks_a: ticks(0.8, 1.34, 0), ticks_b: ticks(0.9, 1.2, 2513) });
+    assert.match(text, /\| tick time \(mean, max\) \| 0\.8 ms, 1\.3 ms \| 0\.9 ms, 1\.2 ms \|/);
+    assert.match(text, /\| paused at breakpoints \| 0\.0 ms \| 2513\.0 ms \|/);
+    const free = describeDiff({ a: summary("e1", 3, "SUCCESS"), b: summary("e2", 3, "SUCCESS"), ...same, ticks_a: ticks(1, 1, 0), ticks_b: ticks(1, 1, 0) });
+    assert.doesNotMatch(free, /paused/);
   });
 });
 
