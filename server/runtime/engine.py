@@ -213,6 +213,7 @@ class Execution:
         self._rebind_lock = threading.Lock()
         self._reload: tuple[TreeDefinition, bool, Future[list[str]]] | None = None
         self._last_tick_started = 0.0
+        self._paused = 0.0  # seconds the tick in progress has spent stopped for the debugger
         self._tick_owed = False  # verbose capture, inside a tick not yet announced
         self._cond = threading.Condition()
         self._pending_ticks = 0
@@ -478,6 +479,7 @@ class Execution:
         # changes costs one event (its TickCompleted summary), not two.
         self._tick_owed = verbose
         self._failure = None
+        self._paused = 0.0
         started = time.perf_counter()
         tree = self._tree
         root = tree.built.root
@@ -504,17 +506,19 @@ class Execution:
                 raise
             except Exception as exc:
                 self._raised(exc, verbose)
-        duration_ms = (time.perf_counter() - started) * 1000
+        wall = time.perf_counter() - started
+        paused = min(self._paused, wall)
+        paused_ms = round(paused * 1000, 3)
         self._tick_owed = False
-        record(
-            "TickCompleted",
-            {
-                "execution_id": self.id,
-                "tick": tick,
-                "root_status": root.status.value,
-                "duration_ms": round(duration_ms, 3),
-            },
-        )
+        completed: dict[str, Any] = {
+            "execution_id": self.id,
+            "tick": tick,
+            "root_status": root.status.value,
+            "duration_ms": round((wall - paused) * 1000, 3),  # the tree's own time
+        }
+        if paused_ms:  # only when the tick stopped: an unstopped tick costs no more bytes
+            completed["paused_ms"] = paused_ms
+        record("TickCompleted", completed)
         if abandoned:
             self._reloaded_mid_tick()
             return
@@ -687,7 +691,9 @@ class Execution:
             self._changed(root, state, root_status, verbose)
 
     def _stop(self, info: StopInfo) -> None:
-        """Wait, as the debugger asked, until a client resumes or terminates."""
+        """Wait, as the debugger asked, until a client resumes or terminates. The time spent
+        here is the tick's paused time, not the tree's: ``TickCompleted`` tells them apart."""
+        stopped_at = time.perf_counter()
         with self._cond:
             self._step = None
             self._step_target = None
@@ -710,7 +716,10 @@ class Execution:
                 **({"description": info.description} if info.description else {}),
             },
         )
-        action = self._await_resume(info)
+        try:
+            action = self._await_resume(info)
+        finally:  # a reload or terminate unwinding the tick was paused all the same
+            self._paused += time.perf_counter() - stopped_at
         self._notify(Notification("continued", self.id))
         self._begin_step(action)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from canopy.bridge import EventFilter, InvalidArgument
+from canopy.bridge import EventFilter, InvalidArgument, ProjectionRunner
 from canopy.bridge.sql import SqlEventStore
 from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
 from canopy.server.runtime.control import (
@@ -24,6 +24,7 @@ from canopy.server.runtime.control import (
 from canopy.server.runtime.definition import DefinitionError
 from canopy.server.runtime.engine import CaptureLevel, Mode, RunState, StepKind
 from canopy.server.runtime.inprocess import InProcessControl
+from canopy.server.runtime.stats import ExecutionStatistics, execution_statistics
 
 from ...bridge.helpers import collect, read_all
 from ..pods.remote import SharedPodServer, own_remote_control
@@ -220,6 +221,40 @@ async def test_a_breakpoint_before_a_node_stops_before_its_update(
     await control.resume(eid)
     await control.settle(eid)
     assert (await control.view(eid)).blackboard["/battery"] == 70
+
+
+HOLD_S = 0.3
+
+
+async def test_a_tick_held_at_a_breakpoint_records_its_work_and_paused_time_apart(
+    control: ExecutionControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control)
+    await control.set_breakpoints(eid, [BreakpointSpec(node="patrol/round/drain")])
+    await control.tick(eid, 2)
+    await control.wait_for_stop(eid)
+    await asyncio.sleep(HOLD_S)  # the user looking at the stop
+    await control.resume(eid)
+    await control.settle(eid)
+    stats = await control.statistics(eid)
+    await control.terminate(eid)
+    completed = {p["tick"]: p for t, p in await events(store, eid) if t == "TickCompleted"}
+    assert "paused_ms" not in completed[1]
+    held = completed[2]
+    assert held["paused_ms"] >= HOLD_S * 1000
+    assert held["duration_ms"] < held["paused_ms"]
+    duration = stats.ticks.duration_ms
+    assert duration is not None
+    assert duration.max == max(p["duration_ms"] for p in completed.values())
+    assert duration.max < held["paused_ms"]
+    assert (stats.ticks.paused_ms, stats.ticks.paused_ticks) == (held["paused_ms"], 1)
+    # the log alone gives the same numbers: on demand, and as a projection replayed from 0
+    assert (await execution_statistics(store, "acme", eid)).ticks == stats.ticks
+    runner = ProjectionRunner(store, ExecutionStatistics("acme"))
+    await runner.rebuild()
+    replayed = ExecutionStatistics.statistics(runner.documents, eid, "acme")
+    assert replayed is not None
+    assert replayed.ticks == stats.ticks
 
 
 async def test_a_breakpoint_after_a_node_and_by_name(control: ExecutionControl) -> None:
@@ -603,6 +638,9 @@ async def test_statistics_pictures_and_diffs_come_from_the_log(control: Executio
     assert diverged.diverged_at == 0  # they start apart: battery 100 against 50
     assert diverged.diff is not None
     assert diverged.diff.changed["/battery"] == (100, 50)
+    assert diverged.ticks_a == stats.ticks
+    assert diverged.ticks_b == (await control.statistics(second)).ticks
+    assert diverged.ticks_a.paused_ms == 0.0  # it never stopped
     same = await launch(control, mode=Mode.AUTO)
     await control.wait_for_end(same)
     assert (await control.diff_executions(first, same)).identical
