@@ -770,3 +770,136 @@ async def test_hot_reload_runs_the_edited_code_of_behaviours(
     await tick_and_wait(control, eid)  # the tree goes on with the code it had
     feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
     assert feedback["answer"] == "second"
+
+
+# -- user code that exits or interrupts --------------------------------------------------------
+
+QUITTER = """
+import sys
+
+import py_trees
+from py_trees.common import Status
+
+
+def _quit(how: str) -> None:
+    if how == "exit":
+        sys.exit(3)
+    if how == "interrupt":
+        raise KeyboardInterrupt("interrupted by the behaviour")
+    if how == "base":
+        raise Fatal("a BaseException of the user's own")
+
+
+class Fatal(BaseException):
+    pass
+
+
+class Quit(py_trees.behaviour.Behaviour):
+    def __init__(self, name: str, how: str = "exit", where: str = "update") -> None:
+        super().__init__(name)
+        self.how, self.where = how, where
+        if where == "constructor":
+            _quit(how)
+
+    def initialise(self) -> None:
+        if self.where == "initialise":
+            _quit(self.how)
+
+    def update(self) -> Status:
+        if self.where == "update":
+            _quit(self.how)
+        return Status.SUCCESS
+
+    def terminate(self, new_status: Status) -> None:
+        if self.where == "terminate":
+            _quit(self.how)
+
+
+def exiting_factory() -> py_trees.behaviour.Behaviour:
+    sys.exit("no tree today")
+"""
+
+
+def quitting_tree(tmp_path: Path, how: str, where: str) -> str:
+    """A tree of one ``Quit`` leaf under a sequence, and the module of its behaviour."""
+    (tmp_path / "quitters.py").write_text(QUITTER)
+    tree = tmp_path / f"quit_{how}_{where}.yaml"
+    tree.write_text(
+        f"name: quitting\nroot:\n  type: Sequence\n  name: seq\n  children:\n"
+        f"    - type: quitters:Quit\n      name: quit\n"
+        f"      params: {{how: {how}, where: {where}}}\n"
+    )
+    return str(tree)
+
+
+@pytest.mark.parametrize(
+    ("how", "where", "exception", "message"),
+    [
+        ("exit", "update", "builtins.SystemExit", "3"),
+        ("interrupt", "initialise", "builtins.KeyboardInterrupt", "interrupted by the behaviour"),
+        ("exit", "terminate", "builtins.SystemExit", "3"),
+        ("base", "update", "quitters.Fatal", "a BaseException of the user's own"),
+    ],
+)
+async def test_a_behaviour_that_exits_or_interrupts_fails_like_one_that_raises(
+    control: ExecutionControl,
+    store: SqlEventStore,
+    tmp_path: Path,
+    how: str,
+    where: str,
+    exception: str,
+    message: str,
+) -> None:
+    eid = await launch(control, quitting_tree(tmp_path, how, where), blackboard={})
+    await control.set_exception_filters(eid, [ExceptionFilter.RAISED])
+    await control.tick(eid)
+    stop = await control.wait_for_stop(eid)
+    assert (stop.reason, stop.node_id, stop.tick) == ("exception", "seq/quit", 1)
+    assert stop.exception is not None
+    assert (stop.exception["exception"], stop.exception["message"]) == (exception, message)
+    await control.resume(eid)
+    info = await control.wait_for_end(eid)
+    assert (info.state, info.end_reason) == (RunState.ENDED, "completed")
+    recorded = await events(store, eid)
+    raised = [p for t, p in recorded if t == "BehaviourRaised"]
+    assert [(p["node_id"], p["exception"]) for p in raised] == [("seq/quit", exception)]
+    assert recorded[-1][1]["root_status"] == "FAILURE"
+    # The process that ran it carries on: another execution runs to its end.
+    again = await launch(control, mode=Mode.AUTO)
+    assert (await control.wait_for_end(again)).end_reason == "completed"
+
+
+async def test_a_factory_or_constructor_that_exits_is_a_definition_problem(
+    control: ExecutionControl, tmp_path: Path
+) -> None:
+    tree = quitting_tree(tmp_path, "interrupt", "constructor")
+    with pytest.raises(DefinitionError, match=r"constructing quitters:Quit failed: Keyboard"):
+        await control.launch(LaunchSpec(tree))
+    factory = f"{tmp_path / 'quitters.py'}:exiting_factory"
+    with pytest.raises(DefinitionError, match=r"raised SystemExit: no tree today"):
+        await control.launch(LaunchSpec(factory))
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(4)\n")
+    (tmp_path / "on_import.yaml").write_text(
+        "name: x\nroot:\n  type: exits_on_import:Nothing\n  name: x\n"
+    )
+    with pytest.raises(DefinitionError, match=r"importing module 'exits_on_import' failed: Sys"):
+        await control.launch(LaunchSpec(str(tmp_path / "on_import.yaml")))
+    eid = await launch(control, mode=Mode.AUTO)
+    assert (await control.wait_for_end(eid)).end_reason == "completed"
+
+
+async def test_a_hot_reload_into_code_that_exits_keeps_the_running_tree(
+    control: ExecutionControl, tmp_path: Path
+) -> None:
+    module = tmp_path / "answers_x.py"
+    module.write_text(ANSWER.format(version="first"))
+    tree = tmp_path / "answer.yaml"
+    tree.write_text("name: answer\nroot:\n  type: answers_x:Answer\n  name: answer\n")
+    eid = await launch(control, str(tree), blackboard={})
+    await tick_and_wait(control, eid)
+    module.write_text("import sys\nsys.exit(5)\n" + ANSWER.format(version="second"))
+    with pytest.raises(DefinitionError, match=r"reloading module 'answers_x' failed: SystemExit"):
+        await control.reload(eid)
+    await tick_and_wait(control, eid)
+    feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
+    assert feedback["answer"] == "first"
