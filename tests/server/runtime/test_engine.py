@@ -27,6 +27,8 @@ from canopy.server.runtime.inprocess import InProcessControl
 
 from ...bridge.helpers import collect, read_all
 from ..pods.remote import SharedPodServer, own_remote_control
+from . import quitters
+from .quitters import quitting_tree
 
 PATROL = "tests.server.runtime.factories:patrol"
 FOREVER = "tests.server.runtime.factories:forever"
@@ -774,63 +776,6 @@ async def test_hot_reload_runs_the_edited_code_of_behaviours(
 
 # -- user code that exits or interrupts --------------------------------------------------------
 
-QUITTER = """
-import sys
-
-import py_trees
-from py_trees.common import Status
-
-
-def _quit(how: str) -> None:
-    if how == "exit":
-        sys.exit(3)
-    if how == "interrupt":
-        raise KeyboardInterrupt("interrupted by the behaviour")
-    if how == "base":
-        raise Fatal("a BaseException of the user's own")
-
-
-class Fatal(BaseException):
-    pass
-
-
-class Quit(py_trees.behaviour.Behaviour):
-    def __init__(self, name: str, how: str = "exit", where: str = "update") -> None:
-        super().__init__(name)
-        self.how, self.where = how, where
-        if where == "constructor":
-            _quit(how)
-
-    def initialise(self) -> None:
-        if self.where == "initialise":
-            _quit(self.how)
-
-    def update(self) -> Status:
-        if self.where == "update":
-            _quit(self.how)
-        return Status.SUCCESS
-
-    def terminate(self, new_status: Status) -> None:
-        if self.where == "terminate":
-            _quit(self.how)
-
-
-def exiting_factory() -> py_trees.behaviour.Behaviour:
-    sys.exit("no tree today")
-"""
-
-
-def quitting_tree(tmp_path: Path, how: str, where: str) -> str:
-    """A tree of one ``Quit`` leaf under a sequence, and the module of its behaviour."""
-    (tmp_path / "quitters.py").write_text(QUITTER)
-    tree = tmp_path / f"quit_{how}_{where}.yaml"
-    tree.write_text(
-        f"name: quitting\nroot:\n  type: Sequence\n  name: seq\n  children:\n"
-        f"    - type: quitters:Quit\n      name: quit\n"
-        f"      params: {{how: {how}, where: {where}}}\n"
-    )
-    return str(tree)
-
 
 @pytest.mark.parametrize(
     ("how", "where", "exception", "message"),
@@ -838,7 +783,7 @@ def quitting_tree(tmp_path: Path, how: str, where: str) -> str:
         ("exit", "update", "builtins.SystemExit", "3"),
         ("interrupt", "initialise", "builtins.KeyboardInterrupt", "interrupted by the behaviour"),
         ("exit", "terminate", "builtins.SystemExit", "3"),
-        ("base", "update", "quitters.Fatal", "a BaseException of the user's own"),
+        ("base", "update", f"{quitters.__name__}.Fatal", "a BaseException of the user's own"),
     ],
 )
 async def test_a_behaviour_that_exits_or_interrupts_fails_like_one_that_raises(
@@ -873,9 +818,9 @@ async def test_a_factory_or_constructor_that_exits_is_a_definition_problem(
     control: ExecutionControl, tmp_path: Path
 ) -> None:
     tree = quitting_tree(tmp_path, "interrupt", "constructor")
-    with pytest.raises(DefinitionError, match=r"constructing quitters:Quit failed: Keyboard"):
+    with pytest.raises(DefinitionError, match=r"constructing .*quitters:Quit failed: Keyboard"):
         await control.launch(LaunchSpec(tree))
-    factory = f"{tmp_path / 'quitters.py'}:exiting_factory"
+    factory = "tests.server.runtime.quitters:exiting_factory"
     with pytest.raises(DefinitionError, match=r"raised SystemExit: no tree today"):
         await control.launch(LaunchSpec(factory))
     (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(4)\n")
