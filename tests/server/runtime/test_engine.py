@@ -165,6 +165,15 @@ async def test_auto_mode_stops_at_max_ticks(control: ExecutionControl) -> None:
     assert (info.end_reason, info.tick) == ("max_ticks", 25)
 
 
+async def test_an_interval_the_clock_cannot_wait_is_refused(control: ExecutionControl) -> None:
+    with pytest.raises(InvalidRequest, match=r"at most 86400000 \(a day\), not 1e\+18"):
+        await launch(control, mode=Mode.INTERVAL, interval_ms=1e18)
+    eid = await launch(control, mode=Mode.INTERVAL, interval_ms=86_400_000)
+    with pytest.raises(InvalidRequest, match=r"intervalMs must be more than 0 .* not 0"):
+        await control.set_mode(eid, Mode.INTERVAL, interval_ms=0)
+    await control.terminate(eid)
+
+
 async def test_interval_mode_keeps_ticking_until_paused(
     control: ExecutionControl, store: SqlEventStore
 ) -> None:
