@@ -813,11 +813,14 @@ async def test_a_behaviour_that_exits_or_interrupts_fails_like_one_that_raises(
     assert (stop.exception["exception"], stop.exception["message"]) == (exception, message)
     await control.resume(eid)
     info = await control.wait_for_end(eid)
-    assert (info.state, info.end_reason) == (RunState.ENDED, "completed")
+    assert (info.state, info.end_reason) == (RunState.ENDED, "failed")
     recorded = await events(store, eid)
     raised = [p for t, p in recorded if t == "BehaviourRaised"]
     assert [(p["node_id"], p["exception"]) for p in raised] == [("seq/quit", exception)]
-    assert recorded[-1][1]["root_status"] == "FAILURE"
+    ended = recorded[-1][1]
+    short = exception.removeprefix("builtins.")
+    assert (ended["reason"], ended["detail"]) == ("failed", f"{short} in quit")
+    assert ended["root_status"] == "FAILURE"
     # The process that ran it carries on: another execution runs to its end.
     again = await launch(control, mode=Mode.AUTO)
     assert (await control.wait_for_end(again)).end_reason == "completed"
