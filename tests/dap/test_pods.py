@@ -29,7 +29,7 @@ from canopy.server.runtime.engine import RunState
 
 from ..server.conftest import WAIT, Running, eventually
 from ..server.pods.remote import pod_server, remote_control
-from ..server.runtime.quitters import quitting_tree
+from ..server.runtime import quitters
 from .client import ROOT, DapClient, launch_configured, spawn_stdio_adapter, speaking_to
 from .helpers import FOREVER, PATROL, PATROL_YAML, frame_names, frames, scope_values, step, tick
 
@@ -167,10 +167,10 @@ async def test_a_dead_pod_ends_the_session_with_the_reason(
 
 
 async def test_a_behaviour_that_ends_its_pod_ends_the_session_and_the_next_gets_a_pod(
-    client: DapClient, running: Running, tmp_path: Path
+    client: DapClient, running: Running
 ) -> None:
     await launch_configured(
-        client, quitting_tree(tmp_path, "os_exit"), pod="local", mode="auto", blackboard={}
+        client, f"{quitters.__name__}:os_exiting", pod="local", mode="auto", blackboard={}
     )
     ended = await client.next_event("output")
     assert ended["category"] == "stderr"

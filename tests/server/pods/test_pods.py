@@ -29,11 +29,12 @@ from canopy.server.runtime.engine import Mode, RunState
 
 from ...bridge.helpers import read_all
 from ..conftest import WAIT, Running, bearer, eventually
-from ..runtime.quitters import quitting_tree
+from ..runtime import quitters
 from .remote import pod_server, remote_control
 
 PATROL = "tests.server.runtime.factories:patrol"
 FOREVER = "tests.server.runtime.factories:forever"
+QUITTERS = quitters.__name__
 
 
 @pytest.fixture
@@ -176,10 +177,10 @@ async def test_a_pod_killed_mid_tick_ends_its_executions_with_the_reason(
 
 
 async def test_user_code_that_ends_the_worker_fails_its_execution_and_the_pod_is_replaced(
-    running: Running, tmp_path: Path
+    running: Running,
 ) -> None:
     async with remote_control(running) as control:
-        info = await control.launch(LaunchSpec(quitting_tree(tmp_path, "os_exit"), blackboard={}))
+        info = await control.launch(LaunchSpec(f"{QUITTERS}:os_exiting", blackboard={}))
         notes = control.notifications(info.id)
         pod = pod_of(running)
         # update() calls os._exit(3): the tick's answer may come first, or the pod's end.
@@ -206,10 +207,10 @@ async def test_user_code_that_ends_the_worker_fails_its_execution_and_the_pod_is
 
 
 async def test_a_worker_exits_when_asked_whatever_threads_user_code_left(
-    running: Running, tmp_path: Path
+    running: Running,
 ) -> None:
     async with remote_control(running) as control:
-        info = await control.launch(LaunchSpec(quitting_tree(tmp_path, "linger"), blackboard={}))
+        info = await control.launch(LaunchSpec(f"{QUITTERS}:lingering", blackboard={}))
         await control.tick(info.id)
         assert (await control.wait_for_end(info.id)).end_reason == "completed"
         pod = pod_of(running)

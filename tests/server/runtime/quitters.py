@@ -59,6 +59,23 @@ def exiting_factory() -> py_trees.behaviour.Behaviour:
     sys.exit("no tree today")
 
 
+def _quitting(how: str) -> py_trees.behaviour.Behaviour:
+    root = py_trees.composites.Sequence("seq", memory=False)
+    root.add_child(Quit("quit", how))
+    return root
+
+
+def os_exiting() -> py_trees.behaviour.Behaviour:
+    """``seq/quit`` calls ``os._exit(3)`` in its first update (for a pod: a factory, since a
+    pod loads tree files from its workspace only)."""
+    return _quitting("os_exit")
+
+
+def lingering() -> py_trees.behaviour.Behaviour:
+    """``seq/quit`` starts a thread that never ends, then succeeds."""
+    return _quitting("linger")
+
+
 def quitting_tree(folder: Path, how: str, where: str = "update") -> str:
     """Write a tree of one ``Quit`` leaf (``seq/quit``) under a sequence; its path."""
     tree = folder / f"quit_{how}_{where}.yaml"
