@@ -43,6 +43,7 @@ from .definition import BuiltTree, TreeDefinition, build_tree
 from .expressions import ExpressionError
 from .failures import failure_summary, raised_report
 from .recorder import EventRecorder
+from .user_faults import RUNTIME_CONTROL_FLOW
 from .values import jsonable
 
 __all__ = [
@@ -419,7 +420,7 @@ class Execution:
                 reason = "stopped"
         except _Terminate:
             reason = "stopped"
-        except Exception as exc:  # a fault of the engine itself, not of a behaviour
+        except BaseException as exc:  # the engine's own fault: the execution must still end
             log.exception("execution %s failed", self.id)
             reason, detail = "error", f"{type(exc).__name__}: {exc}"
         self._end(reason, detail)
@@ -504,7 +505,9 @@ class Execution:
                 self._reset_tree(Status.INVALID, verbose)
             except _Terminate:
                 raise
-            except Exception as exc:
+            except RUNTIME_CONTROL_FLOW:
+                raise
+            except BaseException as exc:  # sys.exit() in update() is the behaviour's fault too
                 self._raised(exc, verbose)
         wall = time.perf_counter() - started
         paused = min(self._paused, wall)
@@ -641,7 +644,7 @@ class Execution:
                 )
             )
 
-    def _raised(self, exc: Exception, verbose: bool) -> None:
+    def _raised(self, exc: BaseException, verbose: bool) -> None:
         """A behaviour raised: record it, maybe stop, fail the node and reset the tree."""
         nodes = self._tree.nodes
         node = _raising_node(exc.__traceback__, nodes) or self._current or self.root
@@ -683,7 +686,9 @@ class Execution:
         root = self.root
         try:
             root.stop(root_status)
-        except Exception:  # a terminate() that raises must not take the engine down
+        except RUNTIME_CONTROL_FLOW:
+            raise
+        except BaseException:  # a terminate() that raises or exits must not end the engine
             log.exception("resetting the tree of execution %s", self.id)
         root.status = root_status
         state = self._tree.nodes[root]

@@ -28,6 +28,8 @@ from canopy.server.runtime.stats import ExecutionStatistics, execution_statistic
 
 from ...bridge.helpers import collect, read_all
 from ..pods.remote import SharedPodServer, own_remote_control
+from . import quitters
+from .quitters import quitting_tree
 
 PATROL = "tests.server.runtime.factories:patrol"
 FOREVER = "tests.server.runtime.factories:forever"
@@ -162,6 +164,15 @@ async def test_auto_mode_stops_at_max_ticks(control: ExecutionControl) -> None:
     eid = await launch(control, FOREVER, mode=Mode.AUTO, max_ticks=25)
     info = await control.wait_for_end(eid)
     assert (info.end_reason, info.tick) == ("max_ticks", 25)
+
+
+async def test_an_interval_the_clock_cannot_wait_is_refused(control: ExecutionControl) -> None:
+    with pytest.raises(InvalidRequest, match=r"at most 86400000 \(a day\), not 1e\+18"):
+        await launch(control, mode=Mode.INTERVAL, interval_ms=1e18)
+    eid = await launch(control, mode=Mode.INTERVAL, interval_ms=86_400_000)
+    with pytest.raises(InvalidRequest, match=r"intervalMs must be more than 0 .* not 0"):
+        await control.set_mode(eid, Mode.INTERVAL, interval_ms=0)
+    await control.terminate(eid)
 
 
 async def test_interval_mode_keeps_ticking_until_paused(
@@ -808,3 +819,82 @@ async def test_hot_reload_runs_the_edited_code_of_behaviours(
     await tick_and_wait(control, eid)  # the tree goes on with the code it had
     feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
     assert feedback["answer"] == "second"
+
+
+# -- user code that exits or interrupts --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("how", "where", "exception", "message"),
+    [
+        ("exit", "update", "builtins.SystemExit", "3"),
+        ("interrupt", "initialise", "builtins.KeyboardInterrupt", "interrupted by the behaviour"),
+        ("exit", "terminate", "builtins.SystemExit", "3"),
+        ("base", "update", f"{quitters.__name__}.Fatal", "a BaseException of the user's own"),
+    ],
+)
+async def test_a_behaviour_that_exits_or_interrupts_fails_like_one_that_raises(
+    control: ExecutionControl,
+    store: SqlEventStore,
+    tmp_path: Path,
+    how: str,
+    where: str,
+    exception: str,
+    message: str,
+) -> None:
+    eid = await launch(control, quitting_tree(tmp_path, how, where), blackboard={})
+    await control.set_exception_filters(eid, [ExceptionFilter.RAISED])
+    await control.tick(eid)
+    stop = await control.wait_for_stop(eid)
+    assert (stop.reason, stop.node_id, stop.tick) == ("exception", "seq/quit", 1)
+    assert stop.exception is not None
+    assert (stop.exception["exception"], stop.exception["message"]) == (exception, message)
+    await control.resume(eid)
+    info = await control.wait_for_end(eid)
+    assert (info.state, info.end_reason) == (RunState.ENDED, "failed")
+    recorded = await events(store, eid)
+    raised = [p for t, p in recorded if t == "BehaviourRaised"]
+    assert [(p["node_id"], p["exception"]) for p in raised] == [("seq/quit", exception)]
+    ended = recorded[-1][1]
+    short = exception.removeprefix("builtins.")
+    assert (ended["reason"], ended["detail"]) == ("failed", f"{short} in quit")
+    assert ended["root_status"] == "FAILURE"
+    # The process that ran it carries on: another execution runs to its end.
+    again = await launch(control, mode=Mode.AUTO)
+    assert (await control.wait_for_end(again)).end_reason == "completed"
+
+
+async def test_a_factory_or_constructor_that_exits_is_a_definition_problem(
+    control: ExecutionControl, tmp_path: Path
+) -> None:
+    tree = quitting_tree(tmp_path, "interrupt", "constructor")
+    with pytest.raises(DefinitionError, match=r"constructing .*quitters:Quit failed: Keyboard"):
+        await control.launch(LaunchSpec(tree))
+    factory = "tests.server.runtime.quitters:exiting_factory"
+    with pytest.raises(DefinitionError, match=r"raised SystemExit: no tree today"):
+        await control.launch(LaunchSpec(factory))
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(4)\n")
+    (tmp_path / "on_import.yaml").write_text(
+        "name: x\nroot:\n  type: exits_on_import:Nothing\n  name: x\n"
+    )
+    with pytest.raises(DefinitionError, match=r"importing module 'exits_on_import' failed: Sys"):
+        await control.launch(LaunchSpec(str(tmp_path / "on_import.yaml")))
+    eid = await launch(control, mode=Mode.AUTO)
+    assert (await control.wait_for_end(eid)).end_reason == "completed"
+
+
+async def test_a_hot_reload_into_code_that_exits_keeps_the_running_tree(
+    control: ExecutionControl, tmp_path: Path
+) -> None:
+    module = tmp_path / "answers_x.py"
+    module.write_text(ANSWER.format(version="first"))
+    tree = tmp_path / "answer.yaml"
+    tree.write_text("name: answer\nroot:\n  type: answers_x:Answer\n  name: answer\n")
+    eid = await launch(control, str(tree), blackboard={})
+    await tick_and_wait(control, eid)
+    module.write_text("import sys\nsys.exit(5)\n" + ANSWER.format(version="second"))
+    with pytest.raises(DefinitionError, match=r"reloading module 'answers_x' failed: SystemExit"):
+        await control.reload(eid)
+    await tick_and_wait(control, eid)
+    feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
+    assert feedback["answer"] == "first"
