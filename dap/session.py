@@ -134,6 +134,7 @@ class DebugSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._batch_streams: dict[int, asyncio.Task[None]] = {}
         self._configured = asyncio.Event()
+        self._answering: dict[str, asyncio.Event] = {}
         self._disconnected = False
         self._closing = False
         self.finished = asyncio.Event()
@@ -169,6 +170,19 @@ class DebugSession:
             )
         body: dict[str, Any] | None = await handler(arguments)
         return body
+
+    def responded(self) -> None:
+        """The response to the current request is written: the events held back for it
+        (see :meth:`_hold_events`) may go now."""
+        for gate in self._answering.values():
+            gate.set()
+        self._answering.clear()
+
+    def _hold_events(self, execution_id: str) -> None:
+        """Hold ``execution_id``'s events until the current request is answered. DAP wants a
+        step's response before the stop it causes, and a step's answer can wait on the log (its
+        audit record) while the tree, running on, already stops again."""
+        self._answering.setdefault(execution_id, asyncio.Event())
 
     async def event(self, name: str, body: dict[str, Any] | None = None) -> None:
         """Send an event to the client."""
@@ -454,6 +468,7 @@ class DebugSession:
 
     async def _resume(self, args: dict[str, Any], action: StepKind) -> None:
         thread = self._thread(args)
+        self._hold_events(thread.execution_id)
         info = await self.control.info(thread.execution_id)
         self._forget_stop(thread.execution_id)
         at_boundary = info.state is RunState.IDLE or (
@@ -468,7 +483,13 @@ class DebugSession:
             # nothing would ever stop and the request would be silently lost.
             raise InvalidRequest(f"the tree is {info.state.value}, not stopped")
         if thread.mode is Mode.MANUAL and at_boundary:
-            await self.control.tick(thread.execution_id)
+            try:
+                await self.control.tick(thread.execution_id)
+            except InvalidRequest:
+                # The tree let go at its last stop may end before the tick is asked for: then
+                # the continue has done all there was to do.
+                if (await self.control.info(thread.execution_id)).state is not RunState.ENDED:
+                    raise
 
     async def on_stepBack(self, args: dict[str, Any]) -> None:
         thread = self._thread(args)
@@ -756,6 +777,8 @@ class DebugSession:
 
     async def _forward_notifications(self, execution_id: str) -> None:
         async for note in self.control.notifications(execution_id):
+            if (held := self._answering.get(execution_id)) is not None:
+                await held.wait()
             thread = self._by_execution[execution_id]
             if note.kind == "stopped" and note.stop is not None:
                 await self._stopped(execution_id, note.stop)

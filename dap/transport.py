@@ -108,7 +108,10 @@ async def _answer(session: DebugSession, send: Any, message: dict[str, Any]) -> 
         response["success"] = True
         if body is not None:
             response["body"] = body
-    await send(response)
+    try:
+        await send(response)
+    finally:
+        session.responded()
 
 
 def message_of(command: str, error: CanopyError) -> str:
