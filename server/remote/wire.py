@@ -80,11 +80,15 @@ def encode(value: Any) -> Any:
 def decode(annotation: Any, data: Any) -> Any:
     """Rebuild a value of type ``annotation`` from its JSON form (the inverse of
     :func:`encode` for every type the contract uses)."""
-    if annotation is Any or data is None:
+    if annotation in (Any, object, type(None)):
         return data
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
+        if data is None and type(None) in typing.get_args(annotation):
+            return None
         return _decode_union(typing.get_args(annotation), data)
+    if data is None:
+        raise TypeError(f"null is not of type {getattr(annotation, '__name__', annotation)}")
     if origin is not None:
         return _decode_generic(origin, typing.get_args(annotation), data)
     if isinstance(annotation, type):
@@ -120,13 +124,21 @@ def _decode_union(options: tuple[Any, ...], data: Any) -> Any:
 
 
 def _decode_generic(origin: Any, args: tuple[Any, ...], data: Any) -> Any:
+    """A sequence from a JSON array, a mapping from a JSON object; TypeError for any other
+    value (a client's body may hold anything where the contract wants a container)."""
+    mapping = origin in (dict, Mapping, typing.get_origin(Mapping[str, int]))
+    sequence = origin in (tuple, list, Sequence, typing.get_origin(Sequence[int]))
+    if mapping and not isinstance(data, Mapping):
+        raise TypeError(f"{data!r} is not an object")
+    if sequence and not isinstance(data, list | tuple):
+        raise TypeError(f"{data!r} is not an array")
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(decode(args[0], item) for item in data)
         return tuple(decode(arg, item) for arg, item in zip(args, data, strict=True))
-    if origin in (list, Sequence, typing.get_origin(Sequence[int])):
+    if sequence:
         return [decode(args[0], item) for item in data] if args else list(data)
-    if origin in (dict, Mapping, typing.get_origin(Mapping[str, int])):
+    if mapping:
         value_type = args[1] if args else Any
         return {key: decode(value_type, item) for key, item in data.items()}
     return data
@@ -160,6 +172,15 @@ def _signature(method: str) -> tuple[dict[str, Any], Any]:
     return hints, returns
 
 
+@functools.cache
+def _required(method: str) -> tuple[str, ...]:
+    """Parameters of a contract method that have no default, in order."""
+    parameters = inspect.signature(getattr(ExecutionControl, method)).parameters.values()
+    return tuple(
+        p.name for p in parameters if p.name != "self" and p.default is inspect.Parameter.empty
+    )
+
+
 def _check_call(method: str) -> None:
     if method not in CALLS:
         raise InvalidRequest(f"unknown control call {method!r}")
@@ -175,12 +196,15 @@ def encode_arguments(method: str, arguments: Mapping[str, Any]) -> dict[str, Any
 
 
 def decode_arguments(method: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """A call's arguments as the method takes them; an unknown argument is refused by name."""
+    """A call's arguments as the method takes them; an unknown or missing argument is refused
+    by name."""
     _check_call(method)
     hints, _ = _signature(method)
     unknown = sorted(set(data) - set(hints))
     if unknown:
         raise InvalidRequest(f"{method} takes no argument {unknown[0]!r}")
+    if missing := [name for name in _required(method) if name not in data]:
+        raise InvalidRequest(f"{method} needs argument {missing[0]!r}")
     decoded = {}
     for name, value in data.items():
         try:
