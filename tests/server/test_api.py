@@ -444,3 +444,18 @@ async def test_control_calls_missing_or_mistyped_arguments_are_bad_requests(
     async with http.request(method, url, json=body, headers=bearer(server.local_token)) as answer:
         assert answer.status == 400
         assert (await answer.json(content_type=PROBLEM))["detail"] == detail
+
+
+@pytest.mark.parametrize("kind", [["TokenIssued"], {"TokenIssued": 1}, 7])
+async def test_an_event_type_that_is_no_string_is_an_invalid_event(
+    server: Running, http: aiohttp.ClientSession, kind: Any
+) -> None:
+    """Checked against the reserved token types without hashing it (a list cannot be)."""
+    status, problem = await post_events(http, server, server.local_token, [tick(type=kind)])
+    assert (status, problem["error"], problem["field"], problem["index"]) == (
+        422,
+        "InvalidEvent",
+        "type",
+        0,
+    )
+    assert problem["reason"] == f"{kind!r} is not of type 'string'"
