@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -18,7 +20,7 @@ from enum import Enum
 from typing import Any, Final
 
 from canopy.bridge import CanopyError, error_class
-from canopy.bridge.jsondata import refuse_wide_integers
+from canopy.bridge.jsondata import INT_MAX, INT_MIN, refuse_wide_integers
 
 from ..runtime.control import ControlError, ExecutionControl, InvalidRequest
 from ..runtime.values import jsonable
@@ -221,14 +223,24 @@ def decode_text_argument(method: str, name: str, raw: str) -> Any:
     if name not in hints:
         raise InvalidRequest(f"{method} takes no argument {name!r}")
     options = typing.get_args(hints[name]) or (hints[name],)
-    try:
-        if int in options:
-            return int(raw)
-        if float in options:
-            return float(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a number, not {raw!r}") from None
+    shown = raw if len(raw) <= 40 else raw[:40] + "..."
+    if int in options:
+        if not _INTEGER.fullmatch(raw) or not INT_MIN <= int(raw) <= INT_MAX:
+            raise InvalidRequest(
+                f"{name} must be a whole number within the signed 64-bit range, not {shown!r}"
+            )
+        return int(raw)
+    if float in options:
+        if not _NUMBER.fullmatch(raw) or not math.isfinite(float(raw)):
+            raise InvalidRequest(f"{name} must be a finite number, not {shown!r}")
+        return float(raw)
     return raw
+
+
+_INTEGER: Final = re.compile(r"-?[0-9]{1,19}")
+_NUMBER: Final = re.compile(r"-?[0-9]{1,300}(\.[0-9]{1,300})?([eE][-+]?[0-9]{1,3})?")
+"""Numbers as JSON writes them (no ``nan``, ``inf``, ``_`` or digits of other scripts, all of
+which ``int()`` and ``float()`` would take)."""
 
 
 def decode_result(method: str, data: Any) -> Any:

@@ -459,3 +459,45 @@ async def test_an_event_type_that_is_no_string_is_an_invalid_event(
         0,
     )
     assert problem["reason"] == f"{kind!r} is not of type 'string'"
+
+
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        (
+            "trees/patrol?version=" + "9" * 5000,
+            "'version' must be a whole number from 1 to 9223372036854775807, not '"
+            + "9" * 40
+            + "...'",
+        ),
+        (
+            "trees/patrol?version=%C2%B2",
+            "'version' must be a whole number from 1 to 9223372036854775807, not '\u00b2'",
+        ),
+        (
+            "trees/patrol?version=0",
+            "'version' must be a whole number from 1 to 9223372036854775807, not '0'",
+        ),
+        (
+            "executions/e1/history/state?tick=9223372036854775808",
+            "tick must be a whole number within the signed 64-bit range, not "
+            "'9223372036854775808'",
+        ),
+        (
+            "executions/e1/history/state?tick=1_0",
+            "tick must be a whole number within the signed 64-bit range, not '1_0'",
+        ),
+        (
+            "executions/e1/picture?tick=%D9%A1",
+            "tick must be a whole number within the signed 64-bit range, not '\u0661'",
+        ),
+    ],
+)
+async def test_integer_query_parameters_are_ascii_digits_within_range(
+    server: Running, http: aiohttp.ClientSession, path: str, detail: str
+) -> None:
+    """``int()`` would take other scripts' digits and '_', and fail past 4300 digits."""
+    url = f"{server.url}/api/v1/{path}"
+    async with http.get(url, headers=bearer(server.local_token)) as answer:
+        assert answer.status == 400
+        assert (await answer.json(content_type=PROBLEM))["detail"] == detail
