@@ -480,8 +480,7 @@ async def test_an_event_type_that_is_no_string_is_an_invalid_event(
         ),
         (
             "executions/e1/history/state?tick=9223372036854775808",
-            "tick must be a whole number within the signed 64-bit range, not "
-            "'9223372036854775808'",
+            "tick must be a whole number within the signed 64-bit range, not '9223372036854775808'",
         ),
         (
             "executions/e1/history/state?tick=1_0",

@@ -113,7 +113,9 @@ def encoded(text: str) -> str:
 NAMES = st.sampled_from(["after", "limit", "topic", "stream", "type", "node", "status"])
 RAW = st.binary(max_size=30).map(lambda raw: quote_from_bytes(raw, safe=""))
 """Any bytes, percent-encoded: invalid UTF-8 included."""
-NUMBERS = st.integers().map(str) | st.sampled_from(["9" * 5000, "-1", "1e3", "١٢", " 1", "+1"])
+NUMBERS = st.integers().map(str) | st.sampled_from(["9" * 400, "-1", "1e3", "١٢", " 1", "+1"])
+# At most 5 pairs of at most 400 characters: longer request lines are refused by aiohttp's
+# HTTP parser (a plain-text 400) before the application sees them.
 queries = st.lists(st.tuples(NAMES | RAW, RAW | (NUMBERS | texts).map(encoded)), max_size=5).map(
     lambda pairs: "&".join(f"{name}={value}" for name, value in pairs)
 )
