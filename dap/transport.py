@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from canopy.bridge import BridgeError, CanopyError, InvalidArgument
 from canopy.bridge.client import CanopyClientError
+from canopy.bridge.jsondata import INT_MAX, INT_MIN
 
 from .controls import AdapterControls
 from .framing import FramingError, MessageReader, encode
@@ -71,10 +72,13 @@ async def serve_connection(
 
 async def _answer(session: DebugSession, send: Any, message: dict[str, Any]) -> None:
     kind = message.get("type")
+    seq, command = message.get("seq"), message.get("command")
     response: dict[str, Any] = {
         "type": "response",
-        "request_seq": message.get("seq", 0),
-        "command": str(message.get("command", "")),
+        # Echoed only when DAP's type (an integer the response can carry); else 0, which no
+        # client request has: an object or a 65-bit number could not be sent back at all.
+        "request_seq": seq if type(seq) is int and INT_MIN <= seq <= INT_MAX else 0,
+        "command": command if isinstance(command, str) else "",
         "success": False,
     }
     if kind != "request":
