@@ -83,8 +83,19 @@ def malformed_reports(client: DapClient) -> int:
     )
 
 
+envelopes = st.fixed_dictionaries(
+    {
+        "seq": values(max_leaves=2),
+        "type": st.just("request") | values(max_leaves=2),
+        "command": st.sampled_from(COMMANDS) | values(max_leaves=2),
+    },
+    optional={"arguments": arguments},
+)
+"""Requests whose own fields (``seq``, ``type``, ``command``) may have any type."""
+
+
 @settings(max_examples=100)
-@given(body=values() | deep(0, 200) | st.binary(max_size=100))
+@given(body=envelopes | values() | deep(0, 200) | st.binary(max_size=100))
 async def test_any_frame_body_is_answered_or_reported(client: DapClient, body: Any) -> None:
     """A frame whose body is anything at all: never the end of the session."""
     await client.send_raw(framed(body if isinstance(body, bytes) else json_text(body)))
