@@ -26,11 +26,15 @@ texts = st.text(max_size=40) | LONE_SURROGATES
 scalars = st.none() | st.booleans() | integers | floats | texts
 
 
-def values(max_leaves: int = 20) -> st.SearchStrategy[Any]:
-    """Any JSON value: scalars, arrays and objects, nested a few levels."""
+def values(max_leaves: int = 20, *, surrogates: bool = True) -> st.SearchStrategy[Any]:
+    """Any JSON value: scalars, arrays and objects, nested a few levels; without lone
+    surrogates on request (every value holding one is refused, so a property about accepted
+    values needs some without)."""
+    text = texts if surrogates else st.text(max_size=40)
+    leaves = st.none() | st.booleans() | integers | floats | text
     return st.recursive(
-        scalars,
-        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
+        leaves,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
         max_leaves=max_leaves,
     )
 
