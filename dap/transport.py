@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from canopy.bridge import BridgeError, CanopyError, InvalidArgument
 from canopy.bridge.client import CanopyClientError
+from canopy.bridge.jsondata import INT_MAX, INT_MIN
 
 from .controls import AdapterControls
 from .framing import FramingError, MessageReader, encode
@@ -73,12 +74,14 @@ async def serve_connection(
         writer.close()
 
 
-def _failed(seq: Any, command: str, problem: str | None = None) -> dict[str, Any]:
+def _failed(seq: Any, command: Any, problem: str | None = None) -> dict[str, Any]:
     """A response to request ``seq``, failed (with ``problem``) until said otherwise."""
     response: dict[str, Any] = {
         "type": "response",
-        "request_seq": seq,
-        "command": command,
+        # Echoed only when DAP's type (an integer the response can carry); else 0, which no
+        # client request has: an object or a 65-bit number could not be sent back at all.
+        "request_seq": seq if type(seq) is int and INT_MIN <= seq <= INT_MAX else 0,
+        "command": command if isinstance(command, str) else "",
         "success": False,
     }
     if problem is not None:
@@ -88,7 +91,7 @@ def _failed(seq: Any, command: str, problem: str | None = None) -> dict[str, Any
 
 async def _answer(session: DebugSession, send: Any, message: dict[str, Any]) -> None:
     kind = message.get("type")
-    response = _failed(message.get("seq", 0), str(message.get("command", "")))
+    response = _failed(message.get("seq"), message.get("command"))
     if kind != "request":
         if kind not in ("response", "event"):
             response["message"] = f"unknown message type {kind!r}: expected a request"

@@ -17,9 +17,24 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from canopy.bridge import open_store
 from canopy.bridge.sql import SqlEventStore
+
+# Property tests and the OpenAPI fuzzer: the same inputs on every run by default ("ci"), so a
+# failure in CI fails again on any machine; HYPOTHESIS_PROFILE=explore draws fresh inputs each
+# run (and remembers failing ones in .hypothesis/) to look for new failures. No deadline: a
+# loaded machine makes any per-example time meaningless. Each property test runs its examples
+# against one real server or adapter, on purpose, so function-scoped fixtures are shared.
+_PROFILE = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    "print_blob": True,
+}
+settings.register_profile("ci", derandomize=True, database=None, **_PROFILE)
+settings.register_profile("explore", **_PROFILE)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 POSTGRES_URL = os.environ.get(
     "CANOPY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -70,7 +70,8 @@ def _claim(item: Any, index: int, principal: Principal) -> Any:
             field="tenant_id",
             index=index,
         )
-    if item.get("type") in TOKEN_EVENT_TYPES:
+    kind = item.get("type")
+    if isinstance(kind, str) and kind in TOKEN_EVENT_TYPES:  # else schema validation says why
         raise Problem(
             403,
             "forbidden",

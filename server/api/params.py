@@ -16,7 +16,7 @@ from canopy.bridge.jsondata import loads
 
 from .problems import Problem
 
-__all__ = ["MAX_LIMIT", "EventQuery", "json_body"]
+__all__ = ["MAX_LIMIT", "EventQuery", "json_body", "whole_number"]
 
 MAX_LIMIT: Final = 10_000
 DEFAULT_LIMIT: Final = 1000
@@ -37,12 +37,21 @@ def _single(query: MultiMapping[str], name: str) -> str | None:
 
 
 def _integer(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
+    number = whole_number(query, name, low, high)
+    return default if number is None else number
+
+
+def whole_number(query: MultiMapping[str], name: str, low: int, high: int) -> int | None:
+    """Query parameter ``name`` as an integer from ``low`` to ``high`` written in ASCII digits
+    (None when absent); 400 for anything else, including digits ``int()`` would take from
+    other scripts and numbers too long to convert."""
     raw = _single(query, name)
     if raw is None:
-        return default
+        return None
     number = raw.isascii() and raw.isdigit() and len(raw) <= 19
     if not number or not low <= int(raw) <= high:
-        raise _bad(name, f"'{name}' must be a whole number from {low} to {high}, not {raw!r}")
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise _bad(name, f"'{name}' must be a whole number from {low} to {high}, not {shown!r}")
     return int(raw)
 
 

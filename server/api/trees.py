@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from canopy.bridge.jsondata import INT_MAX
+
 from ..trees import TreeLibrary
 from .keys import PRINCIPAL, STORE
-from .params import json_body
+from .params import json_body, whole_number
 from .problems import Problem
 
 __all__ = ["get_tree", "list_trees", "upload_tree"]
@@ -49,10 +51,6 @@ async def list_trees(request: web.Request) -> web.Response:
 async def get_tree(request: web.Request) -> web.Response:
     """``GET /api/v1/trees/{name}[?version=N]``: one version (default the latest), with its
     content."""
-    raw = request.query.get("version")
-    if raw is not None and not raw.isdigit():
-        raise Problem(400, "invalid-request", f"version must be a number, not {raw!r}")
-    tree = await _library(request).get(
-        request.match_info["name"], int(raw) if raw is not None else None
-    )
+    version = whole_number(request.query, "version", 1, INT_MAX)
+    tree = await _library(request).get(request.match_info["name"], version)
     return web.json_response({**tree.summary(), "content": tree.content})

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -18,7 +20,7 @@ from enum import Enum
 from typing import Any, Final
 
 from canopy.bridge import CanopyError, error_class
-from canopy.bridge.jsondata import refuse_wide_integers
+from canopy.bridge.jsondata import INT_MAX, INT_MIN, refuse_wide_integers
 
 from ..runtime.control import ControlError, ExecutionControl, InvalidRequest
 from ..runtime.values import jsonable
@@ -86,11 +88,15 @@ def encode(value: Any) -> Any:
 def decode(annotation: Any, data: Any) -> Any:
     """Rebuild a value of type ``annotation`` from its JSON form (the inverse of
     :func:`encode` for every type the contract uses)."""
-    if annotation is Any or data is None:
+    if annotation in (Any, object, type(None)):
         return data
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
+        if data is None and type(None) in typing.get_args(annotation):
+            return None
         return _decode_union(typing.get_args(annotation), data)
+    if data is None:
+        raise TypeError(f"null is not of type {getattr(annotation, '__name__', annotation)}")
     if origin is not None:
         return _decode_generic(origin, typing.get_args(annotation), data)
     if isinstance(annotation, type):
@@ -126,13 +132,21 @@ def _decode_union(options: tuple[Any, ...], data: Any) -> Any:
 
 
 def _decode_generic(origin: Any, args: tuple[Any, ...], data: Any) -> Any:
+    """A sequence from a JSON array, a mapping from a JSON object; TypeError for any other
+    value (a client's body may hold anything where the contract wants a container)."""
+    mapping = origin in (dict, Mapping, typing.get_origin(Mapping[str, int]))
+    sequence = origin in (tuple, list, Sequence, typing.get_origin(Sequence[int]))
+    if mapping and not isinstance(data, Mapping):
+        raise TypeError(f"{data!r} is not an object")
+    if sequence and not isinstance(data, list | tuple):
+        raise TypeError(f"{data!r} is not an array")
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(decode(args[0], item) for item in data)
         return tuple(decode(arg, item) for arg, item in zip(args, data, strict=True))
-    if origin in (list, Sequence, typing.get_origin(Sequence[int])):
+    if sequence:
         return [decode(args[0], item) for item in data] if args else list(data)
-    if origin in (dict, Mapping, typing.get_origin(Mapping[str, int])):
+    if mapping:
         value_type = args[1] if args else Any
         return {key: decode(value_type, item) for key, item in data.items()}
     return data
@@ -166,6 +180,15 @@ def _signature(method: str) -> tuple[dict[str, Any], Any]:
     return hints, returns
 
 
+@functools.cache
+def _required(method: str) -> tuple[str, ...]:
+    """Parameters of a contract method that have no default, in order."""
+    parameters = inspect.signature(getattr(ExecutionControl, method)).parameters.values()
+    return tuple(
+        p.name for p in parameters if p.name != "self" and p.default is inspect.Parameter.empty
+    )
+
+
 def _check_call(method: str) -> None:
     if method not in CALLS:
         raise InvalidRequest(f"unknown control call {method!r}")
@@ -181,12 +204,15 @@ def encode_arguments(method: str, arguments: Mapping[str, Any]) -> dict[str, Any
 
 
 def decode_arguments(method: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """A call's arguments as the method takes them; an unknown argument is refused by name."""
+    """A call's arguments as the method takes them; an unknown or missing argument is refused
+    by name."""
     _check_call(method)
     hints, _ = _signature(method)
     unknown = sorted(set(data) - set(hints))
     if unknown:
         raise InvalidRequest(f"{method} takes no argument {unknown[0]!r}")
+    if missing := [name for name in _required(method) if name not in data]:
+        raise InvalidRequest(f"{method} needs argument {missing[0]!r}")
     decoded = {}
     for name, value in data.items():
         try:
@@ -203,14 +229,24 @@ def decode_text_argument(method: str, name: str, raw: str) -> Any:
     if name not in hints:
         raise InvalidRequest(f"{method} takes no argument {name!r}")
     options = typing.get_args(hints[name]) or (hints[name],)
-    try:
-        if int in options:
-            return int(raw)
-        if float in options:
-            return float(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a number, not {raw!r}") from None
+    shown = raw if len(raw) <= 40 else raw[:40] + "..."
+    if int in options:
+        if not _INTEGER.fullmatch(raw) or not INT_MIN <= int(raw) <= INT_MAX:
+            raise InvalidRequest(
+                f"{name} must be a whole number within the signed 64-bit range, not {shown!r}"
+            )
+        return int(raw)
+    if float in options:
+        if not _NUMBER.fullmatch(raw) or not math.isfinite(float(raw)):
+            raise InvalidRequest(f"{name} must be a finite number, not {shown!r}")
+        return float(raw)
     return raw
+
+
+_INTEGER: Final = re.compile(r"-?[0-9]{1,19}")
+_NUMBER: Final = re.compile(r"-?[0-9]{1,300}(\.[0-9]{1,300})?([eE][-+]?[0-9]{1,3})?")
+"""Numbers as JSON writes them (no ``nan``, ``inf``, ``_`` or digits of other scripts, all of
+which ``int()`` and ``float()`` would take)."""
 
 
 def decode_result(method: str, data: Any) -> Any:

@@ -142,6 +142,17 @@ async def test_integers_beyond_64_bits_are_refused_by_name(client: DapClient) ->
     assert (await step(client, "next"))["reason"] == "step"
 
 
+async def test_a_seq_that_is_no_64_bit_integer_is_answered_as_request_seq_0(
+    client: DapClient,
+) -> None:
+    """The response cannot echo an object, text or a 65-bit number as ``request_seq``."""
+    for seq in (b'{"a": 1}', b"18446744073709551616", b'"7"', b"true", b"1.5"):
+        await client.send_raw(framed(b'{"seq": %s, "type": "request", "command": "threads"}' % seq))
+    await still_answers(client)  # answered in order: the five answers are in by now
+    answered = [r for r in client.responses if r["request_seq"] == 0]
+    assert [(r["command"], r["success"]) for r in answered] == [("threads", True)] * 5
+
+
 async def test_responses_and_events_from_the_client_are_ignored(client: DapClient) -> None:
     await client.send_raw(framed(b'{"seq": 900, "type": "event", "event": "whatever"}'))
     await client.send_raw(

@@ -250,6 +250,10 @@ async def test_malformed_bodies_are_bad_requests(
         ("topic=debugging.nowhere", "topic"),
         ("stream=", "stream"),
         ("tenant_id=globex", "tenant_id"),
+        ("after=9223372036854775808", "after"),
+        ("after=" + "9" * 5000, "after"),
+        ("limit=99999999999999999999", "limit"),
+        ("after=%EF%BC%91", "after"),
     ],
 )
 async def test_bad_query_parameters_are_bad_requests(
@@ -389,3 +393,110 @@ async def test_an_idempotency_key_reused_with_other_content_is_a_conflict(
         ["payload"],
     )
     assert await server.store.last_offset() == head
+
+
+async def test_a_lone_surrogate_in_a_payload_is_refused_and_writes_nothing(
+    server: Running, http: aiohttp.ClientSession
+) -> None:
+    """No UTF-8 text holds U+D800, so the log could not store it exactly: refused whole."""
+    before = await server.store.last_offset()
+    body = json.dumps({"events": [{**tick(), "payload": {"execution_id": "\ud800", "tick": 1}}]})
+    assert '"\\ud800"' in body
+    async with http.post(
+        f"{server.url}/api/v1/events", data=body, headers=bearer(server.local_token)
+    ) as response:
+        assert response.status == 400
+        problem = await response.json(content_type=PROBLEM)
+    assert "surrogate" in problem["detail"]
+    assert await server.store.last_offset() == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "detail"),
+    [
+        ("POST", "executions", {}, "launch needs argument 'spec'"),
+        ("PUT", "executions/e1/blackboard", {"key": "k"}, "set_blackboard needs argument 'value'"),
+        (
+            "POST",
+            "executions",
+            {"spec": {"program": None}},
+            "bad argument 'spec' for launch: program: null is not of type str",
+        ),
+        (
+            "POST",
+            "executions",
+            {"spec": {"program": "t.yaml", "registry": [None]}},
+            "bad argument 'spec' for launch: registry: [None] is not an object",
+        ),
+        (
+            "PUT",
+            "executions/e1/watches",
+            {"specs": "battery"},
+            "bad argument 'specs' for set_watches: 'battery' is not an array",
+        ),
+    ],
+)
+async def test_control_calls_missing_or_mistyped_arguments_are_bad_requests(
+    server: Running, http: aiohttp.ClientSession, method: str, path: str, body: Any, detail: str
+) -> None:
+    """Refused with the argument named before any pod is asked (none is started)."""
+    url = f"{server.url}/api/v1/{path}"
+    async with http.request(method, url, json=body, headers=bearer(server.local_token)) as answer:
+        assert answer.status == 400
+        assert (await answer.json(content_type=PROBLEM))["detail"] == detail
+
+
+@pytest.mark.parametrize("kind", [["TokenIssued"], {"TokenIssued": 1}, 7])
+async def test_an_event_type_that_is_no_string_is_an_invalid_event(
+    server: Running, http: aiohttp.ClientSession, kind: Any
+) -> None:
+    """Checked against the reserved token types without hashing it (a list cannot be)."""
+    status, problem = await post_events(http, server, server.local_token, [tick(type=kind)])
+    assert (status, problem["error"], problem["field"], problem["index"]) == (
+        422,
+        "InvalidEvent",
+        "type",
+        0,
+    )
+    assert problem["reason"] == f"{kind!r} is not of type 'string'"
+
+
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        (
+            "trees/patrol?version=" + "9" * 5000,
+            "'version' must be a whole number from 1 to 9223372036854775807, not '"
+            + "9" * 40
+            + "...'",
+        ),
+        (
+            "trees/patrol?version=%C2%B2",
+            "'version' must be a whole number from 1 to 9223372036854775807, not '\u00b2'",
+        ),
+        (
+            "trees/patrol?version=0",
+            "'version' must be a whole number from 1 to 9223372036854775807, not '0'",
+        ),
+        (
+            "executions/e1/history/state?tick=9223372036854775808",
+            "tick must be a whole number within the signed 64-bit range, not '9223372036854775808'",
+        ),
+        (
+            "executions/e1/history/state?tick=1_0",
+            "tick must be a whole number within the signed 64-bit range, not '1_0'",
+        ),
+        (
+            "executions/e1/picture?tick=%D9%A1",
+            "tick must be a whole number within the signed 64-bit range, not '\u0661'",
+        ),
+    ],
+)
+async def test_integer_query_parameters_are_ascii_digits_within_range(
+    server: Running, http: aiohttp.ClientSession, path: str, detail: str
+) -> None:
+    """``int()`` would take other scripts' digits and '_', and fail past 4300 digits."""
+    url = f"{server.url}/api/v1/{path}"
+    async with http.get(url, headers=bearer(server.local_token)) as answer:
+        assert answer.status == 400
+        assert (await answer.json(content_type=PROBLEM))["detail"] == detail

@@ -118,7 +118,7 @@ def read_document(path: str, text: str, *, is_json: bool) -> Document:
     check_size(path, len(text.encode("utf-8")))
     if is_json:
         return _read_json(path, text)
-    loader = _TreeLoader(text)
+    loader = _loader(path, text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -136,13 +136,28 @@ def _read_json(path: str, text: str) -> Document:
         problem = Problem(path, exc.line or 1, exc.column or 1, f"malformed JSON: {exc.reason}")
         raise DefinitionError([problem]) from None
     spaced = text.replace("\t", " ")
-    loader = _TreeLoader(spaced)
+    try:
+        loader = _TreeLoader(spaced)
+    except yaml.YAMLError:  # valid JSON that YAML 1.1 cannot read: no positions, still usable
+        return Document(path, data)
     try:
         return _with_positions(Document(path, data), loader.get_single_node(), loader, spaced)
-    except yaml.YAMLError:  # valid JSON that YAML 1.1 cannot read: no positions, still usable
+    except yaml.YAMLError:
         return Document(path, data)
     finally:
         loader.dispose()
+
+
+def _loader(path: str, text: str) -> _TreeLoader:
+    """A loader on ``text``; DefinitionError at the first character YAML may not hold (a
+    control character, say), which the loader checks before reading anything."""
+    try:
+        return _TreeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        message = f"malformed YAML: character {exc.character:#06x} is not allowed in YAML"
+        raise DefinitionError([Problem(path, line, column, message)]) from None
 
 
 def _yaml_problem(path: str, exc: yaml.MarkedYAMLError) -> Problem:

@@ -102,7 +102,8 @@ class TreeDefinition:
             return ()
         end = max(_last_line(node) for nodes in by_line.values() for node in nodes)
         last = end if last is None else min(last, end)
-        landed = (self.nodes_at_line(path, line) for line in range(first, last + 1))
+        # Lines start at 1: a range from far below must not mean a loop of that length.
+        landed = (self.nodes_at_line(path, line) for line in range(max(first, 1), last + 1))
         return tuple(sorted({found[0].source.line for found in landed if found}))
 
     def nodes_at_line(self, path: str, line: int) -> tuple[NodeSpec, ...]:
@@ -159,5 +160,8 @@ def _last_line(node: NodeSpec) -> int:
 
 
 def _file_key(path: str) -> str:
-    """Compare files by their real path, so a symlinked or relative spelling still matches."""
+    """Compare files by their real path, so a symlinked or relative spelling still matches.
+    A path holding a NUL byte names no file (and ``realpath`` refuses it): kept as it is."""
+    if "\0" in path:
+        return path
     return os.path.normcase(os.path.realpath(path))

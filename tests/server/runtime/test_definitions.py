@@ -55,6 +55,15 @@ def test_breakpoint_lines_of_a_range_are_where_its_lines_bind(
     assert patrol.breakpoint_lines(path, 48, 60) == ()  # past the last node
 
 
+def test_breakpoint_lines_of_hostile_arguments(trees: Path, patrol: TreeDefinition) -> None:
+    """A range from far below line 1 is the range from line 1 (not a loop over 10**18 lines),
+    and a path with a NUL byte names no file (rather than failing in ``realpath``)."""
+    path = str(trees / "patrol.yaml")
+    assert patrol.breakpoint_lines(path, -(10**18), 10) == patrol.breakpoint_lines(path, 1, 10)
+    assert patrol.breakpoint_lines(path + "\0") == ()
+    assert patrol.nodes_at_line("\0", 1) == ()
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [

@@ -722,3 +722,16 @@ def test_a_tree_file_over_1_mib_is_refused_before_parsing(write: Write, suffix: 
     problem = only_problem(lambda: load_tree(str(path)))
     assert (problem.line, problem.column) == (1, 1)
     assert problem.message == f"the file is {1024 * 1024 + 1} bytes, over the limit of 1048576"
+
+
+def test_a_character_yaml_may_not_hold_is_refused_where_it_is(write: Write) -> None:
+    path = write("control.yaml", "root:\n  type: Success\n  name: a\x03b\n")
+    problem = only_problem(lambda: load_tree(str(path)))
+    assert (problem.line, problem.column) == (3, 10)
+    assert problem.message == "malformed YAML: character 0x0003 is not allowed in YAML"
+
+
+def test_a_json_tree_with_a_character_yaml_may_not_hold_still_loads(write: Write) -> None:
+    """JSON allows a raw DEL in a string; YAML, composed only for positions, does not."""
+    path = write("del.json", '{"root": {"type": "Success", "name": "a\x7fb"}}')
+    assert load_tree(str(path)).root.name == "a\x7fb"
