@@ -20,7 +20,7 @@ from canopy.bridge import EventFilter, RecordedEvent, Topic
 
 from ..audit import AUDIT_EVENT_TYPE, Actor, AuditTrail, audit_stream
 from .keys import PRINCIPAL, STORE
-from .params import _bad, _integer, _single
+from .params import bad_parameter, integer_parameter, single_parameter
 
 __all__ = [
     "AUDIT_ACTIONS",
@@ -50,9 +50,9 @@ def trail_of(request: web.Request) -> AuditTrail:
 
 
 def _text(query: MultiMapping[str], name: str) -> str | None:
-    value = _single(query, name)
+    value = single_parameter(query, name)
     if value == "":
-        raise _bad(name, f"'{name}' cannot be empty")
+        raise bad_parameter(name, f"'{name}' cannot be empty")
     return value
 
 
@@ -70,16 +70,18 @@ class AuditQuery:
     def parse(cls, query: MultiMapping[str]) -> AuditQuery:
         """Check ``query``: unknown, repeated or empty parameters are refused, by name."""
         if unknown := sorted(set(query) - set(_PARAMETERS)):
-            raise _bad(
+            raise bad_parameter(
                 unknown[0],
                 f"unknown query parameter {unknown[0]!r} (allowed: {', '.join(_PARAMETERS)})",
             )
         action = _text(query, "action")
         if action is not None and action not in AUDIT_ACTIONS:
-            raise _bad("action", f"unknown action {action!r} (actions: {', '.join(AUDIT_ACTIONS)})")
+            raise bad_parameter(
+                "action", f"unknown action {action!r} (actions: {', '.join(AUDIT_ACTIONS)})"
+            )
         return cls(
-            after=_integer(query, "after", 0, 0, 2**63 - 1),
-            limit=_integer(query, "limit", DEFAULT_AUDIT_LIMIT, 1, MAX_AUDIT_LIMIT),
+            after=integer_parameter(query, "after", 0, 0, 2**63 - 1),
+            limit=integer_parameter(query, "limit", DEFAULT_AUDIT_LIMIT, 1, MAX_AUDIT_LIMIT),
             execution=_text(query, "execution"),
             user=_text(query, "user"),
             action=action,

@@ -16,7 +16,15 @@ from canopy.bridge.jsondata import loads
 
 from .problems import Problem
 
-__all__ = ["MAX_LIMIT", "EventQuery", "json_body", "whole_number"]
+__all__ = [
+    "MAX_LIMIT",
+    "EventQuery",
+    "bad_parameter",
+    "integer_parameter",
+    "json_body",
+    "single_parameter",
+    "whole_number",
+]
 
 MAX_LIMIT: Final = 10_000
 DEFAULT_LIMIT: Final = 1000
@@ -25,18 +33,20 @@ _PAYLOAD_FILTERS: Final = ("node", "status")
 """Subscription-only filters on the payload: a live tree view follows some nodes' statuses."""
 
 
-def _bad(name: str, detail: str) -> Problem:
+def bad_parameter(name: str, detail: str) -> Problem:
     return Problem(400, "invalid-request", detail, title="Invalid query parameter", field=name)
 
 
-def _single(query: MultiMapping[str], name: str) -> str | None:
+def single_parameter(query: MultiMapping[str], name: str) -> str | None:
     values = query.getall(name, [])
     if len(values) > 1:
-        raise _bad(name, f"'{name}' is given {len(values)} times; give it once")
+        raise bad_parameter(name, f"'{name}' is given {len(values)} times; give it once")
     return values[0] if values else None
 
 
-def _integer(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
+def integer_parameter(
+    query: MultiMapping[str], name: str, default: int, low: int, high: int
+) -> int:
     number = whole_number(query, name, low, high)
     return default if number is None else number
 
@@ -45,22 +55,26 @@ def whole_number(query: MultiMapping[str], name: str, low: int, high: int) -> in
     """Query parameter ``name`` as an integer from ``low`` to ``high`` written in ASCII digits
     (None when absent); 400 for anything else, including digits ``int()`` would take from
     other scripts and numbers too long to convert."""
-    raw = _single(query, name)
+    raw = single_parameter(query, name)
     if raw is None:
         return None
     number = raw.isascii() and raw.isdigit() and len(raw) <= 19
     if not number or not low <= int(raw) <= high:
         shown = raw if len(raw) <= 40 else raw[:40] + "..."
-        raise _bad(name, f"'{name}' must be a whole number from {low} to {high}, not {shown!r}")
+        raise bad_parameter(
+            name, f"'{name}' must be a whole number from {low} to {high}, not {shown!r}"
+        )
     return int(raw)
 
 
 def _values(query: MultiMapping[str], name: str) -> tuple[str, ...]:
     values = tuple(query.getall(name, []))
     if any(not v for v in values):
-        raise _bad(name, f"'{name}' cannot be empty")
+        raise bad_parameter(name, f"'{name}' cannot be empty")
     if name == "topic" and (unknown := sorted(set(values) - TOPICS)):
-        raise _bad(name, f"unknown topic {unknown[0]!r} (topics: {', '.join(sorted(TOPICS))})")
+        raise bad_parameter(
+            name, f"unknown topic {unknown[0]!r} (topics: {', '.join(sorted(TOPICS))})"
+        )
     return values
 
 
@@ -82,13 +96,15 @@ class EventQuery:
         """Check ``query``; ``limit`` is only accepted by reads (a subscription pages itself)."""
         allowed = {"after", *_FILTERS} | ({"limit"} if with_limit else set(_PAYLOAD_FILTERS))
         if unknown := sorted(set(query) - allowed):
-            raise _bad(
+            raise bad_parameter(
                 unknown[0],
                 f"unknown query parameter {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})",
             )
         return cls(
-            after=_integer(query, "after", 0, 0, 2**63 - 1),
-            limit=_integer(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT) if with_limit else 0,
+            after=integer_parameter(query, "after", 0, 0, 2**63 - 1),
+            limit=integer_parameter(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+            if with_limit
+            else 0,
             topics=_values(query, "topic"),
             streams=_values(query, "stream"),
             types=_values(query, "type"),
