@@ -89,7 +89,7 @@ class DapClient:
                     return body
             return None
 
-        return await self._until(find)
+        return await self.until(find)
 
     async def next_event(self, name: str) -> dict[str, Any]:
         """The body of the next not-yet-consumed event called ``name``, whatever it says."""
@@ -104,7 +104,9 @@ class DapClient:
         process may still be importing on a busy machine)."""
         return TIMEOUT if self.responses or self.events else STARTUP_TIMEOUT
 
-    async def _until(self, find: Callable[[], Any]) -> Any:
+    async def until(self, find: Callable[[], Any]) -> Any:
+        """What ``find`` returns once it is not None, asked again at each message (20 s at
+        most); consumes nothing."""
         async with asyncio.timeout(self._timeout()), self._arrived:
             while True:
                 found = find()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 import pytest
 
@@ -198,20 +199,39 @@ async def test_live_tree_streams_node_statuses(client: DapClient) -> None:
 async def test_live_tree_batches_hold_each_nodes_latest_status(client: DapClient) -> None:
     await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
     await client.next_event("stopped")
+    first = len(client.events)
     started = await client.ok("canopy/liveTree", {"threadId": 1, "batchMs": 20})
     assert re.fullmatch(r"[0-9a-f]{12}", started["executionId"])
     await step(client, "next", "step")
     await step(client, "next", "step")
+
+    def batches() -> list[dict[str, Any]]:
+        """Every batch since the live tree started, also those the steps went past."""
+        return [e["body"] for e in client.events[first:] if e["event"] == "canopy/nodeStatuses"]
+
+    def moved() -> list[dict[str, Any]] | None:
+        upto = next(
+            (
+                i
+                for i, b in enumerate(batches())
+                if b["changes"].get("patrol/round/move") == "SUCCESS"
+            ),
+            None,
+        )
+        return None if upto is None else batches()[: upto + 1]
+
+    received = await client.until(moved)
     seen: dict[str, str] = {}
-    while seen.get("patrol/round/move") != "SUCCESS":
-        batch = await client.next_event("canopy/nodeStatuses")
+    for batch in received:
         assert batch["threadId"] == 1
         assert len(batch["changes"]) <= 7  # one entry per node of the tree at most
         seen.update(batch["changes"])
-    assert (batch["tick"], batch["rootStatus"], batch["reloaded"]) == (2, "RUNNING", False)
-    assert batch["current"] in batch["changes"]
+    last = received[-1]
+    assert (last["tick"], last["rootStatus"], last["reloaded"]) == (2, "RUNNING", False)
+    assert last["current"] in last["changes"]
     assert seen["patrol/round/check_battery"] == "SUCCESS"
-    assert client.pending_events("canopy/nodeStatus") == []  # batches replace single events
+    single = [e for e in client.events[first:] if e["event"] == "canopy/nodeStatus"]
+    assert single == []  # batches replace single events
 
 
 async def test_live_tree_refuses_a_bad_batch_period(client: DapClient) -> None:
