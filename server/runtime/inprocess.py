@@ -318,6 +318,7 @@ class InProcessControl(ExecutionControl):
             frames,
             nodes,
             execution.blackboard(),
+            raised=execution.stopped.exception if execution.stopped else None,
         )
 
     async def evaluate(
@@ -434,6 +435,7 @@ class InProcessControl(ExecutionControl):
             ),
             dict(state.blackboard),
             past=True,
+            raised=state.raised,
         )
 
     # -- the recorded past, read-only ---------------------------------------------------------
