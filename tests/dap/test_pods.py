@@ -31,6 +31,7 @@ from ..server.conftest import WAIT, Running, eventually
 from ..server.pods.remote import pod_server, remote_control
 from .client import ROOT, DapClient, launch_configured, spawn_stdio_adapter, speaking_to
 from .helpers import FOREVER, PATROL, PATROL_YAML, frame_names, frames, scope_values, step, tick
+from .test_raised_frames import assert_user_frames, revisit_from_the_log, stopped_on_the_exception
 
 USER, TENANT = "ann", "acme"
 
@@ -109,6 +110,14 @@ async def test_a_launch_in_a_local_pod_stops_steps_and_travels(
     async with remote_control(running) as control:
         assert (await control.info(identifier)).state is RunState.ENDED
     await client.ok("disconnect", {})
+
+
+async def test_an_exception_in_a_pod_opens_the_raising_line_with_its_locals(
+    client: DapClient,
+) -> None:
+    await stopped_on_the_exception(client, pod="local", mode="manual", keepTicking=True)
+    await assert_user_frames(client, past=False)
+    await revisit_from_the_log(client)
 
 
 async def test_attach_to_an_execution_in_the_pod_leaves_it_running(
