@@ -6,6 +6,10 @@ works with nothing else running. A launch with ``pod: local`` or ``kubernetes`` 
 to an execution this process does not run) goes to a Canopy server instead: the one ``--url`` /
 ``--token``, ``CANOPY_URL`` / ``CANOPY_TOKEN`` or ``<data-dir>/server.json`` names, or else one
 the adapter starts itself and stops when it exits.
+
+Embedded trees share the adapter's process (and, over TCP, every session's): an exception from
+the user's code, ``SystemExit`` included, fails its execution only, but ``os._exit()`` ends the
+adapter. ``pod: local`` runs the tree in a pod worker process instead.
 """
 
 from __future__ import annotations
@@ -71,7 +75,8 @@ def command(
     with --port it accepts any number of sessions over TCP and prints the port it listens on.
     Launches with pod: local or kubernetes run in the user's debug pod through a Canopy server
     (--url, CANOPY_URL, or server.json in --data-dir); with none running, the adapter starts
-    one and stops it when it exits.
+    one and stops it when it exits. Embedded trees run inside this process, shared by all
+    its TCP sessions: use pod: local to isolate code that may end its process (os._exit).
     """
     configure_logging(log_level.upper())
     try:

@@ -8,7 +8,11 @@ picks one then:
   sessions, so that sessions over TCP can attach to each other's executions. Its event log is
   opened on first use only: a pod-only adapter never touches it. It acts for the OS user, and
   records their actions in the audit log of that log (``via: dap``), as the server does for
-  its clients.
+  its clients. The user's code then shares this process: what it raises (``sys.exit()`` too)
+  fails its execution only, but an ``os._exit()`` or a native crash ends the adapter and all
+  its sessions. One adapter process per TCP connection would contain that, at the price of
+  attaching across sessions (which would have to go through a server); isolation is what
+  ``pod: local`` is for.
 - ``pod: local`` / ``kubernetes``, and ``attach`` to an execution this process does not run:
   :class:`~server.remote.client.HttpExecutionControl` to a Canopy server (found, or started,
   by :class:`~server.remote.servers.Servers`), whose executions run in the user's debug pod.

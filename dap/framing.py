@@ -9,6 +9,8 @@ message through delayed ACKs.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from typing import Any, Final
 
 import orjson
@@ -23,13 +25,27 @@ _MAX_HEADER_BYTES: Final = 8192
 
 
 class FramingError(Exception):
-    """One message could not be read; the stream can go on."""
+    """One message could not be read; the stream can go on. ``seq`` is the request's number
+    when the unreadable body still shows it, so that the request gets its (failed) answer
+    rather than leaving its client waiting."""
+
+    def __init__(self, message: str, seq: int | None = None, command: str = "") -> None:
+        super().__init__(message)
+        self.seq = seq
+        self.command = command
+
+
+_SEQ: Final = re.compile(rb'"seq"\s*:\s*([0-9]{1,18})\b')
+_COMMAND: Final = re.compile(rb'"command"\s*:\s*"([A-Za-z0-9_/]{1,64})"')
 
 
 def encode(message: dict[str, Any]) -> bytes:
     """Header and body as one buffer (orjson: several times faster on large variable lists;
     ``str()`` for anything it cannot encode natively)."""
-    body = orjson.dumps(message, default=str)
+    try:
+        body = orjson.dumps(message, default=str)
+    except TypeError:  # an integer beyond 64 bits: the standard library writes it exactly
+        body = json.dumps(message, default=str, ensure_ascii=False).encode()
     return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
@@ -53,7 +69,12 @@ class MessageReader:
         try:
             message = loads(body)
         except InvalidJson as exc:
-            raise FramingError(f"message body is not valid JSON: {exc}") from None
+            seq, command = _SEQ.search(body), _COMMAND.search(body)
+            raise FramingError(
+                f"message body is not valid JSON: {exc}",
+                int(seq[1]) if seq else None,
+                command[1].decode() if command else "",
+            ) from None
         if not isinstance(message, dict):
             raise FramingError(f"message body must be a JSON object, not {type(message).__name__}")
         return message

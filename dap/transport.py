@@ -55,9 +55,13 @@ async def serve_connection(
             try:
                 message = await messages.read()
             except FramingError as error:
-                await session.event(
-                    "output", {"category": "stderr", "output": f"malformed message: {error}\n"}
-                )
+                if error.seq is None:
+                    await session.event(
+                        "output",
+                        {"category": "stderr", "output": f"malformed message: {error}\n"},
+                    )
+                    continue
+                await send(_failed(error.seq, error.command, f"malformed message: {error}"))
                 continue
             if message is None:
                 break
@@ -69,14 +73,22 @@ async def serve_connection(
         writer.close()
 
 
-async def _answer(session: DebugSession, send: Any, message: dict[str, Any]) -> None:
-    kind = message.get("type")
+def _failed(seq: Any, command: str, problem: str | None = None) -> dict[str, Any]:
+    """A response to request ``seq``, failed (with ``problem``) until said otherwise."""
     response: dict[str, Any] = {
         "type": "response",
-        "request_seq": message.get("seq", 0),
-        "command": str(message.get("command", "")),
+        "request_seq": seq,
+        "command": command,
         "success": False,
     }
+    if problem is not None:
+        response["message"] = problem
+    return response
+
+
+async def _answer(session: DebugSession, send: Any, message: dict[str, Any]) -> None:
+    kind = message.get("type")
+    response = _failed(message.get("seq", 0), str(message.get("command", "")))
     if kind != "request":
         if kind not in ("response", "event"):
             response["message"] = f"unknown message type {kind!r}: expected a request"

@@ -196,6 +196,7 @@ def pod_policy(settings: Settings) -> PodPolicy:
     worker_env = [
         ("CANOPY_POD_ORPHAN_POLICY", settings.pod_orphan_policy),
         ("CANOPY_POD_ORPHAN_TIMEOUT", str(settings.pod_orphan_timeout)),
+        ("CANOPY_POD_SERVER_GRACE", str(settings.pod_server_grace)),
         ("CANOPY_LOG_LEVEL", settings.log_level),
     ]
     if settings.tls_cert is not None:

@@ -646,9 +646,11 @@ def pod_worker() -> None:
     """Run a debug pod's worker (what a pod's process runs; started by the server).
 
     It reads CANOPY_POD_ID, CANOPY_POD_TOKEN, CANOPY_POD_TENANT, CANOPY_POD_USER and
-    CANOPY_SERVER_URL, plus the optional CANOPY_POD_ORPHAN_POLICY (stop|resume) and
-    CANOPY_POD_ORPHAN_TIMEOUT (seconds); it records events into ./pod-events.db and ships them
-    to the server, which it reaches over one WebSocket and reconnects to when the link drops.
+    CANOPY_SERVER_URL, plus the optional CANOPY_POD_ORPHAN_POLICY (stop|resume),
+    CANOPY_POD_ORPHAN_TIMEOUT and CANOPY_POD_SERVER_GRACE (seconds); it records events into
+    ./pod-events.db and ships them to the server, which it reaches over one WebSocket and
+    reconnects to when the link drops. It exits when the server stays out of reach for
+    CANOPY_POD_SERVER_GRACE seconds (60 by default).
     """
     from .pods.worker import main as run_worker
 

@@ -68,6 +68,7 @@ class Settings:
     pod_cpus: float = 2.0
     pod_orphan_policy: str = "stop"
     pod_orphan_timeout: float = 60.0
+    pod_server_grace: float = 60.0
     pod_spare: bool = True
     pod_sandbox: str = "auto"
     pod_env: tuple[str, ...] = ()
@@ -292,6 +293,7 @@ _FIELDS: Final = (
     _Field("pod_cpus", "CANOPY_POD_CPUS", _cpus),
     _Field("pod_orphan_policy", "CANOPY_POD_ORPHAN_POLICY", _orphan_policy),
     _Field("pod_orphan_timeout", "CANOPY_POD_ORPHAN_TIMEOUT", _seconds),
+    _Field("pod_server_grace", "CANOPY_POD_SERVER_GRACE", _seconds),
     _Field("pod_spare", "CANOPY_POD_SPARE_WORKER", _boolean),
     _Field("pod_sandbox", "CANOPY_POD_SANDBOX", _pod_sandbox),
     _Field("pod_env", "CANOPY_POD_ENV", _variable_names),

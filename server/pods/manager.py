@@ -44,6 +44,8 @@ which bounds the server's memory whatever the number of pods (the log's group co
 the concurrent appends anyway)."""
 TERMINAL_EVENTS: Final = frozenset({"PodStopped", "PodFailed", "PodReaped"})
 ENDING_TYPES: Final = frozenset({"ExecutionStarted", "TickCompleted", "ExecutionEnded"})
+END_NOTICE_SECONDS: Final = 1.0
+"""How long a call whose link broke waits to learn whether the pod itself ended, and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,7 +370,7 @@ class PodManager:
         try:
             result = await link.call(method, arguments)
         except LinkBroken as error:
-            raise PodUnavailable(str(error)) from error
+            raise PodUnavailable(await self._why_broken(pod, error)) from error
         finally:
             pod.calls -= 1
             pod.last_used = time.monotonic()
@@ -396,7 +398,18 @@ class PodManager:
         try:
             return await link.put_tree(file_name, content)
         except LinkBroken as error:
-            raise PodUnavailable(str(error)) from error
+            raise PodUnavailable(await self._why_broken(pod, error)) from error
+
+    async def _why_broken(self, pod: Pod, error: LinkBroken) -> str:
+        """Why a call's link broke: the pod's end when it follows within moments (a worker
+        process that exited, by ``os._exit`` in a behaviour say, is known to its provider at
+        once, but its link may drop first), else the link's own words."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(END_NOTICE_SECONDS):
+                await pod.ended.wait()
+        if pod.ended.is_set():
+            return f"the debug pod ended: {pod.end_reason}"
+        return str(error)
 
     @staticmethod
     def _remember(pod: Pod, result: Any) -> None:

@@ -8,6 +8,12 @@ shared log's idempotency keys make a resent event harmless, so nothing is lost o
 
 A call is answered only once every event it caused is in the shared log: a client that reads
 the log after a call returns sees the call's effects.
+
+A worker never outlives its server for long: when it cannot reach the server for
+``CANOPY_POD_SERVER_GRACE`` seconds it ends its executions and exits. The grace, rather than
+dying with the server's process (``PR_SET_PDEATHSIG``), lets a server restarted within it take
+its running pods back; past it nobody will, and the worker would run forever. Its process
+exits when its event loop ends, whatever threads the user's code left running.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from ..remote.wire import RemoteFailure
 from ..runtime.control import ControlError, ExecutionControl
 from ..runtime.engine import Notification, RunState, StepKind
 from ..runtime.inprocess import InProcessControl
+from ..runtime.user_faults import RUNTIME_CONTROL_FLOW
 from .protocol import (
     BATCH_BYTES,
     CONNECT_PATH,
@@ -59,6 +66,9 @@ RECONNECT_MAX_SECONDS: Final = 2.0
 PENDING_NOTIFICATIONS: Final = 1024
 """Notifications kept while the link is down (the oldest go first; the log keeps the facts)."""
 FLUSH_ON_EXIT_SECONDS: Final = 10.0
+SERVER_GRACE_SECONDS: Final = 60.0
+"""How long a worker keeps trying to reach a server that has gone before it exits (the
+``CANOPY_POD_SERVER_GRACE`` default): room for a server restart."""
 DATABASE: Final = Path("pod-events.db")
 """The worker's own log, in the pod's working directory: its buffer while the link is down."""
 
@@ -85,6 +95,7 @@ class WorkerSettings:
     tls: ssl.SSLContext | bool = True
     """How the server's certificate is checked on a ``wss`` link: the system's CAs, plus
     ``CANOPY_SERVER_CERT`` (the PEM text the server gives its pods) and ``CANOPY_CA_FILE``."""
+    server_grace: float = SERVER_GRACE_SECONDS
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> WorkerSettings:
@@ -105,10 +116,8 @@ class WorkerSettings:
         policy = environ.get("CANOPY_POD_ORPHAN_POLICY", OrphanPolicy.STOP)
         if policy not in OrphanPolicy.ALL:
             raise ValueError(f"CANOPY_POD_ORPHAN_POLICY must be one of {OrphanPolicy.ALL}")
-        try:
-            timeout = float(environ.get("CANOPY_POD_ORPHAN_TIMEOUT", "60"))
-        except ValueError:
-            raise ValueError("CANOPY_POD_ORPHAN_TIMEOUT must be a number of seconds") from None
+        timeout = _seconds(environ, "CANOPY_POD_ORPHAN_TIMEOUT", 60.0)
+        grace = _seconds(environ, "CANOPY_POD_SERVER_GRACE", SERVER_GRACE_SECONDS)
         server_url = environ["CANOPY_SERVER_URL"].rstrip("/")
         try:
             tls = client_ssl(
@@ -125,7 +134,18 @@ class WorkerSettings:
             orphan_policy=policy,
             orphan_timeout=timeout,
             tls=tls,
+            server_grace=grace,
         )
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        value = float(environ.get(name, default))
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds")
+    return value
 
 
 class _Link:
@@ -270,6 +290,7 @@ class PodWorker:
         self._link: _Link | None = None
         self._calls: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._server_gone = False
 
     async def run(self) -> None:
         """Serve until asked to stop (SIGTERM or the server's ``shutdown``), then end the
@@ -278,9 +299,11 @@ class PodWorker:
         link = asyncio.create_task(self._stay_linked(), name="pod-link")
         await self._stopping.wait()
         log.info("pod worker stopping", extra={"fields": {"pod": self.settings.pod_id}})
-        await self.control.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.outbox.flushed(), FLUSH_ON_EXIT_SECONDS)
+        with contextlib.suppress(TimeoutError):  # a behaviour stuck in its code may not end
+            await asyncio.wait_for(self.control.close(), FLUSH_ON_EXIT_SECONDS)
+        if not self._server_gone:  # else nobody is left to take the events
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.outbox.flushed(), FLUSH_ON_EXIT_SECONDS)
         self.orphans.close()
         for task in (notes, link, *self._calls):
             task.cancel()
@@ -290,7 +313,11 @@ class PodWorker:
         self._stopping.set()
 
     async def _stay_linked(self) -> None:
+        """Link, serve, and link again when the link drops; stop the worker once the server
+        has been out of reach for the grace period."""
         delay = RECONNECT_MIN_SECONDS
+        loop = asyncio.get_running_loop()
+        unlinked_since = loop.time()
         url = self.settings.server_url + CONNECT_PATH
         headers = {
             "Authorization": f"Bearer {self.settings.token}",
@@ -312,8 +339,18 @@ class PodWorker:
                 except (aiohttp.ClientError, OSError) as error:
                     log.warning("cannot reach the server (%s); retrying in %.2fs", error, delay)
                 finally:
+                    if self._link is not None:
+                        unlinked_since = loop.time()
                     self._link = None
                     self.orphans.link_lost()
+                if loop.time() - unlinked_since > self.settings.server_grace:
+                    log.error(
+                        "the server has been out of reach for %.0f s; the pod worker exits",
+                        self.settings.server_grace,
+                    )
+                    self._server_gone = True
+                    self.stop()
+                    return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
@@ -366,7 +403,10 @@ class PodWorker:
             arguments = wire.decode_arguments(method, frame.get("arguments", {}))
             value = await getattr(self.control, method)(**arguments)
             answer = orjson.dumps({"op": "result", "id": call_id, "value": wire.encode(value)})
-        except Exception as error:  # every failure goes back to the caller, worded
+        except RUNTIME_CONTROL_FLOW:
+            raise
+        except BaseException as error:  # every failure goes back to the caller, worded; one
+            # that escaped this task would end the worker's event loop
             if not isinstance(error, CanopyError):
                 log.exception("control call %s failed", method)
             answer = _error_frame(call_id, method, error)
@@ -449,7 +489,11 @@ async def _main(database: str, spare: bool) -> int:
 
 
 def main() -> None:
-    """Entry point of ``python -m canopy.server.pods.worker`` (what a pod runs)."""
+    """Entry point of ``python -m canopy.server.pods.worker`` (what a pod runs).
+
+    The process ends when the event loop does, through ``os._exit``: a thread the user's code
+    started, or a tick thread stuck in a behaviour, would otherwise keep a worker with no loop
+    (no link, no calls answered) alive, and its pod "reconnecting", for ever."""
     configure_logging(os.environ.get("CANOPY_LOG_LEVEL", "INFO"))
     try:
         sandbox_worker(os.environ)  # before any thread starts and any user code is imported
@@ -457,7 +501,16 @@ def main() -> None:
         print(f"canopy pod worker: {error}", file=sys.stderr)
         sys.exit(3)
     spare = os.environ.get(SPARE_VARIABLE) == "1"
-    sys.exit(asyncio.run(_main(str(DATABASE), spare)))
+    code = 1
+    try:
+        code = asyncio.run(_main(str(DATABASE), spare))
+    except BaseException:  # the loop itself failed: say so, and exit all the same
+        log.exception("the pod worker failed")
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

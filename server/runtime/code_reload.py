@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .definition import DefinitionError, Problem, TreeDefinition
 from .definition.class_kinds import on_sys_path
+from .user_faults import RUNTIME_CONTROL_FLOW
 
 __all__ = ["CodeVersions", "code_versions", "reload_changed"]
 
@@ -74,7 +75,9 @@ def reload_changed(versions: CodeVersions) -> list[str]:
                         )
                     ]
                 ) from exc
-            except Exception as exc:
+            except RUNTIME_CONTROL_FLOW:
+                raise
+            except BaseException as exc:  # a module that exits as it is imported again
                 raise DefinitionError(
                     [
                         Problem(

@@ -34,6 +34,7 @@ from .history import (
     Replay,
     stream_of,
 )
+from .stats import TickStats, execution_statistics
 
 __all__ = [
     "ExecutionDiff",
@@ -92,6 +93,9 @@ class ExecutionDiff:
     differ, comparing only nodes both trees have; None when every tick they both completed is
     the same. ``diff`` is the full difference at that tick (including nodes only in one tree).
     ``same_through`` is the last tick compared equal (None if they differ from the start).
+    ``ticks_a`` and ``ticks_b`` are each side's tick statistics: how long the tree's own work
+    took per tick, the time stopped at breakpoints told apart, so that a run someone stepped
+    through does not look slower than one that ran free.
     """
 
     a: ExecutionSummary
@@ -99,6 +103,8 @@ class ExecutionDiff:
     diverged_at: int | None
     diff: StateDiff | None
     same_through: int | None
+    ticks_a: TickStats
+    ticks_b: TickStats
     nodes_only_in_a: tuple[str, ...] = ()
     nodes_only_in_b: tuple[str, ...] = ()
 
@@ -121,6 +127,8 @@ class ExecutionDiff:
             "diverged_at": self.diverged_at,
             "same_through": self.same_through,
             "diff": self.diff.to_json() if self.diff else None,
+            "ticks_a": self.ticks_a.to_json(),
+            "ticks_b": self.ticks_b.to_json(),
             "nodes_only_in_a": list(self.nodes_only_in_a),
             "nodes_only_in_b": list(self.nodes_only_in_b),
             "identical": self.identical,
@@ -155,7 +163,8 @@ async def diff_executions(
     """Walk both executions tick by tick and report the first tick where they diverge.
 
     Reads each stream once up to the divergence (one page at a time, so memory stays bounded)
-    plus a few one-event reads for the summaries. Raises :class:`HistoryError` for an unknown
+    plus a few one-event reads for the summaries and a read of each stream's tick and status
+    events for the tick statistics. Raises :class:`HistoryError` for an unknown
     execution.
     """
     summary_a = await ExecutionHistory(store, tenant_id, execution_a).summary()
@@ -188,6 +197,8 @@ async def diff_executions(
         diverged_at=diverged_at,
         diff=diff,
         same_through=same_through,
+        ticks_a=(await execution_statistics(store, tenant_id, execution_a)).ticks,
+        ticks_b=(await execution_statistics(store, tenant_id, execution_b)).ticks,
         nodes_only_in_a=tuple(node for node in ids_a if node not in set_b),
         nodes_only_in_b=tuple(node for node in ids_b if node not in set_a),
     )

@@ -44,6 +44,7 @@ from .expressions import ExpressionError
 from .failures import failure_summary, raised_report
 from .raised import raised_frames
 from .recorder import EventRecorder
+from .user_faults import RUNTIME_CONTROL_FLOW
 from .values import jsonable
 
 __all__ = [
@@ -214,6 +215,7 @@ class Execution:
         self._rebind_lock = threading.Lock()
         self._reload: tuple[TreeDefinition, bool, Future[list[str]]] | None = None
         self._last_tick_started = 0.0
+        self._paused = 0.0  # seconds the tick in progress has spent stopped for the debugger
         self._tick_owed = False  # verbose capture, inside a tick not yet announced
         self._cond = threading.Condition()
         self._pending_ticks = 0
@@ -419,7 +421,7 @@ class Execution:
                 reason = "stopped"
         except _Terminate:
             reason = "stopped"
-        except Exception as exc:  # a fault of the engine itself, not of a behaviour
+        except BaseException as exc:  # the engine's own fault: the execution must still end
             log.exception("execution %s failed", self.id)
             reason, detail = "error", f"{type(exc).__name__}: {exc}"
         self._end(reason, detail)
@@ -479,6 +481,7 @@ class Execution:
         # changes costs one event (its TickCompleted summary), not two.
         self._tick_owed = verbose
         self._failure = None
+        self._paused = 0.0
         started = time.perf_counter()
         tree = self._tree
         root = tree.built.root
@@ -503,19 +506,23 @@ class Execution:
                 self._reset_tree(Status.INVALID, verbose)
             except _Terminate:
                 raise
-            except Exception as exc:
+            except RUNTIME_CONTROL_FLOW:
+                raise
+            except BaseException as exc:  # sys.exit() in update() is the behaviour's fault too
                 self._raised(exc, verbose)
-        duration_ms = (time.perf_counter() - started) * 1000
+        wall = time.perf_counter() - started
+        paused = min(self._paused, wall)
+        paused_ms = round(paused * 1000, 3)
         self._tick_owed = False
-        record(
-            "TickCompleted",
-            {
-                "execution_id": self.id,
-                "tick": tick,
-                "root_status": root.status.value,
-                "duration_ms": round(duration_ms, 3),
-            },
-        )
+        completed: dict[str, Any] = {
+            "execution_id": self.id,
+            "tick": tick,
+            "root_status": root.status.value,
+            "duration_ms": round((wall - paused) * 1000, 3),  # the tree's own time
+        }
+        if paused_ms:  # only when the tick stopped: an unstopped tick costs no more bytes
+            completed["paused_ms"] = paused_ms
+        record("TickCompleted", completed)
         if abandoned:
             self._reloaded_mid_tick()
             return
@@ -638,7 +645,7 @@ class Execution:
                 )
             )
 
-    def _raised(self, exc: Exception, verbose: bool) -> None:
+    def _raised(self, exc: BaseException, verbose: bool) -> None:
         """A behaviour raised: record it, maybe stop, fail the node and reset the tree."""
         nodes = self._tree.nodes
         node = _raising_node(exc.__traceback__, nodes) or self._current or self.root
@@ -681,7 +688,9 @@ class Execution:
         root = self.root
         try:
             root.stop(root_status)
-        except Exception:  # a terminate() that raises must not take the engine down
+        except RUNTIME_CONTROL_FLOW:
+            raise
+        except BaseException:  # a terminate() that raises or exits must not end the engine
             log.exception("resetting the tree of execution %s", self.id)
         root.status = root_status
         state = self._tree.nodes[root]
@@ -689,7 +698,9 @@ class Execution:
             self._changed(root, state, root_status, verbose)
 
     def _stop(self, info: StopInfo) -> None:
-        """Wait, as the debugger asked, until a client resumes or terminates."""
+        """Wait, as the debugger asked, until a client resumes or terminates. The time spent
+        here is the tick's paused time, not the tree's: ``TickCompleted`` tells them apart."""
+        stopped_at = time.perf_counter()
         with self._cond:
             self._step = None
             self._step_target = None
@@ -712,7 +723,10 @@ class Execution:
                 **({"description": info.description} if info.description else {}),
             },
         )
-        action = self._await_resume(info)
+        try:
+            action = self._await_resume(info)
+        finally:  # a reload or terminate unwinding the tick was paused all the same
+            self._paused += time.perf_counter() - stopped_at
         self._notify(Notification("continued", self.id))
         self._begin_step(action)
 

@@ -62,6 +62,9 @@ PRODUCER = Producer("canopy-runtime", "0.1.0")
 NODE_NAMES: Final = ("status", "tick", "visits", "name", "id")
 """What an expression can name besides the blackboard: the node's own state."""
 SUBSCRIBER_QUEUE = 1024
+MAX_INTERVAL_MS: Final = 24 * 3600 * 1000.0
+"""The longest time between ticks in interval mode: a day (a longer wait than the platform's
+clock can express would end the execution with an error at its first tick)."""
 
 
 class SubscriberOverflow(CanopyError):
@@ -99,6 +102,14 @@ def _load(spec: LaunchSpec, program: str, code: CodeVersions) -> TreeDefinition:
         if values
         else definition
     )
+
+
+def _check_interval(interval_ms: float) -> None:
+    if not 0 < interval_ms <= MAX_INTERVAL_MS:
+        raise InvalidRequest(
+            f"intervalMs must be more than 0 and at most {MAX_INTERVAL_MS:.0f} (a day),"
+            f" not {interval_ms:g}"
+        )
 
 
 @contextmanager
@@ -174,6 +185,7 @@ class InProcessControl(ExecutionControl):
 
     async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
         refuse_wide_integers("launch", {"spec": {"blackboard": spec.blackboard}})
+        _check_interval(spec.interval_ms)
         definition = await asyncio.to_thread(_load, spec, spec.program, {})
         self._check_recordable(definition)
         execution_id = uuid.uuid4().hex[:12]
@@ -243,8 +255,8 @@ class InProcessControl(ExecutionControl):
     async def set_mode(
         self, execution_id: str, mode: Mode, *, interval_ms: float | None = None
     ) -> None:
-        if interval_ms is not None and interval_ms <= 0:
-            raise InvalidRequest(f"intervalMs must be positive, not {interval_ms}")
+        if interval_ms is not None:
+            _check_interval(interval_ms)
         self._live(execution_id).execution.set_mode(mode, interval_ms)
 
     async def pause(self, execution_id: str, *, reason: str = "pause") -> StopInfo:

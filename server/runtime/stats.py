@@ -27,8 +27,12 @@ Definitions:
   events' times (``time_us``) and in ticks (end tick - start tick). Spans cut by a reload or
   contradicted by a snapshot are dropped; spans still open are not counted. A node that
   completes within one update (never RUNNING) has no span: its own run time is not recorded.
-- **tick durations**: ``TickCompleted.duration_ms``; root status counts from
-  ``TickCompleted.root_status``.
+- **tick durations**: ``TickCompleted.duration_ms``, the tree's own time (the tick's wall time
+  less the time it spent stopped for the debugger); root status counts from
+  ``TickCompleted.root_status``. The time stopped is not in the distribution: ``paused_ms`` is
+  its total over the execution and ``paused_ticks`` the number of ticks that stopped. A
+  ``TickCompleted`` without ``paused_ms`` did not stop (a log written before paused time was
+  measured counts its wall time as work time and nothing as paused).
 - **percentiles**: nearest rank (the smallest value with at least p% of the values at or below
   it). Millisecond values are kept in a log-bucketed histogram (buckets 1% wide) so documents stay
   small whatever the length of the execution: p50/p95 are within 1% of the exact nearest-rank
@@ -146,7 +150,12 @@ class TickStats:
     count: int
     last: int
     duration_ms: Distribution | None
+    """The tree's own time per tick (time stopped for the debugger left out)."""
     root_statuses: dict[str, int]
+    paused_ms: float
+    """Total time the ticks spent stopped for the debugger."""
+    paused_ticks: int
+    """How many ticks stopped."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON form."""
@@ -155,6 +164,8 @@ class TickStats:
             "last": self.last,
             "duration_ms": self.duration_ms.to_json() if self.duration_ms else None,
             "root_statuses": dict(self.root_statuses),
+            "paused_ms": self.paused_ms,
+            "paused_ticks": self.paused_ticks,
         }
 
 
@@ -194,6 +205,8 @@ class ExecutionStats:
                 last=ticks["last"],
                 duration_ms=_histogram_distribution(ticks["duration_ms"]),
                 root_statuses=dict(ticks["root"]),
+                paused_ms=round(ticks["paused_ms"], 3),
+                paused_ticks=ticks["paused_ticks"],
             ),
             nodes=nodes,
             ended=document["ended"],
@@ -240,7 +253,7 @@ class ExecutionStatistics(Projection):
     """
 
     name: ClassVar[str] = "runtime.execution_statistics"
-    version: ClassVar[int] = 2  # 2: ``ended`` holds the end's detail too
+    version: ClassVar[int] = 3  # 2: ``ended`` holds the end's detail too; 3: paused time
 
     def __init__(self, tenant_id: str = ALL_TENANTS) -> None:
         self.tenant_id = tenant_id
@@ -289,7 +302,14 @@ def new_document(tenant_id: str, execution_id: str) -> dict[str, Any]:
         "statuses": {},
         "open": {},
         "tick": None,
-        "ticks": {"count": 0, "last": 0, "root": {}, "duration_ms": _new_histogram()},
+        "ticks": {
+            "count": 0,
+            "last": 0,
+            "root": {},
+            "duration_ms": _new_histogram(),
+            "paused_ms": 0.0,
+            "paused_ticks": 0,
+        },
     }
 
 
@@ -369,6 +389,10 @@ def _tick_completed(document: dict[str, Any], event: RecordedEvent) -> None:
     ticks["last"] = payload["tick"]
     _count(ticks["root"], payload["root_status"])
     _add(ticks["duration_ms"], payload["duration_ms"])
+    paused = payload.get("paused_ms")
+    if paused:
+        ticks["paused_ms"] += paused
+        ticks["paused_ticks"] += 1
     tick = document["tick"]
     statuses = document["statuses"]
     results: dict[str, str] = dict(tick["results"]) if tick is not None else {}

@@ -34,13 +34,13 @@ MALFORMED = {
         b"X-Padding: " + b"x" * 9000 + b"\r\nContent-Length: 2\r\n\r\n{}",
         "the header block is too long",
     ),
-    "invalid JSON": (framed(b'{"seq": 1, "type": "request",'), "message body is not valid JSON"),
+    "invalid JSON": (framed(b'{"type": "request", "command":'), "message body is not valid JSON"),
     "invalid UTF-8": (framed(b'{"command": "\xff"}'), "message body is not valid JSON"),
     "a JSON array": (framed(b'[{"seq": 1}]'), "message body must be a JSON object, not list"),
     "a JSON string": (framed(b'"threads"'), "message body must be a JSON object, not str"),
     "nested 100,000 deep": (
-        framed(b'{"seq": 1, "type": "request", "arguments": ' + b"[" * 100_000 + b"]" * 100_000),
-        "nested deeper than 128 levels (line 1, column 171)",
+        framed(b'{"type": "request", "arguments": ' + b"[" * 100_000 + b"]" * 100_000),
+        "nested deeper than 128 levels (line 1, column 161)",
     ),
 }
 
@@ -87,6 +87,59 @@ async def test_each_message_that_is_not_a_valid_request_is_answered(client: DapC
         assert (response["type"], response["success"]) == ("response", False), case
         assert response["message"] == problem, case
         await still_answers(client)
+
+
+async def test_an_unreadable_request_that_shows_its_seq_is_answered(client: DapClient) -> None:
+    await client.send_raw(framed(b'{"command": "threads", "type": "request", "seq": 77, "x":'))
+    await client.send_raw(  # a number beyond what a double holds (over 308 digits)
+        framed(b'{"command": "evaluate", "seq": 78, "arguments": {"frameId": 1%s}}' % (b"0" * 400))
+    )
+    await still_answers(client)
+    unreadable, huge, _ = client.responses
+    assert (unreadable["request_seq"], unreadable["command"]) == (77, "threads")
+    assert unreadable["message"].startswith("malformed message: message body is not valid JSON")
+    assert (huge["request_seq"], huge["command"], huge["success"]) == (78, "evaluate", False)
+    assert "number is infinity when parsed as double" in huge["message"]
+
+
+HUGE = 10**30
+WIDE: dict[str, tuple[str, dict[str, Any], str]] = {
+    "threadId": ("stackTrace", {"threadId": 2**63}, f"'threadId': integer {2**63}"),
+    "frameId": ("scopes", {"frameId": -(2**63) - 1}, f"'frameId': integer {-(2**63) - 1}"),
+    "variablesReference": (
+        "variables",
+        {"variablesReference": HUGE},
+        f"'variablesReference': integer {HUGE}",
+    ),
+    "line": (
+        "setBreakpoints",
+        {"source": {"path": "/tmp/x.yaml"}, "breakpoints": [{"line": HUGE}]},
+        f"'breakpoints.0.line': integer {HUGE}",
+    ),
+    "tick": ("canopy/stateAt", {"tick": 10**300}, "'tick': integer of 301 digits"),
+    "evaluate frameId": (
+        "evaluate",
+        {"expression": "battery", "frameId": HUGE},
+        f"'frameId': integer {HUGE}",
+    ),
+    "launch": ("launch", {"program": PATROL, "maxTicks": 2**64}, f"'maxTicks': integer {2**64}"),
+}
+
+
+async def test_integers_beyond_64_bits_are_refused_by_name(client: DapClient) -> None:
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    await client.next_event("stopped")
+    for case, (command, arguments, problem) in WIDE.items():
+        message = await client.fails(command, arguments)
+        assert message == f"{command}: argument {problem} is outside the signed 64-bit range", case
+        await still_answers(client)
+    # At the edge of the range: an ordinary unknown reference, or a bound the schema sets.
+    assert await client.fails("stackTrace", {"threadId": 2**63 - 1}) == (
+        f"unknown thread {2**63 - 1}"
+    )
+    message = await client.fails("launch", {"program": PATROL, "intervalMs": 2**63 - 1})
+    assert message.startswith("launch: intervalMs: 9223372036854775807 is greater than the max")
+    assert (await step(client, "next"))["reason"] == "step"
 
 
 async def test_responses_and_events_from_the_client_are_ignored(client: DapClient) -> None:

@@ -3,6 +3,7 @@ canopy/stateAt, canopy/picture, canopy/diff and canopy/liveTree (canopy/nodeStat
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -252,3 +253,25 @@ async def test_live_tree_after_a_picture_sends_only_what_came_since(client: DapC
     assert "patrol/round/check_battery" not in batch["changes"]  # it changed in tick 1 only
     message = await client.fails("canopy/liveTree", {"batchMs": 20, "after": -1})
     assert message == "canopy/liveTree: after is a log offset, not -1"
+
+
+async def test_timeline_and_statistics_leave_out_the_time_stopped_at_a_breakpoint(
+    client: DapClient,
+) -> None:
+    hold_s = 0.3
+    await launch_configured(
+        client, PATROL, blackboard={"battery": 100}, breakpoints=[{"name": "drain"}]
+    )
+    stopped = await client.next_event("stopped")
+    assert stopped["reason"] == "breakpoint"
+    await asyncio.sleep(hold_s)  # the user looking at the stop, in the middle of tick 2
+    await client.ok("setFunctionBreakpoints", {"breakpoints": []})
+    await client.ok("continue", {"threadId": 1})
+    await client.next_event("terminated")
+
+    timeline = (await client.ok("canopy/timeline", {}))["statistics"]
+    assert (timeline["count"], timeline["paused_ticks"]) == (7, 1)
+    assert timeline["paused_ms"] >= hold_s * 1000
+    assert timeline["duration_ms"]["max"] < timeline["paused_ms"]
+    statistics = await client.ok("canopy/statistics", {"threadId": 1})
+    assert statistics["ticks"] == timeline

@@ -29,6 +29,7 @@ from canopy.server.runtime.engine import RunState
 
 from ..server.conftest import WAIT, Running, eventually
 from ..server.pods.remote import pod_server, remote_control
+from ..server.runtime import quitters
 from .client import ROOT, DapClient, launch_configured, spawn_stdio_adapter, speaking_to
 from .helpers import FOREVER, PATROL, PATROL_YAML, frame_names, frames, scope_values, step, tick
 from .test_raised_frames import (
@@ -196,6 +197,25 @@ async def test_a_dead_pod_ends_the_session_with_the_reason(
     await client.next_event("terminated")
     # The editor then disconnects: the execution is over, nothing to end, no error.
     await client.ok("disconnect", {})
+
+
+async def test_a_behaviour_that_ends_its_pod_ends_the_session_and_the_next_gets_a_pod(
+    client: DapClient, running: Running
+) -> None:
+    await launch_configured(
+        client, f"{quitters.__name__}:os_exiting", pod="local", mode="auto", blackboard={}
+    )
+    ended = await client.next_event("output")
+    assert ended["category"] == "stderr"
+    assert "the debug pod died: exited with code 3" in ended["output"]
+    assert await client.next_event("exited") == {"exitCode": 1}
+    await client.next_event("terminated")
+    await client.ok("disconnect", {})
+    await client.wait_closed()
+    async with remote_control(running) as control:  # the same user, a fresh pod at once
+        fresh = LaunchSpec(PATROL, blackboard={"battery": 100})
+        info = await asyncio.wait_for(control.launch(fresh), WAIT)
+        assert (await control.info(info.id)).state is not RunState.ENDED
 
 
 async def test_a_lost_server_ends_the_session_instead_of_leaving_it_waiting(

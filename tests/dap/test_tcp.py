@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from ..server.runtime.quitters import quitting_tree
 from .client import Connect, DapClient, adapter_over_tcp, launch_configured
 from .helpers import FOREVER, PATROL, core_scenario, frame_names, scope_values, step, tick
 
@@ -112,3 +113,29 @@ async def attach(connect: Connect, execution: str) -> DapClient:
     await client.next_event("initialized")
     await client.ok("configurationDone")
     return client
+
+
+async def test_user_code_that_exits_or_interrupts_ends_neither_the_adapter_nor_a_session(
+    tmp_path: Path,
+) -> None:
+    async with adapter_over_tcp(tmp_path) as connect:
+        other = await connect()
+        await launch_configured(other, PATROL, mode="manual", blackboard={"battery": 100})
+        assert (await other.next_event("stopped"))["reason"] == "entry"
+        for how, exception in (("exit", "SystemExit"), ("interrupt", "KeyboardInterrupt")):
+            quitter = await connect()
+            await launch_configured(
+                quitter, quitting_tree(tmp_path, how), mode="auto", exception_filters=["raised"]
+            )
+            assert (await quitter.next_event("stopped"))["reason"] == "exception"
+            info = await quitter.ok("exceptionInfo", {"threadId": 1})
+            assert info["exceptionId"] == f"builtins.{exception}", info
+            assert await frame_names(quitter) == ["quit", "seq"]
+            await quitter.ok("continue", {"threadId": 1})
+            assert (await quitter.wait_for("exited"))["exitCode"] == 1  # the tree failed
+            await quitter.wait_for("terminated")
+            await quitter.ok("disconnect", {})
+            await quitter.wait_closed()
+            # The other session's execution, in the same adapter process, goes on.
+            assert (await step(other, "next"))["reason"] == "step"
+        assert await tick(other) == (2, False)  # one step per quitting session

@@ -23,8 +23,18 @@ export interface ExecutionDiff {
     changed: Record<string, [unknown, unknown]>;
   } | null;
   same_through: number | null;
+  /** Each side's tick statistics (absent from older servers). */
+  ticks_a?: TickTimes;
+  ticks_b?: TickTimes;
   nodes_only_in_a: string[];
   nodes_only_in_b: string[];
+}
+
+/** How long ticks took: `duration_ms` is the tree's own time, `paused_ms` the total time
+ * stopped for the debugger. */
+interface TickTimes {
+  duration_ms: { mean: number; max: number } | null;
+  paused_ms: number;
 }
 
 interface Summary {
@@ -43,6 +53,12 @@ export function describeDiff(diff: ExecutionDiff): string {
   lines.push(`| tree | ${diff.a.tree_name} | ${diff.b.tree_name} |`);
   lines.push(`| ticks | ${diff.a.ticks} | ${diff.b.ticks} |`);
   lines.push(`| root status | ${diff.a.root_status ?? "—"} | ${diff.b.root_status ?? "—"} |`);
+  if (diff.ticks_a !== undefined && diff.ticks_b !== undefined) {
+    lines.push(`| tick time (mean, max) | ${tickTime(diff.ticks_a)} | ${tickTime(diff.ticks_b)} |`);
+    if (diff.ticks_a.paused_ms > 0 || diff.ticks_b.paused_ms > 0) {
+      lines.push(`| paused at breakpoints | ${diff.ticks_a.paused_ms.toFixed(1)} ms | ${diff.ticks_b.paused_ms.toFixed(1)} ms |`);
+    }
+  }
   lines.push(`| ended | ${diff.a.ended ?? "running"} | ${diff.b.ended ?? "running"} |`, "");
   if (diff.diverged_at === null || diff.diff === null) {
     lines.push(`**No divergence**: every tick both completed is the same${diff.same_through === null ? "" : ` (through tick ${diff.same_through})`}.`);
@@ -76,6 +92,12 @@ export function describeDiff(diff: ExecutionDiff): string {
     }
   }
   return lines.join("\n");
+}
+
+/** The tree's own time per tick: time stopped at breakpoints is never compared. */
+function tickTime(ticks: TickTimes): string {
+  const duration = ticks.duration_ms;
+  return duration === null ? "—" : `${duration.mean.toFixed(1)} ms, ${duration.max.toFixed(1)} ms`;
 }
 
 function show(value: unknown): string {

@@ -17,6 +17,7 @@ from typing import Any
 
 from py_trees.behaviour import Behaviour
 
+from ..user_faults import RUNTIME_CONTROL_FLOW
 from .model import NodeSpec, TreeDefinition
 from .problems import Problem, raise_if_any
 from .python_trees import call_factory, describe, resolve_factory
@@ -79,7 +80,9 @@ def _construct(
     try:
         kind = resolve_kind(node.kind, folder_of(node))
         behaviour = kind.construct(node.name, node.params, built)
-    except Exception as exc:
+    except RUNTIME_CONTROL_FLOW:
+        raise
+    except BaseException as exc:  # a sys.exit() in a constructor too: see user_faults
         message = f"node '{node.id}': constructing {node.kind} failed: {type(exc).__name__}: {exc}"
         problems.append(Problem.at(node.source, message))
         return None

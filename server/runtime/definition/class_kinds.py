@@ -25,6 +25,7 @@ from typing import Any
 from py_trees import composites, decorators
 from py_trees.behaviour import Behaviour
 
+from ..user_faults import RUNTIME_CONTROL_FLOW
 from .kinds import ResolutionError, Role, did_you_mean
 from .model import NodeSpec, SourceLocation
 
@@ -75,7 +76,9 @@ def import_module(name: str, folder: Path | None) -> ModuleType:
                 where = f"{folder} or on sys.path" if folder else "on sys.path"
                 raise ResolutionError(f"module '{name}' not found in {where}") from None
             raise ResolutionError(f"importing module '{name}' failed: {exc}") from None
-        except Exception as exc:
+        except RUNTIME_CONTROL_FLOW:
+            raise
+        except BaseException as exc:  # a module that exits as it is imported: see user_faults
             raise ResolutionError(
                 f"importing module '{name}' failed: {type(exc).__name__}: {exc}"
             ) from None

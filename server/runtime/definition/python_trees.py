@@ -22,6 +22,7 @@ from typing import Any
 
 from py_trees.behaviour import Behaviour
 
+from ..user_faults import RUNTIME_CONTROL_FLOW
 from .class_kinds import class_location, class_path, import_module
 from .ids import child_id, unique_id
 from .kinds import ResolutionError
@@ -108,7 +109,9 @@ def call_factory(factory: Factory) -> Behaviour:
     """A fresh tree from the factory; what it raises or a non-Behaviour result is a problem."""
     try:
         root = factory.function()
-    except Exception as exc:
+    except RUNTIME_CONTROL_FLOW:
+        raise
+    except BaseException as exc:  # a sys.exit() in the factory too: see user_faults
         where = _raise_site(exc) or factory.source
         message = f"factory '{factory.reference}' raised {type(exc).__name__}: {exc}"
         raise DefinitionError([Problem.at(where, message)]) from None

@@ -29,10 +29,12 @@ from canopy.server.runtime.engine import Mode, RunState
 
 from ...bridge.helpers import read_all
 from ..conftest import WAIT, Running, bearer, eventually
+from ..runtime import quitters
 from .remote import pod_server, remote_control
 
 PATROL = "tests.server.runtime.factories:patrol"
 FOREVER = "tests.server.runtime.factories:forever"
+QUITTERS = quitters.__name__
 
 
 @pytest.fixture
@@ -172,6 +174,49 @@ async def test_a_pod_killed_mid_tick_ends_its_executions_with_the_reason(
         assert pod_of(running).pod_id != pod.pod_id
         await control.tick(fresh.id)
         assert (await control.settle(fresh.id)).tick == 1
+
+
+async def test_user_code_that_ends_the_worker_fails_its_execution_and_the_pod_is_replaced(
+    running: Running,
+) -> None:
+    async with remote_control(running) as control:
+        info = await control.launch(LaunchSpec(f"{QUITTERS}:os_exiting", blackboard={}))
+        notes = control.notifications(info.id)
+        pod = pod_of(running)
+        # update() calls os._exit(3): the tick's answer may come first, or the pod's end.
+        (answer,) = await asyncio.gather(control.tick(info.id), return_exceptions=True)
+        if answer is not None:
+            assert isinstance(answer, PodUnavailable)
+            assert "the debug pod ended: exited with code 3" in str(answer)
+        ended = await asyncio.wait_for(first(notes, "ended"), WAIT)
+        assert ended.reason == "pod_died"
+        assert "exited with code 3" in ended.text
+        assert pod.state == "stopped"
+        recorded = await stream(running.store, info.id)
+        assert (recorded[-1].type, recorded[-1].payload["reason"]) == ("ExecutionEnded", "pod_died")
+        assert "exited with code 3" in recorded[-1].payload["detail"]
+        assert [p for k, p in await facts(running.store) if k == "PodFailed"][-1]["exit_code"] == 3
+        with pytest.raises(InvalidRequest, match="pod_died"):
+            await asyncio.wait_for(control.tick(info.id), WAIT)
+        # The next request gets a fresh pod at once.
+        fresh = await asyncio.wait_for(
+            control.launch(LaunchSpec(PATROL, mode=Mode.AUTO, blackboard={"battery": 100})), WAIT
+        )
+        assert pod_of(running).pod_id != pod.pod_id
+        assert (await asyncio.wait_for(control.wait_for_end(fresh.id), WAIT)).tick == 7
+
+
+async def test_a_worker_exits_when_asked_whatever_threads_user_code_left(
+    running: Running,
+) -> None:
+    async with remote_control(running) as control:
+        info = await control.launch(LaunchSpec(f"{QUITTERS}:lingering", blackboard={}))
+        await control.tick(info.id)
+        assert (await control.wait_for_end(info.id)).end_reason == "completed"
+        pod = pod_of(running)
+        await running.app[PODS].stop(pod, reason="done")
+        ended = await running.app[PODS].provider.wait(pod.pod_id)
+        assert (ended.exit_code, ended.reason) == (0, "exited normally")  # not killed
 
 
 async def test_a_dropped_link_loses_and_duplicates_nothing(running: Running) -> None:

@@ -34,9 +34,10 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def canopy_serve(
-    data_dir: Path, port: int, log: Path
+    data_dir: Path, port: int, log: Path, **variables: str
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``canopy serve`` as its own process, in the repository (where the factories live)."""
+    """``canopy serve`` as its own process, in the repository (where the factories live),
+    with ``variables`` added to its environment."""
     with log.open("ab") as stderr:
         process = await asyncio.create_subprocess_exec(
             str(CANOPY),
@@ -46,7 +47,7 @@ async def canopy_serve(
             "--data-dir",
             str(data_dir),
             cwd=REPOSITORY,
-            env=environment(CANOPY_POD_IDLE_TIMEOUT="600"),
+            env=environment(**{"CANOPY_POD_IDLE_TIMEOUT": "600", **variables}),
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
         )
@@ -106,3 +107,51 @@ async def test_a_restarted_server_takes_its_running_pods_back(tmp_path: Path) ->
     ticks = [e.payload["tick"] for e in recorded if e.type == "TickCompleted"]
     assert ticks == [1, 2, 3]
     assert recorded[-1].type == "ExecutionEnded"
+
+
+def children(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid`` (a server's pod workers and its spare)."""
+    return {
+        int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if _parent(stat) == pid
+    }
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie: a worker orphaned by its server's death is reaped by whoever
+    adopts it, perhaps never."""
+    return _parent(Path(f"/proc/{pid}/stat")) is not None
+
+
+def _parent(stat: Path) -> int | None:
+    """The parent pid in a ``/proc/<pid>/stat`` file; None for a zombie or a process gone."""
+    try:
+        state, parent = stat.read_text().rpartition(")")[2].split()[:2]
+    except OSError:
+        return None
+    return None if state == "Z" else int(parent)
+
+
+GRACE_AND_SPARE = {"CANOPY_POD_SERVER_GRACE": "1", "CANOPY_POD_SPARE_WORKER": "1"}
+
+
+async def test_the_workers_of_a_server_that_does_not_come_back_exit(tmp_path: Path) -> None:
+    data_dir, port, log = tmp_path / ".canopy", free_port(), tmp_path / "serve.log"
+    async with canopy_serve(data_dir, port, log, **GRACE_AND_SPARE) as server:
+        found = read_discovery(data_dir)
+        assert found is not None
+        async with (
+            CanopyClient(found.url, found.token) as client,
+            HttpExecutionControl(client) as control,
+        ):
+            info = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+            await control.tick(info.id)
+            await control.settle(info.id)
+        pod = await my_pod(found.url, found.token)
+        assert pod is not None
+        await eventually(lambda: len(children(server.pid)) == 2, "a pod and a spare worker")
+        workers = children(server.pid)
+        assert pod["pid"] in workers
+        await stop(server, signal.SIGKILL)
+    await eventually(
+        lambda: not any(running(pid) for pid in workers), "the workers exit after the grace"
+    )

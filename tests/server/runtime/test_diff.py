@@ -31,8 +31,10 @@ def route(
     ticks: int = 10,
     nodes: list[dict[str, Any]] = PATROL,
     blackboard: dict[str, Any] | None = None,
+    paused_ms: float = 0.0,
 ) -> Recording:
-    """A ten-tick run whose tick 7 can be made to go differently (battery, move's result)."""
+    """A ten-tick run whose tick 7 can be made to go differently (battery, move's result);
+    each tick spends ``paused_ms`` stopped for the debugger."""
     rec = Recording(
         execution_id, nodes, blackboard=blackboard or {"/battery/level": 100}, snapshot_every=4
     )
@@ -40,11 +42,16 @@ def route(
         battery = 100 - 5 * tick
         if tick == 7:
             battery, result = tick_seven
-            rec.tick((MOVE, result), ("/battery/level", battery), (ROOT, result))
+            steps: tuple[tuple[Any, ...], ...] = (
+                (MOVE, result),
+                ("/battery/level", battery),
+                (ROOT, result),
+            )
         elif tick % 2:
-            rec.tick(*restart(), ("/battery/level", battery))
+            steps = (*restart(), ("/battery/level", battery))
         else:
-            rec.tick((MOVE, "SUCCESS"), ("/battery/level", battery), (ROOT, "SUCCESS"))
+            steps = ((MOVE, "SUCCESS"), ("/battery/level", battery), (ROOT, "SUCCESS"))
+        rec.tick(*steps, paused_ms=paused_ms)
     rec.end()
     return rec
 
@@ -120,6 +127,20 @@ async def test_two_executions_diverge_at_a_known_tick(store: EventStore) -> None
     body = result.to_json()
     assert body["diverged_at"] == 7
     assert body["a"]["execution_id"] == "run-a"
+    assert body["ticks_a"]["count"] == 10
+
+
+async def test_executions_compare_on_the_trees_own_time(store: EventStore) -> None:
+    free, stepped = route("free"), route("stepped", paused_ms=2000.0)
+    await free.append(store)
+    await stepped.append(store)
+    result = await diff_executions(store, TENANT, "free", "stepped")
+    assert result.identical  # the same run: only the time stopped at breakpoints differs
+    assert result.ticks_a.duration_ms == result.ticks_b.duration_ms
+    assert (result.ticks_a.paused_ms, result.ticks_a.paused_ticks) == (0.0, 0)
+    assert (result.ticks_b.paused_ms, result.ticks_b.paused_ticks) == (20000.0, 10)
+    body = result.to_json()
+    assert (body["ticks_a"]["paused_ms"], body["ticks_b"]["paused_ms"]) == (0.0, 20000.0)
 
 
 async def test_identical_executions(store: EventStore) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from canopy.bridge import EventFilter, InvalidArgument
+from canopy.bridge import EventFilter, InvalidArgument, ProjectionRunner
 from canopy.bridge.sql import SqlEventStore
 from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, Position, WatchSpec
 from canopy.server.runtime.control import (
@@ -24,9 +24,12 @@ from canopy.server.runtime.control import (
 from canopy.server.runtime.definition import DefinitionError
 from canopy.server.runtime.engine import CaptureLevel, Mode, RunState, StepKind
 from canopy.server.runtime.inprocess import InProcessControl
+from canopy.server.runtime.stats import ExecutionStatistics, execution_statistics
 
 from ...bridge.helpers import collect, read_all
 from ..pods.remote import SharedPodServer, own_remote_control
+from . import quitters
+from .quitters import quitting_tree
 
 PATROL = "tests.server.runtime.factories:patrol"
 FOREVER = "tests.server.runtime.factories:forever"
@@ -163,6 +166,15 @@ async def test_auto_mode_stops_at_max_ticks(control: ExecutionControl) -> None:
     assert (info.end_reason, info.tick) == ("max_ticks", 25)
 
 
+async def test_an_interval_the_clock_cannot_wait_is_refused(control: ExecutionControl) -> None:
+    with pytest.raises(InvalidRequest, match=r"at most 86400000 \(a day\), not 1e\+18"):
+        await launch(control, mode=Mode.INTERVAL, interval_ms=1e18)
+    eid = await launch(control, mode=Mode.INTERVAL, interval_ms=86_400_000)
+    with pytest.raises(InvalidRequest, match=r"intervalMs must be more than 0 .* not 0"):
+        await control.set_mode(eid, Mode.INTERVAL, interval_ms=0)
+    await control.terminate(eid)
+
+
 async def test_interval_mode_keeps_ticking_until_paused(
     control: ExecutionControl, store: SqlEventStore
 ) -> None:
@@ -220,6 +232,40 @@ async def test_a_breakpoint_before_a_node_stops_before_its_update(
     await control.resume(eid)
     await control.settle(eid)
     assert (await control.view(eid)).blackboard["/battery"] == 70
+
+
+HOLD_S = 0.3
+
+
+async def test_a_tick_held_at_a_breakpoint_records_its_work_and_paused_time_apart(
+    control: ExecutionControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control)
+    await control.set_breakpoints(eid, [BreakpointSpec(node="patrol/round/drain")])
+    await control.tick(eid, 2)
+    await control.wait_for_stop(eid)
+    await asyncio.sleep(HOLD_S)  # the user looking at the stop
+    await control.resume(eid)
+    await control.settle(eid)
+    stats = await control.statistics(eid)
+    await control.terminate(eid)
+    completed = {p["tick"]: p for t, p in await events(store, eid) if t == "TickCompleted"}
+    assert "paused_ms" not in completed[1]
+    held = completed[2]
+    assert held["paused_ms"] >= HOLD_S * 1000
+    assert held["duration_ms"] < held["paused_ms"]
+    duration = stats.ticks.duration_ms
+    assert duration is not None
+    assert duration.max == max(p["duration_ms"] for p in completed.values())
+    assert duration.max < held["paused_ms"]
+    assert (stats.ticks.paused_ms, stats.ticks.paused_ticks) == (held["paused_ms"], 1)
+    # the log alone gives the same numbers: on demand, and as a projection replayed from 0
+    assert (await execution_statistics(store, "acme", eid)).ticks == stats.ticks
+    runner = ProjectionRunner(store, ExecutionStatistics("acme"))
+    await runner.rebuild()
+    replayed = ExecutionStatistics.statistics(runner.documents, eid, "acme")
+    assert replayed is not None
+    assert replayed.ticks == stats.ticks
 
 
 async def test_a_breakpoint_after_a_node_and_by_name(control: ExecutionControl) -> None:
@@ -639,6 +685,9 @@ async def test_statistics_pictures_and_diffs_come_from_the_log(control: Executio
     assert diverged.diverged_at == 0  # they start apart: battery 100 against 50
     assert diverged.diff is not None
     assert diverged.diff.changed["/battery"] == (100, 50)
+    assert diverged.ticks_a == stats.ticks
+    assert diverged.ticks_b == (await control.statistics(second)).ticks
+    assert diverged.ticks_a.paused_ms == 0.0  # it never stopped
     same = await launch(control, mode=Mode.AUTO)
     await control.wait_for_end(same)
     assert (await control.diff_executions(first, same)).identical
@@ -806,3 +855,82 @@ async def test_hot_reload_runs_the_edited_code_of_behaviours(
     await tick_and_wait(control, eid)  # the tree goes on with the code it had
     feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
     assert feedback["answer"] == "second"
+
+
+# -- user code that exits or interrupts --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("how", "where", "exception", "message"),
+    [
+        ("exit", "update", "builtins.SystemExit", "3"),
+        ("interrupt", "initialise", "builtins.KeyboardInterrupt", "interrupted by the behaviour"),
+        ("exit", "terminate", "builtins.SystemExit", "3"),
+        ("base", "update", f"{quitters.__name__}.Fatal", "a BaseException of the user's own"),
+    ],
+)
+async def test_a_behaviour_that_exits_or_interrupts_fails_like_one_that_raises(
+    control: ExecutionControl,
+    store: SqlEventStore,
+    tmp_path: Path,
+    how: str,
+    where: str,
+    exception: str,
+    message: str,
+) -> None:
+    eid = await launch(control, quitting_tree(tmp_path, how, where), blackboard={})
+    await control.set_exception_filters(eid, [ExceptionFilter.RAISED])
+    await control.tick(eid)
+    stop = await control.wait_for_stop(eid)
+    assert (stop.reason, stop.node_id, stop.tick) == ("exception", "seq/quit", 1)
+    assert stop.exception is not None
+    assert (stop.exception["exception"], stop.exception["message"]) == (exception, message)
+    await control.resume(eid)
+    info = await control.wait_for_end(eid)
+    assert (info.state, info.end_reason) == (RunState.ENDED, "failed")
+    recorded = await events(store, eid)
+    raised = [p for t, p in recorded if t == "BehaviourRaised"]
+    assert [(p["node_id"], p["exception"]) for p in raised] == [("seq/quit", exception)]
+    ended = recorded[-1][1]
+    short = exception.removeprefix("builtins.")
+    assert (ended["reason"], ended["detail"]) == ("failed", f"{short} in quit")
+    assert ended["root_status"] == "FAILURE"
+    # The process that ran it carries on: another execution runs to its end.
+    again = await launch(control, mode=Mode.AUTO)
+    assert (await control.wait_for_end(again)).end_reason == "completed"
+
+
+async def test_a_factory_or_constructor_that_exits_is_a_definition_problem(
+    control: ExecutionControl, tmp_path: Path
+) -> None:
+    tree = quitting_tree(tmp_path, "interrupt", "constructor")
+    with pytest.raises(DefinitionError, match=r"constructing .*quitters:Quit failed: Keyboard"):
+        await control.launch(LaunchSpec(tree))
+    factory = "tests.server.runtime.quitters:exiting_factory"
+    with pytest.raises(DefinitionError, match=r"raised SystemExit: no tree today"):
+        await control.launch(LaunchSpec(factory))
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(4)\n")
+    (tmp_path / "on_import.yaml").write_text(
+        "name: x\nroot:\n  type: exits_on_import:Nothing\n  name: x\n"
+    )
+    with pytest.raises(DefinitionError, match=r"importing module 'exits_on_import' failed: Sys"):
+        await control.launch(LaunchSpec(str(tmp_path / "on_import.yaml")))
+    eid = await launch(control, mode=Mode.AUTO)
+    assert (await control.wait_for_end(eid)).end_reason == "completed"
+
+
+async def test_a_hot_reload_into_code_that_exits_keeps_the_running_tree(
+    control: ExecutionControl, tmp_path: Path
+) -> None:
+    module = tmp_path / "answers_x.py"
+    module.write_text(ANSWER.format(version="first"))
+    tree = tmp_path / "answer.yaml"
+    tree.write_text("name: answer\nroot:\n  type: answers_x:Answer\n  name: answer\n")
+    eid = await launch(control, str(tree), blackboard={})
+    await tick_and_wait(control, eid)
+    module.write_text("import sys\nsys.exit(5)\n" + ANSWER.format(version="second"))
+    with pytest.raises(DefinitionError, match=r"reloading module 'answers_x' failed: SystemExit"):
+        await control.reload(eid)
+    await tick_and_wait(control, eid)
+    feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
+    assert feedback["answer"] == "first"

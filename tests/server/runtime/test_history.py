@@ -112,9 +112,12 @@ class Recording:
 
     # -- what the engine does ----------------------------------------------------------------
 
-    def tick(self, *steps: tuple[Any, ...], duration_ms: float = 1.0) -> None:
+    def tick(
+        self, *steps: tuple[Any, ...], duration_ms: float = 1.0, paused_ms: float = 0.0
+    ) -> None:
         """One tick: each step is ``(node_id, status)``, ``("/key", value)`` (``UNSET``
-        removes it), ``("raise", node_id)`` or ``("stop", reason, node_id, position)``."""
+        removes it), ``("raise", node_id)`` or ``("stop", reason, node_id, position)``;
+        ``paused_ms`` is written, as the engine does, only when not 0."""
         self.tick_count += 1
         tick = self.tick_count
         self._clock = EPOCH + timedelta(seconds=tick)
@@ -123,10 +126,10 @@ class Recording:
             self._step(tick, step)
         root = self.nodes[0]["id"]
         self.root_status = self.statuses[root]
-        self._emit(
-            "TickCompleted",
-            {"tick": tick, "root_status": self.root_status, "duration_ms": duration_ms},
-        )
+        completed = {"tick": tick, "root_status": self.root_status, "duration_ms": duration_ms}
+        if paused_ms:
+            completed["paused_ms"] = paused_ms
+        self._emit("TickCompleted", completed)
         self.mark(f"completed {tick}")
         if self.snapshot_every and tick % self.snapshot_every == 0:
             self._emit(

@@ -83,6 +83,29 @@ async def test_tick_statistics(store: EventStore) -> None:
     assert body["nodes"][MOVE]["results"]["FAILURE"] == 2
 
 
+async def test_time_stopped_for_the_debugger_is_not_tree_time(store: EventStore) -> None:
+    rec = Recording("stopped", snapshot_every=None)
+    rec.tick((CHECK, "SUCCESS"), (MOVE, "RUNNING"), (ROOT, "RUNNING"), duration_ms=2.0)
+    rec.tick(("stop", "breakpoint", MOVE, "before"), duration_ms=3.0, paused_ms=1500.0)
+    rec.tick(duration_ms=1.0, paused_ms=250.5)
+    rec.tick(duration_ms=2.0)  # as a log written before paused time was measured reads too
+    await rec.append(store)
+    ticks = (await execution_statistics(store, TENANT, "stopped")).ticks
+    duration = ticks.duration_ms
+    assert duration is not None
+    assert (duration.count, duration.min, duration.max, duration.mean) == (4, 1.0, 3.0, 2.0)
+    assert (ticks.paused_ms, ticks.paused_ticks) == (1750.5, 2)
+    body = ticks.to_json()
+    assert (body["paused_ms"], body["paused_ticks"], body["duration_ms"]["max"]) == (1750.5, 2, 3.0)
+
+
+async def test_an_execution_that_never_stopped_paused_for_nothing(store: EventStore) -> None:
+    rec = patrol()
+    await rec.append(store)
+    ticks = (await execution_statistics(store, TENANT, "e1")).ticks
+    assert (ticks.paused_ms, ticks.paused_ticks) == (0.0, 0)
+
+
 async def test_a_raise_counts_as_a_failed_visit(store: EventStore) -> None:
     rec = Recording("raising", snapshot_every=None)
     rec.tick((CHECK, "SUCCESS"), (MOVE, "RUNNING"), (ROOT, "RUNNING"))

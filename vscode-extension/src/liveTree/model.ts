@@ -106,15 +106,24 @@ export function endNotice(session: string, ended: string | undefined): string {
   return ended ? `${session} has ended: ${ended}.` : `${session} has ended.`;
 }
 
-/** "42 ticks · 1.3 ms mean, 4.0 ms max · RUNNING 41, FAILURE 1". */
-export function describeTimeline(
-  ticks: number,
-  statistics: { duration_ms: { mean?: number; max?: number } | null; root_statuses: Record<string, number> },
-): string {
+/** The tick statistics of `canopy/timeline`: `duration_ms` is the tree's own time per tick,
+ * `paused_ms` the time the ticks spent stopped for the debugger (absent from older servers). */
+export interface TimelineStatistics {
+  duration_ms: { mean?: number; p50?: number; max?: number } | null;
+  paused_ms?: number;
+  root_statuses: Record<string, number>;
+}
+
+/** "42 ticks · 1.3 ms mean, 4.0 ms max · 2513.0 ms paused · RUNNING 41, FAILURE 1": the time
+ * stopped at breakpoints is told apart, never counted as the tree's. */
+export function describeTimeline(ticks: number, statistics: TimelineStatistics): string {
   const parts = [`${ticks} tick${ticks === 1 ? "" : "s"}`];
   const duration = statistics.duration_ms;
   if (duration?.mean !== undefined) {
     parts.push(`${duration.mean.toFixed(1)} ms mean${duration.max !== undefined ? `, ${duration.max.toFixed(1)} ms max` : ""}`);
+  }
+  if (statistics.paused_ms) {
+    parts.push(`${statistics.paused_ms.toFixed(1)} ms paused`);
   }
   const statuses = Object.entries(statistics.root_statuses).map(([status, count]) => `${status} ${count}`);
   if (statuses.length > 0) {

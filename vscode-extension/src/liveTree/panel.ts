@@ -12,7 +12,16 @@ import * as vscode from "vscode";
 import type { SessionEvent, SessionEvents } from "../sessionEvents";
 import { type NodeStatusBatch, StatusBatcher } from "./batcher";
 import { layout } from "./layout";
-import { describeTimeline, endNotice, type FromView, PAGE_BODY, type Picture, snapshotOf, type ToView } from "./model";
+import {
+  describeTimeline,
+  endNotice,
+  type FromView,
+  PAGE_BODY,
+  type Picture,
+  snapshotOf,
+  type TimelineStatistics,
+  type ToView,
+} from "./model";
 
 /** How often the adapter sends batched status changes, and the webview gets them: 25 times a
  * second at most. */
@@ -65,7 +74,7 @@ export class LiveTreePanel implements vscode.Disposable {
     try {
       const timeline = (await session.customRequest("canopy/timeline")) as {
         ticks: number;
-        statistics: { count: number; duration_ms: { mean?: number; p50?: number; max?: number } | null; root_statuses: Record<string, number> };
+        statistics: TimelineStatistics;
       };
       this.post({ type: "timeline", summary: describeTimeline(timeline.ticks, timeline.statistics) });
       this.post({ type: "ticks", lastTick: Math.max(timeline.ticks, this.batcher.lastTick) });

@@ -36,6 +36,17 @@ describe("describeDiff", () => {
   it("says so when nothing differs", () => {
     const text = describeDiff({ a: summary("e1", 3, "SUCCESS"), b: summary("e2", 3, "SUCCESS"), diverged_at: null, diff: null, same_through: 3, nodes_only_in_a: [], nodes_only_in_b: [] });
     assert.match(text, /\*\*No divergence\*\*: every tick both completed is the same \(through tick 3\)/);
+    assert.doesNotMatch(text, /tick time/);
+  });
+
+  it("compares the ticks' own time and tells the time paused apart", () => {
+    const ticks = (mean: number, max: number, paused: number) => ({ duration_ms: { mean, max }, paused_ms: paused });
+    const same = { diverged_at: null, diff: null, same_through: 3, nodes_only_in_a: [], nodes_only_in_b: [] };
+    const text = describeDiff({ a: summary("e1", 3, "SUCCESS"), b: summary("e2", 3, "SUCCESS"), ...same, ticks_a: ticks(0.8, 1.34, 0), ticks_b: ticks(0.9, 1.2, 2513) });
+    assert.match(text, /\| tick time \(mean, max\) \| 0\.8 ms, 1\.3 ms \| 0\.9 ms, 1\.2 ms \|/);
+    assert.match(text, /\| paused at breakpoints \| 0\.0 ms \| 2513\.0 ms \|/);
+    const free = describeDiff({ a: summary("e1", 3, "SUCCESS"), b: summary("e2", 3, "SUCCESS"), ...same, ticks_a: ticks(1, 1, 0), ticks_b: ticks(1, 1, 0) });
+    assert.doesNotMatch(free, /paused/);
   });
 });
 
@@ -71,6 +82,17 @@ describe("status bar and summaries", () => {
       "42 ticks · 1.3 ms mean, 4.0 ms max · RUNNING 41, FAILURE 1",
     );
     assert.equal(describeTimeline(1, { duration_ms: null, root_statuses: {} }), "1 tick");
+  });
+
+  it("tells the time stopped at breakpoints apart from the ticks' own time", () => {
+    assert.equal(
+      describeTimeline(4, { duration_ms: { mean: 0.8, max: 1.34 }, paused_ms: 3190.4, root_statuses: { RUNNING: 3, SUCCESS: 1 } }),
+      "4 ticks · 0.8 ms mean, 1.3 ms max · 3190.4 ms paused · RUNNING 3, SUCCESS 1",
+    );
+    assert.equal(
+      describeTimeline(2, { duration_ms: { mean: 1, max: 1 }, paused_ms: 0, root_statuses: {} }),
+      "2 ticks · 1.0 ms mean, 1.0 ms max",
+    );
   });
 
   it("says how a session's execution ended", () => {
