@@ -27,6 +27,7 @@ import py_trees
 from py_trees.blackboard import Blackboard, Client
 
 from .failures import in_user_code
+from .user_faults import RUNTIME_CONTROL_FLOW
 from .values import Bounds, jsonable
 
 __all__ = ["LOCALS", "MAX_FRAMES", "MAX_LOCALS", "raised_frames"]
@@ -90,7 +91,9 @@ def _render(value: Any) -> Any:
     """One local as JSON; whatever the user's objects do, never an exception."""
     try:
         return _rendered(value)
-    except Exception as error:  # e.g. a container whose iteration raises
+    except RUNTIME_CONTROL_FLOW:
+        raise
+    except BaseException as error:  # e.g. a container whose iteration raises
         return f"<{type(value).__qualname__} object: not shown ({type(error).__name__})>"
 
 

@@ -17,6 +17,8 @@ from typing import Any, Final
 
 from canopy.bridge.jsondata import INT_MAX, INT_MIN
 
+from .user_faults import RUNTIME_CONTROL_FLOW
+
 __all__ = ["CAPTURE", "MAX_DEPTH", "MAX_ITEMS", "MAX_STRING", "Bounds", "jsonable", "safe_repr"]
 
 MAX_DEPTH: Final = 8
@@ -79,7 +81,9 @@ def safe_repr(value: Any, limit: int = MAX_STRING) -> str:
     propagated: a user's broken ``__repr__`` must not take the engine down with it."""
     try:
         text = repr(value)
-    except Exception as error:  # any user code may raise anything
+    except RUNTIME_CONTROL_FLOW:
+        raise
+    except BaseException as error:  # a user's __repr__ may raise anything, sys.exit() included
         text = f"<{type(value).__qualname__} object: repr() raised {type(error).__name__}>"
     return _cut(text, limit)
 

@@ -27,6 +27,11 @@ class Loud:
         raise KeyError("nope")
 
 
+class Exits:
+    def __repr__(self) -> str:
+        raise SystemExit(3)
+
+
 class Pose:
     def __init__(self) -> None:
         self.x = 1.5
@@ -95,7 +100,7 @@ def test_values_keep_to_the_logs_rules_and_bounds() -> None:
 
 def test_an_object_is_its_attributes_and_a_raising_repr_says_so() -> None:
     def objects() -> None:
-        pose, loud = Pose(), Loud()  # noqa: F841
+        pose, loud, exits = Pose(), Loud(), [Exits()]  # noqa: F841
         1 // 0  # noqa: B018
 
     (frame, *_) = capture(objects)
@@ -106,6 +111,7 @@ def test_an_object_is_its_attributes_and_a_raising_repr_says_so() -> None:
             "value": {"x": 1.5, "label": "dock", "broken": "<Loud object: repr() raised KeyError>"},
         },
         {"name": "loud", "type": "Loud", "value": "<Loud object: repr() raised KeyError>"},
+        {"name": "exits", "type": "list", "value": ["<Exits object: repr() raised SystemExit>"]},
     ]
     json.dumps(frame)  # all of it is JSON
 
