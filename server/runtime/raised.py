@@ -41,6 +41,9 @@ LOCALS: Final = Bounds(depth=3, items=16, string=200)
 MAX_RENDERED: Final = 2000
 """Characters of JSON one local may take; a larger one is kept shallower (:data:`SHALLOW`)."""
 SHALLOW: Final = Bounds(depth=1, items=8, string=80)
+MAX_TOTAL: Final = 64 * 1024
+"""Characters of JSON all the locals of one exception may take, so that the event stays well
+within the log's payload limit (256 KiB); the locals past it are shown as ``"…"``."""
 
 _NOT_ATTRIBUTES: Final = (type, types.ModuleType, types.FunctionType, types.MethodType, enum.Enum)
 _BEHAVIOUR_INTERNALS: Final = frozenset(
@@ -63,25 +66,27 @@ def raised_frames(tb: types.TracebackType | None) -> list[dict[str, Any]]:
         if in_user_code(tb.tb_frame.f_code.co_filename):
             frames.append((tb.tb_frame, tb.tb_lineno))
         tb = tb.tb_next
-    return [_frame(frame, line) for frame, line in reversed(frames[-MAX_FRAMES:])]
+    budget = [MAX_TOTAL]  # shared by the frames, innermost first
+    return [_frame(frame, line, budget) for frame, line in reversed(frames[-MAX_FRAMES:])]
 
 
-def _frame(frame: types.FrameType, line: int) -> dict[str, Any]:
+def _frame(frame: types.FrameType, line: int, budget: list[int]) -> dict[str, Any]:
     path = frame.f_code.co_filename
     return {
         "path": path,
         "line": line,
         "function": frame.f_code.co_qualname,
         "code": linecache.getline(path, line).strip(),
-        "locals": _locals(frame.f_locals),
+        "locals": _locals(frame.f_locals, budget),
     }
 
 
-def _locals(names: Mapping[str, Any]) -> list[dict[str, Any]]:
-    shown = [
-        {"name": name, "type": type(value).__qualname__, "value": _render(value)}
-        for name, value in list(names.items())[:MAX_LOCALS]
-    ]
+def _locals(names: Mapping[str, Any], budget: list[int]) -> list[dict[str, Any]]:
+    shown = []
+    for name, value in list(names.items())[:MAX_LOCALS]:
+        rendered = _render(value) if budget[0] > 0 else "…"
+        budget[0] -= len(json.dumps(rendered, ensure_ascii=False))
+        shown.append({"name": name, "type": type(value).__qualname__, "value": rendered})
     if len(names) > MAX_LOCALS:
         shown.append({"name": "…", "type": "", "value": f"{len(names) - MAX_LOCALS} more"})
     return shown

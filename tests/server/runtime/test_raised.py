@@ -13,6 +13,7 @@ from canopy.server.runtime.raised import (
     MAX_FRAMES,
     MAX_LOCALS,
     MAX_RENDERED,
+    MAX_TOTAL,
     raised_frames,
 )
 from canopy.server.runtime.values import jsonable
@@ -146,3 +147,20 @@ def test_frames_and_locals_are_counted_past_their_limits() -> None:
 def test_an_int_enum_is_stored_as_its_value() -> None:
     assert jsonable([Level.LOW]) == [1]
     assert type(jsonable(Level.LOW)) is int
+
+
+def test_the_locals_of_one_exception_stay_within_a_total() -> None:
+    # Frames of the user's, each with as many locals as are kept, each nearly as large as kept.
+    big = "    " + ", ".join(f"v{i}" for i in range(MAX_LOCALS - 1)) + " = "
+    big += ", ".join(["['z' * 150] * 12"] * (MAX_LOCALS - 1)) + "\n"
+    source = f"def many(depth):\n{big}    many(depth - 1) if depth else 1 // 0\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, __file__, "exec"), namespace)
+
+    frames = capture(lambda: namespace["many"](MAX_FRAMES))
+    assert [len(frame["locals"]) for frame in frames] == [MAX_LOCALS] * MAX_FRAMES
+    values = [local["value"] for frame in frames for local in frame["locals"]]
+    assert len(json.dumps(values, ensure_ascii=False)) < MAX_TOTAL + MAX_RENDERED
+    assert values[0] == 0  # the innermost frame's come first: its depth...
+    assert values[1] == ["z" * 150] * 12  # ...and its first list, whole
+    assert values[-1] == "…"
