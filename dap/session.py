@@ -45,7 +45,7 @@ from .arguments import arg, function_breakpoint, item, source_breakpoint, valida
 from .breakpoints import BreakpointLedger, source_of
 from .controls import ControlChooser
 from .live import LAST_BATCH_WAIT, MAX_BATCH_MS, MIN_BATCH_MS, stream_batches, stream_statuses
-from .values import Variables, format_value
+from .values import Variables, exception_trace, format_value
 
 __all__ = ["CAPABILITIES", "DebugSession"]
 
@@ -130,6 +130,7 @@ class DebugSession:
         self._breakpoints = BreakpointLedger()
         self._variables = Variables()
         self._frames: dict[int, tuple[str, str]] = {}
+        self._locals: dict[int, tuple[str, list[dict[str, Any]]]] = {}  # user frames' locals
         self._views: dict[str, ExecutionView] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._batch_streams: dict[int, asyncio.Task[None]] = {}
@@ -532,6 +533,23 @@ class DebugSession:
         thread = self._thread(args)
         view = await self._view(thread.execution_id)
         frames = []
+        raised = view.raised or {}
+        for user in raised.get("user_frames", ()):
+            # The lines of the user's code that raised, innermost first, above the node frames:
+            # one click opens the line a user looks for first.
+            frame_id = self._variables.new_id()
+            self._frames[frame_id] = (thread.execution_id, raised["node_id"])
+            self._locals[frame_id] = (thread.execution_id, user["locals"])
+            frames.append(
+                {
+                    "id": frame_id,
+                    "name": user["function"],
+                    "line": self._line_out(user["line"] or 1),
+                    "column": self._column_out(1),
+                    "source": source_of(user["path"]),
+                    **({"presentationHint": "subtle"} if view.past else {}),
+                }
+            )
         for frame in view.frames:
             frame_id = self._variables.new_id()
             self._frames[frame_id] = (thread.execution_id, frame.node_id)
@@ -556,7 +574,11 @@ class DebugSession:
         view = await self._view(execution_id)
         node: dict[str, Any] = next((n for n in view.nodes if n["id"] == node_id), {"id": node_id})
         state = {k: v for k, v in node.items() if k != "params"}
-        scopes = [
+        frame_locals = self._locals.get(arg(args, "frameId", int))
+        scopes = (
+            [self._variables.locals_scope(execution_id, frame_locals[1])] if frame_locals else []
+        )
+        scopes += [
             self._variables.scope("Node", execution_id, state, params=node.get("params")),
             self._variables.blackboard_scope(execution_id, view.blackboard),
             self._variables.scope(
@@ -660,10 +682,6 @@ class DebugSession:
                 "breakMode": "always",
             }
         raised = stop.exception
-        trace = "\n".join(
-            f'  File "{f["path"]}", line {f["line"]}, in {f["function"]}\n    {f.get("code", "")}'
-            for f in raised["traceback"]
-        )
         return {
             "exceptionId": raised["exception"],
             "description": raised["message"],
@@ -672,7 +690,7 @@ class DebugSession:
                 "message": raised["message"],
                 "typeName": raised["exception"],
                 "fullTypeName": raised["exception"],
-                "stackTrace": trace,
+                "stackTrace": exception_trace(raised),
             },
         }
 
@@ -875,6 +893,7 @@ class DebugSession:
         """Frames and variables belong to one stop: drop them when the tree moves."""
         self._views.pop(execution_id, None)
         self._frames = {k: v for k, v in self._frames.items() if v[0] != execution_id}
+        self._locals = {k: v for k, v in self._locals.items() if v[0] != execution_id}
         self._variables.forget(execution_id)
 
     def _thread(self, args: dict[str, Any]) -> _Thread:

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from canopy.server.runtime.control import InvalidRequest
 
-__all__ = ["Variables", "format_value"]
+__all__ = ["Variables", "exception_trace", "format_value"]
 
 _REPR: Final = reprlib.Repr()
 _REPR.maxlevel = 2
@@ -27,12 +27,37 @@ def format_value(value: Any) -> str:
     return _REPR.repr(value)
 
 
+def exception_trace(raised: Mapping[str, Any]) -> str:
+    """A ``BehaviourRaised`` traceback as an exception widget shows it: the user's own frames
+    first, innermost at the top (where a user looks first, as in the Call Stack), then how
+    many frames of Canopy, py_trees and libraries that leaves out, and the whole traceback as
+    Python prints it (most recent call last) for when the fault is not in the user's code."""
+    whole = [_trace_line(frame) for frame in raised["traceback"]]
+    users = raised.get("user_frames")
+    if not users:  # no code of the user's on it (or recorded before user frames were)
+        return "\n".join(whole)
+    lines = [_trace_line(frame) for frame in users]
+    hidden = len(whole) - len(users)
+    if hidden > 0:
+        lines.append(
+            f"  … {hidden} frame{'s' if hidden > 1 else ''} of Canopy, py_trees and libraries"
+            " hidden; the whole traceback, most recent call last:"
+        )
+        lines += whole
+    return "\n".join(lines)
+
+
+def _trace_line(frame: Mapping[str, Any]) -> str:
+    where = f'  File "{frame["path"]}", line {frame["line"]}, in {frame["function"]}'
+    return f"{where}\n    {frame.get('code', '')}"
+
+
 @dataclass(slots=True)
 class _Item:
     """What a reference expands to."""
 
     execution_id: str
-    kind: str  # "mapping" (read-only), "namespace" (blackboard prefix) or "value"
+    kind: str  # "mapping" (read-only), "locals", "namespace" (blackboard prefix) or "value"
     value: Any = None
     prefix: str = "/"
     key: str | None = None  # the blackboard key a value belongs to
@@ -91,6 +116,17 @@ class Variables:
             "expensive": False,
         }
 
+    def locals_scope(self, execution_id: str, recorded: list[dict[str, Any]]) -> dict[str, Any]:
+        """The recorded locals of a frame of the user's code (read-only: they are the past)."""
+        reference = self._add(_Item(execution_id, "locals", recorded))
+        return {
+            "name": "Locals",
+            "variablesReference": reference,
+            "namedVariables": len(recorded),
+            "expensive": False,
+            "presentationHint": "locals",
+        }
+
     def blackboard_scope(self, execution_id: str, blackboard: Mapping[str, Any]) -> dict[str, Any]:
         """The blackboard as a tree of namespaces; its values can be edited and watched."""
         reference = self._add(_Item(execution_id, "namespace", blackboard=blackboard))
@@ -113,6 +149,8 @@ class Variables:
         item = self._item(reference)
         if item.kind == "namespace":
             entries = self._namespace_children(item)
+        elif item.kind == "locals":
+            entries = [self._local(item, local) for local in item.value]
         elif isinstance(item.value, Mapping):
             entries = [self._variable(item, str(k), v, None) for k, v in item.value.items()]
         else:
@@ -168,6 +206,17 @@ class Variables:
             variable["namedVariables"] = len(value)
         if item.kind == "mapping":
             variable["presentationHint"] = {"attributes": ["readOnly"]}
+        return variable
+
+    def _local(self, item: _Item, local: Mapping[str, Any]) -> dict[str, Any]:
+        """A recorded local, with the class it had; an object recorded as its text reads as
+        that text, not as a quoted string."""
+        value = local["value"]
+        variable = self._variable(item, local["name"], value, None)
+        variable["type"] = local["type"]
+        variable["presentationHint"] = {"attributes": ["readOnly"]}
+        if isinstance(value, str) and local["type"] != "str":
+            variable["value"] = value
         return variable
 
     def _add(self, item: _Item) -> int:

@@ -123,6 +123,9 @@ class ExecutionView:
     nodes: tuple[dict[str, Any], ...]
     blackboard: dict[str, Any]
     past: bool = False
+    raised: dict[str, Any] | None = None
+    """At an exception: its ``BehaviourRaised`` payload, whose ``user_frames`` (innermost
+    first, with their locals) a client shows above the node frames."""
 
 
 @dataclass(frozen=True, slots=True)

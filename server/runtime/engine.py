@@ -42,6 +42,7 @@ from .breakpoints import (
 from .definition import BuiltTree, TreeDefinition, build_tree
 from .expressions import ExpressionError
 from .failures import failure_summary, raised_report
+from .raised import raised_frames
 from .recorder import EventRecorder
 from .user_faults import RUNTIME_CONTROL_FLOW
 from .values import jsonable
@@ -657,6 +658,7 @@ class Execution:
             "exception": exception,
             "message": str(exc),
             "traceback": _frames(exc.__traceback__),
+            "user_frames": raised_frames(exc.__traceback__),
         }
         self._announce_tick()
         self.recorder.record("BehaviourRaised", info)

@@ -21,7 +21,7 @@ import py_trees
 
 from .definition import SourceLocation
 
-__all__ = ["exception_name", "failure_summary", "raised_report", "user_frame"]
+__all__ = ["exception_name", "failure_summary", "in_user_code", "raised_report", "user_frame"]
 
 _LIBRARY_FOLDERS: Final = tuple(
     str(Path(folder).resolve()) + "/"
@@ -47,7 +47,7 @@ def failure_summary(exception: str, node_name: str) -> str:
 def user_frame(frames: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The innermost frame of a recorded traceback in the user's code (outside py_trees,
     Canopy, the standard library and installed packages); else the innermost frame."""
-    candidates = [f for f in frames if not _in_library(str(f.get("path", "")))] or frames
+    candidates = [f for f in frames if in_user_code(str(f.get("path", "")))] or frames
     return candidates[-1] if candidates else None
 
 
@@ -69,11 +69,13 @@ def raised_report(raised: Mapping[str, Any], node_name: str, source: SourceLocat
     return "\n".join(lines) + "\n"
 
 
-def _in_library(path: str) -> bool:
-    if path.startswith("<"):  # <string>, <frozen ...>: not a file of the user's
-        return True
+def in_user_code(path: str) -> bool:
+    """Whether a frame's file is the user's own code: outside py_trees, Canopy, the standard
+    library and installed packages, and a real file (not ``<string>`` or ``<frozen ...>``)."""
+    if path.startswith("<"):
+        return False
     try:
         resolved = str(Path(path).resolve())
     except OSError:
-        return False
-    return resolved.startswith(_LIBRARY_FOLDERS)
+        return True
+    return not resolved.startswith(_LIBRARY_FOLDERS)

@@ -159,6 +159,9 @@ class ExecutionState:
     ended: bool = False
     end_reason: str | None = None
     """How it ended (``failed: KeyError in check_battery``), once it has."""
+    raised: dict[str, Any] | None = None
+    """The ``BehaviourRaised`` payload when the state is right at it (or at the debugger's
+    stop on it): the user's frames and locals of that moment."""
 
     @property
     def root(self) -> TreeNode | None:
@@ -254,6 +257,7 @@ class Replay:
         self.end_reason: str | None = None
         self.root_status: str | None = None
         self.current_node: str | None = None
+        self.raised: dict[str, Any] | None = None
 
     # -- the hooks through which every change goes -------------------------------------------
 
@@ -279,6 +283,8 @@ class Replay:
     def apply(self, event: RecordedEvent) -> None:
         """Fold one event of this execution's stream (unknown types only move the offset)."""
         handler = _HANDLERS.get(event.type)
+        if event.type not in _AT_RAISE:
+            self.raised = None
         if handler is not None:
             handler(self, event.payload)
         self.offset = event.offset
@@ -297,6 +303,7 @@ class Replay:
             in_tick=self.in_tick,
             ended=self.ended,
             end_reason=self.end_reason,
+            raised=self.raised,
         )
 
     @property
@@ -323,6 +330,7 @@ class Replay:
             self.current_node = payload["node_id"]
 
     def _raised(self, payload: Mapping[str, Any]) -> None:
+        self.raised = dict(payload)
         self.set_status(payload["node_id"], "FAILURE")
         if self.in_tick:
             self.current_node = payload["node_id"]
@@ -368,6 +376,10 @@ _HANDLERS: Final = {
     "DebuggerStopped": Replay._debugger_stopped,
     "ExecutionEnded": Replay._ended,
 }
+
+
+_AT_RAISE: Final = frozenset({"BehaviourRaised", "DebuggerStopped"})
+"""Events that leave a state at the exception just raised; any other moves past it."""
 
 
 @dataclass(frozen=True, slots=True)

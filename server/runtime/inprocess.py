@@ -330,6 +330,7 @@ class InProcessControl(ExecutionControl):
             frames,
             nodes,
             execution.blackboard(),
+            raised=execution.stopped.exception if execution.stopped else None,
         )
 
     async def evaluate(
@@ -446,6 +447,7 @@ class InProcessControl(ExecutionControl):
             ),
             dict(state.blackboard),
             past=True,
+            raised=state.raised,
         )
 
     # -- the recorded past, read-only ---------------------------------------------------------

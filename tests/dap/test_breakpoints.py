@@ -332,7 +332,8 @@ async def test_the_raised_filter_stops_where_a_behaviour_raised(client: DapClien
     stopped = await client.next_event("stopped")
     assert stopped["reason"] == "exception"
     assert stopped["description"] == "builtins.ValueError: battery level -10 is negative"
-    assert await frame_names(client) == ["check_battery", "round", "patrol"]
+    # The raising line of the behaviour's code, then the node frames.
+    assert await frame_names(client) == ["CheckBattery.update", "check_battery", "round", "patrol"]
     assert await tick(client) == (5, False)
     info = await client.ok("exceptionInfo", {"threadId": 1})
     assert info["exceptionId"] == "builtins.ValueError"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .client import DapClient, spawn_stdio_adapter, speaking_to
-from .helpers import frames
+from .helpers import frames, values, variables
 
 WORKSPACE = Path(__file__).resolve().parents[2] / "examples"
 CONFIGURATIONS: list[dict[str, Any]] = json.loads(
@@ -57,7 +57,21 @@ async def stops_on_the_deliberate_bug_then_fails(client: DapClient) -> None:
         "exception",
         "builtins.ZeroDivisionError: integer division or modulo by zero",
     )
-    assert (await frames(client))[0]["name"].startswith("scan [Scan]")
+    # One click on the top frame opens the raising line of robot.py; the exception widget
+    # starts there too, not in Canopy's engine.
+    raising = workspace_line("patrol/robot.py", "exposure_ms =")
+    top, node, *_ = await frames(client)
+    assert (top["name"], top["source"]["path"], top["line"]) == ("Scan.update", str(robot), raising)
+    assert node["name"].startswith("scan [Scan]")
+    info = await client.ok("exceptionInfo", {"threadId": 1})
+    first = info["details"]["stackTrace"].splitlines()[0]
+    assert first == f'  File "{robot}", line {raising}, in Scan.update'
+    (locals_, *_) = (await client.ok("scopes", {"frameId": top["id"]}))["scopes"]
+    (me,) = await variables(client, locals_["variablesReference"])
+    assert me["name"] == "self"
+    scan = await values(client, me["variablesReference"])
+    assert scan["name"] == "'scan'"
+    assert scan["blackboard"].startswith("{'/battery': 5")  # why it divides by zero
     await client.ok("continue", {"threadId": 1})
     ended = await client.wait_for("canopy/executionEnded")
     assert ended["text"] == "failed: ZeroDivisionError in scan"

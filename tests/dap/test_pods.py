@@ -23,7 +23,7 @@ import pytest
 from canopy.bridge import open_store
 from canopy.server.api.keys import PODS
 from canopy.server.auth import Principal
-from canopy.server.runtime.breakpoints import BreakpointSpec
+from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter
 from canopy.server.runtime.control import LaunchSpec
 from canopy.server.runtime.engine import RunState
 
@@ -32,6 +32,12 @@ from ..server.pods.remote import pod_server, remote_control
 from ..server.runtime import quitters
 from .client import ROOT, DapClient, launch_configured, spawn_stdio_adapter, speaking_to
 from .helpers import FOREVER, PATROL, PATROL_YAML, frame_names, frames, scope_values, step, tick
+from .test_raised_frames import (
+    PROGRAM,
+    assert_user_frames,
+    revisit_from_the_log,
+    stopped_on_the_exception,
+)
 
 USER, TENANT = "ann", "acme"
 
@@ -112,6 +118,14 @@ async def test_a_launch_in_a_local_pod_stops_steps_and_travels(
     await client.ok("disconnect", {})
 
 
+async def test_an_exception_in_a_pod_opens_the_raising_line_with_its_locals(
+    client: DapClient,
+) -> None:
+    await stopped_on_the_exception(client, pod="local", mode="manual", keepTicking=True)
+    await assert_user_frames(client, past=False)
+    await revisit_from_the_log(client)
+
+
 async def test_attach_to_an_execution_in_the_pod_leaves_it_running(
     client: DapClient, running: Running
 ) -> None:
@@ -137,6 +151,25 @@ async def test_attach_to_an_execution_in_the_pod_leaves_it_running(
         await client.wait_closed()
         after = await control.info(info.id)
         assert after.state is not RunState.ENDED  # it belongs to whoever launched it
+        await control.terminate(info.id)
+
+
+async def test_a_session_that_attaches_at_an_exception_stop_sees_the_raising_frames(
+    client: DapClient, running: Running
+) -> None:
+    async with remote_control(running) as control:
+        spec = LaunchSpec(PROGRAM, blackboard={"battery": 5}, keep_ticking=True)
+        info = await control.launch(spec)
+        await control.set_exception_filters(info.id, [ExceptionFilter.RAISED])
+        await control.tick(info.id)
+        assert (await control.wait_for_stop(info.id)).reason == "exception"
+
+        await client.ok("initialize", {"adapterID": "canopy"})
+        await client.ok("attach", {"executionId": info.id})
+        await client.wait_for("initialized")
+        await client.ok("configurationDone")
+        assert (await client.next_event("stopped"))["reason"] == "exception"
+        await assert_user_frames(client, past=False)
         await control.terminate(info.id)
 
 

@@ -130,7 +130,8 @@ async def test_user_code_that_exits_or_interrupts_ends_neither_the_adapter_nor_a
             assert (await quitter.next_event("stopped"))["reason"] == "exception"
             info = await quitter.ok("exceptionInfo", {"threadId": 1})
             assert info["exceptionId"] == f"builtins.{exception}", info
-            assert await frame_names(quitter) == ["quit", "seq"]
+            # The user's frames that raised, innermost first, then the node frames.
+            assert await frame_names(quitter) == ["_quit", "Quit.update", "quit", "seq"]
             await quitter.ok("continue", {"threadId": 1})
             assert (await quitter.wait_for("exited"))["exitCode"] == 1  # the tree failed
             await quitter.wait_for("terminated")

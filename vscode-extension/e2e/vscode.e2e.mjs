@@ -195,7 +195,9 @@ describe("Canopy in VS Code", function () {
     // Move costs 10: scan then divides by 5 // 10 == 0.
     await continueToException("ZeroDivisionError", 6);
     await page.locator(".exception-widget", { hasText: "ZeroDivisionError" }).waitFor();
-    await stoppedAt("scan [Scan]");
+    // The top frame is the raising line of robot.py, above the node frames.
+    const frames = await stoppedAt("Scan.update");
+    assert.ok(frames[1]?.startsWith("scan [Scan]"), frames.join(" | "));
   });
 
   it("shows the live tree: statuses, the current node, breakpoints on click, the timeline", async () => {
@@ -274,9 +276,11 @@ describe("Canopy in VS Code", function () {
     // The adapter starts a server and a pod; the project's canopy.toml gives the tree the
     // same initial values as patrol.yaml, so it runs the rounds down to the same bug.
     await eventually("the stop on ZeroDivisionError", async () => await stoppedOn("ZeroDivisionError"), 90_000);
-    const frames = await stoppedAt("scan [Scan]");
-    assert.deepEqual(frames.map((f) => f.split(" ")[0]), ["scan", "round", "patrol"]);
-    await page.locator(".statusbar-item", { hasText: "Ln 10" }).waitFor(); // <Scan name="scan"/>
+    const frames = await stoppedAt("Scan.update");
+    assert.deepEqual(frames.map((f) => f.split(" ")[0]), ["Scan.update", "scan", "round", "patrol"]);
+    // The editor opens robot.py at the line that divides by zero.
+    await page.locator(".tab.active", { hasText: "robot.py" }).waitFor();
+    await page.locator(".statusbar-item", { hasText: "Ln 68" }).waitFor(); // exposure_ms = 100 // ...
     await page.keyboard.press("F5");
     await page.locator(".debug-toolbar").waitFor({ state: "hidden" });
     await page.getByRole("tab", { name: /Debug Console/ }).first().click();

@@ -33,10 +33,9 @@ async function stateOf(dc, stack) {
 }
 
 scenario('the raised exception filter stops where a behaviour raises', async (dc) => {
-  const stopped = dc.assertStoppedLocation('exception', {
-    path: FACTORIES_PY,
-    line: classLine('CheckBattery'),
-  });
+  // The top frame is the line of the behaviour's code that raised, above the node frames.
+  const raising = lineOf(FACTORIES_PY, 'raise ValueError(', classLine('CheckBattery'));
+  const stopped = dc.assertStoppedLocation('exception', { path: FACTORIES_PY, line: raising });
   await launchConfigured(
     dc,
     { program: PATROL_FACTORY, mode: 'auto', blackboard: { battery: 50 }, cwd: ROOT },
@@ -46,15 +45,18 @@ scenario('the raised exception filter stops where a behaviour raises', async (dc
     },
   );
   const stack = await stopped;
-  assert.deepEqual(nodeNames(stack), ['check_battery', 'round', 'patrol']);
-  const { board, tick } = await stateOf(dc, stack);
+  assert.deepEqual(nodeNames(stack), ['CheckBattery.update', 'check_battery', 'round', 'patrol']);
+  const { board, tick, scopes } = await stateOf(dc, stack);
   assert.deepEqual(board, { battery: '-10' });
   assert.equal(tick.tick, '5');
+  assert.equal((await valuesOf(dc, scopes.Locals.variablesReference)).level, '-10');
 
   const info = await dc.exceptionInfoRequest({ threadId: 1 });
   assert.match(info.body.exceptionId, /ValueError/);
   assert.equal(info.body.description, 'battery level -10 is negative');
-  assert.match(info.body.details.stackTrace, /factories\.py/);
+  // The user's own line first, not Canopy's engine.
+  const [first] = info.body.details.stackTrace.split('\n');
+  assert.equal(first, `  File "${FACTORIES_PY}", line ${raising}, in CheckBattery.update`);
 
   // The behaviour failed, so the tree fails and the execution ends.
   const terminated = dc.waitForEvent('terminated');

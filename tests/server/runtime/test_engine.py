@@ -422,6 +422,42 @@ async def test_exception_filter_stops_where_a_behaviour_raised(
     assert recorded[-1][1]["root_status"] == "FAILURE"
 
 
+async def test_the_users_raising_frame_and_its_locals_are_recorded_with_the_exception(
+    control: ExecutionControl, store: SqlEventStore
+) -> None:
+    eid = await launch(control, blackboard={"battery": 50})
+    await control.set_exception_filters(eid, [ExceptionFilter.RAISED])
+    await control.tick(eid, 10)
+    await control.wait_for_stop(eid)
+    view = await control.view(eid)
+    assert view.raised is not None
+    (frame,) = view.raised["user_frames"]  # py_trees' and Canopy's frames are not the user's
+    assert {k: v for k, v in frame.items() if k != "locals"} == {
+        "path": str(FACTORIES),
+        "line": 36,
+        "function": "CheckBattery.update",
+        "code": 'raise ValueError(f"battery level {level} is negative")',
+    }
+    assert frame["locals"] == [
+        {
+            "name": "self",
+            "type": "CheckBattery",
+            "value": {
+                "name": "check_battery",
+                "status": "INVALID",  # reset as its sequence started again
+                "feedback_message": "",
+                "threshold": 20,
+                "blackboard": {"/battery": -10},
+            },
+        },
+        {"name": "level", "type": "int", "value": -10},
+    ]
+    await control.resume(eid)
+    await control.wait_for_end(eid)
+    (recorded,) = [p for t, p in await events(store, eid) if t == "BehaviourRaised"]
+    assert recorded["user_frames"] == view.raised["user_frames"]
+
+
 async def test_an_exception_with_no_filter_is_told_as_it_happens_and_fails_the_execution(
     control: ExecutionControl, store: SqlEventStore
 ) -> None:
