@@ -282,7 +282,10 @@ describe("Canopy in VS Code", function () {
     // same initial values as patrol.yaml, so it runs the rounds down to the same bug.
     await eventually("the stop on ZeroDivisionError", async () => await stoppedOn("ZeroDivisionError"), 90_000);
     const frames = await stoppedAt("Scan.update");
-    assert.deepEqual(frames.map((f) => f.split(" ")[0]), ["Scan.update", "scan", "round", "patrol"]);
+    // On top, the raising line of the user's own code (the row reads its name, file and line),
+    // then the node frames.
+    assert.match(frames[0], /^Scan\.update\s*robot\.py\s*68:\d+/);
+    assert.deepEqual(frames.slice(1).map((f) => f.split(" ")[0]), ["scan", "round", "patrol"]);
     // The editor opens robot.py at the line that divides by zero.
     await page.locator(".tab.active", { hasText: "robot.py" }).waitFor();
     await page.locator(".statusbar-item", { hasText: "Ln 68" }).waitFor(); // exposure_ms = 100 // ...
