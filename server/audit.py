@@ -1,7 +1,7 @@
 """The audit log of debug sessions: who did what to which execution, as events in the log.
 
 Every action that changes a debug session (attaching a debugger, starting and ending
-executions, driving them, breakpoints, watches, blackboard edits, hot reload, time travel)
+executions, their mode, breakpoints, watches, blackboard edits, hot reload, Python debugging)
 becomes one ``AuditAction`` event on the stream ``audit/<tenant>`` of topic
 ``debugging.internal``. One stream per tenant keeps a tenant's audit facts apart from the much
 larger execution telemetry, so that reading them back by execution or by user only scans
@@ -43,7 +43,7 @@ from .pods.provider import PodError
 from .remote.forwarding import ForwardingControl
 from .remote.wire import RemoteFailure
 from .runtime.breakpoints import BreakpointSpec
-from .runtime.control import ExecutionControl, ExecutionInfo, ExecutionView
+from .runtime.control import ExecutionControl, ExecutionInfo
 from .runtime.engine import Notification
 
 __all__ = [
@@ -246,18 +246,10 @@ def _reload(arguments: Mapping[str, Any], result: Any) -> dict[str, Any]:
     }
 
 
-def _travel(arguments: Mapping[str, Any], result: Any) -> dict[str, Any]:
-    view: ExecutionView = result
-    return {"tick": view.tick}
-
-
 _DETAILS: Final[dict[str, _Describe]] = {
     "launch": _launch,
     "terminate": lambda arguments, result: {},
-    "tick": lambda arguments, result: {"count": arguments.get("count", 1)},
     "set_mode": _set_mode,
-    "pause": lambda arguments, result: {"reason": arguments.get("reason", "pause")},
-    "resume": lambda arguments, result: {"step": str(arguments.get("action", "continue"))},
     "set_breakpoints": _breakpoints,
     "set_watches": _watches,
     "set_exception_filters": lambda arguments, result: {
@@ -268,8 +260,9 @@ _DETAILS: Final[dict[str, _Describe]] = {
         "value": _value_text(arguments["value"]),
     },
     "reload": _reload,
-    "step_back": _travel,
-    "reverse_continue": _travel,
     "python_debug": lambda arguments, result: {"node_id": _clip(arguments["node_id"])},
 }
-"""The audited calls, each with what its event's ``details`` say about it."""
+"""The audited calls, each with what its event's ``details`` say about it. Moving through an
+execution (tick, pause, continue, the steps, travelling back) changes neither its settings nor
+its data beyond what the launch allowed, and a step's answer (and with it the stop it causes)
+would wait on one more write to the log: those calls are not recorded."""

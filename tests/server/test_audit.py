@@ -62,13 +62,13 @@ async def test_each_action_on_an_execution_leaves_one_event_as_its_user(
         await control.set_watches(info.id, [WatchSpec(key="battery")])
         await control.set_exception_filters(info.id, [ExceptionFilter.RAISED])
         await control.set_blackboard(info.id, "battery", 90)
-        await control.tick(info.id, 1)
+        await control.tick(info.id, 1)  # moving through the execution: not audited
         await control.settle(info.id)  # a read: not audited
         await control.view(info.id)  # a read: not audited
         await control.set_mode(info.id, Mode.MANUAL)
-        await control.step_back(info.id)
-        await control.pause(info.id)
-        await control.resume(info.id, StepKind.OVER)
+        await control.step_back(info.id)  # not audited
+        await control.pause(info.id)  # not audited
+        await control.resume(info.id, StepKind.OVER)  # not audited
         await control.reload(info.id)
         await control.terminate(info.id)
         events = await audit(control.client, execution=info.id)
@@ -79,11 +79,7 @@ async def test_each_action_on_an_execution_leaves_one_event_as_its_user(
         "set_watches",
         "set_exception_filters",
         "set_blackboard",
-        "tick",
         "set_mode",
-        "step_back",
-        "pause",
-        "resume",
         "reload",
         "terminate",
     ]
@@ -102,10 +98,7 @@ async def test_each_action_on_an_execution_leaves_one_event_as_its_user(
     assert details["set_watches"] == {"count": 1, "keys": ["battery"]}
     assert details["set_exception_filters"] == {"filters": ["raised"]}
     assert details["set_blackboard"] == {"key": "/battery", "value": "90"}
-    assert details["tick"] == {"count": 1}
-    assert details["step_back"] == {"tick": 0}
-    assert details["pause"] == {"reason": "pause"}
-    assert details["resume"] == {"step": "over"}
+    assert details["set_mode"] == {"mode": "manual"}
     assert details["reload"] == {"program": None, "keep_blackboard": True, "unbound": 0}
     assert details["terminate"] is None
 
@@ -164,7 +157,7 @@ async def test_queries_by_execution_user_and_action_stay_in_the_tenant(
         theirs = await bob.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
         other = await carol.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
         await ann.set_blackboard(mine.id, "battery", 50)
-        await bob.tick(theirs.id)
+        await bob.set_mode(theirs.id, Mode.MANUAL)
         await carol.set_blackboard(other.id, "battery", 10)
         with pytest.raises(UnknownExecution):  # users reach only their own pod
             await bob.set_blackboard(mine.id, "battery", 0)
@@ -185,7 +178,7 @@ async def test_queries_by_execution_user_and_action_stay_in_the_tenant(
     assert [e.payload["outcome"] for e in by_execution] == ["succeeded", "succeeded", "refused"]
     assert [(e.payload["action"], e.payload.get("execution_id")) for e in by_user] == [
         ("launch", theirs.id),
-        ("tick", theirs.id),
+        ("set_mode", theirs.id),
         ("set_blackboard", mine.id),
     ]
     assert [e.payload["user_id"] for e in by_action] == ["ann", "bob"]
@@ -267,7 +260,7 @@ async def test_the_audit_command_prints_the_log(running: Running, tmp_path: Path
         info = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
         await control.set_blackboard(info.id, "battery", 42)
         with pytest.raises(UnknownExecution):
-            await control.tick("gone")
+            await control.terminate("gone")
     where = ("--url", running.url, "--token", token)
 
     shown = await canopy("audit", "--execution", info.id, *where, cwd=tmp_path)
@@ -281,7 +274,7 @@ async def test_the_audit_command_prints_the_log(running: Running, tmp_path: Path
     shown = await canopy("audit", "--user", "ann", "--json", *where, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     events = [json.loads(line) for line in shown.stdout.splitlines()]
-    assert [e["payload"]["action"] for e in events] == ["launch", "set_blackboard", "tick"]
+    assert [e["payload"]["action"] for e in events] == ["launch", "set_blackboard", "terminate"]
     assert events[-1]["payload"]["outcome"] == "refused"
     assert events[-1]["payload"]["error"]["code"] == "UnknownExecution"
 
