@@ -217,30 +217,29 @@ def _problems(statuses: Sequence[int]) -> dict[str, Any]:
 # -- the rest of the API -------------------------------------------------------------------
 
 
+def _after_parameter() -> dict[str, Any]:
+    return {
+        "name": "after",
+        "in": "query",
+        "description": "Only events after this offset.",
+        "schema": {"type": "integer", "minimum": 0, "default": 0},
+    }
+
+
+def _limit_parameter(most: int, default: int) -> dict[str, Any]:
+    return {
+        "name": "limit",
+        "in": "query",
+        "description": "At most this many events.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": most, "default": default},
+    }
+
+
 def _event_parameters(*, with_limit: bool) -> list[dict[str, Any]]:
     topics = sorted(TOPICS)
-    parameters: list[dict[str, Any]] = [
-        {
-            "name": "after",
-            "in": "query",
-            "description": "Only events after this offset.",
-            "schema": {"type": "integer", "minimum": 0, "default": 0},
-        }
-    ]
+    parameters = [_after_parameter()]
     if with_limit:
-        parameters.append(
-            {
-                "name": "limit",
-                "in": "query",
-                "description": "At most this many events.",
-                "schema": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": MAX_LIMIT,
-                    "default": DEFAULT_LIMIT,
-                },
-            }
-        )
+        parameters.append(_limit_parameter(MAX_LIMIT, DEFAULT_LIMIT))
     for name, description, items in (
         ("topic", "Only these topics (repeatable).", {"enum": topics}),
         ("stream", "Only these streams (repeatable).", {"type": "string", "minLength": 1}),
@@ -260,25 +259,7 @@ def _event_parameters(*, with_limit: bool) -> list[dict[str, Any]]:
 
 
 def _audit_parameters() -> list[dict[str, Any]]:
-    parameters: list[dict[str, Any]] = [
-        {
-            "name": "after",
-            "in": "query",
-            "description": "Only events after this offset.",
-            "schema": {"type": "integer", "minimum": 0, "default": 0},
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "description": "At most this many events.",
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_AUDIT_LIMIT,
-                "default": DEFAULT_AUDIT_LIMIT,
-            },
-        },
-    ]
+    parameters = [_after_parameter(), _limit_parameter(MAX_AUDIT_LIMIT, DEFAULT_AUDIT_LIMIT)]
     for name, description, schema in (
         ("execution", "Only actions on this execution.", {"type": "string", "minLength": 1}),
         ("user", "Only actions of this user.", {"type": "string", "minLength": 1}),
