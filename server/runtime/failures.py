@@ -21,7 +21,7 @@ import py_trees
 
 from .definition import SourceLocation
 
-__all__ = ["exception_name", "failure_summary", "in_user_code", "raised_report", "user_frame"]
+__all__ = ["exception_name", "failure_summary", "in_user_code", "raised_report"]
 
 _LIBRARY_FOLDERS: Final = tuple(
     str(Path(folder).resolve()) + "/"
@@ -44,13 +44,6 @@ def failure_summary(exception: str, node_name: str) -> str:
     return f"{exception_name(exception)} in {node_name}"
 
 
-def user_frame(frames: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The innermost frame of a recorded traceback in the user's code (outside py_trees,
-    Canopy, the standard library and installed packages); else the innermost frame."""
-    candidates = [f for f in frames if in_user_code(str(f.get("path", "")))] or frames
-    return candidates[-1] if candidates else None
-
-
 def raised_report(raised: Mapping[str, Any], node_name: str, source: SourceLocation | None) -> str:
     """A ``BehaviourRaised`` payload as a few lines for a console, e.g.::
 
@@ -62,11 +55,19 @@ def raised_report(raised: Mapping[str, Any], node_name: str, source: SourceLocat
     lines = [f"{head} (tick {raised['tick']}): {raised['message']}"]
     where = f" at {source.path}:{source.line}" if source is not None and source.path else ""
     lines.append(f"  node {raised['node_id']}{where}")
-    frame = user_frame(raised["traceback"])
+    frame = _raising_frame(raised)
     if frame is not None:
         code = f": {frame['code']}" if frame.get("code") else ""
-        lines.append(f"  raised in {frame['function']} at {frame['path']}:{frame['line']}{code}")
+        function = str(frame["function"]).rpartition(".")[2]  # ``update``, not ``Scan.update``
+        lines.append(f"  raised in {function} at {frame['path']}:{frame['line']}{code}")
     return "\n".join(lines) + "\n"
+
+
+def _raising_frame(raised: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The innermost frame in the user's code, as the engine found it (``user_frames``,
+    innermost first); else the innermost frame of the whole traceback."""
+    frames: Sequence[Mapping[str, Any]] = raised.get("user_frames") or raised["traceback"][-1:]
+    return frames[0] if frames else None
 
 
 def in_user_code(path: str) -> bool:
