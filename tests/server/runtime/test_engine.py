@@ -831,30 +831,38 @@ class Answer(py_trees.behaviour.Behaviour):
 """
 
 
+async def launch_answer(control: ExecutionControl, folder: Path, module: str) -> tuple[Path, str]:
+    """Launch a one-node tree of ``module``'s ``Answer`` (written to ``folder``, version
+    "first"), tick it once; the module's file and the execution id."""
+    source = folder / f"{module}.py"
+    source.write_text(ANSWER.format(version="first"))
+    tree = folder / "answer.yaml"
+    tree.write_text(f"name: answer\nroot:\n  type: {module}:Answer\n  name: answer\n")
+    eid = await launch(control, str(tree), blackboard={})
+    await tick_and_wait(control, eid)
+    return source, eid
+
+
+def feedback_of(view: Any) -> dict[str, str]:
+    return {n["id"]: n["feedback"] for n in view.nodes}
+
+
 async def test_hot_reload_runs_the_edited_code_of_behaviours(
     control: ExecutionControl, tmp_path: Path
 ) -> None:
-    module = tmp_path / "answers_v.py"
-    module.write_text(ANSWER.format(version="first"))
-    tree = tmp_path / "answer.yaml"
-    tree.write_text("name: answer\nroot:\n  type: answers_v:Answer\n  name: answer\n")
-    eid = await launch(control, str(tree), blackboard={})
-    await tick_and_wait(control, eid)
-    feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
-    assert feedback["answer"] == "first"
+    module, eid = await launch_answer(control, tmp_path, "answers_v")
+    assert feedback_of(await control.view(eid))["answer"] == "first"
 
     module.write_text(ANSWER.format(version="second"))
     await control.reload(eid)
     await tick_and_wait(control, eid)
-    feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
-    assert feedback["answer"] == "second"
+    assert feedback_of(await control.view(eid))["answer"] == "second"
 
     module.write_text(ANSWER.format(version="third").replace("def update", "def update(("))
     with pytest.raises(DefinitionError, match=r"answers_v\.py:\d+:\d+: cannot reload"):
         await control.reload(eid)
     await tick_and_wait(control, eid)  # the tree goes on with the code it had
-    feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
-    assert feedback["answer"] == "second"
+    assert feedback_of(await control.view(eid))["answer"] == "second"
 
 
 # -- user code that exits or interrupts --------------------------------------------------------
@@ -922,15 +930,9 @@ async def test_a_factory_or_constructor_that_exits_is_a_definition_problem(
 async def test_a_hot_reload_into_code_that_exits_keeps_the_running_tree(
     control: ExecutionControl, tmp_path: Path
 ) -> None:
-    module = tmp_path / "answers_x.py"
-    module.write_text(ANSWER.format(version="first"))
-    tree = tmp_path / "answer.yaml"
-    tree.write_text("name: answer\nroot:\n  type: answers_x:Answer\n  name: answer\n")
-    eid = await launch(control, str(tree), blackboard={})
-    await tick_and_wait(control, eid)
+    module, eid = await launch_answer(control, tmp_path, "answers_x")
     module.write_text("import sys\nsys.exit(5)\n" + ANSWER.format(version="second"))
     with pytest.raises(DefinitionError, match=r"reloading module 'answers_x' failed: SystemExit"):
         await control.reload(eid)
     await tick_and_wait(control, eid)
-    feedback = {n["id"]: n["feedback"] for n in (await control.view(eid)).nodes}
-    assert feedback["answer"] == "first"
+    assert feedback_of(await control.view(eid))["answer"] == "first"
