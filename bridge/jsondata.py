@@ -74,14 +74,18 @@ def wide_integer(value: Any, text: str | None = None) -> tuple[str, int] | None:
     return None
 
 
-def refuse_wide_integers(call: str, arguments: Mapping[str, Any]) -> None:
-    """Refuse ``call`` (InvalidArgument naming the argument) when its arguments hold an integer
-    outside INT_MIN … INT_MAX: the pod link cannot carry it and the log cannot keep it, and a
-    value a client writes is kept exactly or refused, never changed."""
+def refuse_wide_integers(arguments: Mapping[str, Any], call: str | None = None) -> None:
+    """Refuse ``call`` (InvalidArgument naming the argument, after ``call`` when given) when its
+    arguments hold an integer outside INT_MIN … INT_MAX: the pod link cannot carry it and the
+    log cannot keep it, and a value a client writes is kept exactly or refused, never changed.
+    A number of over 40 digits is told by its length."""
     if (wide := wide_integer(dict(arguments))) is not None:
         where, number = wide
+        digits = str(abs(number))
+        shown = number if len(digits) <= 40 else f"of {len(digits)} digits"
+        prefix = f"{call}: " if call is not None else ""
         raise InvalidArgument(
-            f"{call}: argument {where!r}: integer {number} is outside the signed 64-bit range"
+            f"{prefix}argument {where!r}: integer {shown} is outside the signed 64-bit range"
         )
 
 

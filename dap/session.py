@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from canopy.bridge import CanopyError, InvalidArgument
-from canopy.bridge.jsondata import wide_integer
+from canopy.bridge.jsondata import refuse_wide_integers
 from canopy.server.remote.wire import encode
 from canopy.server.runtime.breakpoints import ExceptionFilter, WatchSpec
 from canopy.server.runtime.control import (
@@ -162,13 +162,7 @@ class DebugSession:
             raise InvalidArgument("arguments must be an object")
         # No DAP argument holds an integer beyond 64 bits, and neither the runtime, the log nor
         # the pod link could keep one: refused here, by name, before any handler sees it.
-        if (wide := wide_integer(arguments)) is not None:
-            where, number = wide
-            digits = str(abs(number))
-            shown = number if len(digits) <= 40 else f"of {len(digits)} digits"
-            raise InvalidArgument(
-                f"argument {where!r}: integer {shown} is outside the signed 64-bit range"
-            )
+        refuse_wide_integers(arguments)
         body: dict[str, Any] | None = await handler(arguments)
         return body
 

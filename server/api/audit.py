@@ -17,6 +17,7 @@ from multidict import MultiMapping
 
 from canopy import schemas
 from canopy.bridge import EventFilter, RecordedEvent, Topic
+from canopy.bridge.jsondata import INT_MAX
 
 from ..audit import AUDIT_EVENT_TYPE, Actor, AuditTrail, audit_stream
 from .keys import PRINCIPAL, STORE
@@ -80,7 +81,7 @@ class AuditQuery:
                 "action", f"unknown action {action!r} (actions: {', '.join(AUDIT_ACTIONS)})"
             )
         return cls(
-            after=integer_parameter(query, "after", 0, 0, 2**63 - 1),
+            after=integer_parameter(query, "after", 0, 0, INT_MAX),
             limit=integer_parameter(query, "limit", DEFAULT_AUDIT_LIMIT, 1, MAX_AUDIT_LIMIT),
             execution=_text(query, "execution"),
             user=_text(query, "user"),

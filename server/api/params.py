@@ -12,7 +12,7 @@ from multidict import MultiMapping
 
 from canopy.bridge import TOPICS, EventFilter, RecordedEvent
 from canopy.bridge.errors import InvalidJson
-from canopy.bridge.jsondata import loads
+from canopy.bridge.jsondata import INT_MAX, loads
 
 from .problems import Problem
 
@@ -101,7 +101,7 @@ class EventQuery:
                 f"unknown query parameter {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})",
             )
         return cls(
-            after=integer_parameter(query, "after", 0, 0, 2**63 - 1),
+            after=integer_parameter(query, "after", 0, 0, INT_MAX),
             limit=integer_parameter(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
             if with_limit
             else 0,

@@ -199,7 +199,7 @@ def encode_arguments(method: str, arguments: Mapping[str, Any]) -> dict[str, Any
     blackboard value, say) is refused by name: neither the link nor the log could keep it."""
     _check_call(method)
     encoded = {name: encode(value) for name, value in arguments.items()}
-    refuse_wide_integers(method, encoded)
+    refuse_wide_integers(encoded, method)
     return encoded
 
 

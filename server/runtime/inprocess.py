@@ -184,7 +184,7 @@ class InProcessControl(ExecutionControl):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
-        refuse_wide_integers("launch", {"spec": {"blackboard": spec.blackboard}})
+        refuse_wide_integers({"spec": {"blackboard": spec.blackboard}}, "launch")
         _check_interval(spec.interval_ms)
         definition = await asyncio.to_thread(_load, spec, spec.program, {})
         self._check_recordable(definition)
@@ -359,7 +359,7 @@ class InProcessControl(ExecutionControl):
         entry = self._live(execution_id)
         if entry.past is not None:
             raise InvalidRequest("the past is read-only: continue to return to the live execution")
-        refuse_wide_integers("set_blackboard", {"value": value})
+        refuse_wide_integers({"value": value}, "set_blackboard")
         stored = absolute_key(key)
         entry.execution.set_blackboard(stored, value)
         return stored
