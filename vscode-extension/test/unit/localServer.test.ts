@@ -22,8 +22,8 @@ describe("LocalServer and ServerClient against a real canopy serve", function ()
     folder = fs.mkdtempSync(path.join(os.tmpdir(), "canopy-server-"));
   });
 
-  after(async () => {
-    await server.stop();
+  afterEach(async () => {
+    await server.stop(); // a failed test leaves no server behind for the next one
   });
 
   it("starts, toggles debug mode, refuses a wrong token, and stops cleanly", async () => {
@@ -31,7 +31,8 @@ describe("LocalServer and ServerClient against a real canopy serve", function ()
     const found = await server.start(canopy, folder, env);
     assert.match(found.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.ok(server.running);
-    assert.match(output, /serving on/);
+    // The banner follows the discovery file on another stream, so it may arrive a moment later.
+    await outputMatches(() => output, /serving on/);
 
     const client = new ServerClient(found);
     assert.equal(await client.pod(), undefined);
@@ -64,3 +65,12 @@ describe("LocalServer and ServerClient against a real canopy serve", function ()
     assert.equal(server.running, false);
   });
 });
+
+/** Wait up to five seconds for the collected output to match `pattern`. */
+async function outputMatches(output: () => string, pattern: RegExp): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!pattern.test(output()) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.match(output(), pattern);
+}
