@@ -10,8 +10,10 @@ from .model import (
     ToolSpec,
     Usage,
 )
+from .providers import PROVIDERS, open_model
 
 __all__ = [
+    "PROVIDERS",
     "LanguageModel",
     "ModelError",
     "ModelRequest",
@@ -19,4 +21,5 @@ __all__ = [
     "ToolCall",
     "ToolSpec",
     "Usage",
+    "open_model",
 ]
