@@ -175,7 +175,7 @@ class AuditedControl(ForwardingControl):
         except Exception as error:
             await self.trail.record_quietly(call, execution_id, error=error)
             raise
-        if isinstance(result, ExecutionInfo):  # a launch: the id exists only now
+        if isinstance(result, ExecutionInfo):  # a launch or a fork: the id exists only now
             execution_id = result.id
         await self.trail.record(call, execution_id, details=describe(arguments, result))
         return result
@@ -220,6 +220,16 @@ def _launch(arguments: Mapping[str, Any], result: Any) -> dict[str, Any]:
     return {"program": _clip(spec.program), "mode": str(spec.mode)}
 
 
+def _fork(arguments: Mapping[str, Any], result: Any) -> dict[str, Any]:
+    edited = list(arguments.get("blackboard") or {})
+    return {
+        "source": arguments["execution_id"],
+        "tick": arguments.get("tick"),
+        "edited": [_clip(key) for key in edited[:_MAX_LISTED]],
+        "live": [_clip(node) for node in list(arguments.get("live", ()))[:_MAX_LISTED]],
+    }
+
+
 def _breakpoints(arguments: Mapping[str, Any], result: Any) -> dict[str, Any]:
     specs = arguments["specs"]
     return {"count": len(specs), "at": [_clip(_place(s)) for s in specs[:_MAX_LISTED]]}
@@ -248,6 +258,7 @@ def _reload(arguments: Mapping[str, Any], result: Any) -> dict[str, Any]:
 
 _DETAILS: Final[dict[str, _Describe]] = {
     "launch": _launch,
+    "fork": _fork,
     "terminate": lambda arguments, result: {},
     "set_mode": _set_mode,
     "set_breakpoints": _breakpoints,

@@ -9,7 +9,7 @@ ended with a dead pod are still answered, with their reason.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,7 +19,7 @@ from ..auth import Principal
 from ..remote.forwarding import ForwardingControl
 from ..remote.wire import TooManySessions
 from ..runtime.control import ExecutionInfo, InvalidRequest, LaunchSpec, UnknownExecution
-from ..runtime.engine import Notification
+from ..runtime.engine import Mode, Notification
 from ..trees import TreeLibrary, UnknownTree, parse_program
 from .manager import Pod, PodManager
 from .roots import WorkspaceRoots
@@ -65,16 +65,36 @@ class PodControl(ForwardingControl):
         if wanted is None:
             self.roots.check_launch(spec.program, spec.base_dir or "")
         pod = await self.manager.ensure(self.principal)
+        self._check_room(pod)
+        if wanted is not None:
+            spec = await self._uploaded(pod, spec, *wanted)
+        info: ExecutionInfo = await self.manager.call(pod, "launch", spec=spec)
+        return info
+
+    async def fork(
+        self,
+        execution_id: str,
+        *,
+        tick: int | None = None,
+        blackboard: Mapping[str, Any] | None = None,
+        live: Sequence[str] = (),
+        mode: Mode | None = None,
+    ) -> ExecutionInfo:
+        pod = self.manager.current(self.principal)
+        if pod is not None:
+            self._check_room(pod)
+        return await super().fork(
+            execution_id, tick=tick, blackboard=blackboard, live=live, mode=mode
+        )
+
+    def _check_room(self, pod: Pod) -> None:
+        """TooManySessions when the user's pod runs as many executions as allowed."""
         limit = self.manager.policy.max_sessions
         if len(pod.live) >= limit:
             raise TooManySessions(
                 f"you have {len(pod.live)} debug sessions running (at most {limit}); "
                 "end one before starting another"
             )
-        if wanted is not None:
-            spec = await self._uploaded(pod, spec, *wanted)
-        info: ExecutionInfo = await self.manager.call(pod, "launch", spec=spec)
-        return info
 
     async def reload(
         self, execution_id: str, program: str | None = None, *, keep_blackboard: bool = True

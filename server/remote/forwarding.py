@@ -8,7 +8,7 @@ written once here, so a call added to the contract is added to both by adding it
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..runtime.breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
@@ -42,6 +42,25 @@ class ForwardingControl(ExecutionControl):
 
     async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
         result: ExecutionInfo = await self.forward("launch", spec=spec)
+        return result
+
+    async def fork(
+        self,
+        execution_id: str,
+        *,
+        tick: int | None = None,
+        blackboard: Mapping[str, Any] | None = None,
+        live: Sequence[str] = (),
+        mode: Mode | None = None,
+    ) -> ExecutionInfo:
+        result: ExecutionInfo = await self.forward(
+            "fork",
+            execution_id=execution_id,
+            tick=tick,
+            blackboard=blackboard,
+            live=live,
+            mode=mode,
+        )
         return result
 
     async def executions(self) -> list[ExecutionInfo]:

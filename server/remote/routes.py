@@ -37,6 +37,13 @@ class Route:
 
 ROUTES: Final = (
     Route("launch", "POST", "/api/v1/executions", "Start an execution in the caller's pod"),
+    Route(
+        "fork",
+        "POST",
+        EXECUTION + "/fork",
+        "Start a new execution from this one's blackboard at a tick, with edits; agents "
+        "whose inputs are unchanged are answered from the log",
+    ),
     Route("executions", "GET", "/api/v1/executions", "List the caller's executions"),
     Route("info", "GET", EXECUTION, "One execution at a glance"),
     Route("terminate", "DELETE", EXECUTION, "End an execution"),

@@ -27,6 +27,7 @@ __all__ = [
     "ExecutionControl",
     "ExecutionInfo",
     "ExecutionView",
+    "ForkSpec",
     "FrameView",
     "InvalidRequest",
     "LaunchSpec",
@@ -59,6 +60,19 @@ class InvalidRequest(ControlError):
 
 
 @dataclass(frozen=True, slots=True)
+class ForkSpec:
+    """Where a fork comes from: execution ``execution_id`` as it was at the end of ``tick``
+    (0: as it started). ``edited`` names the blackboard keys the fork changed: a leaf served
+    from the source's log never overwrites them. ``live`` names nodes that run live even when
+    a recorded answer fits them."""
+
+    execution_id: str
+    tick: int
+    edited: tuple[str, ...] = ()
+    live: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchSpec:
     """How to start an execution. ``program`` is a tree file (YAML, JSON, Groot2 XML) or a
     Python factory (``path/to/file.py:function`` or ``module:function``); ``registry`` maps
@@ -79,6 +93,8 @@ class LaunchSpec:
     stop_on_entry: bool = False
     registry: Mapping[str, str] = field(default_factory=dict)
     base_dir: str | None = None
+    fork: ForkSpec | None = None
+    """Set when the execution is a fork (or a restart): :meth:`ExecutionControl.fork`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +172,23 @@ class ExecutionControl(ABC):
     @abstractmethod
     async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
         """Load the program, start an execution; ``DefinitionError`` for a bad tree."""
+
+    @abstractmethod
+    async def fork(
+        self,
+        execution_id: str,
+        *,
+        tick: int | None = None,
+        blackboard: Mapping[str, Any] | None = None,
+        live: Sequence[str] = (),
+        mode: Mode | None = None,
+    ) -> ExecutionInfo:
+        """Start a new execution of the same program from the blackboard ``execution_id``
+        had at the end of ``tick`` (the last completed tick when None; 0 restarts it from its
+        start), with ``blackboard`` (keys absolute or dotted names) written on top, in ``mode``
+        (the source's launch mode when None). Every agent leaf whose resolved inputs
+        match a call recorded in the source's log is answered from the log instead of running
+        again, except the nodes named in ``live``; so only what the edits reach runs live."""
 
     @abstractmethod
     async def executions(self) -> list[ExecutionInfo]:

@@ -43,6 +43,7 @@ from .definition import BuiltTree, TreeDefinition, build_tree
 from .expressions import ExpressionError
 from .failures import failure_summary, raised_report
 from .raised import raised_frames
+from .recorded import RecordedCalls
 from .recorder import EventRecorder
 from .user_faults import RUNTIME_CONTROL_FLOW
 from .values import jsonable
@@ -192,8 +193,14 @@ class Execution:
         blackboard: Mapping[str, Any] | None = None,
         stop_on_entry: bool = False,
         notify: Callable[[Notification], None] = lambda _: None,
+        forked_from: tuple[str, int] | None = None,
+        recorded: RecordedCalls | None = None,
     ) -> None:
         self.id = execution_id
+        self.forked_from = forked_from
+        """The execution and tick a fork (or a restart) starts from."""
+        self.recorded = recorded
+        """The answers of a fork's source, which its agent leaves take instead of calling."""
         self.definition = definition
         self.recorder = recorder
         self.capture = capture
@@ -932,6 +939,12 @@ class Execution:
             payload["max_ticks"] = self.max_ticks
         if self.keep_ticking:
             payload["keep_ticking"] = True
+        if self.forked_from is not None:
+            source, tick = self.forked_from
+            payload["forked_from"] = {"execution_id": source, "tick": tick}
+            if self.recorded is not None:
+                payload["forked_from"]["edited"] = sorted(self.recorded.pinned)
+                payload["forked_from"]["live"] = sorted(self.recorded.live)
         self.recorder.record("ExecutionStarted", payload)
 
     def _snapshot(self) -> None:

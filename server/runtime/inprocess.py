@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +27,7 @@ from .control import (
     ExecutionControl,
     ExecutionInfo,
     ExecutionView,
+    ForkSpec,
     FrameView,
     InvalidRequest,
     LaunchSpec,
@@ -50,6 +51,7 @@ from .history import ExecutionHistory, ExecutionState, HistoryError
 from .pictures import to_dot, to_json_model, to_svg
 from .project import read_project
 from .python_debug import PythonDebugError, PythonTarget, python_target
+from .recorded import RecordedCalls, read_recorded_calls
 from .recorder import EventRecorder
 from .stats import ExecutionStats, execution_statistics
 from .values import jsonable
@@ -188,6 +190,7 @@ class InProcessControl(ExecutionControl):
         _check_interval(spec.interval_ms)
         definition = await asyncio.to_thread(_load, spec, spec.program, {})
         self._check_recordable(definition)
+        recorded = await self._recorded(spec.fork)
         execution_id = uuid.uuid4().hex[:12]
         recorder = EventRecorder(
             self.store, tenant_id=self.tenant_id, execution_id=execution_id, producer=self.producer
@@ -205,6 +208,8 @@ class InProcessControl(ExecutionControl):
             blackboard=spec.blackboard,
             stop_on_entry=spec.stop_on_entry,
             notify=self._from_thread,
+            forked_from=(spec.fork.execution_id, spec.fork.tick) if spec.fork else None,
+            recorded=recorded,
         )
         entry = _Entry(
             execution,
@@ -222,6 +227,43 @@ class InProcessControl(ExecutionControl):
         else:
             execution.start()
         return self._info(entry)
+
+    async def fork(
+        self,
+        execution_id: str,
+        *,
+        tick: int | None = None,
+        blackboard: Mapping[str, Any] | None = None,
+        live: Sequence[str] = (),
+        mode: Mode | None = None,
+    ) -> ExecutionInfo:
+        entry = self._entry(execution_id)
+        state = await self.state_at(execution_id, tick)
+        unknown = sorted(set(live) - {node.id for node in state.tree})
+        if unknown:
+            raise InvalidRequest(f"no node {unknown[0]!r} in execution {execution_id}")
+        edits = {absolute_key(key): value for key, value in (blackboard or {}).items()}
+        refuse_wide_integers({"blackboard": edits}, "fork")
+        spec = replace(
+            entry.spec,
+            program=entry.program,
+            mode=mode or entry.spec.mode,
+            blackboard={**state.blackboard, **edits},
+            stop_on_entry=False,
+            fork=ForkSpec(execution_id, state.tick, tuple(sorted(edits)), tuple(live)),
+        )
+        return await self.launch(spec)
+
+    async def _recorded(self, fork: ForkSpec | None) -> RecordedCalls | None:
+        """The source's answers a fork may serve, read once its events are all in the log."""
+        if fork is None:
+            return None
+        source = self._entries.get(fork.execution_id)
+        if source is not None:
+            await source.recorder.drain()
+        return await read_recorded_calls(
+            self.store, self.tenant_id, fork.execution_id, pinned=fork.edited, live=fork.live
+        )
 
     async def executions(self) -> list[ExecutionInfo]:
         return [self._info(entry) for entry in self._entries.values()]

@@ -215,7 +215,7 @@ async def test_pages_follow_next_after_to_the_end(running: Running) -> None:
         ("limit=1001", "limit"),
         ("limit=ten", "limit"),
         ("after=-1", "after"),
-        ("action=fork", "action"),
+        ("action=teleport", "action"),
         ("execution=", "execution"),
         ("user=ann&user=bob", "user"),
         ("tenant=globex", "tenant"),
@@ -281,7 +281,7 @@ async def test_the_audit_command_prints_the_log(running: Running, tmp_path: Path
     shown = await canopy("audit", "--user", "ann", "--limit", "1", *where, cwd=tmp_path)
     assert len(shown.stdout.splitlines()) == 1
 
-    shown = await canopy("audit", "--action", "fork", *where, cwd=tmp_path)
+    shown = await canopy("audit", "--action", "teleport", *where, cwd=tmp_path)
     assert shown.returncode == 1
-    assert "unknown action 'fork'" in shown.stderr
+    assert "unknown action 'teleport'" in shown.stderr
     assert "Traceback" not in shown.stderr

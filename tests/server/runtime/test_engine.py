@@ -621,6 +621,53 @@ async def test_step_back_and_reverse_continue_show_the_past(control: ExecutionCo
     assert not view.past
 
 
+async def test_a_fork_starts_from_the_blackboard_at_a_tick_with_edits(
+    control: ExecutionControl, store: SqlEventStore
+) -> None:
+    source = await launch(control)
+    await tick_and_wait(control, source, 4)  # battery 100 -> 70 (tick 2) -> 40 (tick 4)
+
+    info = await control.fork(source, tick=2, blackboard={"battery": 55}, mode=Mode.MANUAL)
+    assert info.id != source
+    assert (info.program, info.tick) == (PATROL, 0)
+    await tick_and_wait(control, info.id, 2)
+    assert (await control.view(info.id)).blackboard["/battery"] == 25
+    assert (await control.view(source)).blackboard["/battery"] == 40  # the source is untouched
+
+    # Without a tick, from the last one; tick 0 restarts from the start.
+    latest = await control.fork(source)
+    restart = await control.fork(source, tick=0, live=["patrol/round/move"])
+    for execution in (info.id, latest.id, restart.id):
+        await control.terminate(execution)
+    started = {e: (await events(store, e))[0] for e in (info.id, latest.id, restart.id)}
+    assert started[info.id][0] == "ExecutionStarted"
+    assert started[info.id][1]["forked_from"] == {
+        "execution_id": source,
+        "tick": 2,
+        "edited": ["/battery"],
+        "live": [],
+    }
+    assert started[info.id][1]["blackboard"] == {"/battery": 55}
+    assert started[latest.id][1]["blackboard"] == {"/battery": 40}
+    assert started[latest.id][1]["forked_from"]["tick"] == 4
+    assert started[restart.id][1]["blackboard"] == {"/battery": 100}
+    assert started[restart.id][1]["forked_from"]["live"] == ["patrol/round/move"]
+
+
+async def test_a_fork_that_cannot_be_made_says_why(control: ExecutionControl) -> None:
+    source = await launch(control)
+    await tick_and_wait(control, source, 2)
+    with pytest.raises(UnknownExecution):
+        await control.fork("nope")
+    with pytest.raises(InvalidRequest, match="beyond the recorded range"):
+        await control.fork(source, tick=9)
+    with pytest.raises(InvalidRequest, match="no node 'patrol/nowhere'"):
+        await control.fork(source, live=["patrol/nowhere"])
+    with pytest.raises(InvalidArgument, match="64"):
+        await control.fork(source, blackboard={"battery": 2**64})
+    assert [i.id for i in await control.executions()] == [source]
+
+
 # -- bad requests ----------------------------------------------------------------------------
 
 
