@@ -111,6 +111,7 @@ class _Thread:
     stop_on_entry: bool
     name: str
     launched: bool = True  # False when attached: the execution belongs to someone else
+    ended: bool = False
 
 
 class DebugSession:
@@ -730,6 +731,52 @@ class DebugSession:
         )
         return diff
 
+    async def on_canopy_fork(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Fork the thread's execution from its blackboard at ``tick`` (the last completed
+        one when absent) with the ``blackboard`` edits; agent leaves whose inputs are unchanged
+        are answered from the log, except the nodes in ``live``. The fork joins this session as
+        a new thread, with the session's breakpoints, in the source thread's mode."""
+        source = self._only_thread(args)
+        live = arg(args, "live", list, [])
+        if not all(isinstance(node, str) for node in live):
+            raise InvalidArgument("argument 'live' must be a list of node ids")
+        return await self._fork(
+            source,
+            tick=arg(args, "tick", int, None),
+            blackboard=arg(args, "blackboard", dict, {}),
+            live=live,
+            stop_on_entry=arg(args, "stopOnEntry", bool, False),
+        )
+
+    async def on_canopy_restart(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Run the thread's execution again from its start as a new thread: every agent leaf
+        that succeeded is answered from the log, so the run goes straight to where it failed."""
+        return await self._fork(
+            self._only_thread(args),
+            tick=0,
+            blackboard={},
+            live=[],
+            stop_on_entry=arg(args, "stopOnEntry", bool, False),
+        )
+
+    async def _fork(
+        self,
+        source: _Thread,
+        *,
+        tick: int | None,
+        blackboard: dict[str, Any],
+        live: list[str],
+        stop_on_entry: bool,
+    ) -> dict[str, Any]:
+        info = await self.control.fork(
+            source.execution_id, tick=tick, blackboard=blackboard, live=live, mode=Mode.PAUSED
+        )
+        thread = self._adopt(info.id, info.tree, source.mode, stop_on_entry)
+        await self._configure(thread)
+        await self.event("thread", {"reason": "started", "threadId": thread.id})
+        self._spawn(self._configure_then_run(info.id), "dap-configure")
+        return {"executionId": info.id, "threadId": thread.id}
+
     async def on_canopy_picture(self, args: dict[str, Any]) -> dict[str, Any]:
         thread = self._only_thread(args)
         kind = arg(args, "format", str, "dot")
@@ -857,6 +904,11 @@ class DebugSession:
                 "text": ended,
             },
         )
+        thread.ended = True
+        if any(not other.ended for other in self._threads.values()):
+            # Another execution of this session (a fork) still runs: only this thread ends.
+            await self.event("thread", {"reason": "exited", "threadId": thread.id})
+            return
         await self.event("exited", {"exitCode": _exit_code(reason, note.status)})
         await self.event("terminated", {})
 

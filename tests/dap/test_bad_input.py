@@ -244,6 +244,8 @@ ARGUMENTS = {
     "canopy/diff": ({}, "canopy/diff: missing argument 'otherExecutionId'"),
     "canopy/stateAt": ({"tick": "last"}, "canopy/stateAt: argument 'tick' must be an integer"),
     "canopy/reload": ({"keepBlackboard": "yes"}, "canopy/reload: argument 'keepBlackboard'"),
+    "canopy/fork": ({"live": [1]}, "canopy/fork: argument 'live' must be a list of node ids"),
+    "canopy/fork with tick": ({"tick": "2"}, "canopy/fork: argument 'tick' must be an integer"),
 }
 
 

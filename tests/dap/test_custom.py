@@ -1,5 +1,6 @@
 """The custom requests: canopy/reload (hot reload), canopy/timeline, canopy/statistics,
-canopy/stateAt, canopy/picture, canopy/diff and canopy/liveTree (canopy/nodeStatus events)."""
+canopy/stateAt, canopy/picture, canopy/diff, canopy/fork and canopy/restart, and
+canopy/liveTree (canopy/nodeStatus events)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,37 @@ async def test_hot_reload_can_reset_the_blackboard_and_survives_a_bad_tree(
     assert await tick(client) == (2, False)  # same execution, history kept
     await step(client, "next", "step")
     assert await tick(client) == (3, False)
+
+
+async def test_a_fork_joins_the_session_as_a_thread_and_ends_alone(client: DapClient) -> None:
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    await client.next_event("stopped")
+    await step(client, "next", "step")
+    await step(client, "next", "step")  # tick 2: battery 70
+
+    # A negative battery makes check_battery raise at the fork's first tick.
+    forked = await client.ok("canopy/fork", {"threadId": 1, "blackboard": {"battery": -1}})
+    assert forked["threadId"] == 2
+    await client.wait_for("thread", reason="started", threadId=2)
+    assert (await client.next_event("stopped"))["threadId"] == 2  # manual, as its source
+    threads = (await client.ok("threads"))["threads"]
+    assert [t["id"] for t in threads] == [1, 2]
+    assert forked["executionId"] in threads[1]["name"]
+    assert await scope_values(client, "Blackboard", thread_id=2) == {"battery": "-1"}
+    assert await scope_values(client, "Blackboard", thread_id=1) == {"battery": "70"}
+
+    # The fork fails on its own (the step after the exception ends it): its thread ends, the
+    # session goes on.
+    await step(client, "continue", "step", thread_id=2)
+    await client.ok("continue", {"threadId": 2})
+    assert (await client.wait_for("thread", reason="exited"))["threadId"] == 2
+    assert not client.pending_events("terminated")
+    assert await tick(client, thread_id=1) == (2, False)
+    restarted = await client.ok("canopy/restart", {"threadId": 1})
+    assert restarted["threadId"] == 3
+    await client.wait_for("stopped", threadId=3)
+    assert await scope_values(client, "Blackboard", thread_id=3) == {"battery": "100"}
+    assert await tick(client, thread_id=3) == (0, False)
 
 
 async def stop_before_move(client: DapClient) -> None:
