@@ -3,6 +3,7 @@ import * as vscode from "vscode";
 import { AdapterFactory, ConfigurationProvider } from "./adapter";
 import { Comparisons } from "./compare";
 import { DebugMode } from "./debugMode";
+import { forkExecution, restartExecution } from "./forks";
 import { LiveTreePanel } from "./liveTree/panel";
 import { Servers } from "./servers";
 import { SessionEvents } from "./sessionEvents";
@@ -39,6 +40,8 @@ export function activate(context: vscode.ExtensionContext): void {
     command("canopy.showLiveTree", () => liveTree.show()),
     command("canopy.showTimeline", () => liveTree.showTimeline()),
     command("canopy.compareExecutions", () => comparisons.compare()),
+    command("canopy.forkExecution", forkExecution),
+    command("canopy.restartExecution", restartExecution),
   );
   void debugMode.refresh();
 }
