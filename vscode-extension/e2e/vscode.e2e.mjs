@@ -1,8 +1,9 @@
 // End-to-end: the packaged extension in a real VS Code (code-server), driven through chromium
 // like a user would: the demo workspace, a gutter breakpoint in the tree file, F5, the Call
-// Stack and Variables, stepping (over, into, back), editing the blackboard, the live tree view,
-// the comparison of two executions, the Groot2 configuration in a local pod run to its failure,
-// and the debug-mode status-bar item. Each failure leaves a screenshot in e2e/artifacts/.
+// Stack and Variables, stepping (over, into, back), editing the blackboard, the locals of the
+// raising line, the live tree view, the comparison of two executions, the Groot2 configuration
+// in a local pod run to its failure, and the debug-mode status-bar item. Each failure leaves a
+// screenshot in e2e/artifacts/.
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -206,6 +207,14 @@ describe("Canopy in VS Code", function () {
     // The top frame is the raising line of robot.py, above the node frames.
     const frames = await stoppedAt("Scan.update");
     assert.ok(frames[1]?.startsWith("scan [Scan]"), frames.join(" | "));
+    // Its Variables start with the Locals scope: update()'s own variables when it raised.
+    await expand("Locals");
+    const variables = await eventually("the locals of Scan.update", async () => {
+      const all = await rows("Variables");
+      return all.some((r) => r.replace(/\s+/g, "").startsWith("self=")) ? all : undefined;
+    });
+    assert.equal(variables[0], "Locals", variables.join(" | "));
+    assert.match(variables[1], /^self\s*=/, variables.join(" | ")); // the first local, under Locals
   });
 
   it("shows the live tree: statuses, the current node, breakpoints on click, the timeline", async () => {
