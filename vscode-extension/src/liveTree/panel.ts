@@ -171,7 +171,11 @@ export class LiveTreePanel implements vscode.Disposable {
       return;
     }
     const picture = await this.picture(undefined);
-    if (picture === undefined || session.id !== this.session?.id) {
+    if (picture === undefined) {
+      this.jumpTo = undefined; // said in the view's notice; a later load must not jump
+      return;
+    }
+    if (session.id !== this.session?.id) {
       return;
     }
     if (!this.streaming.has(session.id)) {
