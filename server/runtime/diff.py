@@ -9,6 +9,9 @@ state per tick: each side folds its own events once, keeping a running digest of
 and blackboard -- the XOR of one 64-bit hash per node status and per key/value, updated in O(1)
 per change -- and the digests are compared after every ``TickCompleted``. The first tick whose
 digests differ is where the executions diverge; only there is the full difference computed.
+Each side also keeps the changes of the tick in progress (bounded by one tick), so that at the
+diverging tick the first change the two runs recorded differently -- the node status or
+blackboard write where they part -- is named too: that is where a user starts looking.
 Node ids are stable across executions of the same tree; nodes that exist in only one of the two
 trees are left out of the digests (they are reported apart, in ``nodes_only_in_a``/``_b``), so a
 tree that gained a node still compares on everything the two have in common. Blackboard values
@@ -21,7 +24,8 @@ import hashlib
 import json
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from difflib import SequenceMatcher
 from typing import Any, Final
 
 from canopy.bridge import EventFilter, EventStore
@@ -37,6 +41,8 @@ from .history import (
 from .stats import TickStats, execution_statistics
 
 __all__ = [
+    "Change",
+    "Divergence",
     "ExecutionDiff",
     "StateDiff",
     "diff_executions",
@@ -86,12 +92,40 @@ class StateDiff:
 
 
 @dataclass(frozen=True)
+class Change:
+    """One recorded change: a node's status (``node``, the status in ``value``) or a blackboard
+    key (``key``) written with ``value``, or removed (``unset``; in an initial state, absent)."""
+
+    node: str | None = None
+    key: str | None = None
+    value: Any = None
+    unset: bool = False
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where two executions part within the tick they diverge at: the first change they
+    recorded differently, as each side recorded it (None: that side recorded nothing there).
+
+    Within the tick, the status changes and blackboard writes of both sides are lined up as
+    sequences (nodes only one tree has left out), so that one extra write on one side does not
+    make every later change look different. When the recorded changes do not tell (the
+    initial state, a reload), it is the first entry of the state difference at that tick,
+    nodes before keys, with each side's status or value.
+    """
+
+    a: Change | None
+    b: Change | None
+
+
+@dataclass(frozen=True)
 class ExecutionDiff:
     """Where two executions part ways.
 
     ``diverged_at`` is the first tick (0 = initial state) at which their statuses or blackboard
     differ, comparing only nodes both trees have; None when every tick they both completed is
-    the same. ``diff`` is the full difference at that tick (including nodes only in one tree).
+    the same. ``diverged_on`` names the node or key where they first part within that tick.
+    ``diff`` is the full difference at that tick (including nodes only in one tree).
     ``same_through`` is the last tick compared equal (None if they differ from the start).
     ``ticks_a`` and ``ticks_b`` are each side's tick statistics: how long the tree's own work
     took per tick, the time stopped at breakpoints told apart, so that a run someone stepped
@@ -107,6 +141,7 @@ class ExecutionDiff:
     ticks_b: TickStats
     nodes_only_in_a: tuple[str, ...] = ()
     nodes_only_in_b: tuple[str, ...] = ()
+    diverged_on: Divergence | None = None
 
     @property
     def identical(self) -> bool:
@@ -125,6 +160,7 @@ class ExecutionDiff:
             "a": self.a.to_json(),
             "b": self.b.to_json(),
             "diverged_at": self.diverged_at,
+            "diverged_on": asdict(self.diverged_on) if self.diverged_on else None,
             "same_through": self.same_through,
             "diff": self.diff.to_json() if self.diff else None,
             "ticks_a": self.ticks_a.to_json(),
@@ -171,6 +207,7 @@ async def diff_executions(
     summary_b = await ExecutionHistory(store, tenant_id, execution_b).summary()
     side_a, side_b = _DigestReplay(execution_a), _DigestReplay(execution_b)
     diverged_at: int | None = None
+    diverged_on: Divergence | None = None
     same_through: int | None = None
     shared = _Shared()
     async with (
@@ -184,11 +221,16 @@ async def diff_executions(
             only_a, only_b = shared.exclusive(side_a, side_b)
             if tick_a != tick_b or side_a.digest(only_a) != side_b.digest(only_b):
                 diverged_at = min(tick_a, tick_b)
+                diverged_on = _first_change(side_a.changes, side_b.changes, {*only_a, *only_b})
                 break
             same_through = tick_a
+            side_a.changes.clear()
+            side_b.changes.clear()
     if same_through is None and diverged_at is None:
         raise HistoryError(f"execution {execution_a} or {execution_b} recorded no start")
     diff = diff_states(side_a.state(), side_b.state()) if diverged_at is not None else None
+    if diff is not None and diverged_on is None:
+        diverged_on = _first_entry(diff, side_a.statuses.keys() & side_b.statuses.keys())
     ids_a, ids_b = [node.id for node in side_a.tree], [node.id for node in side_b.tree]
     set_a, set_b = set(ids_a), set(ids_b)
     return ExecutionDiff(
@@ -201,7 +243,43 @@ async def diff_executions(
         ticks_b=(await execution_statistics(store, tenant_id, execution_b)).ticks,
         nodes_only_in_a=tuple(node for node in ids_a if node not in set_b),
         nodes_only_in_b=tuple(node for node in ids_b if node not in set_a),
+        diverged_on=diverged_on,
     )
+
+
+def _first_change(
+    changes_a: list[_Recorded], changes_b: list[_Recorded], excluded: set[str]
+) -> Divergence | None:
+    """The first change the two sides recorded differently, the sequences lined up (None if
+    they recorded the same changes)."""
+    mine = [change for change in changes_a if change.subject not in excluded]
+    theirs = [change for change in changes_b if change.subject not in excluded]
+    matcher = SequenceMatcher(
+        None, [c.identity for c in mine], [c.identity for c in theirs], autojunk=False
+    )
+    for operation, start_a, end_a, start_b, end_b in matcher.get_opcodes():
+        if operation != "equal":
+            return Divergence(
+                a=mine[start_a].change if start_a < end_a else None,
+                b=theirs[start_b].change if start_b < end_b else None,
+            )
+    return None
+
+
+def _first_entry(diff: StateDiff, shared: Iterable[str]) -> Divergence | None:
+    """The first node (of those both trees have) or key of a state difference, each side's
+    status or value."""
+    both = set(shared)
+    for node, (status_a, status_b) in diff.nodes.items():
+        if node in both:
+            return Divergence(Change(node=node, value=status_a), Change(node=node, value=status_b))
+    for key, (value_a, value_b) in diff.changed.items():
+        return Divergence(Change(key=key, value=value_a), Change(key=key, value=value_b))
+    for key, value in diff.removed.items():
+        return Divergence(Change(key=key, value=value), Change(key=key, unset=True))
+    for key, value in diff.added.items():
+        return Divergence(Change(key=key, unset=True), Change(key=key, value=value))
+    return None
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -218,12 +296,27 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """A change as recorded, and what makes two of them the same: the subject and the
+    status or the value's canonical JSON (values themselves may not be hashable)."""
+
+    change: Change
+    identity: tuple[str, str, str | None]
+
+    @property
+    def subject(self) -> str:
+        return self.identity[1]
+
+
 class _DigestReplay(Replay):
     """A replay that also keeps the XOR of one hash per node status and per blackboard entry,
-    so two states compare in O(1) instead of O(size)."""
+    so two states compare in O(1) instead of O(size), and the changes since the caller last
+    cleared them (one tick's worth), so a divergence can be placed within its tick."""
 
     def __init__(self, execution_id: str) -> None:
         super().__init__(execution_id)
+        self.changes: list[_Recorded] = []
         self.node_hashes: dict[str, int] = {}
         self.value_hashes: dict[str, int] = {}
         self.nodes_digest = 0
@@ -247,6 +340,7 @@ class _DigestReplay(Replay):
             self.nodes_digest ^= old
         new = self.node_hashes[node_id] = _status_hash(node_id, status)
         self.nodes_digest ^= new
+        self.changes.append(_Recorded(Change(node=node_id, value=status), ("s", node_id, status)))
 
     def set_value(self, key: str, value: Any) -> None:
         super().set_value(key, value)
@@ -255,12 +349,14 @@ class _DigestReplay(Replay):
             self.values_digest ^= old
         new = self.value_hashes[key] = _value_hash(key, value)
         self.values_digest ^= new
+        self.changes.append(_Recorded(Change(key=key, value=value), ("v", key, canonical(value))))
 
     def unset(self, key: str) -> None:
         super().unset(key)
         old = self.value_hashes.pop(key, None)
         if old is not None:
             self.values_digest ^= old
+        self.changes.append(_Recorded(Change(key=key, unset=True), ("v", key, None)))
 
     def digest(self, excluded: Iterable[str]) -> int:
         """The digest of the state, leaving out the statuses of ``excluded`` nodes."""

@@ -63,6 +63,10 @@ async def test_two_concurrent_sessions_stay_apart(tmp_path: Path) -> None:
         assert (diff["a"]["execution_id"], diff["b"]["execution_id"]) == (second_id, first_id)
         assert diff["diverged_at"] == 0
         assert diff["diff"]["changed"] == {"/battery": [50, 100]}
+        assert diff["diverged_on"] == {
+            "a": {"node": None, "key": "/battery", "value": 50, "unset": False},
+            "b": {"node": None, "key": "/battery", "value": 100, "unset": False},
+        }
 
         # One session ending ends its execution only.
         await first.ok("disconnect", {})

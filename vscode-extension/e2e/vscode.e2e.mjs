@@ -1,12 +1,21 @@
 // End-to-end: the packaged extension in a real VS Code (code-server), driven through chromium
 // like a user would: the demo workspace, a gutter breakpoint in the tree file, F5, the Call
-// Stack and Variables, stepping (over, into, back), editing the blackboard, the live tree view,
-// the Groot2 configuration in a local pod run to its failure, and the debug-mode status-bar
-// item. Each failure leaves a screenshot in e2e/artifacts/.
+// Stack and Variables, stepping (over, into, back), editing the blackboard, the locals of the
+// raising line, the live tree view, the comparison of two executions, the Groot2 configuration
+// in a local pod run to its failure, and the debug-mode status-bar item. Each failure leaves a
+// screenshot in e2e/artifacts/.
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { eventually, extensionRoot, liveTreeFrame, repositoryRoot, runCommand, startWorkbench } from "./workbench.mjs";
+import {
+  comparisonFrame,
+  eventually,
+  extensionRoot,
+  liveTreeFrame,
+  repositoryRoot,
+  runCommand,
+  startWorkbench,
+} from "./workbench.mjs";
 
 const artifacts = path.join(extensionRoot, "e2e", "artifacts");
 const vsix = path.join(extensionRoot, "canopy.vsix");
@@ -198,6 +207,14 @@ describe("Canopy in VS Code", function () {
     // The top frame is the raising line of robot.py, above the node frames.
     const frames = await stoppedAt("Scan.update");
     assert.ok(frames[1]?.startsWith("scan [Scan]"), frames.join(" | "));
+    // Its Variables start with the Locals scope: update()'s own variables when it raised.
+    await expand("Locals");
+    const variables = await eventually("the locals of Scan.update", async () => {
+      const all = await rows("Variables");
+      return all.some((r) => r.replace(/\s+/g, "").startsWith("self=")) ? all : undefined;
+    });
+    assert.equal(variables[0], "Locals", variables.join(" | "));
+    assert.match(variables[1], /^self\s*=/, variables.join(" | ")); // the first local, under Locals
   });
 
   it("shows the live tree: statuses, the current node, breakpoints on click, the timeline", async () => {
@@ -258,7 +275,30 @@ describe("Canopy in VS Code", function () {
     await runCommand(page, "Canopy: Compare Two Executions");
     // The earlier run, remembered under its session's name.
     await page.locator(".quick-input-list .monaco-list-row", { hasText: "Debug the patrol (YAML)" }).first().click();
-    // The report opens in a Markdown editor beside (editors render spaces as no-break spaces).
+    // The comparison view: both runs, where they part, the first difference marked.
+    let view = await comparisonFrame(page);
+    const text = async (selector) => (await view.locator(selector).first().textContent()).replace(/\s+/g, " ").trim();
+    assert.match(await text("#divergence"), /They diverge at tick 1\. The same through tick 0\./);
+    // This run's tick 1 began with the edited battery, the earlier one's with no such write.
+    assert.match(await text("#first-change"), /First difference: A wrote \/battery = 40; B recorded nothing there\./);
+    const battery = view.locator('#blackboard tr[data-key="/battery"]');
+    assert.match(await battery.getAttribute("class"), /\bfirst\b/);
+    assert.equal(await battery.locator("td").nth(1).textContent(), "40");
+    assert.equal(await battery.locator("td").nth(2).textContent(), "45");
+    assert.equal(await view.locator("tr.first").count(), 1);
+    assert.equal(await view.locator("#summary tr", { hasText: "ticks" }).locator("td").first().textContent(), "3");
+
+    // The session still runs: the jump opens its live tree at tick 1.
+    await view.locator("#jump").click();
+    const tree = await liveTreeFrame(page);
+    await eventually("the live tree at tick 1", async () => /^tick 1 of \d+$/.test(await tree.locator("#tick").textContent()));
+    assert.match(await tree.locator('g[data-id="patrol/round/move"]').getAttribute("class"), /status-RUNNING/);
+
+    // The Markdown report, for tickets, from the comparison view.
+    await page.locator(".tab", { hasText: " vs " }).first().click();
+    view = await comparisonFrame(page);
+    await view.locator("#markdown").click();
+    // It opens in a Markdown editor (editors render spaces as no-break spaces).
     const report = await eventually("the comparison report", () =>
       page.evaluate(() =>
         [...document.querySelectorAll(".monaco-editor .view-lines")]
@@ -268,6 +308,22 @@ describe("Canopy in VS Code", function () {
     );
     assert.match(report, /They diverge at tick 1\.\*\* The same through tick 0\./);
     assert.match(report, /\| `\/battery` \| `40` \| `45` \|/);
+
+    // With no session left, the jump shows both states at that tick in the view itself.
+    await page.locator(".monaco-editor .view-lines").first().click();
+    await page.keyboard.press("Shift+F5");
+    await page.locator(".debug-toolbar").waitFor({ state: "hidden" });
+    await page.locator(".tab", { hasText: " vs " }).first().click();
+    view = await comparisonFrame(page);
+    await view.locator("#jump").click();
+    view = await comparisonFrame(page, "#comparison #state");
+    assert.match(await text("#state h2"), /The state at the end of tick 1/);
+    assert.match(await text("#notice"), /No session on either execution runs any more/);
+    const before = view.locator('#state-blackboard tr[data-key="/battery"]');
+    assert.match(await before.getAttribute("class"), /\bdiffers first\b/);
+    assert.equal(await before.locator("td").nth(1).textContent(), "40");
+    const same = view.locator('#state-nodes tr[data-node="patrol/round/move"]');
+    assert.doesNotMatch((await same.getAttribute("class")) ?? "", /differs/);
   });
 
   it("runs the Groot2 configuration in a local pod to the deliberate bug, and says how it ended", async () => {

@@ -53,6 +53,20 @@ export function liveTreeFrame(page, withinMs = 20_000) {
   );
 }
 
+/** The frame of the comparison webview, once it shows `selector` (its page by default). */
+export function comparisonFrame(page, selector = "#comparison #divergence", withinMs = 20_000) {
+  return eventually(
+    `the comparison webview showing ${selector}`,
+    async () => {
+      for (const frame of page.frames()) {
+        if ((await frame.$(selector).catch(() => null)) !== null) return frame;
+      }
+      return undefined;
+    },
+    withinMs,
+  );
+}
+
 /**
  * A workbench on a copy of `workspace`: code-server with the extension in `vsix` installed and
  * `settings` as user settings, and a chromium page showing it.

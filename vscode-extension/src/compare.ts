@@ -1,36 +1,62 @@
 /**
  * Comparing executions: the active session's execution against another one in the same event
- * log, through the adapter's `canopy/diff`. The extension remembers the executions it has seen
- * (per workspace) so earlier runs can be picked; a server's own list is added when one is known.
+ * log, through the adapter's `canopy/diff`, shown in the comparison view. The extension
+ * remembers the executions it has seen (per workspace) so earlier runs can be picked; a
+ * server's own list is added when one is known. It also knows which running session debugs
+ * which execution, so that the view's jump can go to that session's live tree.
  */
 import * as vscode from "vscode";
 import type { Servers } from "./servers";
 import { ServerClient } from "./serverClient";
-import { type ExecutionDiff, type Known, describeDiff, remember } from "./diffReport";
+import type { ComparisonPanel } from "./comparison/panel";
+import type { RecordedState } from "./comparison/page";
+import { type ExecutionDiff, type Known, remember } from "./diffReport";
 import type { SessionEvents } from "./sessionEvents";
 
 const MEMORY_KEY = "canopy.executions";
 
 export class Comparisons {
+  /** The running sessions by the execution they debug. */
+  private readonly running = new Map<string, vscode.DebugSession>();
+
   constructor(
     private readonly memory: vscode.Memento,
     private readonly servers: Servers,
-    events: SessionEvents,
+    private readonly events: SessionEvents,
+    private readonly view: ComparisonPanel,
     subscriptions: vscode.Disposable[],
   ) {
     subscriptions.push(
       events.onEvent(({ session, event }) => {
         if (event === "configured") {
           void this.learn(session);
+        } else if (event === "terminated") {
+          this.forget(session);
         }
       }),
+      vscode.debug.onDidTerminateDebugSession((session) => this.forget(session)),
     );
+  }
+
+  /** The running session on `executionId`, if there is one. */
+  sessionOf(executionId: string): vscode.DebugSession | undefined {
+    const session = this.running.get(executionId);
+    return session !== undefined && this.events.isConfigured(session) ? session : undefined;
+  }
+
+  private forget(session: vscode.DebugSession): void {
+    for (const [execution, running] of this.running) {
+      if (running.id === session.id) {
+        this.running.delete(execution);
+      }
+    }
   }
 
   /** Remember the execution a session debugs. */
   private async learn(session: vscode.DebugSession): Promise<void> {
     try {
       const timeline = (await session.customRequest("canopy/timeline")) as { executionId: string };
+      this.running.set(timeline.executionId, session);
       const label = `${session.name} · ${new Date().toLocaleTimeString()}`;
       const known = remember(this.memory.get<Known[]>(MEMORY_KEY, []), { id: timeline.executionId, label, seen: Date.now() });
       await this.memory.update(MEMORY_KEY, known);
@@ -62,8 +88,18 @@ export class Comparisons {
       return;
     }
     const diff = (await session.customRequest("canopy/diff", { otherExecutionId: picked.label })) as ExecutionDiff;
-    const document = await vscode.workspace.openTextDocument({ language: "markdown", content: describeDiff(diff) });
-    await vscode.window.showTextDocument(document, { preview: true, viewColumn: vscode.ViewColumn.Beside });
+    // A's state at the diverging tick, read while the session runs: the view can then show
+    // both states there even after the session has ended.
+    let stateA: RecordedState | undefined;
+    let notice: string | undefined;
+    if (diff.diff !== null) {
+      try {
+        stateA = (await session.customRequest("canopy/stateAt", { tick: diff.diff.tick_a })) as RecordedState;
+      } catch (error) {
+        notice = `canopy/stateAt: ${(error as Error).message}`;
+      }
+    }
+    this.view.show({ diff, stateA, showState: false, notice });
   }
 
   private async candidates(): Promise<Known[]> {

@@ -23,6 +23,8 @@ export interface ExecutionDiff {
     changed: Record<string, [unknown, unknown]>;
   } | null;
   same_through: number | null;
+  /** Where, within the diverging tick, the runs part (absent from older servers). */
+  diverged_on?: Divergence | null;
   /** Each side's tick statistics (absent from older servers). */
   ticks_a?: TickTimes;
   ticks_b?: TickTimes;
@@ -30,14 +32,30 @@ export interface ExecutionDiff {
   nodes_only_in_b: string[];
 }
 
+/** One recorded change: a node's status (`node`, the status in `value`) or a blackboard key
+ * (`key`) written with `value`, or removed (`unset`). */
+export interface Change {
+  node: string | null;
+  key: string | null;
+  value: unknown;
+  unset: boolean;
+}
+
+/** The first change the two runs recorded differently, as each side recorded it (null: that
+ * side recorded nothing in its place). */
+export interface Divergence {
+  a: Change | null;
+  b: Change | null;
+}
+
 /** How long ticks took: `duration_ms` is the tree's own time, `paused_ms` the total time
  * stopped for the debugger. */
-interface TickTimes {
+export interface TickTimes {
   duration_ms: { mean: number; max: number } | null;
   paused_ms: number;
 }
 
-interface Summary {
+export interface Summary {
   execution_id: string;
   ticks: number;
   root_status: string | null;
@@ -65,6 +83,9 @@ export function describeDiff(diff: ExecutionDiff): string {
   } else {
     const through = diff.same_through === null ? "They differ from the start." : `The same through tick ${diff.same_through}.`;
     lines.push(`**They diverge at tick ${diff.diverged_at}.** ${through}`, "");
+    if (diff.diverged_on) {
+      lines.push(`First difference: A ${describeChange(diff.diverged_on.a)}; B ${describeChange(diff.diverged_on.b)}.`, "");
+    }
     const nodes = Object.entries(diff.diff.nodes);
     if (nodes.length > 0) {
       lines.push("## Node statuses", "", "| node | A | B |", "| --- | --- | --- |");
@@ -94,8 +115,19 @@ export function describeDiff(diff: ExecutionDiff): string {
   return lines.join("\n");
 }
 
+/** What one side did where the runs part: "set `move` to FAILURE", "wrote `/battery` = 40". */
+export function describeChange(change: Change | null): string {
+  if (change === null) {
+    return "recorded nothing there";
+  }
+  if (change.node !== null) {
+    return `set \`${change.node}\` to ${String(change.value)}`;
+  }
+  return change.unset ? `removed \`${change.key}\`` : `wrote \`${change.key}\` = ${JSON.stringify(change.value)}`;
+}
+
 /** The tree's own time per tick: time stopped at breakpoints is never compared. */
-function tickTime(ticks: TickTimes): string {
+export function tickTime(ticks: TickTimes): string {
   const duration = ticks.duration_ms;
   return duration === null ? "—" : `${duration.mean.toFixed(1)} ms, ${duration.max.toFixed(1)} ms`;
 }

@@ -2,6 +2,7 @@
 import * as vscode from "vscode";
 import { AdapterFactory, ConfigurationProvider } from "./adapter";
 import { Comparisons } from "./compare";
+import { ComparisonPanel } from "./comparison/panel";
 import { DebugMode } from "./debugMode";
 import { forkExecution, restartExecution } from "./forks";
 import { LiveTreePanel } from "./liveTree/panel";
@@ -14,7 +15,10 @@ export function activate(context: vscode.ExtensionContext): void {
   const events = new SessionEvents(output);
   const debugMode = new DebugMode(servers);
   const liveTree = new LiveTreePanel(context.extensionUri, events);
-  const comparisons = new Comparisons(context.workspaceState, servers, events, context.subscriptions);
+  const comparisonView = new ComparisonPanel(context.extensionUri, liveTree, (execution): vscode.DebugSession | undefined =>
+    comparisons.sessionOf(execution),
+  );
+  const comparisons = new Comparisons(context.workspaceState, servers, events, comparisonView, context.subscriptions);
 
   context.subscriptions.push(
     output,
@@ -22,6 +26,7 @@ export function activate(context: vscode.ExtensionContext): void {
     events,
     debugMode,
     liveTree,
+    comparisonView,
     vscode.debug.registerDebugAdapterDescriptorFactory("canopy", new AdapterFactory(servers, output)),
     vscode.debug.registerDebugConfigurationProvider("canopy", new ConfigurationProvider()),
     command("canopy.startServer", async () => {

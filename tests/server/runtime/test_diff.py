@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from canopy.bridge import EventStore
-from canopy.server.runtime.diff import diff_executions, diff_states, diff_ticks, same_value
+from canopy.server.runtime.diff import (
+    Change,
+    Divergence,
+    diff_executions,
+    diff_states,
+    diff_ticks,
+    same_value,
+)
 from canopy.server.runtime.history import ExecutionHistory, ExecutionState, HistoryError
 
 from .test_history import (
@@ -18,6 +25,7 @@ from .test_history import (
     PATROL,
     ROOT,
     TENANT,
+    UNSET,
     Recording,
     patrol,
     restart,
@@ -32,9 +40,11 @@ def route(
     nodes: list[dict[str, Any]] = PATROL,
     blackboard: dict[str, Any] | None = None,
     paused_ms: float = 0.0,
+    before_seven: tuple[tuple[Any, ...], ...] = (),
 ) -> Recording:
-    """A ten-tick run whose tick 7 can be made to go differently (battery, move's result);
-    each tick spends ``paused_ms`` stopped for the debugger."""
+    """A ten-tick run whose tick 7 can be made to go differently (battery, move's result,
+    ``before_seven``'s steps first); each tick spends ``paused_ms`` stopped for the
+    debugger."""
     rec = Recording(
         execution_id, nodes, blackboard=blackboard or {"/battery/level": 100}, snapshot_every=4
     )
@@ -43,6 +53,7 @@ def route(
         if tick == 7:
             battery, result = tick_seven
             steps: tuple[tuple[Any, ...], ...] = (
+                *before_seven,
                 (MOVE, result),
                 ("/battery/level", battery),
                 (ROOT, result),
@@ -197,3 +208,56 @@ async def test_unknown_executions(store: EventStore) -> None:
         await diff_executions(store, TENANT, "known", "ghost")
     with pytest.raises(HistoryError, match="no execution known"):
         await diff_executions(store, "tenant-b", "known", "known")
+
+
+# -- where, within the tick, they part ---------------------------------------------------------
+
+
+async def test_the_divergence_names_the_first_change_that_differs(store: EventStore) -> None:
+    # Tick 7: move stays SUCCESS in a (no event), fails in b; then each writes its battery.
+    await route("ok").append(store)
+    await route("failed", tick_seven=(64, "FAILURE")).append(store)
+    result = await diff_executions(store, TENANT, "ok", "failed")
+    assert result.diverged_on == Divergence(
+        a=Change(key="/battery/level", value=65), b=Change(node=MOVE, value="FAILURE")
+    )
+    assert result.to_json()["diverged_on"] == {
+        "a": {"node": None, "key": "/battery/level", "value": 65, "unset": False},
+        "b": {"node": MOVE, "key": None, "value": "FAILURE", "unset": False},
+    }
+
+
+async def test_one_extra_write_is_the_divergence_not_every_change_after_it(
+    store: EventStore,
+) -> None:
+    await route("quiet").append(store)
+    await route("eager", before_seven=(("/goal", "dock A"),)).append(store)
+    result = await diff_executions(store, TENANT, "quiet", "eager")
+    assert result.diverged_at == 7
+    assert result.diverged_on == Divergence(a=None, b=Change(key="/goal", value="dock A"))
+
+
+async def test_a_removal_is_told_from_a_write_of_null(store: EventStore) -> None:
+    await route("kept", before_seven=(("/goal", "dock A"), ("/goal", None))).append(store)
+    await route("dropped", before_seven=(("/goal", "dock A"), ("/goal", UNSET))).append(store)
+    result = await diff_executions(store, TENANT, "kept", "dropped")
+    assert result.diverged_on == Divergence(
+        a=Change(key="/goal", value=None), b=Change(key="/goal", unset=True)
+    )
+
+
+async def test_a_divergence_in_the_initial_state_names_its_key(store: EventStore) -> None:
+    await route("full").append(store)
+    await route("low", blackboard={"/battery/level": 30}).append(store)
+    result = await diff_executions(store, TENANT, "full", "low")
+    assert result.diverged_on == Divergence(
+        a=Change(key="/battery/level", value=100), b=Change(key="/battery/level", value=30)
+    )
+
+
+async def test_executions_that_never_part_name_no_divergence(store: EventStore) -> None:
+    for execution_id in ("twin-1", "twin-2"):
+        await route(execution_id).append(store)
+    result = await diff_executions(store, TENANT, "twin-1", "twin-2")
+    assert result.diverged_on is None
+    assert result.to_json()["diverged_on"] is None

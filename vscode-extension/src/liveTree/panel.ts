@@ -7,9 +7,9 @@
  * tick), `canopy/liveTree` (batched `canopy/nodeStatuses` events) and `canopy/timeline`, so the
  * view works the same for embedded runs and for runs in a debug pod.
  */
-import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 import type { SessionEvent, SessionEvents } from "../sessionEvents";
+import { webviewPage } from "../webviewPage";
 import { type NodeStatusBatch, StatusBatcher } from "./batcher";
 import { layout } from "./layout";
 import {
@@ -37,6 +37,10 @@ export class LiveTreePanel implements vscode.Disposable {
   /** How each session's execution ended (`canopy/executionEnded`), said when it terminates. */
   private readonly endings = new Map<string, string>();
   private scrubbing: { wanted: number | undefined; busy: boolean } = { wanted: undefined, busy: false };
+  /** A tick to show once the view has drawn the tree (a comparison's jump). */
+  private jumpTo: number | undefined;
+  /** Whether the webview's script has said it is ready (messages before that are lost). */
+  private ready = false;
   private readonly subscriptions: vscode.Disposable[] = [];
 
   constructor(
@@ -62,6 +66,18 @@ export class LiveTreePanel implements vscode.Disposable {
       this.panel.reveal(undefined, true);
     }
     await this.bind(activeCanopySession() ?? this.session);
+  }
+
+  /** Open the view on `session`'s tree as it was at the end of `tick` (a comparison's jump to
+   * where two executions part); the timeline stays, to move on from there. */
+  async showTick(session: vscode.DebugSession, tick: number): Promise<void> {
+    this.jumpTo = tick;
+    if (this.panel === undefined) {
+      this.panel = this.create();
+    } else {
+      this.panel.reveal(undefined, false);
+    }
+    await this.bind(session);
   }
 
   /** Open the view with its timeline summary: ticks so far and their durations. */
@@ -124,8 +140,9 @@ export class LiveTreePanel implements vscode.Disposable {
       { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
       { enableScripts: true, retainContextWhenHidden: true, localResourceRoots: [media] },
     );
-    panel.webview.html = html(panel.webview, media);
+    panel.webview.html = webviewPage(panel.webview, media, "liveTree", "Canopy: Live Tree", PAGE_BODY);
     panel.webview.onDidReceiveMessage((message: FromView) => this.onViewMessage(message), undefined, this.subscriptions);
+    this.ready = false;
     panel.onDidDispose(() => {
       this.panel = undefined;
       this.stopFlushing();
@@ -154,7 +171,11 @@ export class LiveTreePanel implements vscode.Disposable {
       return;
     }
     const picture = await this.picture(undefined);
-    if (picture === undefined || session.id !== this.session?.id) {
+    if (picture === undefined) {
+      this.jumpTo = undefined; // said in the view's notice; a later load must not jump
+      return;
+    }
+    if (session.id !== this.session?.id) {
       return;
     }
     if (!this.streaming.has(session.id)) {
@@ -176,6 +197,11 @@ export class LiveTreePanel implements vscode.Disposable {
       breakpoints: breakpointNodes(),
       session: session.name,
     });
+    if (this.jumpTo !== undefined && this.ready) {
+      const tick = this.jumpTo;
+      this.jumpTo = undefined;
+      await this.scrub(tick);
+    }
   }
 
   private lastTick(picture: Picture): number {
@@ -242,6 +268,7 @@ export class LiveTreePanel implements vscode.Disposable {
   private onViewMessage(message: FromView): void {
     switch (message.type) {
       case "ready":
+        this.ready = true;
         void this.bind(this.session ?? activeCanopySession());
         break;
       case "toggleBreakpoint":
@@ -316,24 +343,4 @@ function toggleBreakpoint(nodeId: string): void {
   } else {
     vscode.debug.addBreakpoints([new vscode.FunctionBreakpoint(nodeId)]);
   }
-}
-
-function html(webview: vscode.Webview, media: vscode.Uri): string {
-  const nonce = randomBytes(18).toString("base64");
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(media, "liveTree.js"));
-  const style = webview.asWebviewUri(vscode.Uri.joinPath(media, "liveTree.css"));
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${style}">
-<title>Canopy: Live Tree</title>
-</head>
-<body>
-${PAGE_BODY}
-<script nonce="${nonce}" src="${script}"></script>
-</body>
-</html>`;
 }
