@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -49,6 +50,7 @@ from .api.problems import problem_middleware
 from .api.trees import get_tree, list_trees, upload_tree
 from .auth import TokenRegistry, bootstrap_token
 from .config import Settings
+from .llm.providers import model_environment
 from .pods.manager import PodManager, PodPolicy
 from .pods.protocol import CONNECT_PATH, SERVER_CERT_VARIABLE
 from .pods.provider import PodLimits, PodProvider
@@ -190,10 +192,13 @@ def check_sandbox(mode: str) -> None:
     )
 
 
-def pod_policy(settings: Settings) -> PodPolicy:
+def pod_policy(settings: Settings, environ: Mapping[str, str] = os.environ) -> PodPolicy:
     """How pods run, from the settings. A worker of a TLS server checks the server's
-    certificate with that certificate itself, given as text (read when the server starts)."""
+    certificate with that certificate itself, given as text (read when the server starts).
+    The language model the server's ``environ`` configures (provider, key, base URL) reaches
+    every pod, local or not, since its agents call it."""
     worker_env = [
+        *model_environment(environ).items(),
         ("CANOPY_POD_ORPHAN_POLICY", settings.pod_orphan_policy),
         ("CANOPY_POD_ORPHAN_TIMEOUT", str(settings.pod_orphan_timeout)),
         ("CANOPY_POD_SERVER_GRACE", str(settings.pod_server_grace)),

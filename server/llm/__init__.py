@@ -10,7 +10,7 @@ from .model import (
     ToolSpec,
     Usage,
 )
-from .providers import PROVIDERS, open_model
+from .providers import PROVIDERS, configured_model, open_model
 
 __all__ = [
     "PROVIDERS",
@@ -21,5 +21,6 @@ __all__ = [
     "ToolCall",
     "ToolSpec",
     "Usage",
+    "configured_model",
     "open_model",
 ]

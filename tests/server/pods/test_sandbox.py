@@ -139,6 +139,27 @@ async def test_the_pod_environment_holds_none_of_the_servers_secrets(
     assert where["PYTHONPATH"] == str(REPOSITORY)
 
 
+async def test_a_pod_gets_the_language_model_the_server_is_configured_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = {
+        "CANOPY_LLM_PROVIDER": "anthropic",
+        "ANTHROPIC_API_KEY": "sk-ant-for-agents",
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:9/",
+    }
+    for name, value in {**model, "ANTHROPIC_ADMIN_KEY": "sk-ant-admin"}.items():
+        monkeypatch.setenv(name, value)
+    data = tmp_path / ".canopy"
+    async with (
+        open_store(f"sqlite:///{data / 'events.db'}") as store,
+        pod_server(store, data) as running,
+        remote_control(running) as control,
+    ):
+        names = (await ran(control, "tests.server.pods.intruder:environment"))["/environment"]
+    assert set(model) <= set(names)
+    assert "ANTHROPIC_ADMIN_KEY" not in names
+
+
 async def test_a_spare_worker_gets_the_same_scrubbed_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
