@@ -25,6 +25,7 @@ from canopy.bridge import CanopyError
 
 from ..llm import LanguageModel, ModelError, ModelRequest, ModelResponse, ToolCall, ToolSpec
 from ..llm.costs import CostTable
+from ..llm.offline import MissingFixture
 from ..llm.retry import RetryPolicy, complete_with_retries
 from .agent_config import Tool, key_name
 from .user_faults import RUNTIME_CONTROL_FLOW
@@ -54,9 +55,18 @@ class AgentFailure(CanopyError):
     """Why an agent's call failed; ``error_type`` is the exception's qualified class or the
     agent's own word for it (``SchemaViolation``, ``Timeout``...)."""
 
-    def __init__(self, error_type: str, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        *,
+        status: int | None = None,
+        without_content: str | None = None,
+    ) -> None:
         self.error_type = error_type
         self.status = status
+        self.without_content = without_content
+        """The message without the content it quotes (a prompt), for silent capture."""
         super().__init__(message)
 
 
@@ -140,6 +150,9 @@ def _failure(exc: BaseException) -> AgentFailure:
     """What ended a call, as an AgentFailure."""
     if isinstance(exc, AgentFailure):
         return exc
+    if isinstance(exc, MissingFixture):
+        bare = f"the offline model has no response in {exc.fixtures} for {exc.fingerprint}"
+        return AgentFailure(type(exc).__name__, str(exc), without_content=bare)
     if isinstance(exc, ModelError):
         return AgentFailure(type(exc).__name__, str(exc), status=exc.status)
     return AgentFailure(exception_type(exc), f"{type(exc).__name__}: {exc}")

@@ -336,7 +336,9 @@ class Agent(Behaviour):
 
     def _failed(self, call_id: str, outcome: CallFailed) -> Status:
         error = outcome.error
-        message = f"node '{self.node_id}': {error}"
+        host = self._host()
+        told = error.without_content if host.silent and error.without_content else str(error)
+        message = f"node '{self.node_id}': {told}"
         payload = self.event(
             call_id,
             agent=self.agent_kind,
@@ -347,7 +349,7 @@ class Agent(Behaviour):
         )
         if error.status is not None:
             payload["status"] = error.status
-        self._host().record("AgentCallFailed", payload)
+        host.record("AgentCallFailed", payload)
         self.feedback_message = message
         return Status.FAILURE
 

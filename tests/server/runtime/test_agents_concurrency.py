@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from canopy.server.llm import ModelRequest
+from canopy.server.runtime.agents import Agent
 from canopy.server.runtime.control import LaunchSpec
 from canopy.server.runtime.inprocess import InProcessControl
 
@@ -134,13 +135,18 @@ async def calls_left() -> list[asyncio.Task[object]]:
             await asyncio.sleep(0.01)
 
 
+THOUGHT = " ".join(f"word{index}" for index in range(1000))
+"""A long answer, streamed word by word over a minute."""
+
+
 def guarded(tmp_path: Path, write: Callable[[str, str], Path]) -> Path:
     """A Selector whose first branch succeeds once ``done`` is on the blackboard; the second
     is an agent whose answer takes a minute."""
     prompt = "Think hard"
+    answer = {"text": THOUGHT, "latency_ms": SLOW}
     write_fixtures(
         tmp_path / "guard.fixtures.yaml",
-        [(ModelRequest(model=MODEL, messages=user(prompt)), {"text": "x", "latency_ms": SLOW})],
+        [(ModelRequest(model=MODEL, messages=user(prompt)), answer)],
     )
     return write(
         "guard.yaml",
@@ -214,4 +220,21 @@ async def test_reloading_the_tree_cancels_the_old_trees_call(
     events = await events_of(sqlite_control, execution_id)
     cancelled = [e.payload for e in events if e.type == "AgentCallCancelled"]
     assert [c["reason"] for c in cancelled] == ["reloaded"]
+    await sqlite_control.terminate(execution_id)
+
+
+async def test_the_text_streamed_so_far_is_on_the_agent(
+    sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    execution_id = await start_thinking(sqlite_control, guarded(tmp_path, write))
+    execution = sqlite_control._entries[execution_id].execution
+    agent = execution.node_by_id("guard/think")
+    assert isinstance(agent, Agent)
+    async with asyncio.timeout(10):  # the first words arrive within a tenth of a second
+        while True:
+            if agent.partial:
+                break
+            await asyncio.sleep(0.01)
+    assert THOUGHT.startswith(agent.partial)
+    assert agent.partial != THOUGHT  # the answer is still coming
     await sqlite_control.terminate(execution_id)

@@ -330,3 +330,15 @@ async def test_silent_capture_keeps_digests_not_content(
     assert (completed["input_tokens"], completed["output_tokens"]) == (40, 1)
     assert completed["cost_usd"] == verbose.one("AgentCallCompleted")["cost_usd"]
     assert set(silent.one("AgentToolCalled")["digests"]) == {"input", "output"}
+
+
+async def test_silent_capture_does_not_quote_the_prompt_of_a_missing_fixture(
+    sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    fixtures = write_fixtures(tmp_path / "triage.fixtures.yaml", [])
+    path = write("triage.yaml", triage("        output: category"))
+    run = await run_tree(sqlite_control, path, capture=CaptureLevel.SILENT)
+    assert run.one("AgentCallFailed")["message"] == (
+        f"node 'triage/classify': the offline model has no response in {fixtures} "
+        f"for {ask().fingerprint()}"
+    )

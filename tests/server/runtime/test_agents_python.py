@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from canopy.server.llm import ModelRequest, ToolSpec
 from canopy.server.runtime.inprocess import InProcessControl
 
-from .agent_runs import run_tree
+from .agent_runs import run_tree, user, write_fixtures
 
 STEPS = """
 import asyncio
@@ -190,3 +191,66 @@ async def test_an_input_missing_from_the_blackboard_fails_before_the_call(
     failed = run.one("AgentCallFailed")
     assert failed["error_type"] == "MissingInput"
     assert failed["message"] == ("node 'flow/read': input '/nowhere/text' is not on the blackboard")
+
+
+async def test_a_call_past_its_deadline_fails_the_node(
+    sqlite_control: InProcessControl, write: Callable[[str, str], Path]
+) -> None:
+    write(
+        "steps.py",
+        """
+        import asyncio
+
+        async def never(text):
+            await asyncio.Event().wait()
+        """,
+    )
+    body = agent("wait", "never", "[text]") + "\n        timeout_s: 0.05"
+    run = await run_tree(sqlite_control, write("flow.yaml", tree(body, fallback=True)))
+    failed = run.one("AgentCallFailed")
+    assert failed["error_type"] == "Timeout"
+    assert failed["message"] == "node 'guard/flow/wait': no answer within 0.05 s (timeout_s)"
+
+
+FACTORY = """
+import py_trees
+
+from canopy.server.runtime.agents import LlmAgent, PythonAgent, Tool
+
+
+def shout(said):
+    return said.upper()
+
+
+def spell(word):
+    return "-".join(word)
+
+
+def flow():
+    ask = LlmAgent(
+        "ask",
+        model="claude-haiku-4-5",
+        prompt="Say {{ word }}",
+        inputs=["word"],
+        output="said",
+        tools=[Tool(spell, "Spell a word", {"type": "object"}, effects=False)],
+    )
+    loud = PythonAgent("loud", function=shout, inputs=["said"], outputs=["loud"])
+    return py_trees.composites.Sequence("flow", memory=True, children=[ask, loud])
+"""
+
+
+async def test_a_python_factory_builds_agents_that_answer_from_its_fixture_file(
+    sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    factory = write("workflow.py", FACTORY)
+    request = ModelRequest(
+        model="claude-haiku-4-5",
+        messages=user("Say hi"),
+        tools=(ToolSpec("spell", "Spell a word", {"type": "object"}),),
+    )
+    write_fixtures(tmp_path / "workflow.fixtures.yaml", [(request, {"text": "hi there"})])
+    run = await run_tree(sqlite_control, f"{factory}:flow", blackboard={"word": "hi"})
+    assert run.blackboard["/loud"] == "HI THERE"
+    assert [p["node_id"] for p in run.of("AgentCallCompleted")] == ["flow/ask", "flow/loud"]
+    assert run.of("AgentCallStarted")[1]["function"] == "workflow:shout"
