@@ -28,6 +28,7 @@ from typing import Any, Final
 from py_trees.behaviour import Behaviour
 from py_trees.common import Status
 
+from .agents import Agent, AgentHost
 from .blackboard import MISSING, BlackboardView, Installation, RecordingStorage, absolute
 from .breakpoints import (
     Breakpoint,
@@ -244,6 +245,15 @@ class Execution:
         self._thread = threading.Thread(
             target=self._main, name=f"{EXECUTION_THREAD_PREFIX}{execution_id}"
         )
+        self.agents = AgentHost(
+            execution_id=execution_id,
+            loop=recorder.loop,
+            record=self.record_event,
+            tick=lambda: self.tick_count,
+            silent=capture is CaptureLevel.SILENT,
+            tree_path=definition.path,
+        )
+        """What the tree's agents share: the loop their calls run on, the recorder, models."""
         self._tree = self._build(definition)
 
     # -- control (any thread) ----------------------------------------------------------------
@@ -539,6 +549,13 @@ class Execution:
             self._current = root
             self._stop(StopInfo("step", nodes[root].id, "tick", tick))
 
+    def record_event(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Record an event of this execution from any thread; from the tick thread, after the
+        ``TickStarted`` of the tick in progress (agents record their calls' events here)."""
+        if threading.current_thread() is self._thread:
+            self._announce_tick()
+        self.recorder.record(event_type, payload)
+
     def _announce_tick(self) -> None:
         """Write TickStarted once, before the first event recorded inside a tick."""
         if self._tick_owed:
@@ -805,6 +822,9 @@ class Execution:
 
     def _build(self, definition: TreeDefinition, *, keep_blackboard: bool = False) -> _LiveTree:
         built = build_tree(definition)
+        for behaviour in built.behaviours.values():
+            if isinstance(behaviour, Agent):
+                behaviour.bind(self.agents)
         nodes = {
             node: _NodeState(node_id, node.status) for node_id, node in built.behaviours.items()
         }
@@ -828,6 +848,8 @@ class Execution:
         except Exception as exc:  # a bad definition leaves the running tree untouched
             done.set_exception(exc)
             return
+        self.agents.cancel_all("reloaded")  # the old tree's calls answer no one now
+        self.agents.tree_path = definition.path
         self.definition = definition
         self._current = None  # first: no reader may look up an old node in the new tree
         self._tree = tree
@@ -959,6 +981,7 @@ class Execution:
         )
 
     def _end(self, reason: str, detail: str) -> None:
+        self.agents.cancel_all("ended")
         payload: dict[str, Any] = {
             "execution_id": self.id,
             "reason": reason,

@@ -75,6 +75,11 @@ class EventRecorder:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the recorder flushes on (the one it was created on)."""
+        return self._loop
+
     async def start(self) -> None:
         """Learn the stream's version and start flushing."""
         self._version = await self.store.stream_version(self.tenant_id, self.stream)

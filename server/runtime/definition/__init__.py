@@ -10,6 +10,7 @@ Every mistake in a definition is a :class:`DefinitionError` listing each :class:
 its file, line and column; nothing here raises a traceback at a user for a bad tree.
 """
 
+from .agent_kinds import AGENT_KINDS
 from .build import CANOPY_ID, BuiltTree, build_tree, stable_id
 from .builtin_kinds import BUILTINS, FILE_BUILTINS
 from .load import TREE_FILE_SUFFIXES, load_tree
@@ -18,6 +19,7 @@ from .problems import DefinitionError, Problem
 from .references import blackboard_key, is_blackboard_reference
 
 __all__ = [
+    "AGENT_KINDS",
     "BUILTINS",
     "CANOPY_ID",
     "FILE_BUILTINS",

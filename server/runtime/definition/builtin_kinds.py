@@ -128,19 +128,7 @@ class Builtin:
         self, params: Mapping[str, Any], children: Sequence[NodeSpec]
     ) -> tuple[dict[str, Any], list[str]]:
         """The params with defaults filled in, and every error found in them."""
-        known = {param.name: param for param in self.params}
-        errors = [self._unknown(key, known) for key in params if key not in known]
-        result: dict[str, Any] = {}
-        for param in self.params:
-            if param.name in params:
-                problem = param.error(params[param.name])
-                errors.extend([f"{self.name}: {problem}"] if problem else [])
-                result[param.name] = params[param.name]
-            elif param.default is REQUIRED:
-                word = _TYPE_WORDS[param.type]
-                errors.append(f"{self.name}: missing parameter `{param.name}` ({word})")
-            elif param.default is not OPTIONAL:
-                result[param.name] = copy.deepcopy(param.default)
+        result, errors = check_params(self.name, self.params, params)
         if not errors:
             errors.extend(f"{self.name}: {error}" for error in self.refine(result, children))
         return result, errors
@@ -151,12 +139,34 @@ class Builtin:
         """A fresh py_trees behaviour (params as :meth:`normalize` returned them)."""
         return self.make(name, params, children)
 
-    def _unknown(self, key: str, known: Mapping[str, Param]) -> str:
-        if not known:
-            return f"{self.name} takes no parameters, got `{key}`"
-        accepted = ", ".join(known)
-        hint = did_you_mean(key, known)
-        return f"{self.name}: unknown parameter `{key}`{hint}; it accepts: {accepted}"
+
+def check_params(
+    kind: str, table: Sequence[Param], params: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """``params`` checked against a kind's ``table``, with defaults filled in, and every error
+    found in them (unknown, missing, of the wrong type)."""
+    known = {param.name: param for param in table}
+    errors = [_unknown(kind, key, known) for key in params if key not in known]
+    result: dict[str, Any] = {}
+    for param in table:
+        if param.name in params:
+            problem = param.error(params[param.name])
+            errors.extend([f"{kind}: {problem}"] if problem else [])
+            result[param.name] = params[param.name]
+        elif param.default is REQUIRED:
+            word = _TYPE_WORDS[param.type]
+            errors.append(f"{kind}: missing parameter `{param.name}` ({word})")
+        elif param.default is not OPTIONAL:
+            result[param.name] = copy.deepcopy(param.default)
+    return result, errors
+
+
+def _unknown(kind: str, key: str, known: Mapping[str, Param]) -> str:
+    if not known:
+        return f"{kind} takes no parameters, got `{key}`"
+    accepted = ", ".join(known)
+    hint = did_you_mean(key, known)
+    return f"{kind}: unknown parameter `{key}`{hint}; it accepts: {accepted}"
 
 
 # --- composites ------------------------------------------------------------------------------

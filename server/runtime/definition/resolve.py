@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .agent_kinds import AGENT_KINDS, agent_kind
 from .builtin_kinds import BUILTINS, FILE_BUILTINS
 from .class_kinds import ClassKind, is_import_path, resolve_class
 from .ids import duplicate_id_problems
@@ -26,11 +27,15 @@ def resolve_kind(kind: str, folder: Path | None) -> Kind:
     builtin = BUILTINS.get(kind)
     if builtin is not None:
         return builtin
+    agent = agent_kind(kind, folder)
+    if agent is not None:
+        return agent
     if is_import_path(kind):
         return ClassKind(kind, resolve_class(kind, folder))
+    names = (*FILE_BUILTINS, *AGENT_KINDS)
     raise ResolutionError(
-        f"unknown node type '{kind}'{did_you_mean(kind, FILE_BUILTINS)}: use a built-in "
-        f"({', '.join(FILE_BUILTINS)}) or an import path 'package.module:Class'"
+        f"unknown node type '{kind}'{did_you_mean(kind, names)}: use a built-in "
+        f"({', '.join(names)}) or an import path 'package.module:Class'"
     )
 
 

@@ -17,6 +17,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from canopy import schemas
 
+from .agent_kinds import AGENT_KINDS, agent_params
 from .builtin_kinds import BUILTINS, FILE_BUILTINS, REQUIRED
 from .documents import Document
 from .kinds import did_you_mean
@@ -101,7 +102,8 @@ def _missing(error: ValidationError, document: Document, where: tuple[Any, ...])
     owner = _node_type(instance)
     if key == "params" and isinstance(kind := instance.get("type"), str):
         builtin = BUILTINS.get(kind)
-        needed = [p.name for p in builtin.params if p.default is REQUIRED] if builtin else []
+        table = builtin.params if builtin else agent_params(kind) if kind in AGENT_KINDS else ()
+        needed = [p.name for p in table if p.default is REQUIRED]
         message = f"{owner}missing `params` (it needs: {', '.join(needed)})"
         return Problem.at(document.location(where), message)
     return Problem.at(document.location(where), f"{owner}missing required field `{key}`")
@@ -150,7 +152,7 @@ def _unexpected_fields(
 
 
 def _unknown_type(value: Any) -> str:
-    choices = [*FILE_BUILTINS, "Subtree"]
+    choices = [*FILE_BUILTINS, *AGENT_KINDS, "Subtree"]
     hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
     return (
         f"unknown node type {value!r}{hint}: use a built-in ({', '.join(choices)}) "

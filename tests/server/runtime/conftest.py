@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import py_trees
 import pytest
+
+from canopy.bridge import open_store
+from canopy.server.runtime.inprocess import InProcessControl
 
 TREES = Path(__file__).resolve().parent / "trees"
 
@@ -60,3 +63,12 @@ def robot_behaviours(tmp_path: Path) -> Path:
     copy = tmp_path / "robot_behaviours.py"
     copy.write_text((TREES / "robot_behaviours.py").read_text(encoding="utf-8"), encoding="utf-8")
     return copy
+
+
+@pytest.fixture
+async def sqlite_control(sqlite_url: str) -> AsyncIterator[InProcessControl]:
+    """Executions in this process, recorded into a fresh SQLite log."""
+    async with open_store(sqlite_url) as store:
+        control = InProcessControl(store, tenant_id="acme")
+        yield control
+        await control.close()

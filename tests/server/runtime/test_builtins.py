@@ -15,7 +15,13 @@ import pytest
 from py_trees.common import Status
 
 from canopy import schemas
-from canopy.server.runtime.definition import BUILTINS, FILE_BUILTINS, build_tree, load_tree
+from canopy.server.runtime.definition import (
+    AGENT_KINDS,
+    BUILTINS,
+    FILE_BUILTINS,
+    build_tree,
+    load_tree,
+)
 from canopy.server.runtime.definition.builtin_kinds import OPTIONAL, REQUIRED
 
 from .helpers import tick
@@ -207,7 +213,7 @@ def test_the_schema_is_valid_draft_2020_12() -> None:
 def test_the_schema_offers_exactly_the_file_built_ins() -> None:
     choices = SCHEMA["$defs"]["node"]["properties"]["type"]["anyOf"]
     consts = [choice["const"] for choice in choices if "const" in choice]
-    assert consts == [*FILE_BUILTINS, "Subtree"]
+    assert consts == [*FILE_BUILTINS, *AGENT_KINDS, "Subtree"]
     assert all(choice.get("description") for choice in choices)
 
 

@@ -1,0 +1,586 @@
+"""Workflow agents: tree leaves whose work is a call to a language model or a Python function.
+
+An agent never blocks the tick. On its first tick it reads its inputs from the blackboard,
+starts its call as a coroutine on the execution's event loop and returns RUNNING; later ticks
+return RUNNING until the call is done, then write its outputs to the blackboard (from the tick
+thread, so the writes are recorded like any other) and return SUCCESS, or FAILURE with the
+reason. A Parallel of agents therefore runs their calls at the same time. When py_trees stops a
+RUNNING agent (a higher-priority branch took over, the execution ends or its tree is
+replaced), the call is cancelled.
+
+Every call is in the log: ``AgentCallStarted`` (what was asked), ``AgentRetried`` and
+``AgentToolCalled`` as they happen, then ``AgentCallCompleted``, ``AgentCallFailed`` or
+``AgentCallCancelled``. Under silent capture their content is kept as digests
+(:mod:`.agent_capture`).
+
+What agents of one execution share — the loop, the recorder, the model — is an
+:class:`AgentHost` the engine binds onto each agent after building the tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+from py_trees.behaviour import Behaviour
+from py_trees.common import Access, Status
+
+from canopy.bridge import CanopyError
+
+from ..llm import LanguageModel, ModelError, ModelRequest, ToolCall, open_model
+from ..llm.costs import CostTable
+from ..llm.retry import RetryPolicy
+from .agent_calls import (
+    AgentFailure,
+    CallFailed,
+    CallOutcome,
+    CallSucceeded,
+    call_function,
+    converse,
+    response_outputs,
+    timed,
+    tool_spec,
+)
+from .agent_capture import content_fields, fingerprint_of
+from .agent_config import Tool, key_name, llm_problems, python_problems, raise_problems
+from .agent_templates import AgentTemplate, TemplateError
+from .blackboard import absolute
+from .values import jsonable
+
+__all__ = [
+    "DEFAULT_PROVIDER",
+    "FIXTURES_SUFFIX",
+    "PROVIDER_VARIABLE",
+    "Agent",
+    "AgentHost",
+    "LlmAgent",
+    "PythonAgent",
+    "Tool",
+]
+
+PROVIDER_VARIABLE: Final = "CANOPY_LLM_PROVIDER"
+"""The environment variable that chooses the language-model provider of every agent."""
+DEFAULT_PROVIDER: Final = "offline"
+FIXTURES_SUFFIX: Final = ".fixtures.yaml"
+"""A tree's offline answers are beside it: ``triage.yaml`` -> ``triage.fixtures.yaml``."""
+
+Record = Callable[[str, dict[str, Any]], None]
+
+
+class AgentHost:
+    """What the agents of one execution share: its event loop, its recorder and the models
+    they call (each opened on first use, once per execution and fixture file)."""
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        loop: asyncio.AbstractEventLoop,
+        record: Record,
+        tick: Callable[[], int],
+        silent: bool,
+        tree_path: str,
+        provider: str | None = None,
+        costs: CostTable | None = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.loop = loop
+        self.record = record
+        self.tick = tick
+        self.silent = silent
+        self.tree_path = tree_path
+        """The tree file (or factory module) whose folder relative paths start from."""
+        self.provider = provider or os.environ.get(PROVIDER_VARIABLE) or DEFAULT_PROVIDER
+        self.costs = costs or CostTable()
+        self._models: dict[Path, LanguageModel] = {}
+        self._in_flight: set[Agent] = set()  # touched by the tick thread only
+
+    def fixtures_for(self, given: Path | None) -> Path:
+        """The fixture file of an agent: its own (relative to the tree's folder), else the
+        tree's ``<stem>.fixtures.yaml``."""
+        tree = Path(self.tree_path)
+        if given is None:
+            return tree.with_name(tree.stem + FIXTURES_SUFFIX)
+        return given if given.is_absolute() else tree.parent / given
+
+    def model(self, fixtures: Path) -> LanguageModel:
+        """The model answering calls with ``fixtures`` (on the loop); a failure to open it is
+        not remembered, so a fixture file added later is found by the next call."""
+        model = self._models.get(fixtures)
+        if model is None:
+            model = self._models[fixtures] = open_model(self.provider, fixtures=fixtures)
+        return model
+
+    def start(self, agent: Agent, work: Coroutine[Any, Any, CallOutcome]) -> Future[CallOutcome]:
+        """Run an agent's call on the loop."""
+        self._in_flight.add(agent)
+        return asyncio.run_coroutine_threadsafe(work, self.loop)
+
+    def finished(self, agent: Agent) -> None:
+        """An agent's call is over (done or cancelled)."""
+        self._in_flight.discard(agent)
+
+    def cancel_all(self, reason: str) -> None:
+        """Cancel every call in flight (the execution ends, or its tree is replaced)."""
+        for agent in list(self._in_flight):
+            agent.cancel(reason)
+
+
+@dataclass
+class _Progress:
+    """How far a call got, as it runs (written on the loop)."""
+
+    call_id: str
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class _Call:
+    """An agent's call in flight."""
+
+    id: str
+    future: Future[CallOutcome]
+    started: float
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A call ready to start: what ``AgentCallStarted`` tells, and the work itself."""
+
+    fields: dict[str, Any]
+    content: dict[str, Any]
+    work: Callable[[_Progress], Awaitable[CallSucceeded]]
+
+
+@dataclass
+class _Reporter:
+    """Tells the log (and ``agent.partial``) what a call does while it runs, from the loop."""
+
+    agent: Agent
+    progress: _Progress
+    host: AgentHost
+    partial: list[str] = field(default_factory=list)
+
+    def text(self, piece: str) -> None:
+        if self.agent.call_id == self.progress.call_id:
+            self.partial.append(piece)
+            self.agent.partial = "".join(self.partial)
+
+    def retried(self, attempt: int, delay_s: float, error: ModelError) -> None:
+        self.host.record(
+            "AgentRetried",
+            self.agent.event(
+                self.progress.call_id,
+                attempt=attempt,
+                delay_s=round(delay_s, 3),
+                reason=str(error),
+                status=error.status,
+            ),
+        )
+
+    def tool_called(
+        self, round_: int, call: ToolCall, tool: Tool | None, output: Any, error: str | None
+    ) -> None:
+        content: dict[str, Any] = {"input": jsonable(dict(call.input))}
+        if error is None:
+            content["output"] = jsonable(output)
+        payload = self.agent.event(
+            self.progress.call_id,
+            round=round_,
+            tool=call.name,
+            tool_use_id=call.id,
+            effects=tool.effects if tool is not None else False,
+            **content_fields(content, silent=self.host.silent),
+        )
+        if error is not None:
+            payload["error"] = error
+        self.host.record("AgentToolCalled", payload)
+
+
+class Agent(Behaviour):
+    """A leaf that runs one call per activation without blocking the tick.
+
+    ``partial`` holds the text streamed so far by the call in flight (a debugger shows it);
+    ``call_id`` names that call in the events. Subclasses say what a call is
+    (:meth:`_prepare`).
+    """
+
+    agent_kind: ClassVar[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        timeout_s: float | None,
+    ) -> None:
+        super().__init__(name)
+        self.inputs = tuple(inputs)
+        self.output_keys = tuple(outputs)
+        self.timeout_s = timeout_s
+        self.host: AgentHost | None = None
+        self.partial = ""
+        self.call_id: str | None = None
+        self._call: _Call | None = None
+        self._board = self.attach_blackboard_client(name=name)
+        for key in self.inputs:
+            self._board.register_key(key=key, access=Access.READ)
+        for key in self.output_keys:
+            self._board.register_key(key=key, access=Access.WRITE)
+
+    def bind(self, host: AgentHost) -> None:
+        """Join an execution: its loop runs this agent's calls, its recorder their events."""
+        self.host = host
+
+    @property
+    def node_id(self) -> str:
+        """The stable id the tree gave this agent (its name before it is built)."""
+        node_id = getattr(self, "canopy_id", None)
+        return node_id if isinstance(node_id, str) else self.name
+
+    def event(self, call_id: str, **fields: Any) -> dict[str, Any]:
+        """A payload of one of this agent's events."""
+        host = self._host()
+        return {
+            "execution_id": host.execution_id,
+            "tick": host.tick(),
+            "node_id": self.node_id,
+            "call_id": call_id,
+            **fields,
+        }
+
+    # -- py_trees ----------------------------------------------------------------------------
+
+    def update(self) -> Status:
+        call = self._call
+        if call is None:
+            return self._start()
+        if not call.future.done():
+            return Status.RUNNING
+        return self._finish(call)
+
+    def terminate(self, new_status: Status) -> None:
+        """Pre-empted while RUNNING (INVALID): the call is cancelled."""
+        if new_status is Status.INVALID and self._call is not None:
+            self.cancel("preempted")
+
+    def cancel(self, reason: str) -> None:
+        """Cancel the call in flight, if any, and record why: ``preempted``, ``ended``,
+        ``reloaded``."""
+        call, self._call = self._call, None
+        if call is None:
+            return
+        call.future.cancel()
+        host = self._host()
+        host.finished(self)
+        self.call_id = None
+        latency = round((time.perf_counter() - call.started) * 1000, 3)
+        host.record(
+            "AgentCallCancelled",
+            self.event(call.id, agent=self.agent_kind, reason=reason, latency_ms=latency),
+        )
+
+    # -- a call ------------------------------------------------------------------------------
+
+    def _host(self) -> AgentHost:
+        if self.host is None:
+            raise RuntimeError(f"agent {self.name!r} runs only inside an execution")
+        return self.host
+
+    def _start(self) -> Status:
+        host = self._host()
+        call_id = uuid.uuid4().hex[:16]
+        self.partial = ""
+        try:
+            prepared = self._prepare(self._read_inputs())
+        except AgentFailure as failure:
+            return self._failed(call_id, CallFailed(failure))
+        host.record(
+            "AgentCallStarted",
+            self.event(
+                call_id,
+                agent=self.agent_kind,
+                **prepared.fields,
+                **content_fields(prepared.content, silent=host.silent),
+            ),
+        )
+        progress = _Progress(call_id)
+        self.call_id = call_id
+        work = timed(lambda: prepared.work(progress), self.timeout_s, lambda: progress.retries)
+        self._call = _Call(call_id, host.start(self, work), time.perf_counter())
+        self.feedback_message = "waiting for the call"
+        return Status.RUNNING
+
+    def _finish(self, call: _Call) -> Status:
+        self._call = None
+        self.call_id = None
+        host = self._host()
+        host.finished(self)
+        outcome = call.future.result()
+        if isinstance(outcome, CallFailed):
+            return self._failed(call.id, outcome)
+        host.record("AgentCallCompleted", self._completed(call.id, outcome, host.silent))
+        for key, value in outcome.outputs.items():
+            self._board.set(key, value)
+        self.feedback_message = ""
+        return Status.SUCCESS
+
+    def _failed(self, call_id: str, outcome: CallFailed) -> Status:
+        error = outcome.error
+        host = self._host()
+        told = error.without_content if host.silent and error.without_content else str(error)
+        message = f"node '{self.node_id}': {told}"
+        payload = self.event(
+            call_id,
+            agent=self.agent_kind,
+            error_type=error.error_type,
+            message=message,
+            retries=outcome.retries,
+            latency_ms=outcome.latency_ms,
+        )
+        if error.status is not None:
+            payload["status"] = error.status
+        host.record("AgentCallFailed", payload)
+        self.feedback_message = message
+        return Status.FAILURE
+
+    def _completed(self, call_id: str, outcome: CallSucceeded, silent: bool) -> dict[str, Any]:
+        outputs = {absolute(key): jsonable(value) for key, value in outcome.outputs.items()}
+        content: dict[str, Any] = {"outputs": outputs}
+        return self.event(
+            call_id,
+            agent=self.agent_kind,
+            latency_ms=outcome.latency_ms,
+            retries=outcome.retries,
+            **self._completed_fields(outcome),
+            **content_fields({**self._completed_content(outcome), **content}, silent=silent),
+        )
+
+    def _completed_fields(self, outcome: CallSucceeded) -> dict[str, Any]:
+        """What ``AgentCallCompleted`` tells beyond the common fields (never content)."""
+        return {}
+
+    def _completed_content(self, outcome: CallSucceeded) -> dict[str, Any]:
+        """The content ``AgentCallCompleted`` keeps (or digests) beyond the outputs."""
+        return {}
+
+    def _read_inputs(self) -> dict[str, Any]:
+        """Input name -> value, for the input keys that are on the blackboard."""
+        values = {}
+        for key in self.inputs:
+            try:
+                values[key_name(key)] = self._board.get(key)
+            except KeyError:
+                continue
+        return values
+
+    def _prepare(self, values: Mapping[str, Any]) -> _Prepared:
+        """The call for these input values; AgentFailure when it cannot be made."""
+        raise NotImplementedError
+
+
+class LlmAgent(Agent):
+    """Asks a language model: ``prompt`` and ``system`` are Jinja2 templates over the ``inputs``
+    keys; the answer's text goes to ``output`` and/or, parsed as JSON and checked against
+    ``schema``, its properties named in ``outputs`` go to those keys. The model may call
+    ``tools`` for up to ``max_tool_rounds`` rounds; a retryable model error is retried up to
+    ``retries`` times; ``timeout_s`` bounds the whole call. ``fixtures`` is the offline model's
+    answer file (default: the tree file's ``<stem>.fixtures.yaml``)."""
+
+    agent_kind = "llm"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model: str,
+        prompt: str,
+        system: str | None = None,
+        inputs: Sequence[str] = (),
+        output: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+        outputs: Sequence[str] = (),
+        max_tokens: int = 1024,
+        temperature: float | None = None,
+        stop_sequences: Sequence[str] = (),
+        tools: Sequence[Tool] = (),
+        max_tool_rounds: int = 5,
+        timeout_s: float | None = None,
+        retries: int = 3,
+        fixtures: str | Path | None = None,
+    ) -> None:
+        problems = llm_problems(
+            prompt=prompt,
+            system=system,
+            inputs=inputs,
+            output=output,
+            schema=schema,
+            outputs=outputs,
+            tools=tools,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            max_tool_rounds=max_tool_rounds,
+            retries=retries,
+            timeout_s=timeout_s,
+        )
+        raise_problems(f"llm agent {name!r}", problems)
+        written = [output] if output else []
+        super().__init__(name, inputs=inputs, outputs=[*written, *outputs], timeout_s=timeout_s)
+        self.model = model
+        self.prompt = AgentTemplate("prompt", prompt)
+        self.system = AgentTemplate("system", system) if system is not None else None
+        self.output = output
+        self.schema = copy.deepcopy(dict(schema)) if schema is not None else None
+        self.schema_outputs = tuple(outputs)
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.stop_sequences = tuple(stop_sequences)
+        self.tools = tuple(tools)
+        self.max_tool_rounds = max_tool_rounds
+        self.retry_policy = RetryPolicy(max_retries=retries)
+        self.fixtures = Path(fixtures) if fixtures is not None else None
+
+    def _prepare(self, values: Mapping[str, Any]) -> _Prepared:
+        try:
+            system = self.system.render(values) if self.system is not None else None
+            prompt = self.prompt.render(values)
+        except TemplateError as error:
+            raise AgentFailure("TemplateError", str(error)) from None
+        request = ModelRequest(
+            model=self.model,
+            messages=({"role": "user", "content": prompt},),
+            system=system,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            stop_sequences=self.stop_sequences,
+            tools=tuple(tool_spec(tool) for tool in self.tools),
+        )
+        host = self._host()
+        fixtures = host.fixtures_for(self.fixtures)
+
+        async def work(progress: _Progress) -> CallSucceeded:
+            try:
+                model = host.model(fixtures)
+            except ModelError:
+                raise
+            except CanopyError as error:  # an unknown provider, a provider without its key
+                raise AgentFailure(type(error).__name__, str(error)) from None
+
+            def count_retry() -> None:
+                progress.retries += 1
+
+            response, tally = await converse(
+                model,
+                request,
+                tools=self.tools,
+                policy=self.retry_policy,
+                max_tool_rounds=self.max_tool_rounds,
+                reporter=_Reporter(self, progress, host),
+                costs=host.costs,
+                count_retry=count_retry,
+            )
+            outputs = response_outputs(
+                response.text, output=self.output, schema=self.schema, outputs=self.schema_outputs
+            )
+            return CallSucceeded(
+                outputs=outputs,
+                text=response.text,
+                model=response.model,
+                stop_reason=response.stop_reason,
+                tool_calls=tally.tool_calls,
+                input_tokens=tally.input_tokens,
+                output_tokens=tally.output_tokens,
+                cost_usd=tally.cost,
+                rounds=tally.rounds,
+            )
+
+        content: dict[str, Any] = {"prompt": prompt}
+        if system is not None:
+            content["system"] = system
+        content["messages"] = [dict(message) for message in request.messages]
+        content["inputs"] = {name: jsonable(value) for name, value in values.items()}
+        return _Prepared(
+            fields={"model": self.model, "fingerprint": request.fingerprint()},
+            content=content,
+            work=work,
+        )
+
+    def _completed_fields(self, outcome: CallSucceeded) -> dict[str, Any]:
+        return {
+            "model": outcome.model,
+            "stop_reason": outcome.stop_reason,
+            "input_tokens": outcome.input_tokens,
+            "output_tokens": outcome.output_tokens,
+            "cost_usd": outcome.cost_usd,
+            "rounds": outcome.rounds,
+        }
+
+    def _completed_content(self, outcome: CallSucceeded) -> dict[str, Any]:
+        return {"text": outcome.text, "tool_calls": outcome.tool_calls}
+
+
+class PythonAgent(Agent):
+    """Calls a Python function (sync, in a worker thread; or async, on the loop) with the
+    ``inputs`` keys as keyword arguments (by name); its result goes to the one ``outputs`` key,
+    or, for several, is a mapping with exactly their names. ``timeout_s`` bounds the call (a
+    sync function that overruns is abandoned, not stopped: a thread cannot be killed)."""
+
+    agent_kind = "python"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        function: Callable[..., Any],
+        inputs: Sequence[str] = (),
+        outputs: Sequence[str] = (),
+        timeout_s: float | None = None,
+    ) -> None:
+        problems = python_problems(inputs=inputs, outputs=outputs, timeout_s=timeout_s)
+        raise_problems(f"python agent {name!r}", problems)
+        super().__init__(name, inputs=inputs, outputs=outputs, timeout_s=timeout_s)
+        self.function = function
+        self.reference = function_reference(function)
+
+    def _prepare(self, values: Mapping[str, Any]) -> _Prepared:
+        missing = [key for key in self.inputs if key_name(key) not in values]
+        if missing:
+            raise AgentFailure("MissingInput", f"input {missing[0]!r} is not on the blackboard")
+        # The function runs beside the tree: it gets its own copies of the values.
+        kwargs = {name: _copy(value) for name, value in values.items()}
+
+        async def work(progress: _Progress) -> CallSucceeded:
+            return await call_function(self.function, kwargs, self.output_keys)
+
+        return _Prepared(
+            fields={
+                "function": self.reference,
+                "fingerprint": fingerprint_of({"function": self.reference, "inputs": values}),
+            },
+            content={"inputs": {name: jsonable(value) for name, value in values.items()}},
+            work=work,
+        )
+
+
+def function_reference(function: Callable[..., Any]) -> str:
+    """``module:qualified.name`` of a function, as events name it."""
+    module = getattr(function, "__module__", None) or "?"
+    name = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"{module}:{name}"
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy, or the value itself when it cannot be copied (a lock, a connection)."""
+    try:
+        return copy.deepcopy(value)
+    except Exception:
+        return value
