@@ -35,7 +35,7 @@ from py_trees.common import Access, Status
 
 from canopy.bridge import CanopyError
 
-from ..llm import LanguageModel, ModelError, ModelRequest, ToolCall, open_model
+from ..llm import LanguageModel, ModelError, ModelRequest, ToolCall, configured_model
 from ..llm.costs import CostTable
 from ..llm.retry import RetryPolicy
 from .agent_calls import (
@@ -53,12 +53,11 @@ from .agent_capture import content_fields, fingerprint_of
 from .agent_config import Tool, key_name, llm_problems, python_problems, raise_problems
 from .agent_templates import AgentTemplate, TemplateError
 from .blackboard import absolute
+from .recorded import RecordedCall, RecordedCalls
 from .values import jsonable
 
 __all__ = [
-    "DEFAULT_PROVIDER",
     "FIXTURES_SUFFIX",
-    "PROVIDER_VARIABLE",
     "Agent",
     "AgentHost",
     "LlmAgent",
@@ -66,13 +65,24 @@ __all__ = [
     "Tool",
 ]
 
-PROVIDER_VARIABLE: Final = "CANOPY_LLM_PROVIDER"
-"""The environment variable that chooses the language-model provider of every agent."""
-DEFAULT_PROVIDER: Final = "offline"
 FIXTURES_SUFFIX: Final = ".fixtures.yaml"
 """A tree's offline answers are beside it: ``triage.yaml`` -> ``triage.fixtures.yaml``."""
 
 Record = Callable[[str, dict[str, Any]], None]
+
+_SERVED_FIELDS: Final = (
+    "model",
+    "stop_reason",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "rounds",
+    "text",
+    "tool_calls",
+    "outputs",
+)
+"""What an answer served from the log repeats of the recorded completion."""
+_CONTENT: Final = ("text", "tool_calls", "outputs")
 
 
 class AgentHost:
@@ -88,8 +98,9 @@ class AgentHost:
         tick: Callable[[], int],
         silent: bool,
         tree_path: str,
-        provider: str | None = None,
+        environ: Mapping[str, str] | None = None,
         costs: CostTable | None = None,
+        recorded: RecordedCalls | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.loop = loop
@@ -98,10 +109,17 @@ class AgentHost:
         self.silent = silent
         self.tree_path = tree_path
         """The tree file (or factory module) whose folder relative paths start from."""
-        self.provider = provider or os.environ.get(PROVIDER_VARIABLE) or DEFAULT_PROVIDER
+        self.environ = os.environ if environ is None else environ
+        """Where the model is chosen (``CANOPY_LLM_PROVIDER`` and the provider's variables)."""
         self.costs = costs or CostTable()
+        self.recorded = recorded
+        """A fork's source answers (see :mod:`.recorded`), None for an ordinary execution."""
         self._models: dict[Path, LanguageModel] = {}
         self._in_flight: set[Agent] = set()  # touched by the tick thread only
+
+    def answer(self, node_id: str, fingerprint: str) -> RecordedCall | None:
+        """The source's recorded call a fork's agent may take instead of calling, if any."""
+        return self.recorded.answer(node_id, fingerprint) if self.recorded is not None else None
 
     def fixtures_for(self, given: Path | None) -> Path:
         """The fixture file of an agent: its own (relative to the tree's folder), else the
@@ -116,7 +134,7 @@ class AgentHost:
         not remembered, so a fixture file added later is found by the next call."""
         model = self._models.get(fixtures)
         if model is None:
-            model = self._models[fixtures] = open_model(self.provider, fixtures=fixtures)
+            model = self._models[fixtures] = configured_model(self.environ, fixtures)
         return model
 
     def start(self, agent: Agent, work: Coroutine[Any, Any, CallOutcome]) -> Future[CallOutcome]:
@@ -147,6 +165,7 @@ class _Call:
     """An agent's call in flight."""
 
     id: str
+    fingerprint: str
     future: Future[CallOutcome]
     started: float
 
@@ -313,10 +332,15 @@ class Agent(Behaviour):
                 **content_fields(prepared.content, silent=host.silent),
             ),
         )
+        answer = host.answer(self.node_id, prepared.fields["fingerprint"])
+        if answer is not None:
+            return self._served(call_id, prepared.fields["fingerprint"], answer)
         progress = _Progress(call_id)
         self.call_id = call_id
         work = timed(lambda: prepared.work(progress), self.timeout_s, lambda: progress.retries)
-        self._call = _Call(call_id, host.start(self, work), time.perf_counter())
+        self._call = _Call(
+            call_id, prepared.fields["fingerprint"], host.start(self, work), time.perf_counter()
+        )
         self.feedback_message = "waiting for the call"
         return Status.RUNNING
 
@@ -328,10 +352,42 @@ class Agent(Behaviour):
         outcome = call.future.result()
         if isinstance(outcome, CallFailed):
             return self._failed(call.id, outcome)
-        host.record("AgentCallCompleted", self._completed(call.id, outcome, host.silent))
+        completed = self._completed(call.id, outcome, host.silent)
+        host.record("AgentCallCompleted", {**completed, "fingerprint": call.fingerprint})
         for key, value in outcome.outputs.items():
             self._board.set(key, value)
         self.feedback_message = ""
+        return Status.SUCCESS
+
+    def _served(self, call_id: str, fingerprint: str, answer: RecordedCall) -> Status:
+        """Answer from the log: the recorded call's outputs, written where the fork did not
+        edit, and its completion recorded again, saying where it was served from."""
+        host = self._host()
+        recorded = answer.payload
+        outputs: Mapping[str, Any] = recorded["outputs"]
+        payload = {
+            **{name: recorded[name] for name in _SERVED_FIELDS if name in recorded},
+            **self.event(call_id, agent=self.agent_kind, latency_ms=0.0, retries=0),
+            "fingerprint": fingerprint,
+            "served_from": {
+                "execution_id": answer.execution_id,
+                "offset": answer.offset,
+                "call_id": recorded["call_id"],
+            },
+        }
+        if "cost_usd" in payload:
+            payload["cost_usd"] = 0.0  # nothing was spent on this answer
+        if host.silent:
+            payload = {
+                **{k: v for k, v in payload.items() if k not in _CONTENT},
+                **content_fields({k: payload[k] for k in _CONTENT if k in payload}, silent=True),
+            }
+        host.record("AgentCallCompleted", payload)
+        pinned = host.recorded.pinned if host.recorded is not None else frozenset()
+        for key in self.output_keys:
+            if absolute(key) in outputs and absolute(key) not in pinned:
+                self._board.set(key, outputs[absolute(key)])
+        self.feedback_message = "answered from the log"
         return Status.SUCCESS
 
     def _failed(self, call_id: str, outcome: CallFailed) -> Status:

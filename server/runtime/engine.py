@@ -252,6 +252,7 @@ class Execution:
             tick=lambda: self.tick_count,
             silent=capture is CaptureLevel.SILENT,
             tree_path=definition.path,
+            recorded=recorded,
         )
         """What the tree's agents share: the loop their calls run on, the recorder, models."""
         self._tree = self._build(definition)

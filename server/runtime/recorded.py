@@ -1,8 +1,9 @@
 """Answers a fork may take from its source's log instead of calling a model again.
 
 Every agent call that completed is in the log with the node that made it and a hash of its
-resolved inputs. A fork (or a restart) gathers them before it starts; an agent leaf of the fork
-whose inputs hash the same as a recorded call of the same node is answered from that record:
+resolved inputs (its request's fingerprint). A fork (or a restart) gathers them before it
+starts; an agent leaf of the fork whose inputs hash the same as a recorded call of the same
+node is answered from that record:
 no model call, no tool run, the same outputs. What the user edited changes the inputs of the
 leaves it reaches, so exactly those run live.
 
@@ -21,7 +22,8 @@ from canopy.bridge import EventFilter, EventStore
 __all__ = ["COMPLETED_CALL", "RecordedCall", "RecordedCalls", "read_recorded_calls"]
 
 COMPLETED_CALL: Final = "AgentCallCompleted"
-"""The event that records an agent call's answer (its ``node_id`` and ``input_hash`` key it)."""
+"""The event that records an agent call's answer (its ``node_id`` and ``fingerprint`` key it;
+only a completion that kept its ``outputs``, not silent capture's digests, can be served)."""
 
 _PAGE: Final = 1000
 
@@ -63,9 +65,9 @@ class RecordedCalls:
     ) -> RecordedCalls:
         """The table of ``calls``; of two calls with the same key the later one answers."""
         table = {
-            (str(call.payload["node_id"]), str(call.payload["input_hash"])): call
+            (str(call.payload["node_id"]), str(call.payload["fingerprint"])): call
             for call in calls
-            if "node_id" in call.payload and "input_hash" in call.payload
+            if {"node_id", "fingerprint", "outputs"} <= call.payload.keys()
         }
         return cls(source, table, frozenset(pinned), frozenset(live))
 

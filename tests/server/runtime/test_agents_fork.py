@@ -1,0 +1,127 @@
+"""Forks and restarts of a workflow: agents whose inputs did not change are answered from the
+log, proved by the requests the model's server sees (the real ``anthropic`` SDK against a local
+server speaking the Messages API); only what an edit reaches runs live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from canopy.server.llm import ModelRequest
+from canopy.server.runtime.inprocess import InProcessControl
+
+from ..llm.messages_server import MessagesServer, reply, serve_messages
+from .agent_runs import Run, events_of, run_tree, user
+
+MODEL = "claude-haiku-4-5"
+TICKET = "I was charged twice"
+
+ROUTE = """
+def route(category):
+    return {"billing": "queue-b", "refund": "queue-r"}.get(category, "queue-x")
+"""
+
+WORKFLOW = """
+blackboard:
+  ticket: "I was charged twice"
+root:
+  type: Sequence
+  name: triage
+  children:
+    - type: llm
+      name: classify
+      params:
+        model: claude-haiku-4-5
+        prompt: "Classify: {{ ticket }}"
+        inputs: [ticket]
+        output: category
+    - type: python
+      name: route
+      params:
+        function: routing:route
+        inputs: [category]
+        outputs: [queue]
+    - type: llm
+      name: summarise
+      params:
+        model: claude-haiku-4-5
+        prompt: "Summarise for {{ queue }} ({{ category }}): {{ ticket }}"
+        inputs: [ticket, category, queue]
+        output: summary
+"""
+
+
+def ask(text: str) -> ModelRequest:
+    return ModelRequest(model=MODEL, messages=user(text))
+
+
+@pytest.fixture
+async def messages(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MessagesServer]:
+    """The local Messages API server, chosen as every agent's model."""
+    async with serve_messages() as server:
+        monkeypatch.setenv("CANOPY_LLM_PROVIDER", "anthropic")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+        server.script(ask(f"Classify: {TICKET}"), reply("billing"))
+        server.script(ask(f"Summarise for queue-b (billing): {TICKET}"), reply("Refund the copy"))
+        server.script(ask(f"Summarise for queue-r (refund): {TICKET}"), reply("Refund it now"))
+        yield server
+
+
+async def ended(control: InProcessControl, execution_id: str) -> Run:
+    async with asyncio.timeout(30):
+        info = await control.wait_for_end(execution_id)
+    view = await control.view(execution_id)
+    return Run(info, await events_of(control, execution_id), dict(view.blackboard))
+
+
+async def test_a_restart_calls_no_model_and_a_fork_calls_only_what_its_edit_reaches(
+    sqlite_control: InProcessControl,
+    write: Callable[[str, str], Path],
+    messages: MessagesServer,
+) -> None:
+    write("routing.py", ROUTE)
+    source = await run_tree(sqlite_control, write("triage.yaml", WORKFLOW))
+    assert source.blackboard["/summary"] == "Refund the copy"
+    assert messages.calls == 2
+
+    restart = await ended(sqlite_control, (await sqlite_control.fork(source.info.id, tick=0)).id)
+    assert messages.calls == 2  # every answer came from the log
+    assert restart.info.end_reason == "completed"
+    assert {k: restart.blackboard[k] for k in ("/category", "/queue", "/summary")} == {
+        "/category": "billing",
+        "/queue": "queue-b",
+        "/summary": "Refund the copy",
+    }
+    served = {p["node_id"]: p["served_from"] for p in restart.of("AgentCallCompleted")}
+    assert set(served) == {"triage/classify", "triage/route", "triage/summarise"}
+    assert {s["execution_id"] for s in served.values()} == {source.info.id}
+    assert all(p["cost_usd"] == 0.0 for p in restart.of("AgentCallCompleted") if "cost_usd" in p)
+
+    # An edited category is pinned: classify is served but does not overwrite it; route and
+    # summarise see new inputs and run live (one model call).
+    fork = await sqlite_control.fork(source.info.id, blackboard={"category": "refund"})
+    forked = await ended(sqlite_control, fork.id)
+    assert messages.calls == 3
+    assert forked.blackboard["/category"] == "refund"
+    assert forked.blackboard["/queue"] == "queue-r"
+    assert forked.blackboard["/summary"] == "Refund it now"
+    live = [p["node_id"] for p in forked.of("AgentCallCompleted") if "served_from" not in p]
+    assert live == ["triage/route", "triage/summarise"]
+
+
+async def test_nodes_named_live_run_even_when_an_answer_fits(
+    sqlite_control: InProcessControl,
+    write: Callable[[str, str], Path],
+    messages: MessagesServer,
+) -> None:
+    write("routing.py", ROUTE)
+    source = await run_tree(sqlite_control, write("triage.yaml", WORKFLOW))
+    fork = await sqlite_control.fork(source.info.id, tick=0, live=["triage/classify"])
+    forked = await ended(sqlite_control, fork.id)
+    assert messages.calls == 3  # classify again; route and summarise from the log
+    live = [p["node_id"] for p in forked.of("AgentCallCompleted") if "served_from" not in p]
+    assert live == ["triage/classify"]
