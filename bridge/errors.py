@@ -68,7 +68,9 @@ class CanopyError(Exception):
     def rebuild(cls, message: str, details: Mapping[str, Any]) -> Self:
         """The error a far side encoded as ``message`` and :meth:`details`."""
         if cls.fields:
-            return cls(**{name: details[member] for name, member in cls.fields.items()})
+            # A member left out stands for its default: a problem document omits null ones.
+            given = {name: details[m] for name, m in cls.fields.items() if m in details}
+            return cls(**given)
         arguments = details.get("arguments")
         if isinstance(arguments, list):
             try:

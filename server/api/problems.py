@@ -71,6 +71,13 @@ ERROR_STATUS: Final[Mapping[str, int]] = {
     "HistoryError": 404,
     "SubscriberOverflow": 409,
     "UnknownTree": 404,
+    # workflow agents and their models
+    "AgentConfigError": 400,
+    "AgentFailure": 422,
+    "TemplateError": 422,
+    "ModelError": 502,
+    "FixtureError": 422,
+    "MissingFixture": 422,
     # debug pods
     "TooManySessions": 429,
     "OutsideWorkspace": 403,

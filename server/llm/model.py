@@ -127,7 +127,7 @@ class ModelError(CanopyError):
     fields: ClassVar[Mapping[str, str]] = {
         "reason": "reason",
         "retryable": "retryable",
-        "status": "status",
+        "status": "model_status",  # ``status`` is the HTTP status of a problem document
         "retry_after": "retry_after",
     }
 

@@ -15,7 +15,7 @@ import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import jsonschema
 import orjson
@@ -55,6 +55,13 @@ class AgentFailure(CanopyError):
     """Why an agent's call failed; ``error_type`` is the exception's qualified class or the
     agent's own word for it (``SchemaViolation``, ``Timeout``...)."""
 
+    fields: ClassVar[Mapping[str, str]] = {
+        "error_type": "error_type",
+        "message": "failure",  # ``message`` is the error's text on the wire
+        "status": "model_status",  # ``status`` is the HTTP status of a problem document
+        "without_content": "without_content",
+    }
+
     def __init__(
         self,
         error_type: str,
@@ -64,6 +71,7 @@ class AgentFailure(CanopyError):
         without_content: str | None = None,
     ) -> None:
         self.error_type = error_type
+        self.message = message
         self.status = status
         self.without_content = without_content
         """The message without the content it quotes (a prompt), for silent capture."""

@@ -20,8 +20,11 @@ from canopy.bridge import (
 from canopy.bridge.client import ServerError
 from canopy.bridge.projection import ProjectionFailed
 from canopy.server.api.problems import ERROR_STATUS, problem_of, status_of
+from canopy.server.llm import ModelError
+from canopy.server.llm.offline import FixtureError, MissingFixture
 from canopy.server.remote import wire
 from canopy.server.remote.client import _error_of
+from canopy.server.runtime.agent_calls import AgentFailure
 from canopy.server.runtime.control import InvalidRequest, UnknownExecution
 from canopy.server.runtime.definition import DefinitionError
 from canopy.server.runtime.definition.problems import Problem
@@ -59,6 +62,12 @@ SAMPLES: dict[str, CanopyError] = {
     ),
     "ProjectionFailed": ProjectionFailed("stats", 12, ValueError("boom")),
     "ServerError": ServerError(422, "Unprocessable", "bad", type="x", field="f", index=1),
+    "ModelError": ModelError(reason="timed out", retryable=True),
+    "FixtureError": FixtureError(reason="fixtures.yaml: expected a mapping `responses`"),
+    "MissingFixture": MissingFixture(
+        fixtures="triage.fixtures.yaml", fingerprint="sha256:" + "0" * 64, prompt="Classify"
+    ),
+    "AgentFailure": AgentFailure("SchemaViolation", "'category' is required", status=None),
 }
 
 
