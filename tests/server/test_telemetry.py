@@ -15,8 +15,10 @@ import yaml
 from aiohttp import web, web_app
 from opentelemetry import trace
 
+from canopy.bridge import open_store
 from canopy.bridge.client import read_discovery
 from canopy.server.pods.local import pod_environment
+from canopy.server.runtime.control import LaunchSpec
 from canopy.server.telemetry import (
     SERVER_SERVICE,
     instrument_http_server,
@@ -27,6 +29,7 @@ from canopy.server.telemetry import (
 
 from .conftest import WAIT, bearer
 from .otlp import ReceivedSpan, Receiver, otlp_receiver
+from .pods.remote import pod_server, remote_control
 from .test_cli import CANOPY, canopy, environment, read_line, stop
 from .traced_calls import ANSWERED, SLOW
 
@@ -309,3 +312,29 @@ def test_pods_get_the_servers_tracing_settings_but_not_its_collector_credentials
         server, tmp_path / "pod", REPOSITORY, passed=("OTEL_EXPORTER_OTLP_HEADERS",)
     )
     assert passed["OTEL_EXPORTER_OTLP_HEADERS"] == server["OTEL_EXPORTER_OTLP_HEADERS"]
+
+
+async def test_a_pods_spans_reach_the_collector_when_its_worker_exits(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server (this process) does not trace; its pod, given OTEL_* by the server's
+    environment, does, and exports when it is stopped with the server."""
+    for name, value in traced(receiver, OTEL_BSP_SCHEDULE_DELAY=SCHEDULE_NEVER).items():
+        if name.startswith("OTEL_"):
+            monkeypatch.setenv(name, value)
+    data = tmp_path / ".canopy"
+    async with (
+        open_store(f"sqlite:///{data / 'events.db'}") as store,
+        pod_server(store, data) as running,
+    ):
+        async with remote_control(running) as control:
+            info = await control.launch(LaunchSpec("tests.server.pods.traced:lookup"))
+            await control.tick(info.id, 1)
+            await control.settle(info.id)
+        assert receiver.spans == []  # still queued in the running pod
+    spans = await receiver.wait_for(
+        lambda spans: any(span.name == "execute_tool lookup_order" for span in spans),
+        "the pod's tool span",
+    )
+    [tool] = [span for span in spans if span.name == "execute_tool lookup_order"]
+    assert (tool.service, tool.attributes["gen_ai.tool.call.id"]) == ("canopy-pod", "call_7")
