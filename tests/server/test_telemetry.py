@@ -34,6 +34,9 @@ from .test_cli import CANOPY, canopy, environment, read_line, stop
 from .traced_calls import ANSWERED, SLOW
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+CALLER_TRACE, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+CALLER = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+"""The W3C ``traceparent`` of a client that traces too."""
 SCHEDULE_NEVER = "3600000"
 """OTEL_BSP_SCHEDULE_DELAY (ms) long enough that spans leave only when the provider shuts
 down: what the collector receives was flushed on the way out."""
@@ -81,7 +84,7 @@ async def test_a_request_is_one_trace_from_the_http_span_down_to_its_sql(
             session.get(
                 f"{discovery.url}/api/v1/events",
                 params={"topic": "debugging.execution"},
-                headers=bearer(discovery.token),
+                headers=bearer(discovery.token) | {"traceparent": CALLER},
             ) as response,
         ):
             assert response.status == 200, await response.text()
@@ -95,7 +98,7 @@ async def test_a_request_is_one_trace_from_the_http_span_down_to_its_sql(
     spans = await receiver.wait_for(request_and_queries, "the read's server span")
     [request] = [span for span in spans if _is_read(span)]
     assert request.service == SERVER_SERVICE
-    assert request.parent_id == ""
+    assert (request.trace_id, request.parent_id) == (CALLER_TRACE, CALLER_SPAN)  # continued
     assert (request.name, request.attributes["http.status_code"]) == ("GET /api/v1/events", 200)
     queries = [
         span
