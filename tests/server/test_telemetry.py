@@ -217,7 +217,12 @@ async def test_what_was_said_goes_on_spans_only_when_asked(
 
     receiver.spans.clear()
     loud = await run_scenario(
-        "nested", tmp_path, receiver, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true"
+        "nested",
+        tmp_path,
+        receiver,
+        OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true",
+        OTEL_EXPORTER_OTLP_ENDPOINT="",  # the traces endpoint alone, as a full URL
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{receiver.url}/v1/traces",
     )
     [chat] = [span for span in loud if span.name == "chat claude-sonnet-4-5"]
     assert json.loads(chat.attributes["gen_ai.input.messages"]) == [
@@ -242,12 +247,14 @@ async def test_what_was_said_goes_on_spans_only_when_asked(
 
 
 async def test_a_workflows_spans_nest_in_one_trace(tmp_path: Path, receiver: Receiver) -> None:
-    spans = {span.name: span for span in await run_scenario("nested", tmp_path, receiver)}
+    exported = await run_scenario("nested", tmp_path, receiver, OTEL_SERVICE_NAME="triage-lab")
+    spans = {span.name: span for span in exported}
     workflow = spans["invoke_workflow support-triage"]
     agent = spans["invoke_agent classifier"]
     chat = spans["chat claude-sonnet-4-5"]
     tool = spans["execute_tool lookup_order"]
     assert len({span.trace_id for span in (workflow, agent, chat, tool)}) == 1
+    assert {span.service for span in exported} == {"triage-lab"}
     assert workflow.parent_id == ""
     assert agent.parent_id == workflow.span_id
     assert chat.parent_id == agent.span_id
