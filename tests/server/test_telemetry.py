@@ -58,7 +58,7 @@ def traced(receiver: Receiver, **extra: str) -> dict[str, str]:
 
 
 async def test_a_request_is_one_trace_from_the_http_span_down_to_its_sql(
-    tmp_path: Path, receiver: Receiver
+    tmp_path: Path, receiver: Receiver, store_url: str
 ) -> None:
     log = tmp_path / "serve.log"
     with log.open("wb") as stderr:
@@ -70,7 +70,9 @@ async def test_a_request_is_one_trace_from_the_http_span_down_to_its_sql(
             "--data-dir",
             str(tmp_path / ".canopy"),
             cwd=tmp_path,
-            env=traced(receiver, OTEL_BSP_SCHEDULE_DELAY=SCHEDULE_NEVER),
+            env=traced(
+                receiver, OTEL_BSP_SCHEDULE_DELAY=SCHEDULE_NEVER, CANOPY_DATABASE_URL=store_url
+            ),
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
         )
@@ -108,7 +110,8 @@ async def test_a_request_is_one_trace_from_the_http_span_down_to_its_sql(
     statements = [span.attributes.get("db.statement", "") for span in queries]
     assert all(span.kind == "SPAN_KIND_CLIENT" for span in queries), queries
     assert any("FROM canopy_events" in statement for statement in statements), statements
-    assert all(span.attributes["db.system"] == "sqlite" for span in queries)
+    database = "sqlite" if store_url.startswith("sqlite") else "postgresql"
+    assert all(span.attributes["db.system"] == database for span in queries)
 
 
 def _is_read(span: ReceivedSpan) -> bool:
