@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
 from opentelemetry import trace
+from yarl import URL
 
 from ..config import SettingsError
 
@@ -74,7 +75,8 @@ def start_tracing(default_service: str) -> TracerProvider | None:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     _installed = provider
-    log.info("tracing on", extra={"fields": {"endpoint": endpoint, "protocol": SPOKEN_PROTOCOL}})
+    shown = str(URL(endpoint).with_user(None))  # never a password in the log
+    log.info("tracing on", extra={"fields": {"endpoint": shown, "protocol": SPOKEN_PROTOCOL}})
     return provider
 
 

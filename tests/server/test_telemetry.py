@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +18,7 @@ from aiohttp import web, web_app
 from opentelemetry import trace
 
 from canopy.bridge import open_store
-from canopy.bridge.client import read_discovery
+from canopy.bridge.client import Discovery, read_discovery
 from canopy.server.pods.local import pod_environment
 from canopy.server.runtime.control import LaunchSpec
 from canopy.server.telemetry import (
@@ -57,22 +59,17 @@ def traced(receiver: Receiver, **extra: str) -> dict[str, str]:
 # -- the server's own spans -----------------------------------------------------------------
 
 
-async def test_a_request_is_one_trace_from_the_http_span_down_to_its_sql(
-    tmp_path: Path, receiver: Receiver, store_url: str
-) -> None:
+@asynccontextmanager
+async def serving(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[Discovery]:
+    """``canopy serve`` with ``env``, up and advertised; stopped by SIGTERM after the block,
+    which it must survive with exit code 0."""
     log = tmp_path / "serve.log"
     with log.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(
             str(CANOPY),
-            "serve",
-            "--port",
-            "0",
-            "--data-dir",
-            str(tmp_path / ".canopy"),
+            *("serve", "--port", "0", "--data-dir", str(tmp_path / ".canopy")),
             cwd=tmp_path,
-            env=traced(
-                receiver, OTEL_BSP_SCHEDULE_DELAY=SCHEDULE_NEVER, CANOPY_DATABASE_URL=store_url
-            ),
+            env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
         )
@@ -81,18 +78,30 @@ async def test_a_request_is_one_trace_from_the_http_span_down_to_its_sql(
             pass
         discovery = read_discovery(tmp_path / ".canopy")
         assert discovery is not None, log.read_text()
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(
-                f"{discovery.url}/api/v1/events",
-                params={"topic": "debugging.execution"},
-                headers=bearer(discovery.token) | {"traceparent": CALLER},
-            ) as response,
-        ):
-            assert response.status == 200, await response.text()
-        assert receiver.spans == []  # nothing leaves before shutdown
+        yield discovery
     finally:
         assert await stop(process) == 0, log.read_text()
+
+
+async def read_events(discovery: Discovery, headers: dict[str, str] | None = None) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{discovery.url}/api/v1/events",
+            params={"topic": "debugging.execution"},
+            headers=bearer(discovery.token) | (headers or {}),
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+
+
+async def test_a_request_is_one_trace_from_the_http_span_down_to_its_sql(
+    tmp_path: Path, receiver: Receiver, store_url: str
+) -> None:
+    env = traced(receiver, OTEL_BSP_SCHEDULE_DELAY=SCHEDULE_NEVER, CANOPY_DATABASE_URL=store_url)
+    async with serving(tmp_path, env) as discovery:
+        await read_events(discovery, {"traceparent": CALLER})
+        assert receiver.spans == []  # nothing leaves before shutdown
 
     def request_and_queries(spans: list[ReceivedSpan]) -> bool:
         return any(_is_read(span) for span in spans)
@@ -118,6 +127,19 @@ def _is_read(span: ReceivedSpan) -> bool:
     return span.kind == "SPAN_KIND_SERVER" and span.attributes.get("http.route") == (
         "/api/v1/events"
     )
+
+
+async def test_a_collector_that_is_down_costs_the_server_no_request_nor_its_shutdown(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # nobody listens there once the probe is closed
+    env = traced(Receiver(), OTEL_EXPORTER_OTLP_TIMEOUT="1", OTEL_BSP_SCHEDULE_DELAY="10")
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{closed}"
+    async with serving(tmp_path, env) as discovery:
+        for _ in range(3):
+            await read_events(discovery)
 
 
 async def test_serve_refuses_an_otlp_protocol_it_does_not_speak(
