@@ -33,7 +33,7 @@ from .conftest import WAIT, bearer
 from .otlp import ReceivedSpan, Receiver, otlp_receiver
 from .pods.remote import pod_server, remote_control
 from .test_cli import CANOPY, canopy, environment, read_line, stop
-from .traced_calls import ANSWERED, SLOW
+from .traced_calls import ANSWERED, FOLLOW_UP, SLOW
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 CALLER_TRACE, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
@@ -163,7 +163,7 @@ async def test_serve_refuses_an_otlp_protocol_it_does_not_speak(
 
 
 def fixtures(tmp_path: Path) -> Path:
-    """Offline answers: one for ANSWERED, one that takes an hour for SLOW."""
+    """Offline answers: for ANSWERED, for FOLLOW_UP, and one that takes an hour for SLOW."""
     path = tmp_path / "fixtures.yaml"
     responses = {
         ANSWERED.fingerprint(): {
@@ -171,6 +171,7 @@ def fixtures(tmp_path: Path) -> Path:
             "usage": {"input_tokens": 42, "output_tokens": 3},
             "model": "claude-sonnet-4-5-20250929",
         },
+        FOLLOW_UP.fingerprint(): {"text": "Refunded already."},
         SLOW.fingerprint(): {"text": "eventually", "latency_ms": 3_600_000},
     }
     path.write_text(yaml.safe_dump({"responses": responses}), encoding="utf-8")
@@ -266,6 +267,24 @@ async def test_what_was_said_goes_on_spans_only_when_asked(
             "finish_reason": "end_turn",
         }
     ]
+    [follow_up] = [span for span in loud if span.name == "chat claude-haiku-4-5"]
+    assert json.loads(follow_up.attributes["gen_ai.input.messages"])[1:] == [
+        {
+            "role": "assistant",
+            "parts": [
+                {
+                    "type": "tool_call",
+                    "id": "call_1",
+                    "name": "lookup_order",
+                    "arguments": {"order": 17},
+                }
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [{"type": "tool_call_response", "id": "call_1", "response": "refunded"}],
+        },
+    ]
     [tool] = [span for span in loud if span.name == "execute_tool lookup_order"]
     assert json.loads(tool.attributes["gen_ai.tool.call.arguments"]) == {"order": "A-17"}
     assert json.loads(tool.attributes["gen_ai.tool.call.result"]) == {"status": "refunded"}
@@ -283,6 +302,7 @@ async def test_a_workflows_spans_nest_in_one_trace(tmp_path: Path, receiver: Rec
     assert workflow.parent_id == ""
     assert agent.parent_id == workflow.span_id
     assert chat.parent_id == agent.span_id
+    assert spans["chat claude-haiku-4-5"].parent_id == agent.span_id
     assert tool.parent_id == agent.span_id  # the agent runs the tool once the model asked
     assert workflow.attributes == {
         "gen_ai.operation.name": "invoke_workflow",

@@ -36,6 +36,23 @@ ANSWERED = ModelRequest(
 UNANSWERED = ModelRequest(
     model="claude-sonnet-4-5", messages=({"role": "user", "content": "nobody recorded this"},)
 )
+FOLLOW_UP = ModelRequest(
+    model="claude-haiku-4-5",
+    messages=(
+        *ANSWERED.messages,
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "call_1", "name": "lookup_order", "input": {"order": 17}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "refunded"}],
+        },
+    ),
+)
+"""The turn after the tool ran: the model's call and the tool's result sent back."""
 SLOW = ModelRequest(
     model="claude-haiku-4-5", messages=({"role": "user", "content": "take your time"},)
 )
@@ -54,7 +71,8 @@ async def calls(model: TracedModel) -> None:
 
 
 async def nested(model: TracedModel) -> None:
-    """A workflow whose agent calls the model, then runs the tool the model asked for."""
+    """A workflow whose agent calls the model, runs the tool the model asked for, and sends
+    the model the result."""
     with (
         workflow_span("support-triage"),
         agent_span(
@@ -65,6 +83,7 @@ async def nested(model: TracedModel) -> None:
         record_usage(agent, response.usage)
         with tool_span("lookup_order", call_id="call_1", arguments={"order": "A-17"}) as tool:
             record_tool_result(tool, {"status": "refunded"})
+        await model.complete(FOLLOW_UP)
 
 
 SCENARIOS = {"calls": calls, "nested": nested}
