@@ -97,13 +97,15 @@ def stop_tracing() -> None:
 
 
 def _check_protocol(environ: Mapping[str, str]) -> None:
-    for name in PROTOCOL_VARIABLES:
-        protocol = environ.get(name, "").strip()
-        if protocol and protocol != SPOKEN_PROTOCOL:
-            raise SettingsError(
-                f"{name}={protocol!r}: Canopy exports traces over {SPOKEN_PROTOCOL} only"
-                " (point the endpoint at the collector's OTLP/HTTP port, usually 4318)"
-            )
+    """Refuse the protocol that applies to traces (the traces-specific variable first, as
+    OpenTelemetry orders them) when it is not the one spoken."""
+    name = next((name for name in PROTOCOL_VARIABLES if environ.get(name, "").strip()), None)
+    protocol = environ[name].strip() if name is not None else SPOKEN_PROTOCOL
+    if protocol != SPOKEN_PROTOCOL:
+        raise SettingsError(
+            f"{name}={protocol!r}: Canopy exports traces over {SPOKEN_PROTOCOL} only"
+            " (point the endpoint at the collector's OTLP/HTTP port, usually 4318)"
+        )
 
 
 def _resource(default_service: str) -> Resource:

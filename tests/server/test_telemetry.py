@@ -201,7 +201,13 @@ async def run_scenario(
 async def test_a_model_call_is_a_chat_span_with_the_genai_attributes(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    spans = await run_scenario("calls", tmp_path, receiver)
+    spans = await run_scenario(
+        "calls",
+        tmp_path,
+        receiver,
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",  # for other signals: the traces' own one applies
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
+    )
     answered, missing = [span for span in spans if span.name == "chat claude-sonnet-4-5"]
     assert (answered.kind, answered.status, answered.service) == (
         "SPAN_KIND_CLIENT",
