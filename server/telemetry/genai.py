@@ -10,7 +10,8 @@ is true, as the conventions ask: prompts, answers, tool arguments and results of
 users' data, and an error's message may quote the prompt, so without the opt-in a failed span
 says only which error it was (``error.type``), never its text.
 
-With tracing off every span here is the API's no-op span, and nothing is computed for it.
+With tracing off every span here is the API's no-op span: what a span would record from a
+response, and any content, is not even computed.
 """
 
 from __future__ import annotations
