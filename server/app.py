@@ -56,6 +56,7 @@ from .pods.protocol import CONNECT_PATH, SERVER_CERT_VARIABLE
 from .pods.provider import PodLimits, PodProvider
 from .pods.roots import WorkspaceRoots
 from .pods.sandbox import SandboxError, landlock_abi
+from .telemetry import instrument_event_log
 
 __all__ = [
     "LOCAL_TOKEN",
@@ -241,6 +242,7 @@ async def _owned_store(app: web.Application) -> AsyncIterator[None]:
     store = open_store(app[SETTINGS].database_url)
     await store.start()
     log.info("event log opened", extra={"fields": {"database": store.describe()}})
+    instrument_event_log(store.engine)
     app[STORE] = store
     try:
         yield

@@ -43,6 +43,7 @@ from .connections import GuardedRunner, listen, make_runner
 from .discovery import remove_discovery, write_discovery
 from .logs import configure_logging
 from .pods.sandbox import SandboxError
+from .telemetry import SERVER_SERVICE, instrument_http_server, start_tracing, stop_tracing
 from .tls import server_context
 
 __all__ = ["main"]
@@ -136,12 +137,24 @@ def serve(**options: Any) -> None:
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_level)
+    _start_tracing()
     try:
         asyncio.run(_serve(settings, tls, Console(soft_wrap=True, highlight=False)))
     except BridgeError as exc:
         raise click.ClickException(f"cannot open the event log: {exc}") from None
     except SandboxError as exc:
         raise click.ClickException(f"cannot start local pods: {exc}") from None
+    finally:
+        stop_tracing()  # the last requests' spans leave before the process does
+
+
+def _start_tracing() -> None:
+    """Trace the server's requests when OTEL_EXPORTER_OTLP_ENDPOINT names a collector."""
+    try:
+        start_tracing(SERVER_SERVICE)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    instrument_http_server()
 
 
 async def _serve(settings: Settings, tls: ssl.SSLContext | None, console: Console) -> None:

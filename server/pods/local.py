@@ -28,7 +28,13 @@ from .protocol import SPARE_VARIABLE
 from .provider import PodError, PodExit, PodLimits, PodProvider, PodSpec, worker_environment
 from .sandbox import DENY_VARIABLE, MODE_VARIABLE, READ_VARIABLE, split_layout
 
-__all__ = ["INHERITED_VARIABLES", "WORKER_COMMAND", "LocalPodProvider", "pod_environment"]
+__all__ = [
+    "INHERITED_VARIABLES",
+    "WORKER_COMMAND",
+    "LocalPodProvider",
+    "inherited_tracing",
+    "pod_environment",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +44,8 @@ STOP_GRACE_SECONDS: Final = 5.0
 INHERITED_VARIABLES: Final = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ")
 """What a pod inherits from the server's environment unasked: where programs are, and the
 language and time zone its output is in. Anything else only when the ``pod_env`` setting
-names it."""
+names it, but for OpenTelemetry's variables (see :func:`inherited_tracing`)."""
+TRACING_PREFIX: Final = "OTEL_"
 
 
 @dataclass(slots=True)
@@ -94,16 +101,32 @@ def pod_environment(
     passed: Iterable[str] = (),
 ) -> dict[str, str]:
     """The environment a pod worker starts with: of the server's ``server`` environment only
-    :data:`INHERITED_VARIABLES` and the ``passed`` names, ``HOME`` and ``TMPDIR`` in the pod's
+    :data:`INHERITED_VARIABLES`, those of :func:`inherited_tracing` and the ``passed`` names,
+    ``HOME`` and ``TMPDIR`` in the pod's
     own ``workdir``, and the workspace as its only import path. The ``CANOPY_POD_*`` variables
     that make it a user's pod come on top, from its provider."""
-    names = (*INHERITED_VARIABLES, *passed)
+    names = (*INHERITED_VARIABLES, *inherited_tracing(server), *passed)
     env = {name: server[name] for name in names if name in server}
     env.setdefault("PATH", os.defpath)
     env["HOME"] = str(workdir)
     env["TMPDIR"] = str(workdir / "tmp")
     env["PYTHONPATH"] = str(workspace)
     return env
+
+
+def inherited_tracing(server: Mapping[str, str]) -> list[str]:
+    """The ``OTEL_*`` variables of ``server`` a pod gets unasked, so that its spans go where
+    the server's go, with the same resource attributes and batching: all but the collector's
+    headers (``OTEL_EXPORTER_OTLP_*HEADERS`` often carry its credentials, which the user's code
+    must not read; ``pod_env`` may name them) and ``OTEL_SERVICE_NAME``, so that a pod's spans
+    say they come from a pod (``canopy-pod``) rather than from the server."""
+    return [
+        name
+        for name in server
+        if name.startswith(TRACING_PREFIX)
+        and not name.endswith("HEADERS")
+        and name != "OTEL_SERVICE_NAME"
+    ]
 
 
 class LocalPodProvider(PodProvider):

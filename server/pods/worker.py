@@ -39,6 +39,7 @@ from canopy.bridge import CanopyError, EventFilter, RecordedEvent, open_store
 from canopy.bridge.client import CA_FILE_VARIABLE, UntrustedServer, client_ssl
 
 from .. import __version__
+from ..config import SettingsError
 from ..logs import configure_logging
 from ..remote import wire
 from ..remote.wire import RemoteFailure
@@ -46,6 +47,7 @@ from ..runtime.control import ControlError, ExecutionControl
 from ..runtime.engine import Notification, RunState, StepKind
 from ..runtime.inprocess import InProcessControl
 from ..runtime.user_faults import RUNTIME_CONTROL_FLOW
+from ..telemetry import POD_SERVICE, start_tracing, stop_tracing
 from .protocol import (
     BATCH_BYTES,
     CONNECT_PATH,
@@ -503,10 +505,15 @@ def main() -> None:
     spare = os.environ.get(SPARE_VARIABLE) == "1"
     code = 1
     try:
+        start_tracing(POD_SERVICE)
         code = asyncio.run(_main(str(DATABASE), spare))
+    except SettingsError as error:
+        print(f"canopy pod worker: {error}", file=sys.stderr)
+        code = 2
     except BaseException:  # the loop itself failed: say so, and exit all the same
         log.exception("the pod worker failed")
     finally:
+        stop_tracing()  # os._exit skips interpreter shutdown, and with it the SDK's own flush
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -1,0 +1,103 @@
+"""Model work under tracing, in a process of its own as a pod worker would do it: tracing set
+up from the environment, spans opened, the provider shut down at the end (which exports them).
+``test_telemetry.py`` runs it as ``python -m tests.server.traced_calls SCENARIO FIXTURES``
+against its local collector; a process of its own, because a process installs its tracer
+provider once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+
+from canopy.server.llm import ModelRequest
+from canopy.server.llm.costs import CostTable
+from canopy.server.llm.offline import MissingFixture, OfflineModel
+from canopy.server.telemetry import (
+    POD_SERVICE,
+    TracedModel,
+    agent_span,
+    record_tool_result,
+    record_usage,
+    start_tracing,
+    stop_tracing,
+    tool_span,
+    workflow_span,
+)
+
+ANSWERED = ModelRequest(
+    model="claude-sonnet-4-5",
+    messages=({"role": "user", "content": "Classify: my card was charged twice"},),
+    system="Answer with one word.",
+    max_tokens=64,
+    temperature=0.0,
+)
+UNANSWERED = ModelRequest(
+    model="claude-sonnet-4-5", messages=({"role": "user", "content": "nobody recorded this"},)
+)
+FOLLOW_UP = ModelRequest(
+    model="claude-haiku-4-5",
+    messages=(
+        *ANSWERED.messages,
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "call_1", "name": "lookup_order", "input": {"order": 17}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "refunded"}],
+        },
+    ),
+)
+"""The turn after the tool ran: the model's call and the tool's result sent back."""
+SLOW = ModelRequest(
+    model="claude-haiku-4-5", messages=({"role": "user", "content": "take your time"},)
+)
+
+
+async def calls(model: TracedModel) -> None:
+    """One answered call, one the fixtures lack, one cancelled while it waits."""
+    await model.complete(ANSWERED)
+    with contextlib.suppress(MissingFixture):
+        await model.complete(UNANSWERED)
+    waiting = asyncio.create_task(model.complete(SLOW))
+    await asyncio.sleep(0)  # the call starts, and waits for its answer
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+
+
+async def nested(model: TracedModel) -> None:
+    """A workflow whose agent calls the model, runs the tool the model asked for, and sends
+    the model the result."""
+    with (
+        workflow_span("support-triage"),
+        agent_span(
+            "classifier", agent_id="node-3", provider=model.provider, model=ANSWERED.model
+        ) as agent,
+    ):
+        response = await model.complete(ANSWERED)
+        record_usage(agent, response.usage)
+        with tool_span("lookup_order", call_id="call_1", arguments={"order": "A-17"}) as tool:
+            record_tool_result(tool, {"status": "refunded"})
+        await model.complete(FOLLOW_UP)
+
+
+SCENARIOS = {"calls": calls, "nested": nested}
+
+
+def main() -> None:
+    scenario, fixtures = SCENARIOS[sys.argv[1]], Path(sys.argv[2])
+    if start_tracing(POD_SERVICE) is None:
+        sys.exit("no collector configured")
+    try:
+        asyncio.run(scenario(TracedModel(OfflineModel(fixtures), costs=CostTable())))
+    finally:
+        stop_tracing()
+
+
+if __name__ == "__main__":
+    main()
