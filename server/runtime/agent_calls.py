@@ -27,6 +27,7 @@ from ..llm import LanguageModel, ModelError, ModelRequest, ModelResponse, ToolCa
 from ..llm.costs import CostTable
 from ..llm.offline import MissingFixture
 from ..llm.retry import RetryPolicy, complete_with_retries
+from ..telemetry import record_tool_result, tool_span
 from .agent_config import Tool, key_name
 from .user_faults import RUNTIME_CONTROL_FLOW
 from .values import jsonable
@@ -287,14 +288,16 @@ async def _run_tool(
         error = f"input violates its schema at {where}: {violation.message}"
         reporter.tool_called(round_, call, tool, None, error)
         raise AgentFailure("InvalidToolInput", f"tool {call.name!r}: {error}")
-    try:
-        output = await invoke(tool.function, dict(call.input))
-    except RUNTIME_CONTROL_FLOW:
-        raise
-    except BaseException as exc:  # sys.exit() in a tool too: see user_faults
-        error = f"{type(exc).__name__}: {exc}"
-        reporter.tool_called(round_, call, tool, None, error)
-        raise AgentFailure(exception_type(exc), f"tool {call.name!r} raised {error}") from None
+    with tool_span(call.name, call_id=call.id, arguments=call.input) as span:
+        try:
+            output = await invoke(tool.function, dict(call.input))
+        except RUNTIME_CONTROL_FLOW:
+            raise
+        except BaseException as exc:  # sys.exit() in a tool too: see user_faults
+            error = f"{type(exc).__name__}: {exc}"
+            reporter.tool_called(round_, call, tool, None, error)
+            raise AgentFailure(exception_type(exc), f"tool {call.name!r} raised {error}") from None
+        record_tool_result(span, output)
     reporter.tool_called(round_, call, tool, output, None)
     content = output if isinstance(output, str) else orjson.dumps(jsonable(output)).decode()
     return {"type": "tool_result", "tool_use_id": call.id, "content": content}

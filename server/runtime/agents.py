@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from opentelemetry import trace
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.trace import Span, StatusCode
+from opentelemetry.trace import Status as SpanStatus
 from py_trees.behaviour import Behaviour
 from py_trees.common import Access, Status
 
@@ -38,6 +42,7 @@ from canopy.bridge import CanopyError
 from ..llm import LanguageModel, ModelError, ModelRequest, ToolCall, configured_model
 from ..llm.costs import CostTable
 from ..llm.retry import RetryPolicy
+from ..telemetry import TracedModel, agent_span, open_workflow_span, tracing_enabled
 from .agent_calls import (
     AgentFailure,
     CallFailed,
@@ -116,6 +121,7 @@ class AgentHost:
         """A fork's source answers (see :mod:`.recorded`), None for an ordinary execution."""
         self._models: dict[Path, LanguageModel] = {}
         self._in_flight: set[Agent] = set()  # touched by the tick thread only
+        self._workflow: Span | None = None  # the execution's invoke_workflow span, once traced
 
     def answer(self, node_id: str, fingerprint: str) -> RecordedCall | None:
         """The source's recorded call a fork's agent may take instead of calling, if any."""
@@ -134,13 +140,40 @@ class AgentHost:
         not remembered, so a fixture file added later is found by the next call."""
         model = self._models.get(fixtures)
         if model is None:
-            model = self._models[fixtures] = configured_model(self.environ, fixtures)
+            model = configured_model(self.environ, fixtures)
+            if tracing_enabled():
+                model = TracedModel(model, costs=self.costs)
+            self._models[fixtures] = model
         return model
 
     def start(self, agent: Agent, work: Coroutine[Any, Any, CallOutcome]) -> Future[CallOutcome]:
         """Run an agent's call on the loop."""
         self._in_flight.add(agent)
+        if tracing_enabled():
+            work = self._traced(agent, work)
         return asyncio.run_coroutine_threadsafe(work, self.loop)
+
+    async def _traced(self, agent: Agent, work: Coroutine[Any, Any, CallOutcome]) -> CallOutcome:
+        """``work`` in an ``invoke_agent`` span, child of the execution's workflow span."""
+        if self._workflow is None:
+            self._workflow = open_workflow_span(Path(self.tree_path).stem)
+        model = getattr(agent, "model", None)
+        with (
+            trace.use_span(self._workflow, end_on_exit=False),
+            agent_span(agent.name, agent_id=agent.node_id, model=model) as span,
+        ):
+            outcome = await work
+            if isinstance(outcome, CallFailed):
+                span.set_status(SpanStatus(StatusCode.ERROR, outcome.error.error_type))
+                span.set_attribute(ERROR_TYPE, outcome.error.error_type)
+            return outcome
+
+    def close(self) -> None:
+        """The execution ended: cancel what is in flight and end the workflow's span."""
+        self.cancel_all("ended")
+        if self._workflow is not None:
+            self._workflow.end()
+            self._workflow = None
 
     def finished(self, agent: Agent) -> None:
         """An agent's call is over (done or cancelled)."""

@@ -982,7 +982,7 @@ class Execution:
         )
 
     def _end(self, reason: str, detail: str) -> None:
-        self.agents.cancel_all("ended")
+        self.agents.close()
         payload: dict[str, Any] = {
             "execution_id": self.id,
             "reason": reason,

@@ -72,6 +72,19 @@ def workflow_span(name: str) -> Iterator[Span]:
         yield span
 
 
+def open_workflow_span(name: str) -> Span:
+    """An ``invoke_workflow {name}`` span that is not made current: for a run that outlives
+    any one block (an execution's agents join it with ``trace.use_span``); the caller ends it."""
+    return _tracer.start_span(
+        f"invoke_workflow {name}",
+        kind=SpanKind.INTERNAL,
+        attributes={
+            gen_ai.GEN_AI_OPERATION_NAME: gen_ai.GenAiOperationNameValues.INVOKE_WORKFLOW.value,
+            gen_ai.GEN_AI_WORKFLOW_NAME: name,
+        },
+    )
+
+
 @contextmanager
 def agent_span(
     name: str,

@@ -332,6 +332,26 @@ async def test_a_workflows_spans_nest_in_one_trace(tmp_path: Path, receiver: Rec
     assert all(span.kind == "SPAN_KIND_INTERNAL" for span in (workflow, agent, tool))
 
 
+async def test_an_executions_agents_trace_their_calls_and_tools(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    exported = await run_scenario("workflow", tmp_path, receiver)
+    spans = {span.name: span for span in exported}
+    workflow = spans["invoke_workflow triage"]
+    agent = spans["invoke_agent classify"]
+    chats = [span for span in exported if span.name == "chat claude-sonnet-4-5"]
+    tool = spans["execute_tool lookup_order"]
+    assert len({span.trace_id for span in (workflow, agent, tool, *chats)}) == 1
+    assert workflow.parent_id == ""
+    assert agent.parent_id == workflow.span_id
+    assert [chat.parent_id for chat in chats] == [agent.span_id, agent.span_id]
+    assert tool.parent_id == agent.span_id
+    assert agent.attributes["gen_ai.agent.id"] == "triage/classify"
+    assert agent.attributes["gen_ai.request.model"] == "claude-sonnet-4-5"
+    assert agent.status == "STATUS_CODE_UNSET"
+    assert chats[1].attributes["gen_ai.usage.input_tokens"] == 42
+
+
 # -- off --------------------------------------------------------------------------------------
 
 

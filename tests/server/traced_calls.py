@@ -9,11 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from canopy.server.llm import ModelRequest
+import yaml
+
+from canopy.bridge import open_store
+from canopy.server.llm import ModelRequest, ToolSpec
 from canopy.server.llm.costs import CostTable
 from canopy.server.llm.offline import MissingFixture, OfflineModel
+from canopy.server.runtime.control import LaunchSpec
+from canopy.server.runtime.engine import Mode
+from canopy.server.runtime.inprocess import InProcessControl
 from canopy.server.telemetry import (
     POD_SERVICE,
     TracedModel,
@@ -86,7 +93,67 @@ async def nested(model: TracedModel) -> None:
         await model.complete(FOLLOW_UP)
 
 
-SCENARIOS = {"calls": calls, "nested": nested}
+WORKFLOW = """
+root:
+  type: Sequence
+  name: triage
+  children:
+    - type: llm
+      name: classify
+      params:
+        model: claude-sonnet-4-5
+        prompt: "Classify: my card was charged twice"
+        output: category
+        tools:
+          - function: "tests.server.traced_calls:lookup_order"
+            description: Find an order
+            input_schema: {type: object, properties: {order: {type: string}}}
+"""
+
+
+def lookup_order(order: str) -> str:
+    """The tool of the traced workflow."""
+    return f"order {order}: refunded"
+
+
+async def workflow(model: TracedModel) -> None:
+    """A real execution of a one-agent workflow whose model asks for a tool: the runtime opens
+    the spans itself (the model given is not used: the agent opens its own)."""
+    folder = Path(sys.argv[2]).parent
+    tree = folder / "triage.yaml"
+    tree.write_text(WORKFLOW, encoding="utf-8")
+    ask = ModelRequest(
+        model="claude-sonnet-4-5",
+        messages=({"role": "user", "content": "Classify: my card was charged twice"},),
+        tools=(ToolSpec("lookup_order", "Find an order", LOOKUP_INPUT),),
+    )
+    use = {"type": "tool_use", "id": "call_1", "name": "lookup_order", "input": {"order": "A-17"}}
+    result = {"type": "tool_result", "tool_use_id": "call_1", "content": "order A-17: refunded"}
+    answer = replace(
+        ask,
+        messages=(
+            *ask.messages,
+            {"role": "assistant", "content": [use]},
+            {"role": "user", "content": [result]},
+        ),
+    )
+    responses = {
+        ask.fingerprint(): {"tool_calls": [{k: use[k] for k in ("id", "name", "input")}]},
+        answer.fingerprint(): {"text": "billing", "usage": {"input_tokens": 42}},
+    }
+    tree.with_name("triage.fixtures.yaml").write_text(
+        yaml.safe_dump({"responses": responses}), encoding="utf-8"
+    )
+    async with open_store(f"sqlite:///{folder / 'events.db'}") as store:
+        control = InProcessControl(store, tenant_id="acme")
+        info = await control.launch(LaunchSpec(str(tree), mode=Mode.AUTO))
+        ended = await asyncio.wait_for(control.wait_for_end(info.id), 30)
+        assert ended.end_reason == "completed", ended
+        await control.close()
+
+
+LOOKUP_INPUT = {"type": "object", "properties": {"order": {"type": "string"}}}
+SCENARIOS = {"calls": calls, "nested": nested, "workflow": workflow}
 
 
 def main() -> None:
