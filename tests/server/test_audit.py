@@ -103,6 +103,24 @@ async def test_each_action_on_an_execution_leaves_one_event_as_its_user(
     assert details["terminate"] is None
 
 
+async def test_a_fork_is_audited_on_the_new_execution_naming_its_source(
+    running: Running,
+) -> None:
+    async with remote_control(running, "ann") as control:
+        source = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+        await control.tick(source.id, 2)
+        await control.settle(source.id)
+        fork = await control.fork(source.id, tick=1, blackboard={"battery": 5}, live=["patrol"])
+        (event,) = await audit(control.client, execution=fork.id)
+    assert (event.payload["action"], event.payload["outcome"]) == ("fork", "succeeded")
+    assert event.payload["details"] == {
+        "source": source.id,
+        "tick": 1,
+        "edited": ["battery"],
+        "live": ["patrol"],
+    }
+
+
 async def test_a_refused_action_leaves_one_refused_event_and_changes_nothing(
     running: Running,
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from canopy.server.llm import ModelRequest
+from canopy.server.runtime.engine import CaptureLevel
 from canopy.server.runtime.inprocess import InProcessControl
 
 from ..llm.messages_server import MessagesServer, reply, serve_messages
@@ -125,3 +126,18 @@ async def test_nodes_named_live_run_even_when_an_answer_fits(
     assert messages.calls == 3  # classify again; route and summarise from the log
     live = [p["node_id"] for p in forked.of("AgentCallCompleted") if "served_from" not in p]
     assert live == ["triage/classify"]
+
+
+async def test_a_silent_run_keeps_no_answers_so_its_fork_runs_live(
+    sqlite_control: InProcessControl,
+    write: Callable[[str, str], Path],
+    messages: MessagesServer,
+) -> None:
+    write("routing.py", ROUTE)
+    tree = write("triage.yaml", WORKFLOW)
+    source = await run_tree(sqlite_control, tree, capture=CaptureLevel.SILENT)
+    assert messages.calls == 2
+    restart = await ended(sqlite_control, (await sqlite_control.fork(source.info.id, tick=0)).id)
+    assert messages.calls == 4  # digests cannot answer anything
+    assert not [p for p in restart.of("AgentCallCompleted") if "served_from" in p]
+    assert restart.info.end_reason == "completed"
