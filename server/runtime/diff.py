@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from canopy.bridge import EventFilter, EventStore
 
+from .agent_diff import AgentComparison, compare_agents
 from .history import (
     ExecutionHistory,
     ExecutionState,
@@ -129,7 +130,8 @@ class ExecutionDiff:
     ``same_through`` is the last tick compared equal (None if they differ from the start).
     ``ticks_a`` and ``ticks_b`` are each side's tick statistics: how long the tree's own work
     took per tick, the time stopped at breakpoints told apart, so that a run someone stepped
-    through does not look slower than one that ran free.
+    through does not look slower than one that ran free. ``agents`` compares each agent node's
+    outcome, outputs, tokens, cost and time (a run and its fork, say).
     """
 
     a: ExecutionSummary
@@ -142,6 +144,8 @@ class ExecutionDiff:
     nodes_only_in_a: tuple[str, ...] = ()
     nodes_only_in_b: tuple[str, ...] = ()
     diverged_on: Divergence | None = None
+    agents: tuple[AgentComparison, ...] = ()
+    """Each agent node's outcome, output, tokens, cost and time on both sides."""
 
     @property
     def identical(self) -> bool:
@@ -167,6 +171,7 @@ class ExecutionDiff:
             "ticks_b": self.ticks_b.to_json(),
             "nodes_only_in_a": list(self.nodes_only_in_a),
             "nodes_only_in_b": list(self.nodes_only_in_b),
+            "agents": [asdict(agent) for agent in self.agents],
             "identical": self.identical,
         }
 
@@ -244,6 +249,7 @@ async def diff_executions(
         nodes_only_in_a=tuple(node for node in ids_a if node not in set_b),
         nodes_only_in_b=tuple(node for node in ids_b if node not in set_a),
         diverged_on=diverged_on,
+        agents=await compare_agents(store, tenant_id, execution_a, execution_b),
     )
 
 

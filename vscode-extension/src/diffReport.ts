@@ -30,6 +30,29 @@ export interface ExecutionDiff {
   ticks_b?: TickTimes;
   nodes_only_in_a: string[];
   nodes_only_in_b: string[];
+  /** Each agent node on both sides (absent from older servers). */
+  agents?: AgentComparison[];
+}
+
+/** One agent node in one execution: its last call's end and all its calls' totals. */
+export interface AgentOutcome {
+  status: "completed" | "served" | "failed" | "cancelled";
+  calls: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  latency_ms: number;
+  outputs: Record<string, unknown> | null;
+  text: string | null;
+  error: string | null;
+}
+
+/** An agent node in two executions (null where it made no call) and what differs. */
+export interface AgentComparison {
+  node_id: string;
+  a: AgentOutcome | null;
+  b: AgentOutcome | null;
+  differs: string[];
 }
 
 /** One recorded change: a node's status (`node`, the status in `value`) or a blackboard key
@@ -107,6 +130,15 @@ export function describeDiff(diff: ExecutionDiff): string {
       lines.push("");
     }
   }
+  const agents = diff.agents ?? [];
+  if (agents.length > 0) {
+    lines.push("## Agents", "", "| agent | A | B | differs in |", "| --- | --- | --- | --- |");
+    for (const agent of agents) {
+      const differs = agent.differs.length === 0 ? "—" : agent.differs.join(", ");
+      lines.push(`| \`${agent.node_id}\` | ${describeAgent(agent.a)} | ${describeAgent(agent.b)} | ${differs} |`);
+    }
+    lines.push("");
+  }
   for (const [side, nodes] of [["A", diff.nodes_only_in_a], ["B", diff.nodes_only_in_b]] as const) {
     if (nodes.length > 0) {
       lines.push(`Nodes only in ${side}: ${nodes.map((node) => `\`${node}\``).join(", ")}`, "");
@@ -124,6 +156,17 @@ export function describeChange(change: Change | null): string {
     return `set \`${change.node}\` to ${String(change.value)}`;
   }
   return change.unset ? `removed \`${change.key}\`` : `wrote \`${change.key}\` = ${JSON.stringify(change.value)}`;
+}
+
+/** One side of an agent, in a line: "served from the log · 52 tokens · $0.0002 · 0.0 ms". */
+export function describeAgent(outcome: AgentOutcome | null): string {
+  if (outcome === null) {
+    return "no call";
+  }
+  const status = outcome.status === "served" ? "served from the log" : outcome.status;
+  const calls = outcome.calls > 1 ? ` (${outcome.calls} calls)` : "";
+  const tokens = outcome.input_tokens + outcome.output_tokens;
+  return `${status}${calls} · ${tokens} tokens · $${outcome.cost_usd.toFixed(4)} · ${outcome.latency_ms.toFixed(1)} ms`;
 }
 
 /** The tree's own time per tick: time stopped at breakpoints is never compared. */

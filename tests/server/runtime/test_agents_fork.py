@@ -113,6 +113,22 @@ async def test_a_restart_calls_no_model_and_a_fork_calls_only_what_its_edit_reac
     live = [p["node_id"] for p in forked.of("AgentCallCompleted") if "served_from" not in p]
     assert live == ["triage/route", "triage/summarise"]
 
+    # The diff of the run and its fork, agent by agent.
+    diff = await sqlite_control.diff_executions(source.info.id, fork.id)
+    agents = {agent.node_id: agent for agent in diff.agents}
+    assert list(agents) == ["triage/classify", "triage/route", "triage/summarise"]
+    classify = agents["triage/classify"]
+    assert classify.a is not None
+    assert classify.b is not None
+    assert (classify.a.status, classify.b.status, classify.differs) == ("completed", "served", ())
+    assert classify.b.cost_usd == 0.0
+    assert agents["triage/route"].differs == ("outputs",)
+    summarise = agents["triage/summarise"]
+    assert summarise.differs == ("outputs", "text")
+    assert summarise.b is not None
+    assert summarise.b.outputs == {"/summary": "Refund it now"}
+    assert summarise.b.input_tokens == 12  # the local server's usage for one call
+
 
 async def test_nodes_named_live_run_even_when_an_answer_fits(
     sqlite_control: InProcessControl,

@@ -3,7 +3,17 @@
  * so that what it shows is tested without a browser. Node ids, keys and values come from the
  * user's trees and blackboards: every one is escaped, nothing from them becomes markup.
  */
-import { type Change, type Divergence, type ExecutionDiff, type Summary, type TickTimes, tickTime } from "../diffReport";
+import {
+  type AgentComparison,
+  type AgentOutcome,
+  type Change,
+  type Divergence,
+  type ExecutionDiff,
+  type Summary,
+  type TickTimes,
+  describeAgent,
+  tickTime,
+} from "../diffReport";
 
 /** Execution A's recorded state at a tick, as `canopy/stateAt` answers it. */
 export interface RecordedState {
@@ -159,6 +169,7 @@ export function comparisonBody(page: ComparisonPage): string {
       );
     }
   }
+  parts.push(agentsTable(diff.agents ?? []));
   for (const [side, nodes] of [["A", diff.nodes_only_in_a], ["B", diff.nodes_only_in_b]] as const) {
     if (nodes.length > 0) {
       parts.push(`<p class="only">Nodes only in ${side} (${nodes.length}): ${nodes.map(code).join(", ")}</p>`);
@@ -200,6 +211,30 @@ function divergenceSection(diff: ExecutionDiff): string {
     `<button type="button" id="jump" data-action="jump" data-tick="${diff.diverged_at}" title="Show the tick in the live tree of a running session, else here">Go to tick ${diff.diverged_at}</button>`,
   );
   return `<section id="divergence" class="diverged">${lines.join("")}</section>`;
+}
+
+/** Each agent on both sides: how it ended, tokens, cost and time; what it wrote on hover. */
+function agentsTable(agents: AgentComparison[]): string {
+  if (agents.length === 0) {
+    return "";
+  }
+  const differing = agents.filter((agent) => agent.differs.length > 0).length;
+  const cell = (outcome: AgentOutcome | null): string => {
+    const written = outcome?.outputs ? showValue(outcome.outputs) : "";
+    const error = outcome?.error ? ` — ${outcome.error}` : "";
+    return `<td title="${escapeHtml(written)}">${escapeHtml(describeAgent(outcome) + error)}</td>`;
+  };
+  const body = agents
+    .map(
+      (agent) =>
+        `<tr data-agent="${escapeHtml(agent.node_id)}"${agent.differs.length > 0 ? ` class="differs"` : ""}>` +
+        `<td>${code(agent.node_id)}</td>${cell(agent.a)}${cell(agent.b)}<td>${escapeHtml(agent.differs.join(", ") || "—")}</td></tr>`,
+    )
+    .join("");
+  return (
+    `<h3>Agents <span class="count">· ${differing} of ${agents.length} differ</span></h3>` +
+    `<table id="agents"><thead><tr><th>agent</th><th>A</th><th>B</th><th>differs in</th></tr></thead><tbody>${body}</tbody></table>`
+  );
 }
 
 function changeHtml(change: Change | null): string {

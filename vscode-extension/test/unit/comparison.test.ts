@@ -107,6 +107,35 @@ describe("the comparison page", () => {
   });
 });
 
+describe("the agents table", () => {
+  it("shows each agent on both sides, marks those that differ, and escapes what they wrote", () => {
+    const agent = (status: "completed" | "served", text: string) => ({
+      status,
+      calls: 1,
+      input_tokens: 3,
+      output_tokens: 4,
+      cost_usd: 0,
+      latency_ms: 1,
+      outputs: { "/summary": text },
+      text,
+      error: null,
+    });
+    const html = page({
+      ...diverging(),
+      agents: [
+        { node_id: "triage/classify", a: agent("completed", "billing"), b: agent("served", "billing"), differs: [] },
+        { node_id: "triage/<summarise>", a: agent("completed", "<b>x</b>"), b: agent("completed", "y"), differs: ["outputs", "text"] },
+      ],
+    });
+    assert.match(html, /<h3>Agents <span class="count">· 1 of 2 differ<\/span><\/h3>/);
+    assert.match(html, /<tr data-agent="triage\/classify"><td>/);
+    assert.match(html, /<tr data-agent="triage\/&#60;summarise&#62;" class="differs">/);
+    assert.match(html, /served from the log · 7 tokens/);
+    assert.doesNotMatch(html, /<b>x<\/b>/);
+    assert.match(html, /outputs, text<\/td><\/tr>/);
+  });
+});
+
 describe("the jump to the divergence", () => {
   it("goes to a running session's live tree, A's first, else to the page", () => {
     const diff = { ...diverging(), diff: { ...diverging().diff!, tick_a: 4, tick_b: 5 }, diverged_at: 4 };

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { describePod, presentation } from "../../src/debugModeState";
-import { type ExecutionDiff, describeDiff, remember } from "../../src/diffReport";
+import { type ExecutionDiff, describeAgent, describeDiff, remember } from "../../src/diffReport";
 import { describeTimeline, endNotice, snapshotOf } from "../../src/liveTree/model";
 import { describeProblem } from "../../src/serverClient";
 
@@ -47,6 +47,40 @@ describe("describeDiff", () => {
     assert.match(text, /\| paused at breakpoints \| 0\.0 ms \| 2513\.0 ms \|/);
     const free = describeDiff({ a: summary("e1", 3, "SUCCESS"), b: summary("e2", 3, "SUCCESS"), ...same, ticks_a: ticks(1, 1, 0), ticks_b: ticks(1, 1, 0) });
     assert.doesNotMatch(free, /paused/);
+  });
+});
+
+describe("the agents of two runs", () => {
+  const outcome = (status: "completed" | "served" | "failed", extra: object = {}) => ({
+    status,
+    calls: 1,
+    input_tokens: 40,
+    output_tokens: 12,
+    cost_usd: 0.00032,
+    latency_ms: 812.25,
+    outputs: { "/category": "billing" },
+    text: "billing",
+    error: null,
+    ...extra,
+  });
+
+  it("tells each agent's end, tokens, cost and time on both sides, and what differs", () => {
+    const same = { diverged_at: null, diff: null, same_through: 3, nodes_only_in_a: [], nodes_only_in_b: [] };
+    const text = describeDiff({
+      a: summary("run", 3, "SUCCESS"),
+      b: summary("fork", 3, "SUCCESS"),
+      ...same,
+      agents: [
+        { node_id: "triage/classify", a: outcome("completed"), b: outcome("served", { cost_usd: 0, latency_ms: 0 }), differs: [] },
+        { node_id: "triage/summarise", a: outcome("completed"), b: outcome("failed", { calls: 2, error: "node 'triage/summarise': Timeout" }), differs: ["status", "error"] },
+        { node_id: "triage/escalate", a: null, b: outcome("completed"), differs: ["calls"] },
+      ],
+    });
+    assert.match(text, /## Agents/);
+    assert.match(text, /\| `triage\/classify` \| completed · 52 tokens · \$0\.0003 · 812\.3 ms \| served from the log · 52 tokens · \$0\.0000 · 0\.0 ms \| — \|/);
+    assert.match(text, /\| `triage\/summarise` \| .* \| failed \(2 calls\) · .* \| status, error \|/);
+    assert.match(text, /\| `triage\/escalate` \| no call \| completed .* \| calls \|/);
+    assert.equal(describeAgent(null), "no call");
   });
 });
 
