@@ -29,6 +29,7 @@ from ..llm.offline import MissingFixture
 from ..llm.retry import RetryPolicy, complete_with_retries
 from ..telemetry import record_tool_result, tool_span
 from .agent_config import Tool, key_name
+from .recorded import RecordedCall
 from .user_faults import RUNTIME_CONTROL_FLOW
 from .values import jsonable
 
@@ -94,9 +95,21 @@ class CallReporter(Protocol):
         """A model call failed for now and will be tried again after ``delay_s``."""
 
     def tool_called(
-        self, round_: int, call: ToolCall, tool: Tool | None, output: Any, error: str | None
+        self,
+        round_: int,
+        call: ToolCall,
+        tool: Tool | None,
+        output: Any,
+        error: str | None,
+        served: RecordedCall | None = None,
     ) -> None:
-        """A tool ran (``output``) or failed (``error``)."""
+        """A tool ran (``output``) or failed (``error``), or its recorded result was
+        ``served`` from the log instead of running it."""
+
+
+EffectGate = Callable[[ToolCall], RecordedCall]
+"""In a fork: the source's recorded run of an effectful tool call (AgentFailure when it has
+none), so that the tool's effect never happens twice."""
 
 
 @dataclass
@@ -238,6 +251,7 @@ async def converse(
     reporter: CallReporter,
     costs: CostTable,
     count_retry: Callable[[], None],
+    effects: EffectGate | None = None,
 ) -> tuple[ModelResponse, _Tally]:
     """Ask the model, run the tools it asks for and answer it with their results, until it
     answers without asking for tools; AgentFailure after ``max_tool_rounds`` rounds of tools."""
@@ -266,15 +280,20 @@ async def converse(
         results = []
         for call in response.tool_calls:
             tally.tool_calls.append({"id": call.id, "name": call.name, "input": dict(call.input)})
-            results.append(await _run_tool(call, by_name, tally.rounds, reporter))
+            results.append(await _run_tool(call, by_name, tally.rounds, reporter, effects))
         messages.append({"role": "user", "content": results})
 
 
 async def _run_tool(
-    call: ToolCall, tools: Mapping[str, Tool], round_: int, reporter: CallReporter
+    call: ToolCall,
+    tools: Mapping[str, Tool],
+    round_: int,
+    reporter: CallReporter,
+    effects: EffectGate | None,
 ) -> dict[str, Any]:
     """The ``tool_result`` block answering ``call``; AgentFailure when the tool is unknown, its
-    input breaks its schema, or it raises."""
+    input breaks its schema, or it raises. A tool with effects under an ``effects`` gate (a
+    fork) is answered by the gate, never run."""
     tool = tools.get(call.name)
     if tool is None:
         error = f"the model called tool {call.name!r}, which the agent does not offer"
@@ -288,6 +307,11 @@ async def _run_tool(
         error = f"input violates its schema at {where}: {violation.message}"
         reporter.tool_called(round_, call, tool, None, error)
         raise AgentFailure("InvalidToolInput", f"tool {call.name!r}: {error}")
+    if tool.effects and effects is not None:
+        served = effects(call)
+        output = served.payload["output"]
+        reporter.tool_called(round_, call, tool, output, None, served)
+        return _tool_result(call, output)
     with tool_span(call.name, call_id=call.id, arguments=call.input) as span:
         try:
             output = await invoke(tool.function, dict(call.input))
@@ -299,6 +323,11 @@ async def _run_tool(
             raise AgentFailure(exception_type(exc), f"tool {call.name!r} raised {error}") from None
         record_tool_result(span, output)
     reporter.tool_called(round_, call, tool, output, None)
+    return _tool_result(call, output)
+
+
+def _tool_result(call: ToolCall, output: Any) -> dict[str, Any]:
+    """The block that gives the model a tool's output: text as is, anything else as JSON."""
     content = output if isinstance(output, str) else orjson.dumps(jsonable(output)).decode()
     return {"type": "tool_result", "tool_use_id": call.id, "content": content}
 

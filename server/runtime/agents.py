@@ -48,6 +48,7 @@ from .agent_calls import (
     CallFailed,
     CallOutcome,
     CallSucceeded,
+    EffectGate,
     call_function,
     converse,
     response_outputs,
@@ -58,7 +59,7 @@ from .agent_capture import content_fields, fingerprint_of
 from .agent_config import Tool, key_name, llm_problems, python_problems, raise_problems
 from .agent_templates import AgentTemplate, TemplateError
 from .blackboard import absolute
-from .recorded import RecordedCall, RecordedCalls
+from .recorded import RecordedCall, RecordedCalls, tool_key
 from .values import jsonable
 
 __all__ = [
@@ -126,6 +127,26 @@ class AgentHost:
     def answer(self, node_id: str, fingerprint: str) -> RecordedCall | None:
         """The source's recorded call a fork's agent may take instead of calling, if any."""
         return self.recorded.answer(node_id, fingerprint) if self.recorded is not None else None
+
+    def effects_gate(self, node_id: str) -> EffectGate | None:
+        """In a fork, what answers this node's effectful tool calls instead of running them
+        (None: they run, as in any execution, or because the user named the node ``live``)."""
+        recorded = self.recorded
+        if recorded is None or node_id in recorded.live:
+            return None
+
+        def gate(call: ToolCall) -> RecordedCall:
+            found = recorded.tool_result(node_id, call.name, call.input)
+            if found is None:
+                raise AgentFailure(
+                    "EffectsRefused",
+                    f"tool {call.name!r} has effects, and execution {recorded.source} never "
+                    f"ran it with input {tool_key(call.input)}; a fork runs it only for a node "
+                    "named live",
+                )
+            return found
+
+        return gate
 
     def fixtures_for(self, given: Path | None) -> Path:
         """The fixture file of an agent: its own (relative to the tree's folder), else the
@@ -239,7 +260,13 @@ class _Reporter:
         )
 
     def tool_called(
-        self, round_: int, call: ToolCall, tool: Tool | None, output: Any, error: str | None
+        self,
+        round_: int,
+        call: ToolCall,
+        tool: Tool | None,
+        output: Any,
+        error: str | None,
+        served: RecordedCall | None = None,
     ) -> None:
         content: dict[str, Any] = {"input": jsonable(dict(call.input))}
         if error is None:
@@ -254,6 +281,12 @@ class _Reporter:
         )
         if error is not None:
             payload["error"] = error
+        if served is not None:
+            payload["served_from"] = {
+                "execution_id": served.execution_id,
+                "offset": served.offset,
+                "call_id": served.payload["call_id"],
+            }
         self.host.record("AgentToolCalled", payload)
 
 
@@ -576,6 +609,7 @@ class LlmAgent(Agent):
                 reporter=_Reporter(self, progress, host),
                 costs=host.costs,
                 count_retry=count_retry,
+                effects=host.effects_gate(self.node_id),
             )
             outputs = response_outputs(
                 response.text, output=self.output, schema=self.schema, outputs=self.schema_outputs

@@ -9,6 +9,10 @@ leaves it reaches, so exactly those run live.
 
 Two rules keep a fork honest. Keys the fork edited are pinned: an answer served from the log
 never overwrites them (the edit is the point of the fork). Nodes named ``live`` always run.
+
+A tool marked ``effects: true`` (it sends mail, charges a card) never runs again in a fork,
+even for an agent that runs live: the result it gave the source for the same input is served
+instead, and a call the source never made is refused unless the agent's node is ``live``.
 """
 
 from __future__ import annotations
@@ -17,10 +21,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
+
 from canopy.bridge import EventFilter, EventStore
 
-__all__ = ["COMPLETED_CALL", "RecordedCall", "RecordedCalls", "read_recorded_calls"]
+__all__ = [
+    "COMPLETED_CALL",
+    "TOOL_CALL",
+    "RecordedCall",
+    "RecordedCalls",
+    "read_recorded_calls",
+    "tool_key",
+]
 
+TOOL_CALL: Final = "AgentToolCalled"
+"""The event that records a tool's run (its node, tool name and input key it)."""
 COMPLETED_CALL: Final = "AgentCallCompleted"
 """The event that records an agent call's answer (its ``node_id`` and ``fingerprint`` key it;
 only a completion that kept its ``outputs``, not silent capture's digests, can be served)."""
@@ -47,12 +62,18 @@ class RecordedCalls:
     """Blackboard keys (absolute) the fork edited: never overwritten by a served answer."""
     live: frozenset[str] = frozenset()
     """Node ids that always run live."""
+    tools: Mapping[tuple[str, str, str], RecordedCall] = field(default_factory=dict)
+    """Results of tools with effects, by node id, tool name and :func:`tool_key` of the input."""
 
     def answer(self, node_id: str, input_hash: str) -> RecordedCall | None:
         """The recorded call for this node and these inputs, unless the node must run live."""
         if node_id in self.live:
             return None
         return self.calls.get((node_id, input_hash))
+
+    def tool_result(self, node_id: str, tool: str, given: Mapping[str, Any]) -> RecordedCall | None:
+        """The recorded run of an effectful ``tool`` with input ``given`` by this node."""
+        return self.tools.get((node_id, tool, tool_key(given)))
 
     @classmethod
     def of(
@@ -63,13 +84,23 @@ class RecordedCalls:
         pinned: Iterable[str] = (),
         live: Iterable[str] = (),
     ) -> RecordedCalls:
-        """The table of ``calls``; of two calls with the same key the later one answers."""
-        table = {
-            (str(call.payload["node_id"]), str(call.payload["fingerprint"])): call
-            for call in calls
-            if {"node_id", "fingerprint", "outputs"} <= call.payload.keys()
-        }
-        return cls(source, table, frozenset(pinned), frozenset(live))
+        """The tables of ``calls`` (completions and tool runs); of two with the same key the
+        later one answers."""
+        answers: dict[tuple[str, str], RecordedCall] = {}
+        tools: dict[tuple[str, str, str], RecordedCall] = {}
+        for call in calls:
+            payload = call.payload
+            if {"node_id", "fingerprint", "outputs"} <= payload.keys():
+                answers[(str(payload["node_id"]), str(payload["fingerprint"]))] = call
+            elif payload.get("effects") and {"tool", "input", "output"} <= payload.keys():
+                key = (str(payload["node_id"]), str(payload["tool"]), tool_key(payload["input"]))
+                tools[key] = call
+        return cls(source, answers, frozenset(pinned), frozenset(live), tools)
+
+
+def tool_key(given: Mapping[str, Any]) -> str:
+    """A tool input as canonical JSON: equal inputs, equal keys, whatever their order."""
+    return orjson.dumps(given, option=orjson.OPT_SORT_KEYS).decode()
 
 
 async def read_recorded_calls(
@@ -80,9 +111,9 @@ async def read_recorded_calls(
     pinned: Iterable[str] = (),
     live: Iterable[str] = (),
 ) -> RecordedCalls:
-    """Every completed agent call of execution ``execution_id``, read from its stream."""
+    """Every completed agent call and tool run of ``execution_id``, read from its stream."""
     wanted = EventFilter.of(
-        tenant_id, streams=[f"execution/{execution_id}"], types=[COMPLETED_CALL]
+        tenant_id, streams=[f"execution/{execution_id}"], types=[COMPLETED_CALL, TOOL_CALL]
     )
     calls: list[RecordedCall] = []
     head = await store.last_offset()

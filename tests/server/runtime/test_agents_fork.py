@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from canopy.server.llm import ModelRequest
+from canopy.server.llm import ModelRequest, ToolSpec
 from canopy.server.runtime.engine import CaptureLevel
 from canopy.server.runtime.inprocess import InProcessControl
 
 from ..llm.messages_server import MessagesServer, reply, serve_messages
-from .agent_runs import Run, events_of, run_tree, user
+from .agent_runs import Run, events_of, run_tree, user, write_fixtures
 
 MODEL = "claude-haiku-4-5"
 TICKET = "I was charged twice"
@@ -157,3 +159,98 @@ async def test_a_silent_run_keeps_no_answers_so_its_fork_runs_live(
     assert messages.calls == 4  # digests cannot answer anything
     assert not [p for p in restart.of("AgentCallCompleted") if "served_from" in p]
     assert restart.info.end_reason == "completed"
+
+
+REFUNDS = """
+from pathlib import Path
+
+
+def refund(order):
+    with Path(__file__).with_name("refunds.txt").open("a") as done:
+        done.write(order + "\\n")
+    return "refunded " + order
+"""
+
+HANDLE = """
+blackboard:
+  ticket: "T1"
+root:
+  type: Sequence
+  name: desk
+  children:
+    - type: llm
+      name: handle
+      params:
+        model: claude-haiku-4-5
+        prompt: "Handle: {{ ticket }}"
+        inputs: [ticket]
+        output: answer
+        tools:
+          - function: "refunds:refund"
+            description: Refund an order
+            effects: true
+            input_schema: {type: object, properties: {order: {type: string}}}
+"""
+
+REFUND = ToolSpec(
+    "refund", "Refund an order", {"type": "object", "properties": {"order": {"type": "string"}}}
+)
+
+
+def refund_turns(ticket: str, order: str, answer: str) -> list[tuple[ModelRequest, dict[str, Any]]]:
+    """The model asks for ``refund(order)`` about ``ticket``, then answers ``answer``."""
+    asked = ModelRequest(model=MODEL, messages=user(f"Handle: {ticket}"), tools=(REFUND,))
+    use = {"id": "call_1", "name": "refund", "input": {"order": order}}
+    result = {"type": "tool_result", "tool_use_id": "call_1", "content": f"refunded {order}"}
+    then = replace(
+        asked,
+        messages=(
+            *asked.messages,
+            {"role": "assistant", "content": [{"type": "tool_use", **use}]},
+            {"role": "user", "content": [result]},
+        ),
+    )
+    return [(asked, {"tool_calls": [use]}), (then, {"text": answer})]
+
+
+async def test_a_tool_with_effects_never_runs_again_in_a_fork_unless_its_node_is_live(
+    sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    write("refunds.py", REFUNDS)
+    write_fixtures(
+        tmp_path / "desk.fixtures.yaml",
+        [
+            *refund_turns("T1", "A-1", "done"),
+            *refund_turns("T1 again", "A-1", "done again"),
+            *refund_turns("T2", "A-2", "done too"),
+        ],
+    )
+    refunds = tmp_path / "refunds.txt"
+    source = await run_tree(sqlite_control, write("desk.yaml", HANDLE))
+    assert refunds.read_text() == "A-1\n"
+
+    # The agent runs live (its prompt changed); the refund it asks for again is served.
+    again = await ended(
+        sqlite_control,
+        (await sqlite_control.fork(source.info.id, blackboard={"ticket": "T1 again"})).id,
+    )
+    assert again.blackboard["/answer"] == "done again"
+    assert refunds.read_text() == "A-1\n"
+    tool = again.one("AgentToolCalled")
+    assert tool["served_from"]["execution_id"] == source.info.id
+    assert tool["output"] == "refunded A-1"
+
+    # A refund the source never made is refused...
+    other = await ended(
+        sqlite_control, (await sqlite_control.fork(source.info.id, blackboard={"ticket": "T2"})).id
+    )
+    failed = other.one("AgentCallFailed")
+    assert failed["error_type"] == "EffectsRefused"
+    assert "tool 'refund' has effects" in failed["message"]
+    assert refunds.read_text() == "A-1\n"
+    # ... unless the user lets the node run live.
+    live = await sqlite_control.fork(
+        source.info.id, blackboard={"ticket": "T2"}, live=["desk/handle"]
+    )
+    assert (await ended(sqlite_control, live.id)).blackboard["/answer"] == "done too"
+    assert refunds.read_text() == "A-1\nA-2\n"
