@@ -14,7 +14,9 @@ import importlib.util
 import os
 import sys
 import sysconfig
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .definition import DefinitionError, Problem, TreeDefinition
 from .definition.class_kinds import on_sys_path
@@ -36,14 +38,25 @@ _LIBRARIES = tuple(
 
 
 def code_versions(definition: TreeDefinition) -> CodeVersions:
-    """When each of the user's modules behind the tree's node classes was last written."""
+    """When each of the user's modules behind the tree's node classes, agents' functions and
+    tools was last written."""
     versions: CodeVersions = {}
     for node in definition.nodes():
-        module_name = node.kind.partition(":")[0] if ":" in node.kind else ""
-        path = _user_file(module_name)
-        if path is not None:
-            versions[module_name] = os.stat(path).st_mtime_ns
+        for reference in (node.kind, *_agent_references(node.params)):
+            module_name = reference.partition(":")[0] if ":" in reference else ""
+            path = _user_file(module_name)
+            if path is not None:
+                versions[module_name] = os.stat(path).st_mtime_ns
     return versions
+
+
+def _agent_references(params: Mapping[str, Any]) -> list[str]:
+    """The ``module:function`` texts an agent's params name (its function, its tools')."""
+    named = [params.get("function")]
+    tools = params.get("tools")
+    if isinstance(tools, list):
+        named += [tool.get("function") for tool in tools if isinstance(tool, Mapping)]
+    return [reference for reference in named if isinstance(reference, str)]
 
 
 def reload_changed(versions: CodeVersions) -> list[str]:

@@ -188,7 +188,11 @@ class InProcessControl(ExecutionControl):
     async def launch(self, spec: LaunchSpec) -> ExecutionInfo:
         refuse_wide_integers({"spec": {"blackboard": spec.blackboard}}, "launch")
         _check_interval(spec.interval_ms)
-        definition = await asyncio.to_thread(_load, spec, spec.program, {})
+        # A fork runs the code as it is now: modules edited since its source loaded them (a
+        # fixed Python agent, say) are imported afresh.
+        source = self._entries.get(spec.fork.execution_id) if spec.fork else None
+        code = source.code if source is not None else {}
+        definition = await asyncio.to_thread(_load, spec, spec.program, code)
         self._check_recordable(definition)
         recorded = await self._recorded(spec.fork)
         execution_id = uuid.uuid4().hex[:12]

@@ -5,6 +5,7 @@ server speaking the Messages API); only what an edit reaches runs live."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -254,3 +255,26 @@ async def test_a_tool_with_effects_never_runs_again_in_a_fork_unless_its_node_is
     )
     assert (await ended(sqlite_control, live.id)).blackboard["/answer"] == "done too"
     assert refunds.read_text() == "A-1\nA-2\n"
+
+
+async def test_a_restart_after_a_fix_runs_the_fixed_agent_and_serves_the_rest(
+    sqlite_control: InProcessControl,
+    write: Callable[[str, str], Path],
+    messages: MessagesServer,
+) -> None:
+    routing = write(
+        "routing.py", 'def route(category):\n    return {"refund": "queue-r"}[category]\n'
+    )
+    source = await run_tree(sqlite_control, write("triage.yaml", WORKFLOW))
+    assert source.one("AgentCallFailed")["error_type"] == "builtins.KeyError"  # billing unknown
+    assert messages.calls == 1
+
+    routing.write_text(ROUTE, encoding="utf-8")
+    later = routing.stat().st_mtime_ns + 1_000_000_000  # an edit the clock can tell apart
+    os.utime(routing, ns=(later, later))
+    restart = await ended(sqlite_control, (await sqlite_control.fork(source.info.id, tick=0)).id)
+    assert restart.blackboard["/queue"] == "queue-b"
+    assert restart.blackboard["/summary"] == "Refund the copy"
+    served = [p["node_id"] for p in restart.of("AgentCallCompleted") if "served_from" in p]
+    assert served == ["triage/classify"]  # the failed agent ran again, with the fix
+    assert messages.calls == 2  # classify from the log; summarise for the first time
