@@ -28,6 +28,7 @@ from typing import Any, Final
 from py_trees.behaviour import Behaviour
 from py_trees.common import Status
 
+from ..llm.costs import CostTable
 from .agents import Agent, AgentHost
 from .blackboard import MISSING, BlackboardView, Installation, RecordingStorage, absolute
 from .breakpoints import (
@@ -196,6 +197,7 @@ class Execution:
         notify: Callable[[Notification], None] = lambda _: None,
         forked_from: tuple[str, int] | None = None,
         recorded: RecordedCalls | None = None,
+        costs: CostTable | None = None,
     ) -> None:
         self.id = execution_id
         self.forked_from = forked_from
@@ -253,6 +255,7 @@ class Execution:
             silent=capture is CaptureLevel.SILENT,
             tree_path=definition.path,
             recorded=recorded,
+            costs=costs,
         )
         """What the tree's agents share: the loop their calls run on, the recorder, models."""
         self._tree = self._build(definition)

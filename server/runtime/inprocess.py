@@ -193,6 +193,7 @@ class InProcessControl(ExecutionControl):
         source = self._entries.get(spec.fork.execution_id) if spec.fork else None
         code = source.code if source is not None else {}
         definition = await asyncio.to_thread(_load, spec, spec.program, code)
+        project = await asyncio.to_thread(read_project, Path(definition.path))
         self._check_recordable(definition)
         recorded = await self._recorded(spec.fork)
         execution_id = uuid.uuid4().hex[:12]
@@ -214,6 +215,7 @@ class InProcessControl(ExecutionControl):
             notify=self._from_thread,
             forked_from=(spec.fork.execution_id, spec.fork.tick) if spec.fork else None,
             recorded=recorded,
+            costs=project.costs,
         )
         entry = _Entry(
             execution,

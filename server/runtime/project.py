@@ -13,6 +13,13 @@ file, by its path from the folder of ``canopy.toml``::
 
 Any tree file may have such a table; its values override the file's own ``blackboard:`` (YAML,
 JSON), and a launch's ``blackboard`` overrides both.
+
+What a workflow's model calls cost comes from list prices by default; a deployment with prices
+of its own (or a model the defaults lack) says so per model, in US dollars per million tokens::
+
+    [prices."claude-sonnet-4-5"]
+    input = 3.0
+    output = 15.0
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from canopy.bridge import InvalidArgument
+
 from ..config import read_toml
+from ..llm.costs import CostTable
 from .definition import DefinitionError, Problem
 
 __all__ = ["PROJECT_FILE", "Project", "find_project_file", "read_project"]
@@ -42,6 +52,8 @@ class Project:
     """Groot2 tag -> ``package.module:Class``."""
     blackboards: Mapping[Path, Mapping[str, Any]] = field(default_factory=dict)
     """Resolved tree file -> its initial blackboard values."""
+    costs: CostTable = field(default_factory=CostTable)
+    """The prices of model calls: the defaults, with the project's ``[prices]`` on top."""
 
     def blackboard(self, tree: Path) -> dict[str, Any]:
         """The initial blackboard values the project gives ``tree`` (none if it names none)."""
@@ -73,7 +85,10 @@ def read_project(start: Path) -> Project:
         raise DefinitionError([Problem(str(path), 1, 1, f"malformed TOML: {exc}")]) from exc
     checker = _Checker(path, text)
     project = Project(
-        path, checker.nodes(document.get("nodes", {})), checker.trees(document.get("trees", {}))
+        path,
+        checker.nodes(document.get("nodes", {})),
+        checker.trees(document.get("trees", {})),
+        checker.prices(document.get("prices", {})),
     )
     if checker.problems:
         raise DefinitionError(checker.problems)
@@ -123,6 +138,16 @@ class _Checker:
                 self._value(key, f"[trees.{_quoted(name)}.blackboard] {key}", value)
             found[tree] = values
         return found
+
+    def prices(self, prices: Any) -> CostTable:
+        if not isinstance(prices, dict):
+            self._problem("prices", '[prices] holds a table per model: [prices."model"]')
+            return CostTable()
+        try:
+            return CostTable.with_overrides(prices)
+        except InvalidArgument as exc:
+            self._problem("prices", f"[prices]: {exc}")
+            return CostTable()
 
     def _value(self, near: str, where: str, value: Any) -> None:
         """TOML's dates and times have no JSON form: the log could not record them."""

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from canopy.server.llm import ModelRequest, ToolSpec
+from canopy.server.runtime.definition import DefinitionError
 from canopy.server.runtime.engine import CaptureLevel
 from canopy.server.runtime.inprocess import InProcessControl
 
@@ -101,6 +102,22 @@ async def test_a_model_without_a_price_has_no_cost(
     completed = run.one("AgentCallCompleted")
     assert completed["model"] == "house-model-1"
     assert completed["cost_usd"] is None
+
+
+async def test_the_project_file_prices_a_model_the_defaults_lack(
+    sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    write("canopy.toml", '[prices."house-model"]\ninput = 2.5\noutput = 10\n')
+    write_fixtures(
+        tmp_path / "triage.fixtures.yaml",
+        [(ask(), {"text": "billing", "model": "house-model-1", "usage": {"input_tokens": 40}})],
+    )
+    run = await run_tree(sqlite_control, write("triage.yaml", triage("        output: category")))
+    assert run.one("AgentCallCompleted")["cost_usd"] == pytest.approx(40 * 2.5 / 1e6)
+
+    write("canopy.toml", '[prices."house-model"]\ninput = -1\noutput = 10\n')
+    with pytest.raises(DefinitionError, match=r"canopy.toml:1:1: \[prices\]: price of 'house"):
+        await run_tree(sqlite_control, tmp_path / "triage.yaml")
 
 
 SCHEMA_PARAMS = """        schema:
