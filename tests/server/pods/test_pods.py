@@ -35,6 +35,7 @@ from .remote import pod_server, remote_control
 PATROL = "tests.server.runtime.factories:patrol"
 FOREVER = "tests.server.runtime.factories:forever"
 QUITTERS = quitters.__name__
+PAIR = "tests/server/runtime/trees/pair.yaml"
 
 
 @pytest.fixture
@@ -174,6 +175,34 @@ async def test_a_pod_killed_mid_tick_ends_its_executions_with_the_reason(
         assert pod_of(running).pod_id != pod.pod_id
         await control.tick(fresh.id)
         assert (await control.settle(fresh.id)).tick == 1
+
+
+async def test_a_pod_killed_while_an_agent_call_is_in_flight_loses_no_recorded_call(
+    running: Running,
+) -> None:
+    async with remote_control(running) as control:
+        info = await control.launch(LaunchSpec(PAIR, mode=Mode.AUTO))
+        notes = control.notifications(info.id)
+
+        async def slow_call_started() -> bool:
+            recorded = await stream(running.store, info.id)
+            return any(
+                e.type == "AgentCallStarted" and "slow" in e.payload["node_id"] for e in recorded
+            )
+
+        await eventually(slow_call_started, "the slow agent's call starts")
+        pod = pod_of(running)
+        os.kill(running.app[PODS].provider.pid(pod.pod_id), signal.SIGKILL)
+        assert (await asyncio.wait_for(first(notes, "ended"), WAIT)).reason == "pod_died"
+    recorded = await stream(running.store, info.id)
+    agents = [(e.type, e.payload["node_id"]) for e in recorded if e.type.startswith("Agent")]
+    assert agents == [
+        ("AgentCallStarted", "pair/quick"),
+        ("AgentCallCompleted", "pair/quick"),
+        ("AgentCallStarted", "pair/slow"),
+    ]
+    assert [e.stream_version for e in recorded] == list(range(1, len(recorded) + 1))
+    assert recorded[-1].payload["reason"] == "pod_died"
 
 
 async def test_user_code_that_ends_the_worker_fails_its_execution_and_the_pod_is_replaced(
