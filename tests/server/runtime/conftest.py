@@ -14,6 +14,8 @@ import pytest
 from canopy.bridge import open_store
 from canopy.server.runtime.inprocess import InProcessControl
 
+from ..llm.messages_server import MessagesServer, serve_messages
+
 TREES = Path(__file__).resolve().parent / "trees"
 
 REGISTRY = {
@@ -72,3 +74,14 @@ async def sqlite_control(sqlite_url: str) -> AsyncIterator[InProcessControl]:
         control = InProcessControl(store, tenant_id="acme")
         yield control
         await control.close()
+
+
+@pytest.fixture
+async def anthropic_messages(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MessagesServer]:
+    """A local server speaking Anthropic's Messages API, chosen as every agent's model (the
+    real ``anthropic`` SDK talks to it); a test scripts its answers."""
+    async with serve_messages() as server:
+        monkeypatch.setenv("CANOPY_LLM_PROVIDER", "anthropic")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+        yield server

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from canopy.server.llm import ModelRequest, ToolSpec
 from canopy.server.runtime.engine import CaptureLevel
 from canopy.server.runtime.inprocess import InProcessControl
 
-from ..llm.messages_server import MessagesServer, reply, serve_messages
+from ..llm.messages_server import MessagesServer, reply
 from .agent_runs import Run, events_of, run_tree, user, write_fixtures
 
 MODEL = "claude-haiku-4-5"
@@ -63,16 +63,13 @@ def ask(text: str) -> ModelRequest:
 
 
 @pytest.fixture
-async def messages(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MessagesServer]:
-    """The local Messages API server, chosen as every agent's model."""
-    async with serve_messages() as server:
-        monkeypatch.setenv("CANOPY_LLM_PROVIDER", "anthropic")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
-        server.script(ask(f"Classify: {TICKET}"), reply("billing"))
-        server.script(ask(f"Summarise for queue-b (billing): {TICKET}"), reply("Refund the copy"))
-        server.script(ask(f"Summarise for queue-r (refund): {TICKET}"), reply("Refund it now"))
-        yield server
+def messages(anthropic_messages: MessagesServer) -> MessagesServer:
+    """The model's server, with the triage workflow's answers."""
+    server = anthropic_messages
+    server.script(ask(f"Classify: {TICKET}"), reply("billing"))
+    server.script(ask(f"Summarise for queue-b (billing): {TICKET}"), reply("Refund the copy"))
+    server.script(ask(f"Summarise for queue-r (refund): {TICKET}"), reply("Refund it now"))
+    return server
 
 
 async def ended(control: InProcessControl, execution_id: str) -> Run:

@@ -14,6 +14,7 @@ from canopy.server.runtime.definition import DefinitionError
 from canopy.server.runtime.engine import CaptureLevel
 from canopy.server.runtime.inprocess import InProcessControl
 
+from ..llm.messages_server import MessagesServer, error, reply
 from .agent_runs import run_tree, user, write_fixtures
 
 MODEL = "claude-haiku-4-5"
@@ -359,3 +360,33 @@ async def test_silent_capture_does_not_quote_the_prompt_of_a_missing_fixture(
         f"node 'triage/classify': the offline model has no response in {fixtures} "
         f"for {ask().fingerprint()}"
     )
+
+
+async def test_a_rate_limited_call_is_retried_after_the_wait_the_model_asks_for(
+    sqlite_control: InProcessControl,
+    write: Callable[[str, str], Path],
+    anthropic_messages: MessagesServer,
+) -> None:
+    limited = error(429, "rate_limit_error", "slow down", headers={"retry-after": "0"})
+    anthropic_messages.script(ask(), limited, reply("billing"))
+    run = await run_tree(sqlite_control, write("triage.yaml", triage("        output: category")))
+    assert run.blackboard["/category"] == "billing"
+    (retried,) = run.of("AgentRetried")
+    assert (retried["attempt"], retried["status"]) == (1, 429)
+    assert "slow down" in retried["reason"]
+    assert run.one("AgentCallCompleted")["retries"] == 1
+    assert anthropic_messages.calls == 2
+
+
+async def test_a_request_the_model_refuses_is_not_retried_and_fails_its_node(
+    sqlite_control: InProcessControl,
+    write: Callable[[str, str], Path],
+    anthropic_messages: MessagesServer,
+) -> None:
+    anthropic_messages.script(ask(), error(400, "invalid_request_error", "max_tokens too large"))
+    run = await run_tree(sqlite_control, write("triage.yaml", triage("        output: category")))
+    failed = run.one("AgentCallFailed")
+    assert (failed["error_type"], failed["status"], failed["retries"]) == ("ModelError", 400, 0)
+    assert "max_tokens too large" in failed["message"]
+    assert not run.of("AgentRetried")
+    assert anthropic_messages.calls == 1
