@@ -1069,12 +1069,15 @@ def tree_model(definition: TreeDefinition) -> dict[str, Any]:
             visit(child, spec.id)
 
     visit(definition.root, None)
-    return {
+    model = {
         "name": definition.name,
         "program": str(definition.path),
         "format": definition.format,
         "nodes": nodes,
     }
+    if definition.factory is not None:
+        model["factory"] = definition.factory
+    return model
 
 
 def _preorder(node: Behaviour) -> Iterator[Behaviour]:

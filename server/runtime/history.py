@@ -631,6 +631,11 @@ class ExecutionHistory:
 
     # -- internals ---------------------------------------------------------------------------
 
+    async def started(self) -> Mapping[str, Any]:
+        """The ``ExecutionStarted`` payload: the tree, its mode and capture level, the initial
+        blackboard (what a fork of an execution no process holds starts from)."""
+        return (await self._start()).payload
+
     async def _start(self) -> RecordedEvent:
         """The ``ExecutionStarted`` event (read once): the tree, the initial blackboard, and
         the lower bound of every search."""

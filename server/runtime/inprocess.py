@@ -37,6 +37,7 @@ from .control import (
 from .definition import TREE_FILE_SUFFIXES, TreeDefinition, load_tree
 from .diff import ExecutionDiff, StateDiff, diff_executions, diff_ticks
 from .engine import (
+    CaptureLevel,
     Execution,
     Mode,
     Notification,
@@ -243,22 +244,50 @@ class InProcessControl(ExecutionControl):
         live: Sequence[str] = (),
         mode: Mode | None = None,
     ) -> ExecutionInfo:
-        entry = self._entry(execution_id)
-        state = await self.state_at(execution_id, tick)
+        entry = self._entries.get(execution_id)
+        if entry is not None:
+            source, state = replace(entry.spec, program=entry.program), None
+        else:  # run by another process (an earlier session, a pod that died): from its log
+            source, state = await self._launched(execution_id)
+        if state is None or tick is not None:
+            with _as_control_errors():
+                history = (
+                    await self._history(entry)
+                    if entry is not None
+                    else ExecutionHistory(self.store, self.tenant_id, execution_id)
+                )
+                state = await history.state_at_tick(await history.ticks() if tick is None else tick)
         unknown = sorted(set(live) - {node.id for node in state.tree})
         if unknown:
             raise InvalidRequest(f"no node {unknown[0]!r} in execution {execution_id}")
         edits = {absolute_key(key): value for key, value in (blackboard or {}).items()}
         refuse_wide_integers({"blackboard": edits}, "fork")
         spec = replace(
-            entry.spec,
-            program=entry.program,
-            mode=mode or entry.spec.mode,
+            source,
+            mode=mode or source.mode,
             blackboard={**state.blackboard, **edits},
             stop_on_entry=False,
             fork=ForkSpec(execution_id, state.tick, tuple(sorted(edits)), tuple(live)),
         )
         return await self.launch(spec)
+
+    async def _launched(self, execution_id: str) -> tuple[LaunchSpec, ExecutionState]:
+        """How an execution this process does not hold was launched, as its log says, and its
+        last recorded state."""
+        history = ExecutionHistory(self.store, self.tenant_id, execution_id)
+        with _as_control_errors():
+            state = await history.state_at_tick(await history.ticks())
+            started = await history.started()
+        tree = started["tree"]
+        spec = LaunchSpec(
+            program=tree.get("factory") or tree["program"],
+            mode=Mode(started["mode"]),
+            interval_ms=started.get("interval_ms", 100.0),
+            max_ticks=started.get("max_ticks"),
+            keep_ticking=started.get("keep_ticking", False),
+            capture=CaptureLevel(started["capture"]),
+        )
+        return spec, state
 
     async def _recorded(self, fork: ForkSpec | None) -> RecordedCalls | None:
         """The source's answers a fork may serve, read once its events are all in the log."""

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from canopy.bridge import open_store
 from canopy.server.llm import ModelRequest, ToolSpec
+from canopy.server.runtime.control import UnknownExecution
 from canopy.server.runtime.engine import CaptureLevel
 from canopy.server.runtime.inprocess import InProcessControl
 
@@ -275,3 +277,28 @@ async def test_a_restart_after_a_fix_runs_the_fixed_agent_and_serves_the_rest(
     served = [p["node_id"] for p in restart.of("AgentCallCompleted") if "served_from" in p]
     assert served == ["triage/classify"]  # the failed agent ran again, with the fix
     assert messages.calls == 2  # classify from the log; summarise for the first time
+
+
+async def test_an_execution_another_process_ran_forks_from_its_log(
+    sqlite_url: str,
+    write: Callable[[str, str], Path],
+    messages: MessagesServer,
+) -> None:
+    """An editor restarted, a pod that died: the fork reads how the source was launched and
+    what it answered from the log alone."""
+    write("routing.py", ROUTE)
+    async with open_store(sqlite_url) as store:
+        first = InProcessControl(store, tenant_id="acme")
+        source = await run_tree(first, write("triage.yaml", WORKFLOW))
+        await first.close()
+        second = InProcessControl(store, tenant_id="acme")
+        fork = await second.fork(source.info.id, blackboard={"category": "refund"})
+        forked = await ended(second, fork.id)
+        await second.close()
+        with pytest.raises(UnknownExecution):
+            await InProcessControl(store, tenant_id="globex").fork(source.info.id)
+    assert messages.calls == 3
+    assert forked.blackboard["/summary"] == "Refund it now"
+    assert forked.info.program == source.info.program
+    served = [p["node_id"] for p in forked.of("AgentCallCompleted") if "served_from" in p]
+    assert served == ["triage/classify"]

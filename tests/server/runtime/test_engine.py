@@ -654,6 +654,21 @@ async def test_a_fork_starts_from_the_blackboard_at_a_tick_with_edits(
     assert started[restart.id][1]["forked_from"]["live"] == ["patrol/round/move"]
 
 
+async def test_a_factorys_execution_no_process_holds_forks_from_its_log(
+    store: SqlEventStore,
+) -> None:
+    first = InProcessControl(store, tenant_id="acme")
+    source = await launch(first, mode=Mode.AUTO, max_ticks=3)
+    await first.wait_for_end(source)
+    await first.close()
+    second = InProcessControl(store, tenant_id="acme")
+    fork = await second.fork(source, tick=2, blackboard={"battery": 90})
+    assert (fork.program, fork.mode) == (PATROL, Mode.AUTO)
+    await second.wait_for_end(fork.id)
+    assert (await second.view(fork.id)).blackboard["/battery"] == 60  # one round from 90
+    await second.close()
+
+
 async def test_a_fork_that_cannot_be_made_says_why(control: ExecutionControl) -> None:
     source = await launch(control)
     await tick_and_wait(control, source, 2)
