@@ -20,6 +20,7 @@ from ..remote.forwarding import ForwardingControl
 from ..remote.wire import TooManySessions
 from ..runtime.control import ExecutionInfo, InvalidRequest, LaunchSpec, UnknownExecution
 from ..runtime.engine import Mode, Notification
+from ..runtime.forks import fork_spec_from_log
 from ..trees import TreeLibrary, UnknownTree, parse_program
 from .manager import Pod, PodManager
 from .roots import WorkspaceRoots
@@ -80,12 +81,28 @@ class PodControl(ForwardingControl):
         live: Sequence[str] = (),
         mode: Mode | None = None,
     ) -> ExecutionInfo:
+        arguments: dict[str, Any] = {
+            "tick": tick,
+            "blackboard": blackboard,
+            "live": live,
+            "mode": mode,
+        }
         pod = self.manager.current(self.principal)
-        if pod is not None:
+        if pod is not None and self.manager.ended_execution(self.principal, execution_id) is None:
             self._check_room(pod)
-        return await super().fork(
-            execution_id, tick=tick, blackboard=blackboard, live=live, mode=mode
+            try:
+                info: ExecutionInfo = await self.manager.call(
+                    pod, "fork", execution_id=execution_id, **arguments
+                )
+                return info
+            except UnknownExecution:
+                pass  # not this pod's: an earlier one ran it
+        # A pod reads no log but its own: the fork's launch, answers included, comes from the
+        # shared log, which outlives pods.
+        spec = await fork_spec_from_log(
+            self.manager.store, self.principal.tenant_id, execution_id, **arguments
         )
+        return await self.launch(spec)
 
     def _check_room(self, pod: Pod) -> None:
         """TooManySessions when the user's pod runs as many executions as allowed."""

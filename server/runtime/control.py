@@ -8,7 +8,8 @@ a debug pod; one test suite runs against both.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,9 @@ from canopy.bridge import CanopyError, RecordedEvent
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .diff import ExecutionDiff, StateDiff
 from .engine import CaptureLevel, Mode, Notification, RunState, StepKind, StopInfo
-from .history import ExecutionState
+from .history import ExecutionState, HistoryError
 from .python_debug import PythonTarget
+from .recorded import RecordedCall
 from .stats import ExecutionStats
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "LaunchSpec",
     "UnknownExecution",
     "WatchView",
+    "as_control_errors",
 ]
 
 
@@ -57,6 +60,18 @@ class UnknownExecution(ControlError):
 
 class InvalidRequest(ControlError):
     """The request does not fit the execution's state (e.g. stepping while running)."""
+
+
+@contextmanager
+def as_control_errors() -> Iterator[None]:
+    """History's errors, as the control contract words them."""
+    try:
+        yield
+    except HistoryError as error:
+        message = str(error)
+        if message.startswith("no execution"):
+            raise UnknownExecution(message.removeprefix("no execution ").strip("'")) from error
+        raise InvalidRequest(message) from error
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +110,9 @@ class LaunchSpec:
     base_dir: str | None = None
     fork: ForkSpec | None = None
     """Set when the execution is a fork (or a restart): :meth:`ExecutionControl.fork`."""
+    answers: tuple[RecordedCall, ...] | None = None
+    """A fork's source answers, when whoever launches it read them (a pod cannot read the
+    shared log); None: the runtime reads them from its own log."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -27,17 +26,16 @@ from .control import (
     ExecutionControl,
     ExecutionInfo,
     ExecutionView,
-    ForkSpec,
     FrameView,
     InvalidRequest,
     LaunchSpec,
     UnknownExecution,
     WatchView,
+    as_control_errors,
 )
 from .definition import TREE_FILE_SUFFIXES, TreeDefinition, load_tree
 from .diff import ExecutionDiff, StateDiff, diff_executions, diff_ticks
 from .engine import (
-    CaptureLevel,
     Execution,
     Mode,
     Notification,
@@ -48,7 +46,8 @@ from .engine import (
     tree_model,
 )
 from .expressions import Expression
-from .history import ExecutionHistory, ExecutionState, HistoryError
+from .forks import fork_spec, fork_spec_from_log
+from .history import ExecutionHistory, ExecutionState
 from .pictures import to_dot, to_json_model, to_svg
 from .project import read_project
 from .python_debug import PythonDebugError, PythonTarget, python_target
@@ -113,18 +112,6 @@ def _check_interval(interval_ms: float) -> None:
             f"intervalMs must be more than 0 and at most {MAX_INTERVAL_MS:.0f} (a day),"
             f" not {interval_ms:g}"
         )
-
-
-@contextmanager
-def _as_control_errors() -> Iterator[None]:
-    """History's errors, as the control contract words them."""
-    try:
-        yield
-    except HistoryError as error:
-        message = str(error)
-        if message.startswith("no execution"):
-            raise UnknownExecution(message.removeprefix("no execution ").strip("'")) from error
-        raise InvalidRequest(message) from error
 
 
 class NotificationStream:
@@ -196,7 +183,7 @@ class InProcessControl(ExecutionControl):
         definition = await asyncio.to_thread(_load, spec, spec.program, code)
         project = await asyncio.to_thread(read_project, Path(definition.path))
         self._check_recordable(definition)
-        recorded = await self._recorded(spec.fork)
+        recorded = await self._recorded(spec)
         execution_id = uuid.uuid4().hex[:12]
         recorder = EventRecorder(
             self.store, tenant_id=self.tenant_id, execution_id=execution_id, producer=self.producer
@@ -245,54 +232,32 @@ class InProcessControl(ExecutionControl):
         mode: Mode | None = None,
     ) -> ExecutionInfo:
         entry = self._entries.get(execution_id)
-        if entry is not None:
-            source, state = replace(entry.spec, program=entry.program), None
-        else:  # run by another process (an earlier session, a pod that died): from its log
-            source, state = await self._launched(execution_id)
-        if state is None or tick is not None:
-            with _as_control_errors():
-                history = (
-                    await self._history(entry)
-                    if entry is not None
-                    else ExecutionHistory(self.store, self.tenant_id, execution_id)
-                )
-                state = await history.state_at_tick(await history.ticks() if tick is None else tick)
-        unknown = sorted(set(live) - {node.id for node in state.tree})
-        if unknown:
-            raise InvalidRequest(f"no node {unknown[0]!r} in execution {execution_id}")
-        edits = {absolute_key(key): value for key, value in (blackboard or {}).items()}
-        refuse_wide_integers({"blackboard": edits}, "fork")
-        spec = replace(
-            source,
-            mode=mode or source.mode,
-            blackboard={**state.blackboard, **edits},
-            stop_on_entry=False,
-            fork=ForkSpec(execution_id, state.tick, tuple(sorted(edits)), tuple(live)),
-        )
+        if entry is None:  # run by another process (an earlier session's): from the log
+            spec = await fork_spec_from_log(
+                self.store,
+                self.tenant_id,
+                execution_id,
+                tick=tick,
+                blackboard=blackboard,
+                live=live,
+                mode=mode,
+            )
+        else:
+            source = replace(entry.spec, program=entry.program)
+            state = await self.state_at(execution_id, tick)
+            spec = fork_spec(source, state, blackboard=blackboard, live=live, mode=mode)
         return await self.launch(spec)
 
-    async def _launched(self, execution_id: str) -> tuple[LaunchSpec, ExecutionState]:
-        """How an execution this process does not hold was launched, as its log says, and its
-        last recorded state."""
-        history = ExecutionHistory(self.store, self.tenant_id, execution_id)
-        with _as_control_errors():
-            state = await history.state_at_tick(await history.ticks())
-            started = await history.started()
-        tree = started["tree"]
-        spec = LaunchSpec(
-            program=tree.get("factory") or tree["program"],
-            mode=Mode(started["mode"]),
-            interval_ms=started.get("interval_ms", 100.0),
-            max_ticks=started.get("max_ticks"),
-            keep_ticking=started.get("keep_ticking", False),
-            capture=CaptureLevel(started["capture"]),
-        )
-        return spec, state
-
-    async def _recorded(self, fork: ForkSpec | None) -> RecordedCalls | None:
-        """The source's answers a fork may serve, read once its events are all in the log."""
+    async def _recorded(self, spec: LaunchSpec) -> RecordedCalls | None:
+        """The source's answers a fork may serve: those the launch carries, else read from
+        this process's log once the source's events are all in it."""
+        fork = spec.fork
         if fork is None:
             return None
+        if spec.answers is not None:
+            return RecordedCalls.of(
+                fork.execution_id, spec.answers, pinned=fork.edited, live=fork.live
+            )
         source = self._entries.get(fork.execution_id)
         if source is not None:
             await source.recorder.drain()
@@ -531,12 +496,12 @@ class InProcessControl(ExecutionControl):
 
     async def state_at(self, execution_id: str, tick: int | None = None) -> ExecutionState:
         history = await self._history(self._entry(execution_id))
-        with _as_control_errors():
+        with as_control_errors():
             return await history.state_at_tick(await history.ticks() if tick is None else tick)
 
     async def statistics(self, execution_id: str) -> ExecutionStats:
         await self._entry(execution_id).recorder.drain()
-        with _as_control_errors():
+        with as_control_errors():
             return await execution_statistics(self.store, self.tenant_id, execution_id)
 
     async def picture(
@@ -546,7 +511,7 @@ class InProcessControl(ExecutionControl):
             raise InvalidRequest(f"pictures come as dot, svg or json, not {format!r}")
         if tick is None:
             history = await self._history(self._entry(execution_id))
-            with _as_control_errors():
+            with as_control_errors():
                 state = await history.state_at_offset(await self.store.last_offset())
         else:
             state = await self.state_at(execution_id, tick)
@@ -556,14 +521,14 @@ class InProcessControl(ExecutionControl):
 
     async def diff_ticks(self, execution_id: str, first: int, second: int) -> StateDiff:
         history = await self._history(self._entry(execution_id))
-        with _as_control_errors():
+        with as_control_errors():
             return await diff_ticks(history, first, second)
 
     async def diff_executions(self, first_id: str, second_id: str) -> ExecutionDiff:
         for execution_id in (first_id, second_id):
             if execution_id in self._entries:
                 await self._entries[execution_id].recorder.drain()
-        with _as_control_errors():
+        with as_control_errors():
             return await diff_executions(self.store, self.tenant_id, first_id, second_id)
 
     async def python_debug(self, execution_id: str, node_id: str) -> PythonTarget:

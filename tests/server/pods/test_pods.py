@@ -204,6 +204,24 @@ async def test_a_pod_killed_while_an_agent_call_is_in_flight_loses_no_recorded_c
     assert [e.stream_version for e in recorded] == list(range(1, len(recorded) + 1))
     assert recorded[-1].payload["reason"] == "pod_died"
 
+    # Restarted in a fresh pod: the quick agent is answered from the log, the slow one runs.
+    async with remote_control(running) as control:
+        restart = await control.fork(info.id, tick=0)
+        assert pod_of(running).pod_id != pod.pod_id
+
+        async def slow_call_restarted() -> bool:
+            recorded = await stream(running.store, restart.id)
+            return [e.type for e in recorded if e.type.startswith("Agent")] == [
+                "AgentCallStarted",
+                "AgentCallCompleted",
+                "AgentCallStarted",
+            ]
+
+        await eventually(slow_call_restarted, "the restart reaches the slow agent")
+        await control.terminate(restart.id)
+    served = [e.payload for e in await stream(running.store, restart.id)]
+    assert [p["served_from"]["execution_id"] for p in served if "served_from" in p] == [info.id]
+
 
 async def test_user_code_that_ends_the_worker_fails_its_execution_and_the_pod_is_replaced(
     running: Running,
