@@ -107,6 +107,7 @@ class AgentHost:
         environ: Mapping[str, str] | None = None,
         costs: CostTable | None = None,
         recorded: RecordedCalls | None = None,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.execution_id = execution_id
         self.loop = loop
@@ -120,6 +121,8 @@ class AgentHost:
         self.costs = costs or CostTable()
         self.recorded = recorded
         """A fork's source answers (see :mod:`.recorded`), None for an ordinary execution."""
+        self.wake = wake
+        """Told (on the loop) each time a call finishes, so a tree waiting on it ticks."""
         self._models: dict[Path, LanguageModel] = {}
         self._in_flight: set[Agent] = set()  # touched by the tick thread only
         self._workflow: Span | None = None  # the execution's invoke_workflow span, once traced
@@ -172,7 +175,14 @@ class AgentHost:
         self._in_flight.add(agent)
         if tracing_enabled():
             work = self._traced(agent, work)
-        return asyncio.run_coroutine_threadsafe(work, self.loop)
+        future = asyncio.run_coroutine_threadsafe(work, self.loop)
+        future.add_done_callback(lambda _: self.wake())
+        return future
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether any agent's call is running (read on the tick thread)."""
+        return bool(self._in_flight)
 
     async def _traced(self, agent: Agent, work: Coroutine[Any, Any, CallOutcome]) -> CallOutcome:
         """``work`` in an ``invoke_agent`` span, child of the execution's workflow span."""

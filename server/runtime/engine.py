@@ -256,8 +256,11 @@ class Execution:
             tree_path=definition.path,
             recorded=recorded,
             costs=costs,
+            wake=self._call_finished,
         )
         """What the tree's agents share: the loop their calls run on, the recorder, models."""
+        self._waiting_on_calls = False  # auto mode: only agents' calls can change the tree
+        self._call_done = False  # a call finished since the last tick began
         self._tree = self._build(definition)
 
     # -- control (any thread) ----------------------------------------------------------------
@@ -453,7 +456,8 @@ class Execution:
             while True:
                 if self._terminate:
                     return False
-                self._apply_pending_writes()
+                if self._apply_pending_writes() or self._reload is not None:
+                    self._waiting_on_calls = False  # the tree may take another path now
                 self._apply_reload()
                 if self._pause_requested:
                     self._pause_requested = False
@@ -474,6 +478,10 @@ class Execution:
                     self._pending_ticks -= 1
                     break
                 if self._mode is Mode.AUTO:
+                    if self._waiting_on_calls and not self._call_done:
+                        # Ticking would only poll calls in flight: wait for one to finish.
+                        self._cond.wait()
+                        continue
                     break
                 if self._mode is Mode.INTERVAL:
                     wait = self._last_tick_started + self._interval - time.monotonic()
@@ -485,13 +493,32 @@ class Execution:
                 self._cond.notify_all()
                 self._cond.wait()
             self.state = RunState.RUNNING
+            self._call_done = False
             self._last_tick_started = time.monotonic()
         return True
 
-    def _apply_pending_writes(self) -> None:
+    def _call_finished(self) -> None:
+        """An agent's call is over (any thread): a tree waiting on calls ticks again."""
+        with self._cond:
+            self._call_done = True
+            self._cond.notify_all()
+
+    def _only_calls_run(self, root: Behaviour) -> bool:
+        """Whether the tree is RUNNING only because agents wait on their calls: no other leaf
+        runs, so another tick now could change nothing."""
+        if root.status is not Status.RUNNING or not self.agents.in_flight:
+            return False
+        return not any(
+            node.status is Status.RUNNING and not node.children and not isinstance(node, Agent)
+            for node in self._tree.nodes
+        )
+
+    def _apply_pending_writes(self) -> bool:
+        """Write what clients set while the tree ticked; whether there was anything."""
         writes, self._pending_writes = self._pending_writes, []
         for key, value in writes:
             self.storage[key] = value
+        return bool(writes)
 
     def _tick(self) -> None:
         self.tick_count += 1
@@ -544,6 +571,7 @@ class Execution:
         if paused_ms:  # only when the tick stopped: an unstopped tick costs no more bytes
             completed["paused_ms"] = paused_ms
         record("TickCompleted", completed)
+        self._waiting_on_calls = self._mode is Mode.AUTO and self._only_calls_run(root)
         if abandoned:
             self._reloaded_mid_tick()
             return

@@ -13,6 +13,7 @@ import pytest
 from canopy.server.llm import ModelRequest
 from canopy.server.runtime.agents import Agent
 from canopy.server.runtime.control import LaunchSpec
+from canopy.server.runtime.engine import Mode
 from canopy.server.runtime.inprocess import InProcessControl
 
 from .agent_runs import Run, events_of, run_tree, user, write_fixtures
@@ -115,6 +116,34 @@ async def test_a_parallel_of_model_calls_overlaps(
     assert max(starts) < min(ends)  # every call started before any of them ended
     first_completed = run.types().index("AgentCallCompleted")
     assert run.types()[:first_completed] == ["AgentCallStarted"] * FANOUT
+
+
+async def test_in_auto_mode_a_tree_waiting_on_calls_ticks_when_one_finishes_not_before(
+    sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    prompts = [f"Summarise part {index}" for index in range(FANOUT)]
+    write_fixtures(
+        tmp_path / "fan.fixtures.yaml",
+        [
+            (ModelRequest(model=MODEL, messages=user(p)), {"text": f"s{i}", "latency_ms": 200})
+            for i, p in enumerate(prompts)
+        ],
+    )
+    bodies = [
+        f'        model: {MODEL}\n        prompt: "{prompt}"\n        output: summary{index}'
+        for index, prompt in enumerate(prompts)
+    ]
+    info = await sqlite_control.launch(
+        LaunchSpec(str(write("fan.yaml", fan_out("llm", bodies))), mode=Mode.AUTO)
+    )
+    async with asyncio.timeout(30):
+        ended = await sqlite_control.wait_for_end(info.id)
+    assert (ended.end_reason, ended.tick) == ("completed", ended.tick)
+    # One tick starts the calls; each finished call wakes at most one more (polling them in a
+    # busy loop would have ticked thousands of times in their 200 ms).
+    assert 2 <= ended.tick <= FANOUT + 1
+    ticks = [e for e in await events_of(sqlite_control, info.id) if e.type == "TickCompleted"]
+    assert len(ticks) == ended.tick
 
 
 SLOW = 60_000
