@@ -105,7 +105,7 @@ FORK_STAGE: Final = 4
 """The fork starts where the last agent of this stage completed (agent 40 of 50)."""
 STEP_TARGET_MS: Final = 0.5
 FANOUT_TARGET: Final = 1.1
-FORK_SERVED_TARGET: Final = 10.0
+FORK_SPEEDUP_TARGET: Final = 10.0
 _PAGE: Final = 10_000
 
 console = Console(
@@ -140,7 +140,7 @@ class Plan:
     span_rounds: int
 
 
-QUICK: Final = Plan("quick", 16, 2, 1, 2, (20.0, 100.0), 300, 3)
+QUICK: Final = Plan("quick", 12, 2, 1, 2, (20.0, 100.0), 200, 3)
 FULL: Final = Plan("full", 60, 6, 4, 5, (20.0, 100.0), 2000, 15)
 
 
@@ -350,16 +350,26 @@ async def ended(
     return Run(info, called_us, wall)
 
 
+def bare_client(url: str) -> anthropic.AsyncAnthropic:
+    """An SDK client as Canopy's model makes one (no retries of the SDK's own)."""
+    return anthropic.AsyncAnthropic(api_key=API_KEY, base_url=url, max_retries=0)
+
+
+async def stream_call(client: anthropic.AsyncAnthropic, each: ModelRequest) -> None:
+    """Stream ``each`` to its final message, as the direct baseline calls."""
+    async with client.messages.stream(**each.to_json()) as stream:
+        await stream.get_final_message()
+
+
 async def direct_calls(url: str, requests: Sequence[ModelRequest]) -> list[float]:
     """Milliseconds of each request streamed by a bare SDK client (one per round, as an
     execution opens one model)."""
-    client = anthropic.AsyncAnthropic(api_key=API_KEY, base_url=url, max_retries=0)
+    client = bare_client(url)
     found = []
     try:
         for each in requests:
             started = time.perf_counter()
-            async with client.messages.stream(**each.to_json()) as stream:
-                await stream.get_final_message()
+            await stream_call(client, each)
             found.append((time.perf_counter() - started) * 1000)
     finally:
         await client.close()
@@ -383,12 +393,11 @@ async def model_calls(url: str, requests: Sequence[ModelRequest]) -> list[float]
 async def direct_fanout(url: str, workflow: Workflow) -> float:
     """Seconds the workflow's 50 calls take streamed by a bare SDK client, stage after stage,
     the 10 calls of a stage at once (``asyncio.gather``): the same work without Canopy."""
-    client = anthropic.AsyncAnthropic(api_key=API_KEY, base_url=url, max_retries=0)
+    client = bare_client(url)
 
     async def call(stage: int, part: int) -> None:
         prompt = stage_prompt(stage, part, workflow.topics[stage], answer(stage - 1, part))
-        async with client.messages.stream(**request(prompt).to_json()) as stream:
-            await stream.get_final_message()
+        await stream_call(client, request(prompt))
 
     started = time.perf_counter()
     try:
@@ -469,29 +478,30 @@ async def measure_fanout(
     }
     source: Run | None = None
     direct: list[float] = []
+    runs: dict[str, list[tuple[Run, float]]] = {pace.name: [] for pace in PACES}
     for pace in PACES:
-        walls, spans, ticks = [], [], []
         for _ in range(plan.workflow_runs):
             direct.append(await direct_fanout(server.url, workflow))
             run = await launch(control, workflow.path, pace)
             if len(await agent_steps(control.store, run.info.id)) != STAGES * WIDTH:
                 raise RuntimeError(f"workflow {run.info.id}: not every agent completed")
-            walls.append(run.wall_s)
-            spans.append(await log_span_s(control.store, run.info.id))
-            ticks.append(run.info.tick)
+            runs[pace.name].append((run, await log_span_s(control.store, run.info.id)))
             if pace is FORK_PACE:
                 source = run
-        wall = statistics.median(walls)
-        result["paces"][pace.name] = {
+    baseline = statistics.median(direct)
+    result["direct_sdk_s"] = round(baseline, 4)
+    result["direct_sdk_ratio"] = round(baseline / critical, 3)
+    for name, done in runs.items():
+        wall = statistics.median(run.wall_s for run, _ in done)
+        span = statistics.median(span for _, span in done)
+        result["paces"][name] = {
             "wall_s": round(wall, 4),
             "ratio": round(wall / critical, 3),
-            "over_direct_sdk": round(wall / statistics.median(direct), 3),
-            "log_span_s": round(statistics.median(spans), 4),
-            "log_span_ratio": round(statistics.median(spans) / critical, 3),
-            "ticks": statistics.median(ticks),
+            "over_direct_sdk": round(wall / baseline, 3),
+            "log_span_s": round(span, 4),
+            "log_span_ratio": round(span / critical, 3),
+            "ticks": statistics.median(run.info.tick for run, _ in done),
         }
-    result["direct_sdk_s"] = round(statistics.median(direct), 4)
-    result["direct_sdk_ratio"] = round(statistics.median(direct) / critical, 3)
     assert source is not None
     return result, source
 
@@ -665,7 +675,7 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
             "fork at agent 40: speedup to the edited stage",
             "fork.speedup_to_edit",
             ">=",
-            FORK_SERVED_TARGET,
+            FORK_SPEEDUP_TARGET,
             forked["speedup_to_edit"],
             f"full re-run reaches stage {STAGES} in {forked['rerun_to_edit_s']} s",
         ),
