@@ -10,7 +10,7 @@ error is reported with its line before anything runs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import jinja2
@@ -35,6 +35,13 @@ def _environment() -> ImmutableSandboxedEnvironment:
     )
 
 
+@lru_cache(maxsize=1024)
+def _compiled(source: str) -> jinja2.Template:
+    """``source`` compiled, once: a tree's templates are checked when it loads, again when its
+    agents are built, and again on every launch, fork and reload of it."""
+    return _environment().from_string(source)
+
+
 class AgentTemplate:
     """A compiled template and its source; ``field`` (``prompt``, ``system``) names it in
     errors."""
@@ -45,7 +52,7 @@ class AgentTemplate:
         self.field = field
         self.source = source
         try:
-            self._template = _environment().from_string(source)
+            self._template = _compiled(source)
         except jinja2.TemplateSyntaxError as error:
             raise TemplateError(f"{field} template, line {error.lineno}: {error.message}") from None
 
