@@ -5,9 +5,11 @@ elements (the main one is ``main_tree_to_execute``, else the first) and an optio
 ``<TreeNodesModel>``, which is only used to word errors better. Built-in BT.CPP nodes map onto
 py_trees built-ins; every other node (``<BatteryCheck/>``, ``<Action ID="BatteryCheck"/>``)
 must be in the caller's registry, which maps the BT.CPP name to a ``package.module:Class``
-import path (or a built-in name). Attributes become params; ``{key}`` values are blackboard
-references and stay strings (see :mod:`.references`); other values of a custom class are
-converted to the type its constructor annotates (``int``, ``float``, ``bool``, ``str``).
+import path (or a built-in name, or an agent kind: ``llm``, ``python``). Attributes become
+params; ``{key}`` values are blackboard references and stay strings (see :mod:`.references`);
+other values of a custom class are converted to the type its constructor annotates (``int``,
+``float``, ``bool``, ``str``). An agent's list params are written ``a;b`` (BT.CPP's way), its
+``schema`` and ``tools`` as JSON.
 
 Mapping of the built-in nodes:
 
@@ -34,6 +36,7 @@ Mapping of the built-in nodes:
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import types
 import typing
@@ -42,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .agent_kinds import AGENT_KINDS, agent_params
 from .builtin_kinds import BUILTINS
 from .class_kinds import is_import_path, resolve_class
 from .ids import child_id, unique_id
@@ -82,13 +86,48 @@ def _seconds(text: str) -> float:
     return _integer(text) / 1000
 
 
+def _names(text: str) -> list[str]:
+    """A list port, BehaviorTree.CPP's way: items separated by ``;``."""
+    return [item.strip() for item in text.split(";") if item.strip()]
+
+
+def _json(text: str) -> Any:
+    """A structured port (a schema, tools) written as JSON."""
+    return json.loads(text)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = _json(text)
+    if not isinstance(value, dict):
+        raise ValueError(text)
+    return value
+
+
 _WORDS: Mapping[Converter, str] = {
     _integer: "an integer",
     _number: "a number",
     _boolean: "true or false",
     _seconds: "an integer (milliseconds)",
+    _names: "names separated by ;",
+    _json: "JSON",
+    _json_object: "a JSON object",
     str: "a string",
 }
+
+_BY_TYPE: Mapping[str, Converter] = {
+    "integer": _integer,
+    "number": _number,
+    "boolean": _boolean,
+    "string": str,
+}
+"""How a port's text becomes a built-in's param of each JSON Schema type."""
+_AGENT_TYPES: Mapping[str, Converter] = {
+    **_BY_TYPE,
+    "array": _names,
+    "object": _json_object,
+    "any": _json,
+}
+"""The same for agents' params: lists as ``a;b``, a schema or tools as JSON."""
 
 
 @dataclass(frozen=True)
@@ -416,13 +455,9 @@ class _XmlReader:
     def _converters(self, kind: str) -> dict[str, Converter]:
         builtin = BUILTINS.get(kind)
         if builtin is not None:
-            by_type: dict[str, Converter] = {
-                "integer": _integer,
-                "number": _number,
-                "boolean": _boolean,
-                "string": str,
-            }
-            return {p.name: by_type[p.type] for p in builtin.params if p.type in by_type}
+            return {p.name: _BY_TYPE[p.type] for p in builtin.params if p.type in _BY_TYPE}
+        if kind in AGENT_KINDS:
+            return {p.name: _AGENT_TYPES[p.type] for p in agent_params(kind)}
         if not is_import_path(kind):
             return {}
         try:

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 from canopy import schemas
+from canopy.server.llm import ModelRequest
 from canopy.server.runtime.agent_config import AgentConfigError
 from canopy.server.runtime.agents import LlmAgent, PythonAgent, Tool
-from canopy.server.runtime.definition import AGENT_KINDS, build_tree, load_tree
+from canopy.server.runtime.definition import AGENT_KINDS, DefinitionError, build_tree, load_tree
 from canopy.server.runtime.definition.agent_kinds import agent_params
 from canopy.server.runtime.definition.builtin_kinds import OPTIONAL, REQUIRED
+from canopy.server.runtime.inprocess import InProcessControl
 
+from .agent_runs import run_tree, user, write_fixtures
 from .helpers import only_problem, problems
 
 SCHEMA = schemas.load("tree.schema.json")
@@ -219,3 +222,50 @@ def test_agent_classes_refuse_bad_settings_when_constructed() -> None:
         )
     with pytest.raises(AgentConfigError, match=r"`timeout_s` must be more than 0 seconds, got 0"):
         PythonAgent("run", function=print, timeout_s=0)
+
+
+GROOT2_WORKFLOW = """<root BTCPP_format="4" main_tree_to_execute="Triage">
+  <BehaviorTree ID="Triage">
+    <Sequence>
+      <Classify name="classify" model="claude-haiku-4-5" prompt="Classify: {{ ticket }}"
+                inputs="ticket" output="category" max_tokens="50" stop_sequences="END;STOP"/>
+      <Route name="route" function="routing:route" inputs="category" outputs="queue"/>
+    </Sequence>
+  </BehaviorTree>
+</root>
+"""
+
+GROOT2_PROJECT = """[nodes]
+Classify = "llm"
+Route = "python"
+
+[trees."triage.xml".blackboard]
+ticket = "I was charged twice"
+"""
+
+
+async def test_agents_in_a_groot2_tree_through_the_project_file(
+    sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    write("canopy.toml", GROOT2_PROJECT)
+    write("routing.py", "def route(category):\n    return 'queue-' + category\n")
+    request = ModelRequest(
+        model="claude-haiku-4-5",
+        messages=user("Classify: I was charged twice"),
+        max_tokens=50,
+        stop_sequences=("END", "STOP"),
+    )
+    write_fixtures(tmp_path / "triage.fixtures.yaml", [(request, {"text": "billing"})])
+    run = await run_tree(sqlite_control, write("triage.xml", GROOT2_WORKFLOW))
+    assert (run.blackboard["/category"], run.blackboard["/queue"]) == ("billing", "queue-billing")
+
+
+def test_an_agents_port_that_cannot_be_read_is_refused_with_its_line(
+    write: Callable[[str, str], Path],
+) -> None:
+    broken = GROOT2_WORKFLOW.replace('max_tokens="50"', 'max_tokens="fifty"')
+    with pytest.raises(DefinitionError) as raised:
+        load_tree(str(write("triage.xml", broken)), registry={"Classify": "llm", "Route": "python"})
+    (problem,) = raised.value.problems
+    assert problem.line == 4
+    assert problem.message == "<Classify> attribute max_tokens must be an integer, got 'fifty'"
