@@ -90,7 +90,7 @@ async def run_demo(
             try:
                 report = await _debug(client, control, workspace, say)
                 tree_done(report)
-                report.workflow = await run_workflow(client, control, say)
+                report.workflow = await _debug_workflow(client, control, say)
                 return report
             finally:
                 await control.close()
@@ -226,10 +226,10 @@ class WorkflowReport:
     diverged: str = ""
 
 
-async def run_workflow(
+async def _debug_workflow(
     client: CanopyClient, control: HttpExecutionControl, say: Callable[[str], None]
 ) -> WorkflowReport:
-    """Debug the triage workflow in the caller's pod, then fork it (see the module)."""
+    """Debug the triage workflow in the caller's pod, then fork it (see the module's story)."""
     report = WorkflowReport()
 
     def step(line: str) -> None:
