@@ -621,34 +621,49 @@ EXAMPLES: Final = Path(__file__).resolve().parents[1] / "examples"
 def demo(workspace: Path) -> None:
     """Run the demo end to end with nothing configured: start a server, switch debug mode on
     (a local debug pod), debug the patrol tree with a breakpoint and a data breakpoint, step
-    over and back, run on to its deliberate bug and summarise it. Events are kept in
-    <workspace>/.canopy, with the tree as SVG when Graphviz is installed."""
-    from .demo import DEMO_PROGRAM, run_demo
+    over and back, run on to its deliberate bug and summarise it; then debug the triage
+    workflow (offline models), edit a model's answer, fork the run and compare. Events are
+    kept in <workspace>/.canopy, with the tree as SVG when Graphviz is installed."""
+    from .demo import DEMO_PROGRAM, WORKFLOW_PROGRAM, DemoReport, run_demo
 
-    if not (workspace / DEMO_PROGRAM).is_file():
-        raise click.ClickException(f"{workspace} has no {DEMO_PROGRAM}: pass --workspace")
+    for program in (DEMO_PROGRAM, WORKFLOW_PROGRAM):
+        if not (workspace / program).is_file():
+            raise click.ClickException(f"{workspace} has no {program}: pass --workspace")
     console = Console(soft_wrap=True, highlight=False)
     console.print(f"[bold]Canopy {__version__} demo[/] in {escape(str(workspace))}")
+
+    def tree_done(report: DemoReport) -> None:
+        failure = report.failure or {}
+        console.print()
+        console.print(
+            f"[bold red]{escape(str(failure.get('exception', '?')))}[/]: "
+            f"{escape(str(failure.get('message', '')))}"
+        )
+        console.print(escape(report.told.rstrip("\n")))
+        console.print(f"the execution ended [bold]{escape(report.ended)}[/]")
+        visits = ", ".join(
+            f"{node.rsplit('/', 1)[-1]} {n}" for node, n in report.statistics.items()
+        )
+        console.print(f"visits: {visits}")
+        if report.picture is not None:
+            console.print(f"the tree at the failure: {escape(str(report.picture))}")
+        console.print()
+        console.print("[bold]A workflow of agents[/]")
+
     try:
-        report = _run(run_demo(workspace.resolve(), lambda line: console.print(escape(line))))
+        report = _run(
+            run_demo(workspace.resolve(), lambda line: console.print(escape(line)), tree_done)
+        )
     except CanopyError as error:
         raise click.ClickException(f"the demo failed: {error}") from None
     if report is None:
         return
-    failure = report.failure or {}
+    ids = [report.execution_id]
+    if report.workflow is not None:
+        ids += [report.workflow.run.execution_id, report.workflow.fork.execution_id]
+    streams = ", ".join(f"execution/{execution_id}" for execution_id in ids)
     console.print()
-    console.print(
-        f"[bold red]{escape(str(failure.get('exception', '?')))}[/]: "
-        f"{escape(str(failure.get('message', '')))}"
-    )
-    console.print(escape(report.told.rstrip("\n")))
-    console.print(f"the execution ended [bold]{escape(report.ended)}[/]")
-    visits = ", ".join(f"{node.rsplit('/', 1)[-1]} {n}" for node, n in report.statistics.items())
-    console.print(f"visits: {visits}")
-    if report.picture is not None:
-        console.print(f"the tree at the failure: {escape(str(report.picture))}")
-    log = workspace / ".canopy" / "events.db"
-    console.print(f"its events: execution/{report.execution_id} in {escape(str(log))}")
+    console.print(f"their events: {streams} in {escape(str(workspace / '.canopy' / 'events.db'))}")
 
 
 # -- canopy pod-worker ------------------------------------------------------------------------

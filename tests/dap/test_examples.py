@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .client import DapClient, spawn_stdio_adapter, speaking_to
-from .helpers import frames, values, variables
+from .helpers import frames, scope_values, values, variables
 
 WORKSPACE = Path(__file__).resolve().parents[2] / "examples"
 CONFIGURATIONS: list[dict[str, Any]] = json.loads(
@@ -79,9 +79,38 @@ async def stops_on_the_deliberate_bug_then_fails(client: DapClient) -> None:
     await client.next_event("terminated")
 
 
+async def runs_the_workflow_into_its_deliberate_bug(client: DapClient) -> None:
+    """The triage workflow from its entry: classify's model answers urgency ``critical``, which
+    the policy agent's table does not know; with the "Node failed" filter on, the run stops
+    where the policy agent failed, the reason in its frame, then ends with the tree failed."""
+    assert (await client.next_event("stopped"))["reason"] == "entry"
+    (top,) = await frames(client)
+    assert top["name"] == "triage [Sequence] INVALID"
+    assert top["source"]["path"] == str(WORKSPACE / "triage" / "triage.yaml")
+    assert top["line"] == workspace_line("triage/triage.yaml", "type: Sequence")
+    await client.ok("setExceptionBreakpoints", {"filters": ["raised", "failed"]})
+    await client.ok("continue", {"threadId": 1})
+    stopped = await client.next_event("stopped")
+    assert (stopped["reason"], stopped["description"]) == ("exception", "policy returned FAILURE")
+    top, *_ = await frames(client)
+    policy = workspace_line("triage/triage.yaml", "name: policy") - 1  # its `- type:` line
+    assert (top["name"], top["line"]) == ("policy [python] FAILURE", policy)
+    node = await scope_values(client, "Node")
+    assert node["feedback"] == "\"node 'triage/analysts/policy': KeyError: 'critical'\""
+    board = await scope_values(client, "Blackboard")
+    assert (board["category"], board["urgency"]) == ("'billing'", "'critical'")
+    await client.ok("setExceptionBreakpoints", {"filters": ["raised"]})
+    await client.ok("continue", {"threadId": 1})
+    ended = await client.wait_for("canopy/executionEnded")
+    assert (ended["text"], ended["rootStatus"]) == ("completed", "FAILURE")
+    assert await client.next_event("exited") == {"exitCode": 1}
+    await client.next_event("terminated")
+
+
 EXPECTED: dict[str, Outcome] = {
     "Debug the patrol (YAML)": stops_at_entry_on_the_root,
     "Debug the patrol in a local pod (Groot2 XML)": stops_on_the_deliberate_bug_then_fails,
+    "Debug the triage workflow": runs_the_workflow_into_its_deliberate_bug,
 }
 
 

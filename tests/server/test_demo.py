@@ -1,5 +1,7 @@
 """``canopy demo`` on a copy of the demo workspace: the breakpoint, the data breakpoint, the
-step over and back, and the deliberate bug, through a real server and a real local pod."""
+step over and back, and the deliberate bug, through a real server and a real local pod; then
+the triage workflow's breakpoint, blackboard edit, fork answered from the log, and diff, its
+models answering from the offline fixtures beside the tree."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from canopy.server.demo import run_demo
+from canopy.server.demo import WorkflowReport, run_demo
 
 from .conftest import WAIT
 from .test_cli import CANOPY, environment
@@ -48,6 +50,56 @@ async def test_the_demo_finds_the_bug(tmp_path: Path) -> None:
     if shutil.which("dot"):
         assert report.picture is not None
         assert report.picture.read_text().lstrip().startswith("<?xml")
+    assert_the_workflow_part(report.workflow, workspace)
+
+
+def assert_the_workflow_part(workflow: WorkflowReport | None, workspace: Path) -> None:
+    """The run goes through once the urgency is edited; the fork puts the model's answer back,
+    is answered from the log up to the policy agent, and fails there."""
+    assert workflow is not None
+    tick = workflow.forked_from_tick
+    assert workflow.steps[1:4] == [
+        f"tick {tick}: stopped on breakpoint at triage/classify (after its update)",
+        "  classify answered category='billing', urgency='critical'",
+        "  policy's table has no urgency 'critical': "
+        "set urgency='high' on the blackboard and continue",
+    ]
+    assert workflow.answer == {"category": "billing", "urgency": "critical"}
+    run = workflow.run
+    assert (run.ended, run.served, run.failed) == ("completed, the tree SUCCESS", [], [])
+    first, *analysts, summarise, reply = run.live  # the analysts end in the order they finish
+    assert (first, sorted(analysts), summarise, reply) == (
+        "classify",
+        ["billing_analyst", "policy", "sentiment"],
+        "summarise",
+        "reply",
+    )
+    assert workflow.reply.splitlines() == [
+        "[T-5821] You were charged twice for order A-1042: payment pay_7746 duplicates pay_7731. "
+        "We are refunding the 89 EUR of the duplicate today, and we are sorry you had to write "
+        "three times.",
+        "Escalated to a supervisor. We will get back to you within 4 hours.",
+    ]
+    fork = workflow.fork
+    assert fork.ended == "completed, the tree FAILURE"
+    assert fork.served == ["classify", "billing_analyst", "sentiment"]
+    assert fork.live == ["policy (failed)"]
+    assert {p["served_from"]["execution_id"] for p in fork.completed} == {run.execution_id}
+    assert all(p["cost_usd"] == 0.0 for p in fork.completed if "cost_usd" in p)
+    assert workflow.failure == "node 'triage/analysts/policy': KeyError: 'critical'"
+    (failed,) = fork.failed
+    assert failed["error_type"] == "builtins.KeyError"
+    policy_line = next(
+        number
+        for number, line in enumerate(
+            (workspace / "triage" / "triage.yaml").read_text().splitlines(), 1
+        )
+        if "name: policy" in line
+    )
+    assert f"  at {workspace / 'triage' / 'triage.yaml'}:{policy_line - 1}" in workflow.steps
+    assert workflow.diverged == (
+        "they part at tick 0 on key category: unset in the run, 'billing' in the fork"
+    )
 
 
 async def test_canopy_demo_prints_a_summary(tmp_path: Path) -> None:
@@ -68,6 +120,11 @@ async def test_canopy_demo_prints_a_summary(tmp_path: Path) -> None:
     assert "builtins.ZeroDivisionError: integer division or modulo by zero" in text
     assert "robot.py:68: exposure_ms = 100 //" in text
     assert "the execution ended failed: ZeroDivisionError in scan" in text
+    assert text.index("visits: patrol") < text.index("A workflow of agents")
+    assert "  classify answered category='billing', urgency='critical'\n" in text
+    assert "answered from the log: classify, billing_analyst, sentiment (no model called)" in text
+    assert "  node 'triage/analysts/policy': KeyError: 'critical'\n" in text
+    assert "the fork ended completed, the tree FAILURE\n" in text
 
 
 async def test_canopy_demo_without_the_workspace_says_so(tmp_path: Path) -> None:
@@ -83,3 +140,20 @@ async def test_canopy_demo_without_the_workspace_says_so(tmp_path: Path) -> None
     _, err = await asyncio.wait_for(process.communicate(), WAIT)
     assert process.returncode == 1
     assert err.decode().strip() == f"Error: {tmp_path} has no patrol/patrol.yaml: pass --workspace"
+
+
+async def test_canopy_demo_without_the_workflow_says_so(tmp_path: Path) -> None:
+    workspace = workspace_copy(tmp_path)
+    shutil.rmtree(workspace / "triage")
+    process = await asyncio.create_subprocess_exec(
+        str(CANOPY),
+        "demo",
+        "--workspace",
+        str(workspace),
+        env=environment(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), WAIT)
+    assert process.returncode == 1
+    assert err.decode().strip() == f"Error: {workspace} has no triage/triage.yaml: pass --workspace"
