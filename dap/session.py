@@ -260,7 +260,17 @@ class DebugSession:
                     say=lambda text: self.event("output", {"category": "console", "output": text}),
                 )
             self._control, self._where = control, pod
-            info = await control.launch(spec)
+            fork = args.get("forkOf")
+            if fork is None:
+                info = await control.launch(spec)
+            else:  # the source's program, from its recorded state; unchanged agents answered
+                info = await control.fork(
+                    fork["executionId"],
+                    tick=fork.get("tick"),
+                    blackboard=fork.get("blackboard", {}),
+                    live=fork.get("live", []),
+                    mode=Mode.PAUSED,
+                )
         finally:
             await self._progress_end(progress)
         mode = MODES[args.get("mode", "auto")]

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .client import DapClient, launch_configured
+from .client import DapClient, adapter_over_stdio, launch_configured
 from .helpers import FOREVER, PATROL, PATROL_YAML, frame_names, scope_values, step, tick
 
 
@@ -126,6 +127,35 @@ async def test_a_fork_joins_the_session_as_a_thread_and_ends_alone(client: DapCl
     await client.wait_for("stopped", threadId=3)
     assert await scope_values(client, "Blackboard", thread_id=3) == {"battery": "100"}
     assert await tick(client, thread_id=3) == (0, False)
+
+
+async def test_a_launch_can_fork_an_execution_of_an_earlier_session(tmp_path: Path) -> None:
+    """VS Code ends a session with its execution; a restart is a new session whose launch
+    forks the old execution, read from the log the adapters share."""
+    async with adapter_over_stdio(tmp_path) as first:
+        await launch_configured(first, PATROL, mode="manual", blackboard={"battery": 100})
+        await first.next_event("stopped")
+        await step(first, "next", "step")
+        await step(first, "next", "step")  # tick 2: battery 70
+        source = (await first.ok("canopy/timeline", {}))["executionId"]
+        await first.ok("disconnect", {})
+    async with adapter_over_stdio(tmp_path) as second:
+        fork = {"executionId": source, "tick": 2, "blackboard": {"battery": 55}}
+        await launch_configured(second, PATROL, mode="manual", forkOf=fork)
+        await second.next_event("stopped")
+        assert await scope_values(second, "Blackboard") == {"battery": "55"}
+        assert await tick(second) == (0, False)
+        forked = (await second.ok("canopy/timeline", {}))["executionId"]
+        assert forked != source
+        state = await second.ok("canopy/stateAt", {"tick": 0})
+        assert state["blackboard"] == {"/battery": 55}
+        message = await second.fails("canopy/fork", {"live": ["patrol/nowhere"]})
+        assert message == "no node 'patrol/nowhere' in execution " + forked
+    async with adapter_over_stdio(tmp_path) as third:
+        problem = await third.fails(
+            "launch", {"program": PATROL, "forkOf": {"executionId": "nope"}}
+        )
+        assert problem == "no execution 'nope'"
 
 
 async def stop_before_move(client: DapClient) -> None:
