@@ -4,7 +4,7 @@ import { AdapterFactory, ConfigurationProvider } from "./adapter";
 import { Comparisons } from "./compare";
 import { ComparisonPanel } from "./comparison/panel";
 import { DebugMode } from "./debugMode";
-import { forkExecution, restartExecution } from "./forks";
+import { Forks } from "./forks";
 import { LiveTreePanel } from "./liveTree/panel";
 import { Servers } from "./servers";
 import { SessionEvents } from "./sessionEvents";
@@ -19,6 +19,7 @@ export function activate(context: vscode.ExtensionContext): void {
     comparisons.sessionOf(execution),
   );
   const comparisons = new Comparisons(context.workspaceState, servers, events, comparisonView, context.subscriptions);
+  const forks = new Forks(events, context.subscriptions);
 
   context.subscriptions.push(
     output,
@@ -45,8 +46,8 @@ export function activate(context: vscode.ExtensionContext): void {
     command("canopy.showLiveTree", () => liveTree.show()),
     command("canopy.showTimeline", () => liveTree.showTimeline()),
     command("canopy.compareExecutions", () => comparisons.compare()),
-    command("canopy.forkExecution", forkExecution),
-    command("canopy.restartExecution", restartExecution),
+    command("canopy.forkExecution", () => forks.fork()),
+    command("canopy.restartExecution", () => forks.restart()),
   );
   void debugMode.refresh();
 }

@@ -45,3 +45,20 @@ export function forkArguments(tickText: string, editsText: string): ForkArgument
   const blackboard = editsText.trim() === "" ? {} : (JSON.parse(editsText) as Record<string, unknown>);
   return tick === undefined ? { blackboard } : { tick, blackboard };
 }
+
+/** A launch configuration that forks `executionId` as the session `configuration` ran it. */
+export function forkConfiguration(
+  configuration: { name: string; [key: string]: unknown },
+  executionId: string,
+  fork: ForkArguments,
+): { name: string; type: string; request: string; [key: string]: unknown } {
+  const { forkOf: _previous, ...rest } = configuration;
+  const what = fork.tick === 0 && Object.keys(fork.blackboard).length === 0 ? "Restart" : "Fork";
+  return {
+    ...rest,
+    type: "canopy",
+    request: "launch",
+    name: `${what} of ${executionId}`,
+    forkOf: { executionId, ...fork },
+  };
+}
