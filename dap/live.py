@@ -146,15 +146,21 @@ class StatusBatch:
 
 
 async def stream_statuses(
-    control: ExecutionControl, execution_id: str, after: int, emit: Emit
+    control: ExecutionControl,
+    execution_id: str,
+    after: int,
+    emit: Emit,
+    agents_after: int | None = None,
 ) -> None:
     """One ``canopy/nodeStatus`` event per status change, tick end and reload after ``after``,
-    and one ``canopy/agentCall`` event per agent event."""
-    events = control.events(execution_id, after=after, types=(*LIVE_TREE_EVENTS, *AGENT_EVENTS))
+    and one ``canopy/agentCall`` event per agent event after ``agents_after`` (default
+    ``after``)."""
+    start = after if agents_after is None else min(after, agents_after)
+    events = control.events(execution_id, after=start, types=(*LIVE_TREE_EVENTS, *AGENT_EVENTS))
     async for event in events:
         if event.type in AGENT_EVENTS:
             await emit("canopy/agentCall", agent_call(event))
-        else:
+        elif event.offset > after:
             await emit(
                 "canopy/nodeStatus", {"offset": event.offset, "type": event.type, **event.payload}
             )

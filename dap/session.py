@@ -811,8 +811,8 @@ class DebugSession:
         change, tick end and reload; or, with ``batchMs``, one ``canopy/nodeStatuses`` event
         per that many milliseconds holding each changed node's latest status; both carry the
         agents' calls (``canopy/agentCall`` events, or each batch's ``agents``). ``after`` (a log
-        offset, e.g. a picture's) skips what the client already has; ``agentsAfter`` (batches
-        only) sends the agent calls from an earlier offset, for a timeline of the whole run."""
+        offset, e.g. a picture's) skips what the client already has; ``agentsAfter`` sends the
+        agent calls from an earlier offset, for a timeline of the whole run."""
         thread = self._only_thread(args)
         batch_ms = arg(args, "batchMs", int, None)
         after = arg(args, "after", int, 0)
@@ -825,7 +825,7 @@ class DebugSession:
             await self.event(name, {"threadId": thread.id, **body})
 
         if batch_ms is None:
-            statuses = stream_statuses(self.control, thread.execution_id, after, emit)
+            statuses = stream_statuses(self.control, thread.execution_id, after, emit, agents_after)
             self._spawn(statuses, f"dap-live-tree-{thread.id}")
         elif not MIN_BATCH_MS <= batch_ms <= MAX_BATCH_MS:
             raise InvalidArgument(

@@ -138,10 +138,18 @@ async def test_the_single_event_stream_sends_agent_calls_of_their_own(
 ) -> None:
     await launch_configured(client, workflow(tmp_path), mode="manual", stopOnEntry=True)
     await client.next_event("stopped")
-    await client.ok("canopy/liveTree", {"threadId": 1})
-    await step(client, "next", "step")
+    await step(client, "next", "step")  # tick 1: both calls of the fan start
+    picture = (await client.ok("canopy/picture", {"format": "json"}))["content"]
+    first = len(client.events)
+    await client.ok("canopy/liveTree", {"after": picture["offset"], "agentsAfter": 0})
     call = await client.wait_for("canopy/agentCall", type="AgentCallStarted")
     assert call["threadId"] == 1
+    assert call["offset"] <= picture["offset"]  # from before the picture, as asked
     assert call["node_id"] in {"triage/fan/classify", "triage/fan/summarize"}
     assert call["agent"] == "llm"
     assert "prompt" not in call
+    await step(client, "next", "step")
+    done = await client.wait_for("canopy/nodeStatus", type="TickCompleted")
+    assert done["tick"] == 2
+    statuses = [e["body"] for e in client.events[first:] if e["event"] == "canopy/nodeStatus"]
+    assert min(status["offset"] for status in statuses) > picture["offset"]
