@@ -182,21 +182,28 @@
     line.setAttribute("y2", height);
   }
 
-  /** The tick the tree was at, at moment `t`: that of the last agent event before it. */
+  /** The tick the tree was at, at moment `t`: between the agent events around it, the ticks
+   * are taken to have passed evenly (they do in auto and interval modes; a stop between them
+   * makes it an estimate, still between those two events' ticks). */
   function tickAt(t) {
+    const marks = view.ticks;
     let low = 0;
-    let high = view.ticks.length - 1;
-    let found = 0;
+    let high = marks.length - 1;
+    let before = -1; // the last mark at or before t
     while (low <= high) {
       const middle = (low + high) >> 1;
-      if (view.ticks[middle][0] <= t) {
-        found = view.ticks[middle][1];
+      if (marks[middle][0] <= t) {
+        before = middle;
         low = middle + 1;
       } else {
         high = middle - 1;
       }
     }
-    return found;
+    if (before < 0) return marks.length > 0 ? marks[0][1] : 0;
+    const [t1, k1] = marks[before];
+    const next = marks[before + 1];
+    if (next === undefined || next[0] === t1) return k1;
+    return k1 + Math.floor(((t - t1) / (next[0] - t1)) * (next[1] - k1));
   }
 
   function describe(now) {
@@ -307,6 +314,17 @@
       show(message.tab);
     } else if (message.type === "tree") {
       postedTick = undefined;
+    } else if (message.type === "empty") {
+      // No session: nothing to draw until the next one's agents come.
+      view = null;
+      laneKey = null;
+      bars.clear();
+      for (const layer of [laneLayer, groupLayer, barLayer]) layer.replaceChildren();
+      for (const line of [nowLine, etaLine, cursorLine]) line.setAttribute("visibility", "hidden");
+      svg.setAttribute("height", AXIS);
+      cursor = null;
+      summary.textContent = shownSummary = "";
+      atLabel.textContent = shownAt = "";
     }
   });
 
