@@ -113,6 +113,8 @@ export class AgentTimeline {
   private readonly calls = new Map<string, Call>();
   private readonly seen = new Set<number>();
   private readonly marks: [number, number][] = [];
+  /** Whether `marks` is in time order (events mostly come in it; a late one breaks it). */
+  private sorted = true;
   private latest = 0;
 
   /** Take the tree (again after a reload): the agent nodes' lanes, in its order. */
@@ -127,6 +129,7 @@ export class AgentTimeline {
         continue;
       }
       this.seen.add(event.offset);
+      this.sorted &&= event.time >= this.latest;
       this.latest = Math.max(this.latest, event.time);
       this.marks.push([event.time, event.tick]);
       let call = this.calls.get(event.call_id);
@@ -180,14 +183,18 @@ export class AgentTimeline {
     for (const lane of lanes) {
       lane.failed = failing.has(lane.id);
     }
+    if (!this.sorted) {
+      this.marks.sort((a, b) => a[0] - b[0]);
+      this.sorted = true;
+    }
     return {
       lanes,
       bars,
-      origin: bars.length > 0 ? Math.min(...bars.map((bar) => bar.start)) : null,
+      origin: bars.reduce<number | null>((first, bar) => (first === null || bar.start < first ? bar.start : first), null),
       now,
       estimate: estimate(lanes, bars, now),
       failedPath: this.pathsToRoot(failing),
-      ticks: [...this.marks].sort((a, b) => a[0] - b[0]),
+      ticks: [...this.marks],
     };
   }
 
@@ -314,13 +321,23 @@ function median(values: number[]): number | null {
  * Served answers and cancelled calls say nothing of how long a call takes and are left out.
  */
 function estimate(lanes: Lane[], bars: Bar[], now: number): Estimate {
-  const timed = (bar: Bar): boolean => bar.end !== null && (bar.outcome === "succeeded" || bar.outcome === "failed");
-  const latencies = bars.filter(timed).map((bar) => bar.end! - bar.start);
-  const overall = median(latencies);
+  const latencies: number[] = [];
+  const byLane = new Map<number, number[]>();
   const last = new Map<number, Bar>();
   for (const bar of bars) {
     last.set(bar.lane, bar);
+    if (bar.end !== null && (bar.outcome === "succeeded" || bar.outcome === "failed")) {
+      const latency = bar.end - bar.start;
+      latencies.push(latency);
+      const own = byLane.get(bar.lane);
+      if (own === undefined) {
+        byLane.set(bar.lane, [latency]);
+      } else {
+        own.push(latency);
+      }
+    }
   }
+  const overall = median(latencies);
   const running = bars.filter((bar) => bar.end === null);
   const done = [...last.values()].filter((bar) => bar.end !== null).length;
   const waiting = lanes.length - last.size;
@@ -328,7 +345,7 @@ function estimate(lanes: Lane[], bars: Bar[], now: number): Estimate {
   if (overall !== null && (running.length > 0 || waiting > 0)) {
     let base = now;
     for (const bar of running) {
-      const own = median(bars.filter((other) => other.lane === bar.lane && timed(other)).map((other) => other.end! - other.start));
+      const own = median(byLane.get(bar.lane) ?? []);
       base = Math.max(base, bar.start + (own ?? overall));
     }
     endsAt = base + Math.ceil(waiting / peakInFlight(bars, now)) * overall;
