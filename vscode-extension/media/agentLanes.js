@@ -3,8 +3,9 @@
 // moment (and shows the tree at that moment's tick). The extension sends the whole model
 // (lanes, bars, estimate: src/liveTree/agents.ts); this script only draws it. The SVG keeps one
 // element per lane and per call, made once and placed in milliseconds from the first call; an
-// animation frame only rescales their layer and stretches the running calls' bars, so a wide
-// fan-out of agents costs the browser a bounded amount of work per frame.
+// animation frame (on a new view, or 20 times a second while calls run) only rescales their
+// layer and stretches the running calls' bars, so a wide fan-out of agents costs the browser a
+// bounded amount of work per frame.
 (function () {
   "use strict";
   const SVG = "http://www.w3.org/2000/svg";
@@ -14,6 +15,7 @@
   const BAR = 14;
   const AXIS = 20;
   const RIGHT = 16;
+  const GROW_MS = 50;
   const STEPS = [50, 100, 200, 500, 1000, 2000, 5000, 10000, 15000, 30000, 60000, 120000, 300000, 600000];
 
   const host = document.getElementById("lanes");
@@ -31,6 +33,7 @@
   let cursor = null; // a moment (ms since the epoch) the user points at
   let postedTick;
   let frameRequested = false;
+  let growTimer;
   let shownSummary = "";
   let shownAt = "";
 
@@ -136,14 +139,20 @@
         bars.delete(id);
       }
     }
+    const failed = new Set(view.lanes.filter((lane) => lane.failed).map((lane) => lane.id));
     for (const lane of laneLayer.children) {
-      const failed = view.lanes.find((l) => l.id === lane.getAttribute("data-lane"))?.failed;
-      lane.setAttribute("class", failed ? "lane failed" : "lane");
+      const name = failed.has(lane.getAttribute("data-lane")) ? "lane failed" : "lane";
+      if (lane.getAttribute("class") !== name) lane.setAttribute("class", name);
     }
   }
 
   function seconds(ms) {
     return ms >= 1000 ? (ms / 1000).toFixed(ms >= 10000 ? 1 : 2) + " s" : Math.round(ms) + " ms";
+  }
+
+  /** An estimate needs no milliseconds: "~1.2 s" (it changes ten times a second, not every frame). */
+  function roughly(ms) {
+    return (ms / 1000).toFixed(1) + " s";
   }
 
   function drawAxis(start, end, x, height) {
@@ -214,7 +223,7 @@
     if (e.running > 0) parts.push(`${e.running} running`);
     if (failed > 0) parts.push(`${failed} failed`);
     if (e.medianMs !== null) parts.push(`median ${seconds(e.medianMs)}`);
-    if (e.endsAt !== null) parts.push(`done in ~${seconds(Math.max(0, e.endsAt - now))} (estimated)`);
+    if (e.endsAt !== null) parts.push(`done in ~${roughly(Math.max(0, e.endsAt - now))} (estimated)`);
     return parts.join(" · ");
   }
 
@@ -223,7 +232,7 @@
     if (view === null || !visible()) return;
     const width = Math.max(host.clientWidth, LABEL + 100);
     const height = AXIS + view.lanes.length * LANE;
-    svg.setAttribute("width", width);
+    if (svg.getAttribute("width") !== String(width)) svg.setAttribute("width", width);
     const [start, end] = domain();
     const scale = (width - LABEL - RIGHT) / (end - start);
     const x = (t) => LABEL + (t - start) * scale;
@@ -259,7 +268,13 @@
     if (at !== shownAt) atLabel.textContent = shownAt = at;
     const text = describe(now);
     if (text !== shownSummary) summary.textContent = shownSummary = text;
-    if (view.estimate.running > 0) requestFrame(); // running bars grow with the clock
+    if (view.estimate.running > 0 && growTimer === undefined) {
+      // Running bars grow with the clock: redrawn 20 times a second (a new view, at once).
+      growTimer = setTimeout(() => {
+        growTimer = undefined;
+        requestFrame();
+      }, GROW_MS);
+    }
   }
 
   function requestFrame() {

@@ -268,9 +268,11 @@ function tipOf(name: string, call: Call, outcome: Outcome, now: number): string 
   if (what !== undefined) {
     parts.push(what);
   }
-  const latency = ended?.latency_ms ?? (started !== undefined ? now - started.time : undefined);
-  if (latency !== undefined) {
-    parts.push(`${seconds(latency)}${ended === undefined ? " so far" : ""}`);
+  if (ended?.latency_ms !== undefined) {
+    parts.push(seconds(ended.latency_ms));
+  } else if (started !== undefined && ended === undefined) {
+    // To the tenth of a second: the tooltip of a running call changes ten times a second.
+    parts.push(`${((now - started.time) / 1000).toFixed(1)} s so far`);
   }
   if (ended?.input_tokens !== undefined || ended?.output_tokens !== undefined) {
     parts.push(`${ended.input_tokens ?? 0} in / ${ended.output_tokens ?? 0} out tokens`);
