@@ -819,26 +819,32 @@ class DebugSession:
     async def on_canopy_liveTree(self, args: dict[str, Any]) -> dict[str, Any]:
         """Start the live tree's event stream: one ``canopy/nodeStatus`` event per status
         change, tick end and reload; or, with ``batchMs``, one ``canopy/nodeStatuses`` event
-        per that many milliseconds holding each changed node's latest status. ``after`` (a log
-        offset, e.g. a picture's) skips what the client already has."""
+        per that many milliseconds holding each changed node's latest status; both carry the
+        agents' calls (``canopy/agentCall`` events, or each batch's ``agents``). ``after`` (a log
+        offset, e.g. a picture's) skips what the client already has; ``agentsAfter`` sends the
+        agent calls from an earlier offset, for a timeline of the whole run."""
         thread = self._only_thread(args)
         batch_ms = arg(args, "batchMs", int, None)
         after = arg(args, "after", int, 0)
-        if after < 0:
-            raise InvalidArgument(f"after is a log offset, not {after}")
+        agents_after = arg(args, "agentsAfter", int, after)
+        for name, offset in (("after", after), ("agentsAfter", agents_after)):
+            if offset < 0:
+                raise InvalidArgument(f"{name} is a log offset, not {offset}")
 
         async def emit(name: str, body: dict[str, Any]) -> None:
             await self.event(name, {"threadId": thread.id, **body})
 
         if batch_ms is None:
-            statuses = stream_statuses(self.control, thread.execution_id, after, emit)
+            statuses = stream_statuses(self.control, thread.execution_id, after, emit, agents_after)
             self._spawn(statuses, f"dap-live-tree-{thread.id}")
         elif not MIN_BATCH_MS <= batch_ms <= MAX_BATCH_MS:
             raise InvalidArgument(
                 f"batchMs must be {MIN_BATCH_MS} to {MAX_BATCH_MS}, not {batch_ms}"
             )
         else:
-            batches = stream_batches(self.control, thread.execution_id, batch_ms, after, emit)
+            batches = stream_batches(
+                self.control, thread.execution_id, batch_ms, after, emit, agents_after
+            )
             self._batch_streams[thread.id] = self._spawn(batches, f"dap-live-tree-{thread.id}")
         return {"executionId": thread.execution_id}
 

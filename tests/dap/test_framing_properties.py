@@ -36,6 +36,7 @@ ARGUMENTS = (
     *("threadId", "expression", "text", "value", "program", "mode", "maxTicks", "blackboard"),
     *("pod", "executionId", "tick", "otherExecutionId", "keepBlackboard", "batchMs", "after"),
     *("context", "format", "levels", "startFrame", "accessType", "adapterID", "path"),
+    "agentsAfter",
 )
 
 arguments = st.dictionaries(

@@ -2,8 +2,8 @@
 // like a user would: the demo workspace, a gutter breakpoint in the tree file, F5, the Call
 // Stack and Variables, stepping (over, into, back), editing the blackboard, the locals of the
 // raising line, the live tree view, the comparison of two executions, the Groot2 configuration
-// in a local pod run to its failure, and the debug-mode status-bar item. Each failure leaves a
-// screenshot in e2e/artifacts/.
+// in a local pod run to its failure, a workflow's agents as lanes over time, and the debug-mode
+// status-bar item. Each failure leaves a screenshot in e2e/artifacts/.
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -362,6 +362,115 @@ describe("Canopy in VS Code", function () {
     await eventually("the live tree saying how it ended", async () =>
       (await view.locator("#notice").textContent())?.includes("has ended: failed: ZeroDivisionError in scan."),
     );
+  });
+
+  it("draws the workflow's agents as lanes over time: the fan-out side by side, each call's outcome", async () => {
+    // A workflow of the suite's own (e2e/agents/), copied into the workspace with a launch
+    // configuration: three model calls side by side, then one that fails.
+    fs.cpSync(path.join(extensionRoot, "e2e", "agents"), path.join(workbench.workspace, "agents"), { recursive: true });
+    const launchFile = path.join(workbench.workspace, ".vscode", "launch.json");
+    const launch = JSON.parse(fs.readFileSync(launchFile, "utf8"));
+    const name = "Run the agents' workflow";
+    launch.configurations.push({
+      type: "canopy",
+      request: "launch",
+      name,
+      program: "${workspaceFolder}/agents/lanes.yaml",
+      mode: "interval",
+      intervalMs: 50,
+      stopOnEntry: true,
+    });
+    fs.writeFileSync(launchFile, JSON.stringify(launch, null, 2));
+    await eventually("the new launch configuration", async () => {
+      await runCommand(page, "Debug: Select and Start Debugging");
+      const row = page.locator(".quick-input-list .monaco-list-row", { hasText: name }).first();
+      if (await row.isVisible().catch(() => false)) {
+        await row.click();
+        return true;
+      }
+      await page.keyboard.press("Escape"); // the file is read a moment after it changes
+      return false;
+    });
+    await stoppedAt("lanes [Sequence]");
+
+    await runCommand(page, "Canopy: Show the Agents' Timeline");
+    const view = await liveTreeFrame(page);
+    const lanes = () => view.locator("#lanes g.lane").evaluateAll((all) => all.map((lane) => lane.getAttribute("data-lane")));
+    await eventually("the agents' lanes", async () => (await lanes()).length === 4);
+    // Tree order: the Parallel's agents adjacent, under one bracket, then the reply.
+    assert.deepEqual(await lanes(), ["lanes/research/search", "lanes/research/summarize", "lanes/research/classify", "lanes/reply"]);
+    assert.equal(await view.locator('#lanes g.group[data-parallel="lanes/research"]').count(), 1);
+    await eventually("the Agents tab", () => view.locator("#agents").isVisible());
+    assert.ok(!(await view.locator("#canvas").isVisible()));
+
+    /** Each agent's calls' outcomes, by its last name. */
+    const outcomes = () =>
+      view.locator("#lanes rect[data-call]").evaluateAll((bars) => {
+        const found = {};
+        for (const bar of bars) (found[bar.getAttribute("data-node").split("/").pop()] ??= []).push(bar.getAttribute("data-outcome"));
+        return found;
+      });
+    // A breakpoint on the reply (a click on its node, on the Tree tab) holds the run after the
+    // fan-out.
+    await view.locator("#tab-tree").click();
+    await view.locator('g[data-id="lanes/reply"]').click();
+    await eventually("a breakpoint on reply", async () => (await rows("Breakpoints")).some((r) => r.includes("lanes/reply")));
+    await view.locator("#tab-agents").click();
+    await page.locator(".debug-toolbar .codicon-debug-continue").click();
+    // classify (0.6 s) and search (1.2 s) answer while summarize (4 s) still runs: the estimate
+    // goes by their latencies.
+    const midway = await eventually("two answers while summarize runs", async () => {
+      const now = await outcomes();
+      return now.classify?.[0] === "succeeded" && now.search?.[0] === "succeeded" && now.summarize?.[0] === "running" ? now : undefined;
+    });
+    assert.equal(midway.reply, undefined);
+    const estimated = /^2 of 4 agents done · 1 running · median \d+ ms · done in ~\d+(\.\d+ s| ms) \(estimated\)$/;
+    await eventually("the summary with the estimate", async () => estimated.test(await view.locator("#agents-summary").textContent()));
+    await stoppedAt("reply");
+    await eventually("summarize answered too", async () => (await outcomes()).summarize?.[0] === "succeeded");
+    assert.deepEqual(await outcomes(), { search: ["succeeded"], summarize: ["succeeded"], classify: ["succeeded"] });
+    const tip = (node) => view.locator(`#lanes rect[data-node="${node}"] title`).first().textContent();
+    assert.match(await tip("lanes/research/classify"), /^classify — succeeded · claude-haiku-4-5 · \d+ ms · 40 in \/ 2 out tokens/);
+
+    // The cursor in the middle of summarize's call: only it was in flight; the tree travels to
+    // that moment's tick.
+    const bar = await view.locator('#lanes rect[data-node="lanes/research/summarize"]').boundingBox();
+    const svg = await view.locator("#lanes svg").boundingBox();
+    await view.locator("#lanes svg").click({ position: { x: bar.x - svg.x + bar.width / 2, y: 4 } });
+    await eventually("the calls in flight at the cursor", async () =>
+      /^at \d+\.\d+ s · tick \d+ · in flight: summarize$/.test(await view.locator("#agents-at").textContent()),
+    );
+    const travelled = Number((await view.locator("#agents-at").textContent()).match(/tick (\d+)/)[1]);
+    assert.ok(travelled >= 1, `the cursor's tick is ${travelled}`);
+    await eventually(`the tree at tick ${travelled}`, async () =>
+      new RegExp(`^tick ${travelled} of \\d+$`).test(await view.locator("#tick").textContent()),
+    );
+    await view.locator("#tab-tree").click();
+    await eventually("summarize running at that tick", async () =>
+      /status-RUNNING/.test(await view.locator('g[data-id="lanes/research/summarize"]').getAttribute("class")),
+    );
+
+    // On: the reply, with no answer on file, fails and the run ends.
+    await runCommand(page, "Remove All Breakpoints");
+    await page.locator(".debug-toolbar .codicon-debug-continue").click();
+    await view.locator("#tab-agents").click();
+    const ended = await eventually("the reply failed", async () => {
+      const now = await outcomes();
+      return now.reply?.[0] === "failed" ? now : undefined;
+    });
+    assert.deepEqual(ended, { search: ["succeeded"], summarize: ["succeeded"], classify: ["succeeded"], reply: ["failed"] });
+    await eventually("every agent done", async () =>
+      /^4 of 4 agents done · 1 failed · median /.test(await view.locator("#agents-summary").textContent()),
+    );
+    assert.match(await tip("lanes/reply"), /^reply — failed[^]*\nMissingFixture: /);
+    assert.equal(await view.locator("#lanes g.lane.failed").getAttribute("data-lane"), "lanes/reply");
+    // On the Tree tab, the failing agent and its path to the root are marked.
+    await view.locator("#tab-tree").click();
+    assert.ok(await view.locator("#canvas").isVisible());
+    for (const id of ["lanes", "lanes/reply"]) {
+      assert.match(await view.locator(`g[data-id="${id}"]`).getAttribute("class"), /\bfailpath\b/);
+    }
+    assert.doesNotMatch(await view.locator('g[data-id="lanes/research"]').getAttribute("class"), /failpath/);
   });
 
   it("toggles debug mode from the status bar", async () => {

@@ -4,6 +4,9 @@
 (function () {
   "use strict";
   const vscode = acquireVsCodeApi();
+  // The page's other script (agentLanes.js, the Agents tab) posts through this: the API can be
+  // acquired once per page.
+  window.canopyView = { post: (message) => vscode.postMessage(message) };
   const SVG = "http://www.w3.org/2000/svg";
   const canvas = document.getElementById("canvas");
   const timeline = document.getElementById("timeline");
@@ -17,6 +20,7 @@
   let statuses = new Map();
   let current = null;
   let breakpoints = new Set();
+  let failedPath = new Set(); // failing agents and the nodes above them (the Agents tab's view)
   let live = true;
   let lastTick = 0;
   let shownTick = 0;
@@ -30,6 +34,7 @@
     let name = "node status-" + (status || "NONE");
     if (id === current) name += " current";
     if (breakpoints.has(id)) name += " breakpoint";
+    if (failedPath.has(id)) name += " failpath";
     return name;
   }
 
@@ -168,6 +173,14 @@
       case "notice":
         say(message.message);
         break;
+      case "agents": {
+        const path = message.view.failedPath;
+        if (path.length !== failedPath.size || path.some((id) => !failedPath.has(id))) {
+          failedPath = new Set(path);
+          for (const [id, group] of groups) group.setAttribute("class", classOf(id));
+        }
+        break;
+      }
       case "timeline":
         summary.textContent = message.summary;
         timeline.focus();

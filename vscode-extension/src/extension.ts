@@ -45,6 +45,7 @@ export function activate(context: vscode.ExtensionContext): void {
     command("canopy.toggleDebugMode", () => debugMode.toggle()),
     command("canopy.showLiveTree", () => liveTree.show()),
     command("canopy.showTimeline", () => liveTree.showTimeline()),
+    command("canopy.showAgentTimeline", () => liveTree.showAgents()),
     command("canopy.compareExecutions", () => comparisons.compare()),
     command("canopy.forkExecution", () => forks.fork()),
     command("canopy.restartExecution", () => forks.restart()),

@@ -3,10 +3,20 @@
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 
-/** The page of `media/<name>.js` and `media/<name>.css` around `body`. */
-export function webviewPage(webview: vscode.Webview, media: vscode.Uri, name: string, title: string, body: string): string {
+/** The page of `media/<name>.js` and `media/<name>.css` around `body`; the scripts `more`
+ * (`media/<more>.js`) run after `<name>.js`, in order. */
+export function webviewPage(
+  webview: vscode.Webview,
+  media: vscode.Uri,
+  name: string,
+  title: string,
+  body: string,
+  more: string[] = [],
+): string {
   const nonce = randomBytes(18).toString("base64");
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(media, `${name}.js`));
+  const scripts = [name, ...more]
+    .map((script) => `<script nonce="${nonce}" src="${webview.asWebviewUri(vscode.Uri.joinPath(media, `${script}.js`))}"></script>`)
+    .join("\n");
   const style = webview.asWebviewUri(vscode.Uri.joinPath(media, `${name}.css`));
   return `<!DOCTYPE html>
 <html lang="en">
@@ -19,7 +29,7 @@ export function webviewPage(webview: vscode.Webview, media: vscode.Uri, name: st
 </head>
 <body>
 ${body}
-<script nonce="${nonce}" src="${script}"></script>
+${scripts}
 </body>
 </html>`;
 }

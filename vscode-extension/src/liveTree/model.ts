@@ -2,6 +2,7 @@
  * The live tree's data: the JSON model of `canopy/picture` (format `json`), laid out for
  * drawing, and the messages between the extension and the webview that draws it.
  */
+import type { AgentsView } from "./agents";
 
 /** One node of `canopy/picture`'s JSON model. */
 export interface PictureNode {
@@ -65,25 +66,40 @@ export type ToView =
   | { type: "ticks"; lastTick: number }
   | { type: "empty"; message: string }
   | { type: "notice"; message: string }
-  | { type: "timeline"; summary: string };
+  | { type: "timeline"; summary: string }
+  | { type: "agents"; view: AgentsView }
+  | { type: "tab"; tab: Tab };
+
+/** The panel's two views: the tree, and its agents' calls over time. */
+export type Tab = "tree" | "agents";
 
 /** What the webview asks of the extension. */
 export type FromView =
   | { type: "ready" }
   | { type: "toggleBreakpoint"; id: string }
   | { type: "scrub"; tick: number }
-  | { type: "live" };
+  | { type: "live" }
+  | { type: "tab"; tab: Tab };
 
 /** The elements media/liveTree.js draws into (the webview's page, and the benchmark's). */
 export const PAGE_BODY = `<header id="bar">
   <span id="session"></span>
+  <span id="tabs" role="tablist">
+    <button id="tab-tree" type="button" role="tab" aria-selected="true" data-tab="tree">Tree</button>
+    <button id="tab-agents" type="button" role="tab" aria-selected="false" data-tab="agents">Agents</button>
+  </span>
   <input id="timeline" type="range" min="0" max="0" value="0" aria-label="Tick">
   <span id="tick">tick 0</span>
   <button id="live" type="button" title="Back to the running tree">Live</button>
 </header>
 <div id="summary"></div>
 <div id="notice" role="status"></div>
-<main id="canvas"></main>`;
+<main id="canvas"></main>
+<section id="agents" hidden>
+  <div id="agents-summary" role="status"></div>
+  <div id="lanes"></div>
+  <div id="agents-at" role="status"></div>
+</section>`;
 
 /** The statuses and current node of `picture`. */
 export function snapshotOf(picture: Picture): Snapshot {

@@ -1,15 +1,18 @@
 /**
  * The live tree: a webview that draws the active Canopy session's tree, colours each node by
  * its live status, highlights the current node, scrubs back through the ticks (time travel),
- * and sets or clears a node's breakpoint on a click.
+ * and sets or clears a node's breakpoint on a click. Its Agents tab draws the workflow's agents
+ * as lanes over time (see ./agents.ts).
  *
  * Everything comes through the debug adapter: `canopy/picture` (the tree and its statuses at a
- * tick), `canopy/liveTree` (batched `canopy/nodeStatuses` events) and `canopy/timeline`, so the
- * view works the same for embedded runs and for runs in a debug pod.
+ * tick), `canopy/liveTree` (batched `canopy/nodeStatuses` events, with the agents' calls since
+ * the start) and `canopy/timeline`, so the view works the same for embedded runs and for runs in
+ * a debug pod.
  */
 import * as vscode from "vscode";
 import type { SessionEvent, SessionEvents } from "../sessionEvents";
 import { webviewPage } from "../webviewPage";
+import { type AgentCall, AgentTimeline } from "./agents";
 import { type NodeStatusBatch, StatusBatcher } from "./batcher";
 import { layout } from "./layout";
 import {
@@ -19,6 +22,7 @@ import {
   PAGE_BODY,
   type Picture,
   snapshotOf,
+  type Tab,
   type TimelineStatistics,
   type ToView,
 } from "./model";
@@ -32,6 +36,13 @@ export class LiveTreePanel implements vscode.Disposable {
   private session: vscode.DebugSession | undefined;
   private live = true;
   private batcher = new StatusBatcher();
+  /** The agent calls of each session with a live stream, by session id: a stream sends them
+   * once, so they are kept for when the view comes back to that session. */
+  private readonly timelines = new Map<string, AgentTimeline>();
+  /** Whether agent calls came since the Agents tab was last sent its view. */
+  private agentsChanged = false;
+  /** The tab to show once the webview is ready (a command may ask before it is). */
+  private tab: Tab = "tree";
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly streaming = new Set<string>();
   /** How each session's execution ended (`canopy/executionEnded`), said when it terminates. */
@@ -78,6 +89,13 @@ export class LiveTreePanel implements vscode.Disposable {
       this.panel.reveal(undefined, false);
     }
     await this.bind(session);
+  }
+
+  /** Open the view on its Agents tab: the workflow's agents as lanes over time. */
+  async showAgents(): Promise<void> {
+    this.tab = "agents";
+    await this.show();
+    this.post({ type: "tab", tab: "agents" });
   }
 
   /** Open the view with its timeline summary: ticks so far and their durations. */
@@ -140,7 +158,7 @@ export class LiveTreePanel implements vscode.Disposable {
       { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
       { enableScripts: true, retainContextWhenHidden: true, localResourceRoots: [media] },
     );
-    panel.webview.html = webviewPage(panel.webview, media, "liveTree", "Canopy: Live Tree", PAGE_BODY);
+    panel.webview.html = webviewPage(panel.webview, media, "liveTree", "Canopy: Live Tree", PAGE_BODY, ["agentLanes"]);
     panel.webview.onDidReceiveMessage((message: FromView) => this.onViewMessage(message), undefined, this.subscriptions);
     this.ready = false;
     panel.onDidDispose(() => {
@@ -154,6 +172,11 @@ export class LiveTreePanel implements vscode.Disposable {
     this.session = session;
     this.live = true;
     this.batcher = new StatusBatcher();
+    for (const id of this.timelines.keys()) {
+      if (id !== session?.id && !this.streaming.has(id)) {
+        this.timelines.delete(id); // an ended session's, left behind
+      }
+    }
     if (session === undefined) {
       this.post({ type: "empty", message: "Start a Canopy debug session to see its tree here." });
       return;
@@ -181,8 +204,9 @@ export class LiveTreePanel implements vscode.Disposable {
     if (!this.streaming.has(session.id)) {
       this.streaming.add(session.id);
       try {
-        // From the picture on: what came before is in the picture already.
-        await session.customRequest("canopy/liveTree", { batchMs: FLUSH_MS, after: picture.offset });
+        // Statuses from the picture on (what came before is in the picture already), agent
+        // calls from the start: the Agents tab draws the whole run.
+        await session.customRequest("canopy/liveTree", { batchMs: FLUSH_MS, after: picture.offset, agentsAfter: 0 });
       } catch (error) {
         this.streaming.delete(session.id);
         this.post({ type: "notice", message: `canopy/liveTree: ${(error as Error).message}` });
@@ -197,6 +221,8 @@ export class LiveTreePanel implements vscode.Disposable {
       breakpoints: breakpointNodes(),
       session: session.name,
     });
+    this.timelineOf(session).setTree(picture.nodes);
+    this.postAgents();
     if (this.jumpTo !== undefined && this.ready) {
       const tick = this.jumpTo;
       this.jumpTo = undefined;
@@ -231,6 +257,11 @@ export class LiveTreePanel implements vscode.Disposable {
       void this.bind(session);
       return;
     }
+    const agents = event === "canopy/nodeStatuses" ? (body.agents as AgentCall[] | undefined) : undefined;
+    if (agents !== undefined && agents.length > 0) {
+      this.timelineOf(session).add(agents);
+      this.agentsChanged ||= session.id === this.session?.id;
+    }
     if (session.id !== this.session?.id) {
       return;
     }
@@ -242,7 +273,7 @@ export class LiveTreePanel implements vscode.Disposable {
         this.batcher.addBatch(body as unknown as NodeStatusBatch);
         if (this.batcher.takeReload()) {
           void this.load(session);
-        } else if (this.live) {
+        } else if (this.live || this.agentsChanged) {
           this.scheduleFlush();
         } else {
           this.post({ type: "ticks", lastTick: this.batcher.lastTick });
@@ -269,6 +300,7 @@ export class LiveTreePanel implements vscode.Disposable {
     switch (message.type) {
       case "ready":
         this.ready = true;
+        this.post({ type: "tab", tab: this.tab });
         void this.bind(this.session ?? activeCanopySession());
         break;
       case "toggleBreakpoint":
@@ -279,6 +311,9 @@ export class LiveTreePanel implements vscode.Disposable {
         break;
       case "live":
         void this.goLive();
+        break;
+      case "tab":
+        this.tab = message.tab;
         break;
     }
   }
@@ -299,6 +334,26 @@ export class LiveTreePanel implements vscode.Disposable {
       const current = this.session !== undefined && this.events.isStopped(this.session) ? undefined : batch.current;
       this.post({ type: "statuses", changes: batch.changes, current, tick: batch.tick, lastTick: batch.tick });
     }
+    if (this.agentsChanged) {
+      this.postAgents();
+    }
+  }
+
+  /** The Agents tab's lanes, bars and estimate as of now. */
+  private postAgents(): void {
+    this.agentsChanged = false;
+    if (this.session !== undefined) {
+      this.post({ type: "agents", view: this.timelineOf(this.session).view(Date.now()) });
+    }
+  }
+
+  private timelineOf(session: vscode.DebugSession): AgentTimeline {
+    let timeline = this.timelines.get(session.id);
+    if (timeline === undefined) {
+      timeline = new AgentTimeline();
+      this.timelines.set(session.id, timeline);
+    }
+    return timeline;
   }
 
   private stopFlushing(): void {
