@@ -28,6 +28,7 @@ from typing import Any, Final
 from py_trees.behaviour import Behaviour
 from py_trees.common import Status
 
+from .agent_summary import AGENT_NAMES, agent_fields
 from .agents import Agent, AgentHost
 from .blackboard import MISSING, BlackboardView, Installation, RecordingStorage, absolute
 from .breakpoints import (
@@ -42,6 +43,7 @@ from .breakpoints import (
 )
 from .definition import BuiltTree, TreeDefinition, build_tree
 from .expressions import ExpressionError
+from .expressions.errors import EvalError
 from .failures import failure_summary, raised_report
 from .raised import raised_frames
 from .recorded import RecordedCalls
@@ -253,6 +255,7 @@ class Execution:
             silent=capture is CaptureLevel.SILENT,
             tree_path=definition.path,
             recorded=recorded,
+            output=self._output,
         )
         """What the tree's agents share: the loop their calls run on, the recorder, models."""
         self._tree = self._build(definition)
@@ -328,9 +331,18 @@ class Execution:
         """Write a value as the client: now if the tree is not ticking, else between ticks."""
         with self._cond:
             if self.state in (RunState.STOPPED, RunState.IDLE):
-                self.storage[key] = value
+                self._client_write(key, value)
             else:
                 self._pending_writes.append((key, value))
+
+    def _client_write(self, key: str, value: Any) -> None:
+        """A client's write; over an output of an agent's answered call, the log also says
+        that what runs downstream reads an edited answer (``AgentOutputEdited``)."""
+        old = self.storage.get(key, MISSING)
+        self.storage[key] = value
+        for node in self._tree.built.behaviours.values():
+            if isinstance(node, Agent):
+                node.edited(key, None if old is MISSING else old, value)
 
     def reload(
         self, definition: TreeDefinition, *, keep_blackboard: bool = True
@@ -392,10 +404,10 @@ class Execution:
         return chain
 
     def node_state(self, node: Behaviour) -> dict[str, Any]:
-        """What a client shows for one node."""
+        """What a client shows for one node; for an agent, its last call (``agent``)."""
         state = self._tree.nodes[node]
         spec = self.definition.node(state.id)
-        return {
+        shown = {
             "id": state.id,
             "name": node.name,
             "kind": spec.kind if spec else type(node).__name__,
@@ -404,6 +416,9 @@ class Execution:
             "visits": state.visits,
             "params": jsonable(spec.params) if spec else {},
         }
+        if isinstance(node, Agent):
+            shown["agent"] = jsonable(node.summary())
+        return shown
 
     def nodes(self) -> Iterator[Behaviour]:
         """Every node, pre-order (parents before children, as in the tree file)."""
@@ -488,7 +503,7 @@ class Execution:
     def _apply_pending_writes(self) -> None:
         writes, self._pending_writes = self._pending_writes, []
         for key, value in writes:
-            self.storage[key] = value
+            self._client_write(key, value)
 
     def _tick(self) -> None:
         self.tick_count += 1
@@ -594,13 +609,15 @@ class Execution:
             self._stop(StopInfo("step", state.id, "after", self.tick_count))
         elif status is Status.FAILURE and ExceptionFilter.FAILED in self._filters:
             self._current = node
+            # An agent's failure says why: its error message (AgentCallFailed's) is its feedback.
+            why = f": {node.feedback_message}" if isinstance(node, Agent) else ""
             self._stop(
                 StopInfo(
                     "failure",
                     state.id,
                     "after",
                     self.tick_count,
-                    description=f"{node.name} returned FAILURE",
+                    description=f"{node.name} returned FAILURE{why}",
                 )
             )
 
@@ -909,10 +926,10 @@ class Execution:
         for breakpoint in self._breakpoints:
             if not breakpoint.verified:
                 continue
-            table = debug.before if breakpoint.spec.position is Position.BEFORE else debug.after
             for node_id in breakpoint.node_ids:
                 node = by_id.get(node_id)
                 if node is not None:
+                    table = debug.after if _stops_after(breakpoint, node) else debug.before
                     table.setdefault(node, []).append(breakpoint)
         for watch in self._watches:
             if watch.verified:
@@ -1007,7 +1024,9 @@ class Execution:
 class _NodeContext(Mapping[str, Any]):
     """A node's state (``status``, ``name``, ``id``, ``tick``, ``visits``, ``feedback``) over
     the blackboard, each name looked up only when an expression reads it: conditions are
-    evaluated on every hit and most read one or two names."""
+    evaluated on every hit and most read one or two names. At an agent, its last call's fields
+    (:data:`~.agent_summary.AGENT_NAMES`) come before the blackboard too; elsewhere, such a name
+    not on the blackboard is an error that says why."""
 
     __slots__ = ("_board", "_execution", "_node", "_state")
     NAMES: Final = ("status", "name", "id", "tick", "visits", "feedback")
@@ -1032,7 +1051,20 @@ class _NodeContext(Mapping[str, Any]):
             return self._state.visits
         if name == "feedback":
             return node.feedback_message
+        if name in AGENT_NAMES:
+            return self._agent_field(name)
         return self._blackboard()[name]
+
+    def _agent_field(self, name: str) -> Any:
+        node = self._node
+        if isinstance(node, Agent):
+            return agent_fields(node.summary())[name]
+        board = self._blackboard()
+        if name in board:
+            return board[name]
+        raise EvalError(
+            f"{name!r} is a field of an agent's call, and node {node.name!r} is not an agent"
+        )
 
     def _blackboard(self) -> BlackboardView:
         if self._board is None:
@@ -1041,7 +1073,14 @@ class _NodeContext(Mapping[str, Any]):
 
     def __iter__(self) -> Iterator[str]:
         yield from self.NAMES
-        yield from (name for name in self._blackboard() if name not in self.NAMES)
+        agent = isinstance(self._node, Agent)
+        if agent:
+            yield from AGENT_NAMES
+        yield from (
+            name
+            for name in self._blackboard()
+            if name not in self.NAMES and not (agent and name in AGENT_NAMES)
+        )
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -1072,6 +1111,22 @@ def tree_model(definition: TreeDefinition) -> dict[str, Any]:
         "format": definition.format,
         "nodes": nodes,
     }
+
+
+def _stops_after(breakpoint: Breakpoint, node: Behaviour) -> bool:
+    """Whether a breakpoint is checked after the node's update. A condition over an agent's
+    call (``tokens > 2000``, ``"refund" in response``) is about what the call answered, which
+    is there only after the update that took the answer: at an agent, such a breakpoint stops
+    after its update (while the call is in flight its fields read 0 and the text streamed so
+    far)."""
+    if breakpoint.spec.position is Position.AFTER:
+        return True
+    condition = breakpoint.condition
+    return (
+        isinstance(node, Agent)
+        and condition is not None
+        and not condition.names.isdisjoint(AGENT_NAMES)
+    )
 
 
 def _preorder(node: Behaviour) -> Iterator[Behaviour]:
