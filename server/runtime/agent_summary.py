@@ -57,7 +57,9 @@ def fold(summary: Mapping[str, Any], event_type: str, payload: Mapping[str, Any]
 
 def agent_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The names of :data:`AGENT_NAMES` over a summary: before an answer, 0 tokens and an empty
-    response (a condition on a running agent is simply false, not an error)."""
+    response (a condition on a running agent is simply false, not an error; the text streamed
+    so far is not the answer a condition on ``response`` is about)."""
+    answered = summary.get("state") != CallState.IN_FLIGHT
     input_tokens = summary.get("input_tokens") or 0
     output_tokens = summary.get("output_tokens") or 0
     cost = summary.get("cost_usd", 0.0)
@@ -66,7 +68,7 @@ def agent_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "retries": summary.get("retries") or 0,
-        "response": summary.get("response") or "",
+        "response": (summary.get("response") if answered else None) or "",
         "cost": cost,
         "latency_ms": summary.get("latency_ms") or 0.0,
         "prompt": summary.get("prompt") or "",
