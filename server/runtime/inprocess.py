@@ -19,7 +19,7 @@ from py_trees.behaviour import Behaviour
 from canopy.bridge import CanopyError, EventFilter, EventStore, Producer, RecordedEvent
 from canopy.bridge.jsondata import refuse_wide_integers
 
-from .agent_summary import AGENT_NAMES, agent_fields
+from .agent_summary import AGENT_NAMES, CallState, agent_fields
 from .blackboard import BlackboardView, absolute_key
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .code_reload import CodeVersions, code_versions, reload_changed
@@ -36,6 +36,7 @@ from .control import (
     WatchView,
 )
 from .definition import TREE_FILE_SUFFIXES, TreeDefinition, load_tree
+from .definition.agent_kinds import AGENT_KINDS
 from .diff import ExecutionDiff, StateDiff, diff_executions, diff_ticks
 from .engine import (
     Execution,
@@ -488,7 +489,7 @@ class InProcessControl(ExecutionControl):
                     "name": n.name,
                     "kind": n.kind,
                     "status": state.statuses.get(n.id, "INVALID"),
-                    **({"agent": state.agents[n.id]} if n.id in state.agents else {}),
+                    **_past_agent(state, n.id, n.kind),
                 }
                 for n in state.tree
             ),
@@ -639,6 +640,16 @@ class InProcessControl(ExecutionControl):
             spec.source.line if spec else None,
             spec.source.column if spec else None,
         )
+
+
+def _past_agent(state: ExecutionState, node_id: str, kind: str) -> dict[str, Any]:
+    """An agent node's ``agent`` entry in a past view: its last call recorded by then (idle
+    before its first)."""
+    if node_id in state.agents:
+        return {"agent": state.agents[node_id]}
+    if kind in AGENT_KINDS:
+        return {"agent": {"kind": kind, "state": CallState.IDLE}}
+    return {}
 
 
 def _past_context(view: ExecutionView, node_id: str | None) -> dict[str, Any]:

@@ -128,7 +128,13 @@ async def test_an_agents_last_call_is_in_its_node_state_and_in_the_past(
     recorded = node(past, "classify")["agent"]
     assert recorded["state"] == "done"
     assert (recorded["prompt"], recorded["response"]) == (f"Classify: {TICKET}", "refund")
+    # reply answered in the last tick: the tick before, its call was in flight.
+    assert node(past, "reply")["agent"]["state"] == "in flight"
+    assert node(past, "reply")["agent"]["prompt"] == "Answer a refund ticket"
+    assert "agent" not in node(past, "receive")
     assert await sqlite_control.evaluate(execution_id, "tokens", node_id="triage/classify") == 42
+    start = await sqlite_control.reverse_continue(execution_id)  # no stops: to the start
+    assert (start.tick, node(start, "classify")["agent"]) == (0, {"kind": "llm", "state": "idle"})
 
 
 async def test_expressions_at_an_agent_name_its_call_and_elsewhere_are_refused(
