@@ -39,6 +39,8 @@ AGENT_SHOWN: Final = (
     "digests",
 )
 """The Agent scope's variables, in this order (those the last call has)."""
+_ANSWERED: Final = "done"
+"""The ``state`` of a call that has answered: only then is there an answer to edit."""
 
 _REPR: Final = reprlib.Repr()
 _REPR.maxlevel = 2
@@ -167,7 +169,7 @@ class Variables:
         """An agent's last call; ``response`` (its text output key) and each of ``outputs``
         can be edited once the call has answered."""
         shown = {name: summary[name] for name in AGENT_SHOWN if name in summary}
-        answered = summary.get("state") == "done"
+        answered = summary.get("state") == _ANSWERED
         output = summary.get("output") if answered else None
         reference = self._add(_Item(execution_id, "agent", shown, key=output))
         return {
@@ -182,7 +184,7 @@ class Variables:
         item = self._item(reference)
         if item.kind == "agent" and name in ("response", "outputs"):
             state = item.value.get("state")
-            if state != "done":
+            if state != _ANSWERED:
                 return f"the agent's call is {state}: there is no answer to edit yet"
             return "this agent writes no text output (no 'output' param): edit a key under outputs"
         if item.kind == "agent":
@@ -269,7 +271,7 @@ class Variables:
 
     def _agent_variable(self, item: _Item, name: str, value: Any) -> dict[str, Any]:
         """A field of an agent's last call: read-only, but for what the call wrote."""
-        answered = item.value.get("state") == "done"
+        answered = item.value.get("state") == _ANSWERED
         if name == "outputs" and answered and isinstance(value, Mapping) and value:
             outputs = _Item(item.execution_id, "outputs", dict(value))
             return {

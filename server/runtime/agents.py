@@ -341,20 +341,18 @@ class Agent(Behaviour):
             self._last = fold(self._last, event_type, {**payload, **content})
         host.record(event_type, {**payload, **content_fields(content, silent=host.silent)})
 
-    def edited(self, key: str, old: Any, new: Any) -> bool:
+    def edited(self, key: str, old: Any, new: Any) -> None:
         """The client wrote ``key`` (absolute): when it is an output of this agent's answered
-        call, record ``AgentOutputEdited`` (the answer downstream reads is not the model's)
-        and say so."""
+        call, record ``AgentOutputEdited`` (the answer downstream reads is not the model's)."""
         with self._last_lock:
             last = self._last
         if last["state"] != CallState.DONE or key not in {absolute(k) for k in self.output_keys}:
-            return False
+            return
         self.tell(
             "AgentOutputEdited",
             self.event(str(last.get("call_id")), key=key),
             {"old": jsonable(old), "new": jsonable(new)},
         )
-        return True
 
     @property
     def node_id(self) -> str:
@@ -389,22 +387,23 @@ class Agent(Behaviour):
         """Tell, once per call, that it runs past what was expected of it: 80% of its
         ``timeout_s``, or three times its median latency over at least 3 earlier calls."""
         elapsed_ms = (time.perf_counter() - call.started) * 1000
-        expectations = []
+        expectations = []  # (limit in ms, basis, why)
         if self.timeout_s is not None:
             limit = self.timeout_s * 1000 * SLOW_SHARE_OF_TIMEOUT
-            expectations.append((limit, f"80% of its timeout of {self.timeout_s:g} s"))
+            expectations.append((limit, "timeout", f"80% of its timeout of {self.timeout_s:g} s"))
         if self._median_ms is not None:
             expectations.append(
                 (
                     self._median_ms * SLOW_TIMES_MEDIAN,
+                    "median",
                     f"3 times its median latency of {self._median_ms:.0f} ms"
                     f" over {len(self._latencies)} calls",
                 )
             )
-        passed = [(limit, why) for limit, why in expectations if elapsed_ms > limit]
+        passed = [expectation for expectation in expectations if elapsed_ms > expectation[0]]
         if not passed:
             return
-        expected_ms, why = min(passed)
+        expected_ms, basis, why = min(passed)
         self._slow_call = call.id
         self.tell(
             "AgentSlow",
@@ -413,7 +412,7 @@ class Agent(Behaviour):
                 agent=self.agent_kind,
                 elapsed_ms=round(elapsed_ms, 3),
                 expected_ms=round(expected_ms, 3),
-                basis="timeout" if why.startswith("80%") else "median",
+                basis=basis,
             ),
         )
         self._host().output(

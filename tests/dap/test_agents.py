@@ -108,6 +108,12 @@ async def test_the_agent_scope_shows_the_call_at_a_breakpoint_after_it(
     assert await values(client, outputs["variablesReference"]) == {
         "/ticket/reply": "'We will process your refund.'"
     }
+    edit = {"variablesReference": outputs["variablesReference"], "name": "/ticket/reply"}
+    await client.ok("setVariable", {**edit, "value": '"Refund sent."'})
+    shown = await scope_values(client, "Agent")
+    assert shown["edited"] == "['/ticket/reply']"
+    assert shown["outputs"] == "{'/ticket/reply': 'Refund sent.'}"
+    assert shown["response"] == "'Refund sent.'"  # the text output is that key
     await client.ok("disconnect", {"terminateDebuggee": True})
 
 
