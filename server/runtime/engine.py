@@ -803,32 +803,51 @@ class Execution:
 
     def _on_write(self, key: str, old: Any, new: Any) -> None:
         """Every blackboard write of this execution, from a behaviour or from a client."""
-        if self.capture is CaptureLevel.VERBOSE:
+        verbose = self.capture is CaptureLevel.VERBOSE
+        watches = self._debug.watches.get(key)
+        watched = bool(watches) and self.state is RunState.RUNNING
+        writer = self._writer(sys._getframe(2)) if verbose or watched else None
+        if verbose:
             self._announce_tick()
             payload: dict[str, Any] = {
                 "execution_id": self.id,
                 "tick": self.tick_count,
                 "key": key,
-                "writer": _writer(sys._getframe(2)),
+                "writer": self._tree.nodes[writer].id if writer is not None else "client",
             }
             if old is not MISSING:
                 payload["old"] = jsonable(old)
             if new is not MISSING:
                 payload["new"] = jsonable(new)
             self.recorder.record("BlackboardChanged", payload)
-        watches = self._debug.watches.get(key)
-        if watches and self.state is RunState.RUNNING:
+        if watches and watched:
             for watch in watches:
-                if self._watch_fires(watch):
+                if self._watch_fires(watch, writer):
                     shown = "unset" if new is MISSING else repr(jsonable(new))
                     self._pending_data_stop = (watch, f"{key} changed to {shown}")
                     break
 
-    def _watch_fires(self, watch: Watch) -> bool:
+    def _writer(self, frame: FrameType | None) -> Behaviour | None:
+        """The behaviour of the running tree whose code wrote to the blackboard, found on the
+        stack; None for a client."""
+        nodes = self._tree.nodes
+        depth = 0
+        while frame is not None and depth < 12:
+            candidate = frame.f_locals.get("self")
+            # isinstance first: py_trees' blackboard clients answer getattr by raising.
+            if isinstance(candidate, Behaviour) and candidate in nodes:
+                return candidate
+            frame = frame.f_back
+            depth += 1
+        return None
+
+    def _watch_fires(self, watch: Watch, writer: Behaviour | None) -> bool:
+        """Whether a watch's condition holds, at the node that wrote (an agent's condition
+        names the call that answered), else at the current node."""
         if watch.condition is None:
             return True
         try:
-            return watch.condition.truthy(self.context())
+            return watch.condition.truthy(self.context(writer))
         except ExpressionError as error:
             self._output(f"watch {watch.spec.key}: {error}\n", "stderr")
             return False
@@ -1133,21 +1152,6 @@ def _preorder(node: Behaviour) -> Iterator[Behaviour]:
     yield node
     for child in node.children:
         yield from _preorder(child)
-
-
-def _writer(frame: FrameType | None) -> str:
-    """The behaviour whose code wrote to the blackboard, found on the stack; else ``client``."""
-    depth = 0
-    while frame is not None and depth < 12:
-        candidate = frame.f_locals.get("self")
-        # isinstance first: py_trees' blackboard clients answer getattr by raising.
-        if isinstance(candidate, Behaviour):
-            node_id = getattr(candidate, "canopy_id", None)
-            if isinstance(node_id, str):
-                return node_id
-        frame = frame.f_back
-        depth += 1
-    return "client"
 
 
 def _raising_node(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from canopy.server.llm import ModelRequest
-from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter
+from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from canopy.server.runtime.control import ExecutionView, LaunchSpec
 from canopy.server.runtime.engine import CaptureLevel, Mode, RunState, StepKind
 from canopy.server.runtime.expressions import ExpressionError
@@ -350,3 +350,23 @@ async def test_the_failure_filter_stops_at_a_failed_agent_saying_why(
     assert call["state"] == "failed"
     assert call["error_type"] == "TemplateError"
     assert call["error"] == stop.description.removeprefix("classify returned FAILURE: ")
+
+
+async def test_a_watch_condition_reads_the_call_of_the_agent_that_wrote(
+    sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    triage_fixtures(tmp_path)
+    execution_id = await launch(sqlite_control, write("triage.yaml", TRIAGE))
+    await sqlite_control.set_watches(
+        execution_id,
+        [
+            WatchSpec("/ticket/category", "tokens > 1000"),  # classify used 42: no stop
+            WatchSpec("/ticket/reply", 'tokens > 1000 and "refund" in response'),
+        ],
+    )
+    await sqlite_control.set_mode(execution_id, Mode.AUTO)
+    async with asyncio.timeout(30):
+        stop = await sqlite_control.wait_for_stop(execution_id)
+    assert (stop.reason, stop.node_id) == ("data breakpoint", "triage/reply")
+    assert stop.description == "/ticket/reply changed to 'We will process your refund.'"
+    await sqlite_control.terminate(execution_id)
