@@ -191,6 +191,7 @@ class ExecutionState:
             "statuses": dict(self.statuses),
             "blackboard": dict(self.blackboard),
             "tree": [node.to_json() for node in self.tree],
+            "agents": {node_id: dict(summary) for node_id, summary in self.agents.items()},
         }
 
 
