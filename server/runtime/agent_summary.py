@@ -101,7 +101,7 @@ def _started(summary: dict[str, Any], payload: Mapping[str, Any]) -> dict[str, A
 
 
 def _retried(summary: dict[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
-    summary["retries"] = max(summary.get("retries", 0), payload.get("attempt", 0))
+    summary["retries"] = summary.get("retries", 0) + 1  # over every round, as the answer counts
     return summary
 
 
