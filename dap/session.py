@@ -583,8 +583,11 @@ class DebugSession:
         scopes = (
             [self._variables.locals_scope(execution_id, frame_locals[1])] if frame_locals else []
         )
+        summary = state.pop("agent", None)
+        scopes.append(self._variables.scope("Node", execution_id, state, params=node.get("params")))
+        if summary is not None:
+            scopes.append(self._variables.agent_scope(execution_id, summary))
         scopes += [
-            self._variables.scope("Node", execution_id, state, params=node.get("params")),
             self._variables.blackboard_scope(execution_id, view.blackboard),
             self._variables.scope(
                 "Tick",
@@ -609,7 +612,7 @@ class DebugSession:
         execution_id = self._variables.execution_of(reference)
         key = self._variables.key_of(reference, name)
         if key is None:
-            raise InvalidRequest(f"{name} is not a blackboard value: only those can be edited")
+            raise InvalidRequest(self._variables.refusal(reference, name))
         value = await self._value_of(execution_id, text)
         await self._write(execution_id, key, value)
         return {"value": format_value(value)}

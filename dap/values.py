@@ -2,7 +2,9 @@
 
 A reference lives for one stop; the session drops an execution's references when its tree moves.
 The blackboard is shown as a tree of namespaces (``/robot/pose/x`` under ``robot`` > ``pose``);
-large lists and mappings are paged with ``start``/``count``.
+large lists and mappings are paged with ``start``/``count``. At an agent node the Agent scope
+shows its last call; its ``response`` and ``outputs`` are edited as the blackboard keys the call
+wrote (edit and continue: what runs next reads the edited answer).
 """
 
 from __future__ import annotations
@@ -14,7 +16,31 @@ from typing import Any, Final
 
 from canopy.server.runtime.control import InvalidRequest
 
-__all__ = ["Variables", "exception_trace", "format_value"]
+__all__ = ["AGENT_SHOWN", "Variables", "exception_trace", "format_value"]
+
+AGENT_SHOWN: Final = (
+    "kind",
+    "model",
+    "function",
+    "state",
+    "prompt",
+    "response",
+    "tool_calls",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_ms",
+    "retries",
+    "error",
+    "served_from",
+    "outputs",
+    "edited",
+    "slow",
+    "digests",
+)
+"""The Agent scope's variables, in this order (those the last call has)."""
+_ANSWERED: Final = "done"
+"""The ``state`` of a call that has answered: only then is there an answer to edit."""
 
 _REPR: Final = reprlib.Repr()
 _REPR.maxlevel = 2
@@ -57,7 +83,8 @@ class _Item:
     """What a reference expands to."""
 
     execution_id: str
-    kind: str  # "mapping" (read-only), "locals", "namespace" (blackboard prefix) or "value"
+    kind: str  # "mapping" (read-only), "locals", "namespace" (blackboard prefix), "value",
+    # "agent" (an agent's last call) or "outputs" (the keys an answered call wrote)
     value: Any = None
     prefix: str = "/"
     key: str | None = None  # the blackboard key a value belongs to
@@ -138,6 +165,32 @@ class Variables:
             "presentationHint": "locals",
         }
 
+    def agent_scope(self, execution_id: str, summary: Mapping[str, Any]) -> dict[str, Any]:
+        """An agent's last call; ``response`` (its text output key) and each of ``outputs``
+        can be edited once the call has answered."""
+        shown = {name: summary[name] for name in AGENT_SHOWN if name in summary}
+        answered = summary.get("state") == _ANSWERED
+        output = summary.get("output") if answered else None
+        reference = self._add(_Item(execution_id, "agent", shown, key=output))
+        return {
+            "name": "Agent",
+            "variablesReference": reference,
+            "namedVariables": len(shown),
+            "expensive": False,
+        }
+
+    def refusal(self, reference: int, name: str) -> str:
+        """Why the variable ``name`` under ``reference`` cannot be edited."""
+        item = self._item(reference)
+        if item.kind == "agent" and name in ("response", "outputs"):
+            state = item.value.get("state")
+            if state != _ANSWERED:
+                return f"the agent's call is {state}: there is no answer to edit yet"
+            return "this agent writes no text output (no 'output' param): edit a key under outputs"
+        if item.kind == "agent":
+            return f"{name} tells of the agent's call: only response and outputs can be edited"
+        return f"{name} is not a blackboard value: only those can be edited"
+
     def value(self, execution_id: str, value: Any, key: str | None) -> int:
         """A reference for an expandable value (0 for a plain one)."""
         if isinstance(value, Mapping | list | tuple) and value:
@@ -151,6 +204,10 @@ class Variables:
             entries = self._namespace_children(item)
         elif item.kind == "locals":
             entries = [self._local(item, local) for local in item.value]
+        elif item.kind == "agent":
+            entries = [self._agent_variable(item, str(k), v) for k, v in item.value.items()]
+        elif item.kind == "outputs":  # by absolute key, each edited as that key
+            entries = [self._variable(item, str(k), v, str(k)) for k, v in item.value.items()]
         elif isinstance(item.value, Mapping):
             entries = [self._variable(item, str(k), v, None) for k, v in item.value.items()]
         else:
@@ -168,6 +225,10 @@ class Variables:
             return None
         if item.kind == "namespace":
             return item.prefix + name.rstrip("/")
+        if item.kind == "agent":
+            return item.key if name == "response" else None
+        if item.kind == "outputs":
+            return name
         return item.key if item.kind == "value" else None
 
     def _namespace_children(self, item: _Item) -> list[dict[str, Any]]:
@@ -191,7 +252,7 @@ class Variables:
         return found
 
     def _variable(self, item: _Item, name: str, value: Any, key: str | None) -> dict[str, Any]:
-        owner = key or item.key
+        owner = key or (item.key if item.kind == "value" else None)
         variable: dict[str, Any] = {
             "name": name,
             "value": format_value(value),
@@ -205,6 +266,25 @@ class Variables:
         elif isinstance(value, Mapping) and value:
             variable["namedVariables"] = len(value)
         if item.kind == "mapping":
+            variable["presentationHint"] = {"attributes": ["readOnly"]}
+        return variable
+
+    def _agent_variable(self, item: _Item, name: str, value: Any) -> dict[str, Any]:
+        """A field of an agent's last call: read-only, but for what the call wrote."""
+        answered = item.value.get("state") == _ANSWERED
+        if name == "outputs" and answered and isinstance(value, Mapping) and value:
+            outputs = _Item(item.execution_id, "outputs", dict(value))
+            return {
+                "name": name,
+                "value": format_value(value),
+                "type": "dict",
+                "variablesReference": self._add(outputs),
+                "namedVariables": len(value),
+            }
+        variable = self._variable(item, name, value, None)
+        if name == "response" and item.key is not None:
+            variable["evaluateName"] = item.key.strip("/").replace("/", ".")
+        else:
             variable["presentationHint"] = {"attributes": ["readOnly"]}
         return variable
 

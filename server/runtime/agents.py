@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import statistics
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -57,6 +59,7 @@ from .agent_calls import (
 )
 from .agent_capture import content_fields, fingerprint_of
 from .agent_config import Tool, key_name, llm_problems, python_problems, raise_problems
+from .agent_summary import CallState, fold
 from .agent_templates import AgentTemplate, TemplateError
 from .blackboard import absolute
 from .recorded import RecordedCall, RecordedCalls, tool_key
@@ -75,6 +78,7 @@ FIXTURES_SUFFIX: Final = ".fixtures.yaml"
 """A tree's offline answers are beside it: ``triage.yaml`` -> ``triage.fixtures.yaml``."""
 
 Record = Callable[[str, dict[str, Any]], None]
+Output = Callable[[str, str], None]
 
 _SERVED_FIELDS: Final = (
     "model",
@@ -89,6 +93,12 @@ _SERVED_FIELDS: Final = (
 )
 """What an answer served from the log repeats of the recorded completion."""
 _CONTENT: Final = ("text", "tool_calls", "outputs")
+SLOW_SHARE_OF_TIMEOUT: Final = 0.8
+"""A call past this share of its ``timeout_s`` is slow."""
+SLOW_TIMES_MEDIAN: Final = 3.0
+"""A call past this many times the agent's median latency is slow..."""
+SLOW_MEDIAN_OF: Final = 3
+"""...once the agent has completed at least this many calls in the execution."""
 
 
 class AgentHost:
@@ -108,10 +118,13 @@ class AgentHost:
         costs: CostTable | None = None,
         recorded: RecordedCalls | None = None,
         wake: Callable[[], None] = lambda: None,
+        output: Output | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.loop = loop
         self.record = record
+        self.output: Output = output or (lambda text, category: None)
+        """Tells the execution's clients a line (text, category), as its debugger output."""
         self.tick = tick
         self.silent = silent
         self.tree_path = tree_path
@@ -249,7 +262,6 @@ class _Reporter:
 
     agent: Agent
     progress: _Progress
-    host: AgentHost
     partial: list[str] = field(default_factory=list)
 
     def text(self, piece: str) -> None:
@@ -258,7 +270,7 @@ class _Reporter:
             self.agent.partial = "".join(self.partial)
 
     def retried(self, attempt: int, delay_s: float, error: ModelError) -> None:
-        self.host.record(
+        self.agent.tell(
             "AgentRetried",
             self.agent.event(
                 self.progress.call_id,
@@ -287,7 +299,6 @@ class _Reporter:
             tool=call.name,
             tool_use_id=call.id,
             effects=tool.effects if tool is not None else False,
-            **content_fields(content, silent=self.host.silent),
         )
         if error is not None:
             payload["error"] = error
@@ -297,7 +308,7 @@ class _Reporter:
                 "offset": served.offset,
                 "call_id": served.payload["call_id"],
             }
-        self.host.record("AgentToolCalled", payload)
+        self.agent.tell("AgentToolCalled", payload, content)
 
 
 class Agent(Behaviour):
@@ -305,7 +316,8 @@ class Agent(Behaviour):
 
     ``partial`` holds the text streamed so far by the call in flight (a debugger shows it);
     ``call_id`` names that call in the events. Subclasses say what a call is
-    (:meth:`_prepare`).
+    (:meth:`_prepare`). :meth:`summary` is the last call as a debugger shows it, folded from
+    the events the agent records (:mod:`.agent_summary`).
     """
 
     agent_kind: ClassVar[str]
@@ -326,6 +338,11 @@ class Agent(Behaviour):
         self.partial = ""
         self.call_id: str | None = None
         self._call: _Call | None = None
+        self._last: dict[str, Any] = {"kind": self.agent_kind, "state": CallState.IDLE}
+        self._last_lock = threading.Lock()  # folded from the tick thread and from the loop
+        self._latencies: list[float] = []  # of this execution's completed calls, in ms
+        self._median_ms: float | None = None
+        self._slow_call: str | None = None  # the call AgentSlow was told of
         self._board = self.attach_blackboard_client(name=name)
         for key in self.inputs:
             self._board.register_key(key=key, access=Access.READ)
@@ -335,6 +352,50 @@ class Agent(Behaviour):
     def bind(self, host: AgentHost) -> None:
         """Join an execution: its loop runs this agent's calls, its recorder their events."""
         self.host = host
+        with self._last_lock:
+            self._last = {**self._last, **self._settings()}
+
+    def _settings(self) -> dict[str, Any]:
+        """What the summary shows of the agent itself (its model or function, its keys)."""
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        """The last call as a debugger shows it: while in flight, the text streamed so far
+        and the time taken so far."""
+        with self._last_lock:
+            summary = dict(self._last)
+        call = self._call
+        if summary["state"] == CallState.IN_FLIGHT and call is not None:
+            summary["response"] = self.partial
+            summary["latency_ms"] = round((time.perf_counter() - call.started) * 1000, 3)
+        return summary
+
+    def tell(
+        self,
+        event_type: str,
+        payload: dict[str, Any],
+        content: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record one of this agent's events, its ``content`` kept or digested as the capture
+        says, and fold it (content and all) into the summary."""
+        host = self._host()
+        content = content or {}
+        with self._last_lock:
+            self._last = fold(self._last, event_type, {**payload, **content})
+        host.record(event_type, {**payload, **content_fields(content, silent=host.silent)})
+
+    def edited(self, key: str, old: Any, new: Any) -> None:
+        """The client wrote ``key`` (absolute): when it is an output of this agent's answered
+        call, record ``AgentOutputEdited`` (the answer downstream reads is not the model's)."""
+        with self._last_lock:
+            last = self._last
+        if last["state"] != CallState.DONE or key not in {absolute(k) for k in self.output_keys}:
+            return
+        self.tell(
+            "AgentOutputEdited",
+            self.event(str(last.get("call_id")), key=key),
+            {"old": jsonable(old), "new": jsonable(new)},
+        )
 
     @property
     def node_id(self) -> str:
@@ -360,8 +421,48 @@ class Agent(Behaviour):
         if call is None:
             return self._start()
         if not call.future.done():
+            if self._slow_call != call.id:
+                self._check_slow(call)
             return Status.RUNNING
         return self._finish(call)
+
+    def _check_slow(self, call: _Call) -> None:
+        """Tell, once per call, that it runs past what was expected of it: 80% of its
+        ``timeout_s``, or three times its median latency over at least 3 earlier calls."""
+        elapsed_ms = (time.perf_counter() - call.started) * 1000
+        expectations = []  # (limit in ms, basis, why)
+        if self.timeout_s is not None:
+            limit = self.timeout_s * 1000 * SLOW_SHARE_OF_TIMEOUT
+            expectations.append((limit, "timeout", f"80% of its timeout of {self.timeout_s:g} s"))
+        if self._median_ms is not None:
+            expectations.append(
+                (
+                    self._median_ms * SLOW_TIMES_MEDIAN,
+                    "median",
+                    f"3 times its median latency of {self._median_ms:.0f} ms"
+                    f" over {len(self._latencies)} calls",
+                )
+            )
+        passed = [expectation for expectation in expectations if elapsed_ms > expectation[0]]
+        if not passed:
+            return
+        expected_ms, basis, why = min(passed)
+        self._slow_call = call.id
+        self.tell(
+            "AgentSlow",
+            self.event(
+                call.id,
+                agent=self.agent_kind,
+                elapsed_ms=round(elapsed_ms, 3),
+                expected_ms=round(expected_ms, 3),
+                basis=basis,
+            ),
+        )
+        self._host().output(
+            f"agent {self.name} ({self.node_id}) is slow: {elapsed_ms:.0f} ms and still"
+            f" running, over {expected_ms:.0f} ms ({why})\n",
+            "important",
+        )
 
     def terminate(self, new_status: Status) -> None:
         """Pre-empted while RUNNING (INVALID): the call is cancelled."""
@@ -379,7 +480,7 @@ class Agent(Behaviour):
         host.finished(self)
         self.call_id = None
         latency = round((time.perf_counter() - call.started) * 1000, 3)
-        host.record(
+        self.tell(
             "AgentCallCancelled",
             self.event(call.id, agent=self.agent_kind, reason=reason, latency_ms=latency),
         )
@@ -399,14 +500,10 @@ class Agent(Behaviour):
             prepared = self._prepare(self._read_inputs())
         except AgentFailure as failure:
             return self._failed(call_id, CallFailed(failure))
-        host.record(
+        self.tell(
             "AgentCallStarted",
-            self.event(
-                call_id,
-                agent=self.agent_kind,
-                **prepared.fields,
-                **content_fields(prepared.content, silent=host.silent),
-            ),
+            self.event(call_id, agent=self.agent_kind, **prepared.fields),
+            prepared.content,
         )
         answer = host.answer(self.node_id, prepared.fields["fingerprint"])
         if answer is not None:
@@ -428,8 +525,11 @@ class Agent(Behaviour):
         outcome = call.future.result()
         if isinstance(outcome, CallFailed):
             return self._failed(call.id, outcome)
-        completed = self._completed(call.id, outcome, host.silent)
-        host.record("AgentCallCompleted", {**completed, "fingerprint": call.fingerprint})
+        fields, content = self._completed(call.id, outcome)
+        self.tell("AgentCallCompleted", {**fields, "fingerprint": call.fingerprint}, content)
+        self._latencies.append(outcome.latency_ms)
+        if len(self._latencies) >= SLOW_MEDIAN_OF:
+            self._median_ms = statistics.median(self._latencies)
         for key, value in outcome.outputs.items():
             self._board.set(key, value)
         self.feedback_message = ""
@@ -454,11 +554,11 @@ class Agent(Behaviour):
         if "cost_usd" in payload:
             payload["cost_usd"] = 0.0  # nothing was spent on this answer
         if host.silent:
-            payload = {
-                **{k: v for k, v in payload.items() if k not in _CONTENT},
-                **content_fields({k: payload[k] for k in _CONTENT if k in payload}, silent=True),
-            }
-        host.record("AgentCallCompleted", payload)
+            payload = {k: v for k, v in payload.items() if k not in _CONTENT}
+            content = {k: recorded[k] for k in _CONTENT if k in recorded}
+        else:
+            content = {}
+        self.tell("AgentCallCompleted", payload, content)
         pinned = host.recorded.pinned if host.recorded is not None else frozenset()
         for key in self.output_keys:
             if absolute(key) in outputs and absolute(key) not in pinned:
@@ -481,21 +581,23 @@ class Agent(Behaviour):
         )
         if error.status is not None:
             payload["status"] = error.status
-        host.record("AgentCallFailed", payload)
+        self.tell("AgentCallFailed", payload)
         self.feedback_message = message
         return Status.FAILURE
 
-    def _completed(self, call_id: str, outcome: CallSucceeded, silent: bool) -> dict[str, Any]:
+    def _completed(
+        self, call_id: str, outcome: CallSucceeded
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``AgentCallCompleted``'s fields, and its content (kept or digested)."""
         outputs = {absolute(key): jsonable(value) for key, value in outcome.outputs.items()}
-        content: dict[str, Any] = {"outputs": outputs}
-        return self.event(
+        fields = self.event(
             call_id,
             agent=self.agent_kind,
             latency_ms=outcome.latency_ms,
             retries=outcome.retries,
             **self._completed_fields(outcome),
-            **content_fields({**self._completed_content(outcome), **content}, silent=silent),
         )
+        return fields, {**self._completed_content(outcome), "outputs": outputs}
 
     def _completed_fields(self, outcome: CallSucceeded) -> dict[str, Any]:
         """What ``AgentCallCompleted`` tells beyond the common fields (never content)."""
@@ -616,7 +718,7 @@ class LlmAgent(Agent):
                 tools=self.tools,
                 policy=self.retry_policy,
                 max_tool_rounds=self.max_tool_rounds,
-                reporter=_Reporter(self, progress, host),
+                reporter=_Reporter(self, progress),
                 costs=host.costs,
                 count_retry=count_retry,
                 effects=host.effects_gate(self.node_id),
@@ -646,6 +748,12 @@ class LlmAgent(Agent):
             content=content,
             work=work,
         )
+
+    def _settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"model": self.model}
+        if self.output:
+            settings["output"] = absolute(self.output)
+        return settings
 
     def _completed_fields(self, outcome: CallSucceeded) -> dict[str, Any]:
         return {
@@ -683,6 +791,9 @@ class PythonAgent(Agent):
         super().__init__(name, inputs=inputs, outputs=outputs, timeout_s=timeout_s)
         self.function = function
         self.reference = function_reference(function)
+
+    def _settings(self) -> dict[str, Any]:
+        return {"function": self.reference}
 
     def _prepare(self, values: Mapping[str, Any]) -> _Prepared:
         missing = [key for key in self.inputs if key_name(key) not in values]

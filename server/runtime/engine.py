@@ -29,6 +29,7 @@ from py_trees.behaviour import Behaviour
 from py_trees.common import Status
 
 from ..llm.costs import CostTable
+from .agent_summary import AGENT_NAMES, agent_fields
 from .agents import Agent, AgentHost
 from .blackboard import MISSING, BlackboardView, Installation, RecordingStorage, absolute
 from .breakpoints import (
@@ -43,6 +44,7 @@ from .breakpoints import (
 )
 from .definition import BuiltTree, TreeDefinition, build_tree
 from .expressions import ExpressionError
+from .expressions.errors import EvalError
 from .failures import failure_summary, raised_report
 from .raised import raised_frames
 from .recorded import RecordedCalls
@@ -257,6 +259,7 @@ class Execution:
             recorded=recorded,
             costs=costs,
             wake=self._call_finished,
+            output=self._output,
         )
         """What the tree's agents share: the loop their calls run on, the recorder, models."""
         self._waiting_on_calls = False  # auto mode: only agents' calls can change the tree
@@ -334,9 +337,18 @@ class Execution:
         """Write a value as the client: now if the tree is not ticking, else between ticks."""
         with self._cond:
             if self.state in (RunState.STOPPED, RunState.IDLE):
-                self.storage[key] = value
+                self._client_write(key, value)
             else:
                 self._pending_writes.append((key, value))
+
+    def _client_write(self, key: str, value: Any) -> None:
+        """A client's write; over an output of an agent's answered call, the log also says
+        that what runs downstream reads an edited answer (``AgentOutputEdited``)."""
+        old = self.storage.get(key, MISSING)
+        self.storage[key] = value
+        for node in self._tree.built.behaviours.values():
+            if isinstance(node, Agent):
+                node.edited(key, None if old is MISSING else old, value)
 
     def reload(
         self, definition: TreeDefinition, *, keep_blackboard: bool = True
@@ -398,10 +410,10 @@ class Execution:
         return chain
 
     def node_state(self, node: Behaviour) -> dict[str, Any]:
-        """What a client shows for one node."""
+        """What a client shows for one node; for an agent, its last call (``agent``)."""
         state = self._tree.nodes[node]
         spec = self.definition.node(state.id)
-        return {
+        shown = {
             "id": state.id,
             "name": node.name,
             "kind": spec.kind if spec else type(node).__name__,
@@ -410,6 +422,9 @@ class Execution:
             "visits": state.visits,
             "params": jsonable(spec.params) if spec else {},
         }
+        if isinstance(node, Agent):
+            shown["agent"] = jsonable(node.summary())
+        return shown
 
     def nodes(self) -> Iterator[Behaviour]:
         """Every node, pre-order (parents before children, as in the tree file)."""
@@ -517,7 +532,7 @@ class Execution:
         """Write what clients set while the tree ticked; whether there was anything."""
         writes, self._pending_writes = self._pending_writes, []
         for key, value in writes:
-            self.storage[key] = value
+            self._client_write(key, value)
         return bool(writes)
 
     def _tick(self) -> None:
@@ -625,13 +640,15 @@ class Execution:
             self._stop(StopInfo("step", state.id, "after", self.tick_count))
         elif status is Status.FAILURE and ExceptionFilter.FAILED in self._filters:
             self._current = node
+            # An agent's failure says why: its error message (AgentCallFailed's) is its feedback.
+            why = f": {node.feedback_message}" if isinstance(node, Agent) else ""
             self._stop(
                 StopInfo(
                     "failure",
                     state.id,
                     "after",
                     self.tick_count,
-                    description=f"{node.name} returned FAILURE",
+                    description=f"{node.name} returned FAILURE{why}",
                 )
             )
 
@@ -817,32 +834,51 @@ class Execution:
 
     def _on_write(self, key: str, old: Any, new: Any) -> None:
         """Every blackboard write of this execution, from a behaviour or from a client."""
-        if self.capture is CaptureLevel.VERBOSE:
+        verbose = self.capture is CaptureLevel.VERBOSE
+        watches = self._debug.watches.get(key)
+        watched = bool(watches) and self.state is RunState.RUNNING
+        writer = self._writer(sys._getframe(2)) if verbose or watched else None
+        if verbose:
             self._announce_tick()
             payload: dict[str, Any] = {
                 "execution_id": self.id,
                 "tick": self.tick_count,
                 "key": key,
-                "writer": _writer(sys._getframe(2)),
+                "writer": self._tree.nodes[writer].id if writer is not None else "client",
             }
             if old is not MISSING:
                 payload["old"] = jsonable(old)
             if new is not MISSING:
                 payload["new"] = jsonable(new)
             self.recorder.record("BlackboardChanged", payload)
-        watches = self._debug.watches.get(key)
-        if watches and self.state is RunState.RUNNING:
+        if watches and watched:
             for watch in watches:
-                if self._watch_fires(watch):
+                if self._watch_fires(watch, writer):
                     shown = "unset" if new is MISSING else repr(jsonable(new))
                     self._pending_data_stop = (watch, f"{key} changed to {shown}")
                     break
 
-    def _watch_fires(self, watch: Watch) -> bool:
+    def _writer(self, frame: FrameType | None) -> Behaviour | None:
+        """The behaviour of the running tree whose code wrote to the blackboard, found on the
+        stack; None for a client."""
+        nodes = self._tree.nodes
+        depth = 0
+        while frame is not None and depth < 12:
+            candidate = frame.f_locals.get("self")
+            # isinstance first: py_trees' blackboard clients answer getattr by raising.
+            if isinstance(candidate, Behaviour) and candidate in nodes:
+                return candidate
+            frame = frame.f_back
+            depth += 1
+        return None
+
+    def _watch_fires(self, watch: Watch, writer: Behaviour | None) -> bool:
+        """Whether a watch's condition holds, at the node that wrote (an agent's condition
+        names the call that answered), else at the current node."""
         if watch.condition is None:
             return True
         try:
-            return watch.condition.truthy(self.context())
+            return watch.condition.truthy(self.context(writer))
         except ExpressionError as error:
             self._output(f"watch {watch.spec.key}: {error}\n", "stderr")
             return False
@@ -940,10 +976,10 @@ class Execution:
         for breakpoint in self._breakpoints:
             if not breakpoint.verified:
                 continue
-            table = debug.before if breakpoint.spec.position is Position.BEFORE else debug.after
             for node_id in breakpoint.node_ids:
                 node = by_id.get(node_id)
                 if node is not None:
+                    table = debug.after if _stops_after(breakpoint, node) else debug.before
                     table.setdefault(node, []).append(breakpoint)
         for watch in self._watches:
             if watch.verified:
@@ -1038,7 +1074,9 @@ class Execution:
 class _NodeContext(Mapping[str, Any]):
     """A node's state (``status``, ``name``, ``id``, ``tick``, ``visits``, ``feedback``) over
     the blackboard, each name looked up only when an expression reads it: conditions are
-    evaluated on every hit and most read one or two names."""
+    evaluated on every hit and most read one or two names. At an agent, its last call's fields
+    (:data:`~.agent_summary.AGENT_NAMES`) come before the blackboard too; elsewhere, such a name
+    not on the blackboard is an error that says why."""
 
     __slots__ = ("_board", "_execution", "_node", "_state")
     NAMES: Final = ("status", "name", "id", "tick", "visits", "feedback")
@@ -1063,7 +1101,20 @@ class _NodeContext(Mapping[str, Any]):
             return self._state.visits
         if name == "feedback":
             return node.feedback_message
+        if name in AGENT_NAMES:
+            return self._agent_field(name)
         return self._blackboard()[name]
+
+    def _agent_field(self, name: str) -> Any:
+        node = self._node
+        if isinstance(node, Agent):
+            return agent_fields(node.summary())[name]
+        board = self._blackboard()
+        if name in board:
+            return board[name]
+        raise EvalError(
+            f"{name!r} is a field of an agent's call, and node {node.name!r} is not an agent"
+        )
 
     def _blackboard(self) -> BlackboardView:
         if self._board is None:
@@ -1072,7 +1123,14 @@ class _NodeContext(Mapping[str, Any]):
 
     def __iter__(self) -> Iterator[str]:
         yield from self.NAMES
-        yield from (name for name in self._blackboard() if name not in self.NAMES)
+        agent = isinstance(self._node, Agent)
+        if agent:
+            yield from AGENT_NAMES
+        yield from (
+            name
+            for name in self._blackboard()
+            if name not in self.NAMES and not (agent and name in AGENT_NAMES)
+        )
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -1108,25 +1166,26 @@ def tree_model(definition: TreeDefinition) -> dict[str, Any]:
     return model
 
 
+def _stops_after(breakpoint: Breakpoint, node: Behaviour) -> bool:
+    """Whether a breakpoint is checked after the node's update. A condition over an agent's
+    call (``tokens > 2000``, ``"refund" in response``) is about what the call answered, which
+    is there only after the update that took the answer: at an agent, such a breakpoint stops
+    after its update (while the call is in flight its fields read 0 and the text streamed so
+    far)."""
+    if breakpoint.spec.position is Position.AFTER:
+        return True
+    condition = breakpoint.condition
+    return (
+        isinstance(node, Agent)
+        and condition is not None
+        and not condition.names.isdisjoint(AGENT_NAMES)
+    )
+
+
 def _preorder(node: Behaviour) -> Iterator[Behaviour]:
     yield node
     for child in node.children:
         yield from _preorder(child)
-
-
-def _writer(frame: FrameType | None) -> str:
-    """The behaviour whose code wrote to the blackboard, found on the stack; else ``client``."""
-    depth = 0
-    while frame is not None and depth < 12:
-        candidate = frame.f_locals.get("self")
-        # isinstance first: py_trees' blackboard clients answer getattr by raising.
-        if isinstance(candidate, Behaviour):
-            node_id = getattr(candidate, "canopy_id", None)
-            if isinstance(node_id, str):
-                return node_id
-        frame = frame.f_back
-        depth += 1
-    return "client"
 
 
 def _raising_node(

@@ -47,11 +47,12 @@ import bisect
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from canopy.bridge import CanopyError, EventFilter, EventStore, RecordedEvent
 
+from .agent_summary import AGENT_EVENTS, CallState, fold
 from .engine import end_text
 
 __all__ = [
@@ -162,6 +163,10 @@ class ExecutionState:
     raised: dict[str, Any] | None = None
     """The ``BehaviourRaised`` payload when the state is right at it (or at the debugger's
     stop on it): the user's frames and locals of that moment."""
+    agents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Agent node id -> its last call as the debugger shows it (:mod:`.agent_summary`),
+    folded from the ``Agent*`` events replayed: the calls since the state snapshot replay
+    started from (one every 100 ticks), which does not hold them."""
 
     @property
     def root(self) -> TreeNode | None:
@@ -186,6 +191,7 @@ class ExecutionState:
             "statuses": dict(self.statuses),
             "blackboard": dict(self.blackboard),
             "tree": [node.to_json() for node in self.tree],
+            "agents": {node_id: dict(summary) for node_id, summary in self.agents.items()},
         }
 
 
@@ -258,6 +264,7 @@ class Replay:
         self.root_status: str | None = None
         self.current_node: str | None = None
         self.raised: dict[str, Any] | None = None
+        self.agents: dict[str, dict[str, Any]] = {}
 
     # -- the hooks through which every change goes -------------------------------------------
 
@@ -287,6 +294,10 @@ class Replay:
             self.raised = None
         if handler is not None:
             handler(self, event.payload)
+        elif event.type in AGENT_EVENTS:
+            node_id = event.payload["node_id"]
+            idle = {"state": CallState.IDLE}
+            self.agents[node_id] = fold(self.agents.get(node_id, idle), event.type, event.payload)
         self.offset = event.offset
 
     def state(self) -> ExecutionState:
@@ -304,6 +315,7 @@ class Replay:
             ended=self.ended,
             end_reason=self.end_reason,
             raised=self.raised,
+            agents={node_id: dict(summary) for node_id, summary in self.agents.items()},
         )
 
     @property
@@ -316,6 +328,7 @@ class Replay:
         self.initial_blackboard = dict(payload.get("blackboard") or {})
         self.reset({node.id: INVALID for node in self.tree}, self.initial_blackboard)
         self.tick, self.in_tick, self.root_status, self.current_node = 0, False, None, None
+        self.agents = {}
 
     def _tick_started(self, payload: Mapping[str, Any]) -> None:
         self.tick, self.in_tick, self.current_node = payload["tick"], True, None
@@ -352,6 +365,7 @@ class Replay:
         blackboard = self.blackboard if payload.get("kept_blackboard") else self.initial_blackboard
         self.reset({node.id: INVALID for node in self.tree}, blackboard)
         self.current_node = None
+        self.agents = {}  # the reloaded tree's agents start idle
 
     def _debugger_stopped(self, payload: Mapping[str, Any]) -> None:
         """Where the debugger stopped is the current node of that moment (a breakpoint before a

@@ -18,6 +18,7 @@ from py_trees.behaviour import Behaviour
 from canopy.bridge import CanopyError, EventFilter, EventStore, Producer, RecordedEvent
 from canopy.bridge.jsondata import refuse_wide_integers
 
+from .agent_summary import AGENT_NAMES, CallState, agent_fields
 from .blackboard import BlackboardView, absolute_key
 from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .code_reload import CodeVersions, code_versions, reload_changed
@@ -34,6 +35,7 @@ from .control import (
     as_control_errors,
 )
 from .definition import TREE_FILE_SUFFIXES, TreeDefinition, load_tree
+from .definition.agent_kinds import AGENT_KINDS
 from .diff import ExecutionDiff, StateDiff, diff_executions, diff_ticks
 from .engine import (
     Execution,
@@ -62,7 +64,8 @@ log = logging.getLogger(__name__)
 
 PRODUCER = Producer("canopy-runtime", "0.1.0")
 NODE_NAMES: Final = ("status", "tick", "visits", "name", "id")
-"""What an expression can name besides the blackboard: the node's own state."""
+"""What an expression can name besides the blackboard: the node's own state (and, where the
+tree has agents, their last call's fields: ``AGENT_NAMES``)."""
 SUBSCRIBER_QUEUE = 1024
 MAX_INTERVAL_MS: Final = 24 * 3600 * 1000.0
 """The longest time between ticks in interval mode: a day (a longer wait than the platform's
@@ -391,10 +394,12 @@ class InProcessControl(ExecutionControl):
 
     async def expression_names(self, execution_id: str) -> list[str]:
         view = await self.view(execution_id)
+        agents = any("agent" in node for node in view.nodes)
         return sorted(
             {key.strip("/").replace("/", ".") for key in view.blackboard}
             | {node["name"] for node in view.nodes}
             | set(NODE_NAMES)
+            | (set(AGENT_NAMES) if agents else set())
         )
 
     async def set_blackboard(self, execution_id: str, key: str, value: Any) -> str:
@@ -484,6 +489,7 @@ class InProcessControl(ExecutionControl):
                     "name": n.name,
                     "kind": n.kind,
                     "status": state.statuses.get(n.id, "INVALID"),
+                    **_past_agent(state, n.id, n.kind),
                 }
                 for n in state.tree
             ),
@@ -636,6 +642,16 @@ class InProcessControl(ExecutionControl):
         )
 
 
+def _past_agent(state: ExecutionState, node_id: str, kind: str) -> dict[str, Any]:
+    """An agent node's ``agent`` entry in a past view: its last call recorded by then (idle
+    before its first)."""
+    if node_id in state.agents:
+        return {"agent": state.agents[node_id]}
+    if kind in AGENT_KINDS:
+        return {"agent": {"kind": kind, "state": CallState.IDLE}}
+    return {}
+
+
 def _past_context(view: ExecutionView, node_id: str | None) -> dict[str, Any]:
     """Expression names over a recorded state (the past has no live node objects)."""
     node = next((n for n in view.nodes if n["id"] == node_id), None) if node_id else None
@@ -643,4 +659,6 @@ def _past_context(view: ExecutionView, node_id: str | None) -> dict[str, Any]:
     context["tick"] = view.tick
     if node is not None:
         context.update(status=node["status"], name=node["name"], id=node["id"])
+        if "agent" in node:
+            context.update(agent_fields(node["agent"]))
     return context

@@ -11,6 +11,8 @@ TREES = Path(__file__).resolve().parents[1] / "server" / "runtime" / "trees"
 PATROL = "tests.server.runtime.factories:patrol"
 FOREVER = "tests.server.runtime.factories:forever"
 PATROL_YAML = str(TREES / "patrol.yaml")
+TRIAGE_YAML = str(TREES / "triage.yaml")
+"""Two llm agents answered offline: classify (42 tokens), then reply (1200 tokens)."""
 
 
 async def frames(client: DapClient, thread_id: int = 1) -> list[dict[str, Any]]:

@@ -31,7 +31,17 @@ from ..server.conftest import WAIT, Running, eventually
 from ..server.pods.remote import pod_server, remote_control
 from ..server.runtime import quitters
 from .client import ROOT, DapClient, launch_configured, spawn_stdio_adapter, speaking_to
-from .helpers import FOREVER, PATROL, PATROL_YAML, frame_names, frames, scope_values, step, tick
+from .helpers import (
+    FOREVER,
+    PATROL,
+    PATROL_YAML,
+    TRIAGE_YAML,
+    frame_names,
+    frames,
+    scope_values,
+    step,
+    tick,
+)
 from .test_raised_frames import (
     PROGRAM,
     assert_user_frames,
@@ -124,6 +134,28 @@ async def test_an_exception_in_a_pod_opens_the_raising_line_with_its_locals(
     await stopped_on_the_exception(client, pod="local", mode="manual", keepTicking=True)
     await assert_user_frames(client, past=False)
     await revisit_from_the_log(client)
+
+
+async def test_an_agent_in_a_pod_stops_on_a_condition_over_its_call_and_shows_it(
+    client: DapClient,
+) -> None:
+    await launch_configured(
+        client,
+        TRIAGE_YAML,
+        pod="local",
+        mode="auto",
+        breakpoints=[
+            {"name": "classify", "condition": "tokens > 1000"},
+            {"name": "reply", "condition": "tokens > 1000"},
+        ],
+    )
+    stopped = await client.wait_for("stopped", reason="breakpoint")
+    assert stopped["threadId"] == 1
+    assert await frame_names(client) == ["reply", "triage"]
+    agent = await scope_values(client, "Agent")
+    assert (agent["state"], agent["prompt"]) == ("'done'", "'Answer a refund ticket'")
+    assert (agent["input_tokens"], agent["output_tokens"]) == ("900", "300")
+    await client.ok("disconnect", {"terminateDebuggee": True})
 
 
 async def test_attach_to_an_execution_in_the_pod_leaves_it_running(
