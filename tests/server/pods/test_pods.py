@@ -35,7 +35,7 @@ from .remote import pod_server, remote_control
 PATROL = "tests.server.runtime.factories:patrol"
 FOREVER = "tests.server.runtime.factories:forever"
 QUITTERS = quitters.__name__
-PAIR = "tests/server/runtime/trees/workflows/pair.yaml"
+PAIR = "tests/server/runtime/trees/pair.yaml"
 
 
 @pytest.fixture
