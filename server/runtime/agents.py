@@ -197,6 +197,11 @@ class AgentHost:
         """Whether any agent's call is running (read on the tick thread)."""
         return bool(self._in_flight)
 
+    def next_slow(self) -> float | None:
+        """The soonest moment a call in flight turns slow (read on the tick thread)."""
+        moments = [at for agent in self._in_flight if (at := agent.slow_at()) is not None]
+        return min(moments, default=None)
+
     async def _traced(self, agent: Agent, work: Coroutine[Any, Any, CallOutcome]) -> CallOutcome:
         """``work`` in an ``invoke_agent`` span, child of the execution's workflow span."""
         if self._workflow is None:
@@ -425,6 +430,19 @@ class Agent(Behaviour):
                 self._check_slow(call)
             return Status.RUNNING
         return self._finish(call)
+
+    def slow_at(self) -> float | None:
+        """When (``time.perf_counter``) the call in flight turns slow, if it has not been told
+        so yet and anything is expected of it: the engine ticks then, to tell it."""
+        call = self._call
+        if call is None or self._slow_call == call.id:
+            return None
+        limits = []
+        if self.timeout_s is not None:
+            limits.append(self.timeout_s * SLOW_SHARE_OF_TIMEOUT)
+        if self._median_ms is not None:
+            limits.append(self._median_ms * SLOW_TIMES_MEDIAN / 1000)
+        return call.started + min(limits) if limits else None
 
     def _check_slow(self, call: _Call) -> None:
         """Tell, once per call, that it runs past what was expected of it: 80% of its

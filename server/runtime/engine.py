@@ -494,9 +494,13 @@ class Execution:
                     break
                 if self._mode is Mode.AUTO:
                     if self._waiting_on_calls and not self._call_done:
-                        # Ticking would only poll calls in flight: wait for one to finish.
-                        self._cond.wait()
-                        continue
+                        # Ticking would only poll calls in flight: wait for one to finish, or
+                        # to turn slow (a tick tells it).
+                        slow = self.agents.next_slow()
+                        wait = None if slow is None else slow - time.perf_counter()
+                        if wait is None or wait > 0:
+                            self._cond.wait(wait)
+                            continue
                     break
                 if self._mode is Mode.INTERVAL:
                     wait = self._last_tick_started + self._interval - time.monotonic()

@@ -91,7 +91,10 @@ async def runs_the_workflow_into_its_deliberate_bug(client: DapClient) -> None:
     await client.ok("setExceptionBreakpoints", {"filters": ["raised", "failed"]})
     await client.ok("continue", {"threadId": 1})
     stopped = await client.next_event("stopped")
-    assert (stopped["reason"], stopped["description"]) == ("exception", "policy returned FAILURE")
+    assert (stopped["reason"], stopped["description"]) == (
+        "exception",
+        "policy returned FAILURE: node 'triage/analysts/policy': KeyError: 'critical'",
+    )
     top, *_ = await frames(client)
     policy = workspace_line("triage/triage.yaml", "name: policy") - 1  # its `- type:` line
     assert (top["name"], top["line"]) == ("policy [python] FAILURE", policy)
