@@ -353,17 +353,21 @@ def program(size: int) -> str:
 
 
 class NullRecorder:
-    """Stands in for ``EventRecorder``: ``record`` does nothing (variant c)."""
+    """Stands in for ``EventRecorder``: ``record`` does nothing (variant c). Its ``loop`` is
+    none: the benchmark's trees hold no agents, which alone would run calls on it."""
 
     written = 0
     dropped = 0
+    loop = None
 
     def record(self, event_type: str, payload: dict[str, Any]) -> None:
         """Forget the event."""
 
 
 class CountingRecorder:
-    """Counts events by type (the characterization pass)."""
+    """Counts events by type (the characterization pass); no loop, as :class:`NullRecorder`."""
+
+    loop = None
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
