@@ -16,6 +16,7 @@ from canopy.server.runtime.control import LaunchSpec
 from canopy.server.runtime.engine import Mode
 from canopy.server.runtime.inprocess import InProcessControl
 
+from ..conftest import eventually
 from .agent_runs import Run, events_of, run_tree, user, write_fixtures
 
 MODEL = "claude-haiku-4-5"
@@ -150,18 +151,18 @@ SLOW = 60_000
 """An answer that takes a minute: the call is surely in flight when it is cancelled."""
 
 
-async def calls_left() -> list[asyncio.Task[object]]:
-    """The agent calls still running on this loop, waited for (5 s at most) to unwind."""
-    async with asyncio.timeout(5):
-        while True:
-            running = [
-                task
-                for task in asyncio.all_tasks()
-                if getattr(task.get_coro(), "__qualname__", "") == "timed" and not task.done()
-            ]
-            if not running:
-                return running
-            await asyncio.sleep(0.01)
+def agent_calls_running() -> list[asyncio.Task[object]]:
+    """The agent calls still running on this loop."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "__qualname__", "") == "timed" and not task.done()
+    ]
+
+
+async def no_call_left() -> None:
+    """Wait until every agent call on this loop has unwound."""
+    await eventually(lambda: not agent_calls_running(), "the agents' calls unwind")
 
 
 THOUGHT = " ".join(f"word{index}" for index in range(1000))
@@ -214,7 +215,7 @@ async def test_a_higher_priority_branch_cancels_the_call_in_flight(
     async with asyncio.timeout(30):
         info = await sqlite_control.wait_for_end(execution_id)
     assert info.end_reason == "completed"
-    assert await calls_left() == []
+    await no_call_left()
     events = await events_of(sqlite_control, execution_id)
     types = [e.type for e in events if e.type.startswith("Agent")]
     assert types == ["AgentCallStarted", "AgentCallCancelled"]
@@ -232,7 +233,7 @@ async def test_terminating_the_execution_cancels_the_call_in_flight(
 ) -> None:
     execution_id = await start_thinking(sqlite_control, guarded(tmp_path, write))
     await sqlite_control.terminate(execution_id)
-    assert await calls_left() == []
+    await no_call_left()
     events = await events_of(sqlite_control, execution_id)
     cancelled = [e.payload for e in events if e.type == "AgentCallCancelled"]
     assert [c["reason"] for c in cancelled] == ["ended"]
@@ -245,7 +246,7 @@ async def test_reloading_the_tree_cancels_the_old_trees_call(
     path = guarded(tmp_path, write)
     execution_id = await start_thinking(sqlite_control, path)
     await sqlite_control.reload(execution_id, str(path))
-    assert await calls_left() == []
+    await no_call_left()
     events = await events_of(sqlite_control, execution_id)
     cancelled = [e.payload for e in events if e.type == "AgentCallCancelled"]
     assert [c["reason"] for c in cancelled] == ["reloaded"]
@@ -259,11 +260,7 @@ async def test_the_text_streamed_so_far_is_on_the_agent(
     execution = sqlite_control._entries[execution_id].execution
     agent = execution.node_by_id("guard/think")
     assert isinstance(agent, Agent)
-    async with asyncio.timeout(10):  # the first words arrive within a tenth of a second
-        while True:
-            if agent.partial:
-                break
-            await asyncio.sleep(0.01)
+    await eventually(lambda: bool(agent.partial), "the first words of the answer arrive")
     assert THOUGHT.startswith(agent.partial)
     assert agent.partial != THOUGHT  # the answer is still coming
     await sqlite_control.terminate(execution_id)
