@@ -93,14 +93,16 @@ def starts_and_ends(run: Run) -> tuple[list[int], list[int]]:
     return list(starts.values()), ends
 
 
-async def test_a_parallel_of_model_calls_overlaps(
-    sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
-) -> None:
+def model_fan_out(write: Callable[[str, str], Path], tmp_path: Path, *, latency_ms: int) -> Path:
+    """A Parallel of FANOUT model agents, each answered offline after ``latency_ms``."""
     prompts = [f"Summarise part {index}" for index in range(FANOUT)]
     write_fixtures(
         tmp_path / "fan.fixtures.yaml",
         [
-            (ModelRequest(model=MODEL, messages=user(p)), {"text": f"s{i}", "latency_ms": 300})
+            (
+                ModelRequest(model=MODEL, messages=user(p)),
+                {"text": f"s{i}", "latency_ms": latency_ms},
+            )
             for i, p in enumerate(prompts)
         ],
     )
@@ -108,7 +110,13 @@ async def test_a_parallel_of_model_calls_overlaps(
         f'        model: {MODEL}\n        prompt: "{prompt}"\n        output: summary{index}'
         for index, prompt in enumerate(prompts)
     ]
-    run = await run_tree(sqlite_control, write("fan.yaml", fan_out("llm", bodies)))
+    return write("fan.yaml", fan_out("llm", bodies))
+
+
+async def test_a_parallel_of_model_calls_overlaps(
+    sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    run = await run_tree(sqlite_control, model_fan_out(write, tmp_path, latency_ms=300))
     assert [run.blackboard[f"/summary{index}"] for index in range(FANOUT)] == [
         f"s{index}" for index in range(FANOUT)
     ]
@@ -122,21 +130,8 @@ async def test_a_parallel_of_model_calls_overlaps(
 async def test_in_auto_mode_a_tree_waiting_on_calls_ticks_when_one_finishes_not_before(
     sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
 ) -> None:
-    prompts = [f"Summarise part {index}" for index in range(FANOUT)]
-    write_fixtures(
-        tmp_path / "fan.fixtures.yaml",
-        [
-            (ModelRequest(model=MODEL, messages=user(p)), {"text": f"s{i}", "latency_ms": 200})
-            for i, p in enumerate(prompts)
-        ],
-    )
-    bodies = [
-        f'        model: {MODEL}\n        prompt: "{prompt}"\n        output: summary{index}'
-        for index, prompt in enumerate(prompts)
-    ]
-    info = await sqlite_control.launch(
-        LaunchSpec(str(write("fan.yaml", fan_out("llm", bodies))), mode=Mode.AUTO)
-    )
+    program = model_fan_out(write, tmp_path, latency_ms=200)
+    info = await sqlite_control.launch(LaunchSpec(str(program), mode=Mode.AUTO))
     async with asyncio.timeout(30):
         ended = await sqlite_control.wait_for_end(info.id)
     assert (ended.end_reason, ended.tick) == ("completed", ended.tick)
