@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from canopy.bridge import EventFilter, EventStore
+from canopy.bridge import EventStore
+
+from .recorded import execution_events
 
 __all__ = ["AgentComparison", "AgentOutcome", "compare_agents"]
 
 _ENDS: Final = ("AgentCallCompleted", "AgentCallFailed", "AgentCallCancelled")
-_PAGE: Final = 1000
 _COMPARED: Final = ("status", "outputs", "text", "error")
 """What makes two agents' outcomes differ (cost and time vary between equal answers)."""
 
@@ -70,18 +71,10 @@ def _compared(node: str, a: AgentOutcome | None, b: AgentOutcome | None) -> Agen
 async def _outcomes(
     store: EventStore, tenant_id: str, execution_id: str
 ) -> dict[str, AgentOutcome]:
-    wanted = EventFilter.of(tenant_id, streams=[f"execution/{execution_id}"], types=_ENDS)
     outcomes: dict[str, AgentOutcome] = {}
-    head = await store.last_offset()
-    after = 0
-    while after < head:
-        page = await store.read(wanted, after=after, limit=_PAGE, until=head)
-        for event in page.events:
-            node = str(event.payload["node_id"])
-            outcomes[node] = _folded(outcomes.get(node), event.type, event.payload)
-        after = page.scanned_to
-        if len(page.events) < _PAGE:
-            break
+    async for event in execution_events(store, tenant_id, execution_id, _ENDS):
+        node = str(event.payload["node_id"])
+        outcomes[node] = _folded(outcomes.get(node), event.type, event.payload)
     return outcomes
 
 

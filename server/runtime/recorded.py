@@ -17,19 +17,20 @@ instead, and a call the source never made is refused unless the agent's node is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
 
-from canopy.bridge import EventFilter, EventStore
+from canopy.bridge import EventFilter, EventStore, RecordedEvent
 
 __all__ = [
     "COMPLETED_CALL",
     "TOOL_CALL",
     "RecordedCall",
     "RecordedCalls",
+    "execution_events",
     "read_recorded_calls",
     "tool_key",
 ]
@@ -112,16 +113,26 @@ async def read_recorded_calls(
     live: Iterable[str] = (),
 ) -> RecordedCalls:
     """Every completed agent call and tool run of ``execution_id``, read from its stream."""
-    wanted = EventFilter.of(
-        tenant_id, streams=[f"execution/{execution_id}"], types=[COMPLETED_CALL, TOOL_CALL]
-    )
-    calls: list[RecordedCall] = []
+    calls = [
+        RecordedCall(execution_id, event.offset, event.payload)
+        async for event in execution_events(
+            store, tenant_id, execution_id, (COMPLETED_CALL, TOOL_CALL)
+        )
+    ]
+    return RecordedCalls.of(execution_id, calls, pinned=pinned, live=live)
+
+
+async def execution_events(
+    store: EventStore, tenant_id: str, execution_id: str, types: Sequence[str]
+) -> AsyncIterator[RecordedEvent]:
+    """The events of ``types`` an execution has recorded so far, a page at a time."""
+    wanted = EventFilter.of(tenant_id, streams=[f"execution/{execution_id}"], types=types)
     head = await store.last_offset()
     after = 0
     while after < head:
         page = await store.read(wanted, after=after, limit=_PAGE, until=head)
-        calls += [RecordedCall(execution_id, event.offset, event.payload) for event in page.events]
+        for event in page.events:
+            yield event
         after = page.scanned_to
         if len(page.events) < _PAGE:
             break
-    return RecordedCalls.of(execution_id, calls, pinned=pinned, live=live)
