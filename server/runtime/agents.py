@@ -26,6 +26,7 @@ import statistics
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -316,7 +317,7 @@ class _Reporter:
         self.agent.tell("AgentToolCalled", payload, content)
 
 
-class Agent(Behaviour):
+class Agent(Behaviour, ABC):
     """A leaf that runs one call per activation without blocking the tick.
 
     ``partial`` holds the text streamed so far by the call in flight (a debugger shows it);
@@ -635,9 +636,9 @@ class Agent(Behaviour):
                 continue
         return values
 
+    @abstractmethod
     def _prepare(self, values: Mapping[str, Any]) -> _Prepared:
         """The call for these input values; AgentFailure when it cannot be made."""
-        raise NotImplementedError
 
 
 class LlmAgent(Agent):
