@@ -204,8 +204,6 @@ class Execution:
         self.id = execution_id
         self.forked_from = forked_from
         """The execution and tick a fork (or a restart) starts from."""
-        self.recorded = recorded
-        """The answers of a fork's source, which its agent leaves take instead of calling."""
         self.definition = definition
         self.recorder = recorder
         self.capture = capture
@@ -1036,9 +1034,10 @@ class Execution:
         if self.forked_from is not None:
             source, tick = self.forked_from
             payload["forked_from"] = {"execution_id": source, "tick": tick}
-            if self.recorded is not None:
-                payload["forked_from"]["edited"] = sorted(self.recorded.pinned)
-                payload["forked_from"]["live"] = sorted(self.recorded.live)
+            recorded = self.agents.recorded
+            if recorded is not None:
+                payload["forked_from"]["edited"] = sorted(recorded.pinned)
+                payload["forked_from"]["live"] = sorted(recorded.live)
         self.recorder.record("ExecutionStarted", payload)
 
     def _snapshot(self) -> None:
