@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
-__all__ = ["VERSION_TABLE", "current_revision", "head_revision", "upgrade"]
+__all__ = ["VERSION_TABLE", "current_revision", "head_revision", "known_revisions", "upgrade"]
 
 VERSION_TABLE = "canopy_schema_version"
 _SCRIPTS = Path(__file__).with_name("migrations")
@@ -50,3 +50,11 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
+
+
+@cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this release can upgrade from (a database at any other one was written
+    by a newer release, whose tables this one must not touch)."""
+    scripts = ScriptDirectory.from_config(_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())

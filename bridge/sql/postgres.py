@@ -14,18 +14,25 @@ import logging
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, Table, create_engine, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..validation import EventValidator
-from .store import Row, SqlEventStore
-from .tables import events
+from .runs import Run
+from .store import SqlEventStore
+from .tables import idempotency, runs
 
-_COPY_EVENTS = "COPY canopy_events ({}) FROM STDIN".format(
-    ", ".join(f'"{column.name}"' for column in events.columns)
-)
+
+def _copy(table: Table) -> str:
+    return "COPY {} ({}) FROM STDIN".format(
+        table.name, ", ".join(f'"{column.name}"' for column in table.columns)
+    )
+
+
+_COPY_RUNS = _copy(runs)
+_COPY_KEYS = _copy(idempotency)
 # Stream versions, head and NOTIFY in one round trip. The notification is delivered at commit,
 # never for a rolled-back transaction.
 _FINISH_BATCH = text(
@@ -87,13 +94,18 @@ class PostgresEventStore(SqlEventStore):
     def _upsert(self) -> Any:
         return insert
 
-    def _insert_events(self, conn: Connection, rows: list[Row]) -> None:
+    def _insert_runs(
+        self, conn: Connection, runs_: list[Run], keys: list[tuple[int, str, str]]
+    ) -> None:
         """COPY: the bulk path of PostgreSQL, several times cheaper than an executemany."""
         driver = conn.connection.driver_connection
         assert isinstance(driver, psycopg.Connection)
-        with driver.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
-            for row in rows:
-                copy.write_row(row)
+        with driver.cursor() as cursor:
+            for statement, rows in ((_COPY_RUNS, runs_), (_COPY_KEYS, keys)):
+                if rows:
+                    with cursor.copy(statement) as copy:
+                        for row in rows:
+                            copy.write_row(row)
 
     def _finish_batch(
         self, conn: Connection, versions: dict[tuple[str, str], int], last_offset: int

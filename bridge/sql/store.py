@@ -27,13 +27,14 @@ from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Engine, delete, select
+from sqlalchemy import ColumnElement, Connection, Engine, delete, literal, or_, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import (
     ConcurrencyConflict,
+    ConfigurationError,
     IdempotencyConflict,
     InvalidFilter,
     StoreClosed,
@@ -54,7 +55,8 @@ from ..subscription import Subscription
 from ..validation import EventValidator
 from ..writer import AppendCall, GroupCommitter, Outcome
 from . import migrate
-from .tables import events, head, projection_documents, projections, streams
+from .runs import MAX_RUN_EVENTS, EventRow, Run, decode_events, element_of, encode_run, run_rows
+from .tables import head, idempotency, projection_documents, projections, runs, streams
 
 __all__ = ["SqlEventStore"]
 
@@ -62,31 +64,26 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_READ_LIMIT = 10_000
-_EVENT_COLUMNS = (
-    events.c.offset,
-    events.c.tenant_id,
-    events.c.topic,
-    events.c.stream,
-    events.c.stream_version,
-    events.c.type,
-    events.c.time_us,
-    events.c.payload,
-    events.c.producer_name,
-    events.c.producer_version,
-    events.c.idempotency_key,
+_RUN_COLUMNS = (
+    runs.c.first_offset,
+    runs.c.last_offset,
+    runs.c.tenant_id,
+    runs.c.topic,
+    runs.c.stream,
+    runs.c.first_version,
+    runs.c.body,
+    runs.c.positions,
 )
 _HEAD_SELECT = select(head.c.last_offset).where(head.c.id == 1)
 _HEAD_LOCK = _HEAD_SELECT.with_for_update()
 
-
-Row = tuple[int, str, str, str, int, str, int, str, str, str, str | None]
-"""An event row, in the column order of ``canopy_events`` (and of ``_EVENT_COLUMNS``)."""
 
 Keyed = tuple[int, str, str, str, str]
 """The event holding an idempotency key: offset, topic, stream, type and encoded payload (what
 a reuse of the key must repeat to be the same event)."""
 
 STREAM_CACHE_LIMIT = 100_000
+_TRIM_PAGE = 64
 
 
 @lru_cache(maxsize=1024)
@@ -94,7 +91,7 @@ def _producer(name: str, version: str) -> Producer:
     return Producer(name, version)
 
 
-def _decode(row: Sequence[Any]) -> RecordedEvent:
+def _decode(row: EventRow) -> RecordedEvent:
     return RecordedEvent(
         row[0],
         row[1],
@@ -150,6 +147,74 @@ def _differences(holder: Keyed, event: NewEvent, payload: str) -> list[str]:
     return differs
 
 
+def _holder(conn: Connection, offset: int) -> Keyed:
+    """The event at ``offset`` as an idempotency key's holder, decoding only that event."""
+    first, topic, stream, body, positions = conn.execute(
+        select(runs.c.first_offset, runs.c.topic, runs.c.stream, runs.c.body, runs.c.positions)
+        .where(runs.c.first_offset <= offset)
+        .order_by(runs.c.first_offset.desc())
+        .limit(1)
+    ).one()
+    type_, _, payload, *_ = orjson.loads(element_of(body, positions, offset - first))
+    return offset, topic, stream, type_, orjson.dumps(payload).decode()
+
+
+def _runs_query(event_filter: EventFilter, after: int, bound: int, limit: int) -> Any:
+    """The runs holding events ``after < offset <= bound`` of the filter, ascending. A run
+    holding ``after + 1`` begins less than :data:`MAX_RUN_EVENTS` offsets before it, which
+    lets the database seek by the primary key instead of testing every older run."""
+    query = select(*_RUN_COLUMNS).where(
+        runs.c.first_offset > after - MAX_RUN_EVENTS,
+        runs.c.first_offset <= bound,
+        runs.c.last_offset > after,
+    )
+    if event_filter.tenant_id != ALL_TENANTS:
+        query = query.where(runs.c.tenant_id == event_filter.tenant_id)
+    if event_filter.topics:
+        query = query.where(runs.c.topic.in_(event_filter.topics))
+    if event_filter.streams:
+        query = query.where(runs.c.stream.in_(event_filter.streams))
+    if event_filter.types:
+        query = query.where(
+            or_(
+                *(
+                    runs.c.types.contains(f" {type_} ", autoescape=True)
+                    for type_ in event_filter.types
+                )
+            )
+        )
+    return query.order_by(runs.c.first_offset).limit(limit)
+
+
+def _matching(event_filter: EventFilter, found: list[RecordedEvent]) -> list[RecordedEvent]:
+    """A run's events of the filter's types (a run matched if any of its events did)."""
+    if not event_filter.types:
+        return found
+    return [event for event in found if event.type in event_filter.types]
+
+
+def _rewritten(body: bytes, positions: bytes, kept: list[tuple[int, RecordedEvent]]) -> list[Run]:
+    """The runs made by the events of one run that retention keeps (``(index, event)``)."""
+    elements = {event.offset: element_of(body, positions, index) for index, event in kept}
+    rows: list[EventRow] = [
+        (
+            e.offset,
+            e.tenant_id,
+            e.topic,
+            e.stream,
+            e.stream_version,
+            e.type,
+            e.time_us,
+            "",
+            e.producer.name,
+            e.producer.version,
+            e.idempotency_key,
+        )
+        for _, e in kept
+    ]
+    return [encode_run(group, [elements[row[0]] for row in group]) for group in run_rows(rows)]
+
+
 class _Plan:
     """What one batch transaction writes: accepted rows, each call's outcome, stream versions."""
 
@@ -158,7 +223,7 @@ class _Plan:
     def __init__(self, head_offset: int) -> None:
         self.last = head_offset
         self.outcomes: list[Outcome] = []
-        self.rows: list[Row] = []
+        self.rows: list[EventRow] = []
         self.versions: dict[tuple[str, str], int] = {}
 
     def add(
@@ -172,7 +237,7 @@ class _Plan:
         An event whose idempotency key is held answers the holder's offset when it is the same
         event, and refuses the call when it is not (rather than dropping it unseen)."""
         offsets: list[int] = []
-        rows: list[Row] = []
+        rows: list[EventRow] = []
         versions: dict[tuple[str, str], int] = {}
         keys: dict[tuple[str, str | None], Keyed] = {}
         last = self.last
@@ -274,8 +339,11 @@ class SqlEventStore(EventStore):
         """The dialect's ``insert`` construct that offers ``on_conflict_do_update``."""
 
     @abstractmethod
-    def _insert_events(self, conn: Connection, rows: list[Row]) -> None:
-        """Insert a batch of event rows by the dialect's fastest bulk path."""
+    def _insert_runs(
+        self, conn: Connection, runs_: list[Run], keys: list[tuple[int, str, str]]
+    ) -> None:
+        """Insert a batch's runs and its ``(offset, tenant, key)`` idempotency keys by the
+        dialect's fastest bulk path."""
 
     @abstractmethod
     def _finish_batch(
@@ -393,6 +461,20 @@ class SqlEventStore(EventStore):
 
     def _migrate(self, conn: Connection) -> None:
         self._lock_for_migration(conn)
+        current, head_revision = migrate.current_revision(conn), migrate.head_revision()
+        if current is not None and current not in migrate.known_revisions():
+            raise ConfigurationError(
+                f"the event log {self.describe()} was written by a newer release of Canopy"
+                f" (schema revision {current}; this release knows up to {head_revision}):"
+                " upgrade Canopy to open it"
+            )
+        if current not in (None, head_revision):
+            log.info(
+                "upgrading the event log %s from schema revision %s to %s",
+                self.describe(),
+                current,
+                head_revision,
+            )
         migrate.upgrade(conn)
 
     # -- appending ---------------------------------------------------------------------------
@@ -421,7 +503,8 @@ class SqlEventStore(EventStore):
         plan = self._plan(conn, calls)
         if plan.rows:
             self._committing = plan.last
-            self._insert_events(conn, plan.rows)
+            keys = [(row[0], row[1], row[10]) for row in plan.rows if row[10] is not None]
+            self._insert_runs(conn, [encode_run(group) for group in run_rows(plan.rows)], keys)
             self._finish_batch(conn, plan.versions, plan.last)
         return plan
 
@@ -457,17 +540,9 @@ class SqlEventStore(EventStore):
         known: dict[tuple[str, str | None], Keyed] = {}
         if keys:
             found = _lookup_pairs(
-                conn,
-                events.c.tenant_id,
-                events.c.idempotency_key,
-                keys,
-                events.c.offset,
-                events.c.topic,
-                events.c.stream,
-                events.c.type,
-                events.c.payload,
+                conn, idempotency.c.tenant_id, idempotency.c.key, keys, idempotency.c.offset
             )
-            known = {key: (row[0], row[1], row[2], row[3], row[4]) for key, row in found.items()}
+            known = {key: _holder(conn, row[0]) for key, row in found.items()}
         versions = self._current_versions(
             conn, head_offset, {(e.tenant_id, e.stream) for c in calls for e in c.events}
         )
@@ -478,7 +553,7 @@ class SqlEventStore(EventStore):
             plan.outcomes.append(outcome)
         return plan
 
-    def _publish(self, rows: list[Row]) -> None:
+    def _publish(self, rows: list[EventRow]) -> None:
         """Make a committed batch visible to live subscribers of this process."""
         if len(self._subscriptions):
             self.recent.publish([_decode(row) for row in rows])
@@ -515,19 +590,20 @@ class SqlEventStore(EventStore):
                 bound = min(bound, until)
             if bound <= after:
                 return ReadPage([], after)
-            query = select(*_EVENT_COLUMNS).where(events.c.offset > after, events.c.offset <= bound)
-            if event_filter.tenant_id != ALL_TENANTS:
-                query = query.where(events.c.tenant_id == event_filter.tenant_id)
-            if event_filter.topics:
-                query = query.where(events.c.topic.in_(event_filter.topics))
-            if event_filter.streams:
-                query = query.where(events.c.stream.in_(event_filter.streams))
-            if event_filter.types:
-                query = query.where(events.c.type.in_(event_filter.types))
-            result = await conn.execute(query.order_by(events.c.offset).limit(limit))
-            rows = result.all()
-        found = [_decode(row) for row in rows]
-        return ReadPage(found, bound if len(found) < limit else found[-1].offset)
+            found: list[RecordedEvent] = []
+            position = after
+            while True:
+                result = await conn.execute(_runs_query(event_filter, position, bound, limit))
+                page = result.all()
+                for run in page:
+                    found.extend(_matching(event_filter, decode_events(run, position, bound)))
+                    if len(found) >= limit:
+                        del found[limit:]
+                        return ReadPage(found, found[-1].offset)
+                if len(page) < limit:
+                    return ReadPage(found, bound)
+                # Every run of the page held fewer than ``limit`` events of this filter.
+                position = min(page[-1][1], bound)
 
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[AsyncConnection]:
@@ -559,37 +635,64 @@ class SqlEventStore(EventStore):
     ) -> dict[str, int]:
         return await self._in_writer(self._prune, rules, now or datetime.now(UTC))
 
-    @staticmethod
     def _prune(
-        conn: Connection, rules: Sequence[RetentionRule], moment: datetime
+        self, conn: Connection, rules: Sequence[RetentionRule], moment: datetime
     ) -> dict[str, int]:
         deleted: dict[str, int] = {}
         for rule in rules:
             count = 0
             if rule.max_age is not None:
                 cutoff = datetime_to_us(moment - rule.max_age)
-                result = conn.execute(
-                    delete(events).where(events.c.topic == rule.topic, events.c.time_us < cutoff)
+                old = select(*_RUN_COLUMNS, literal(cutoff)).where(
+                    runs.c.topic == rule.topic, runs.c.time_min < cutoff
                 )
-                count += result.rowcount or 0
+                count += self._trim(conn, old, lambda event, limit: event.time_us < limit)
             if rule.keep_last is not None:
                 newest = (
                     select(streams.c.version)
                     .where(
-                        streams.c.tenant_id == events.c.tenant_id,
-                        streams.c.stream == events.c.stream,
+                        streams.c.tenant_id == runs.c.tenant_id,
+                        streams.c.stream == runs.c.stream,
                     )
                     .scalar_subquery()
                 )
-                result = conn.execute(
-                    delete(events).where(
-                        events.c.topic == rule.topic,
-                        events.c.stream_version <= newest - rule.keep_last,
-                    )
+                last_kept = newest - rule.keep_last
+                behind = select(*_RUN_COLUMNS, last_kept).where(
+                    runs.c.topic == rule.topic, runs.c.first_version <= last_kept
                 )
-                count += result.rowcount or 0
+                count += self._trim(
+                    conn, behind, lambda event, limit: event.stream_version <= limit
+                )
             deleted[rule.topic] = deleted.get(rule.topic, 0) + count
         return deleted
+
+    def _trim(
+        self, conn: Connection, candidates: Any, drops: Callable[[RecordedEvent, int], bool]
+    ) -> int:
+        """Delete the events ``drops`` picks from the runs ``candidates`` selects (the run
+        columns, then the bound ``drops`` compares with), and their idempotency keys. Retention
+        is exact per event: a run keeping some of its events is written anew as the runs those
+        make, from their stored elements, so nothing kept is re-encoded."""
+        removed = 0
+        after = 0
+        while page := conn.execute(
+            candidates.where(runs.c.first_offset > after)
+            .order_by(runs.c.first_offset)
+            .limit(_TRIM_PAGE)
+        ).all():
+            after = page[-1][1]
+            for *columns, bound in page:
+                run = decode_events(columns, 0, columns[1])
+                dropped = [event for event in run if drops(event, bound)]
+                if not dropped:
+                    continue
+                removed += len(dropped)
+                conn.execute(delete(runs).where(runs.c.first_offset == columns[0]))
+                if keyed := [e.offset for e in dropped if e.idempotency_key is not None]:
+                    conn.execute(delete(idempotency).where(idempotency.c.offset.in_(keyed)))
+                if kept := [(i, e) for i, e in enumerate(run) if not drops(e, bound)]:
+                    self._insert_runs(conn, _rewritten(columns[-2], columns[-1], kept), [])
+        return removed
 
     # -- projections -------------------------------------------------------------------------
 

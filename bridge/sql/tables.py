@@ -1,33 +1,46 @@
 """SQLAlchemy Core tables of the event log, shared by the SQLite and PostgreSQL stores.
 
 These describe the schema at the newest migration; the migrations under ``migrations/versions``
-are what create and upgrade real databases.
+are what create and upgrade real databases. Events are stored as runs (see :mod:`.runs`); the
+idempotency keys of the events that carry one are kept beside them, by offset.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, Table, Text
 
 metadata = MetaData()
 
-events = Table(
-    "canopy_events",
+# An offset key is INTEGER on SQLite, where an INTEGER PRIMARY KEY is the table's own rowid:
+# one b-tree instead of a table plus an index.
+OffsetKey = BigInteger().with_variant(Integer(), "sqlite")
+
+runs = Table(
+    "canopy_runs",
     metadata,
-    Column("offset", BigInteger, primary_key=True, autoincrement=False),
+    Column("first_offset", OffsetKey, primary_key=True, autoincrement=False),
+    Column("last_offset", BigInteger, nullable=False),
     Column("tenant_id", Text, nullable=False),
     Column("topic", Text, nullable=False),
     Column("stream", Text, nullable=False),
-    Column("stream_version", Integer, nullable=False),
-    Column("type", Text, nullable=False),
-    Column("time_us", BigInteger, nullable=False),
-    Column("payload", Text, nullable=False),
-    Column("producer_name", Text, nullable=False),
-    Column("producer_version", Text, nullable=False),
-    Column("idempotency_key", Text, nullable=True),
-    Index("canopy_events_tenant_offset", "tenant_id", "offset"),
-    Index("canopy_events_stream", "tenant_id", "stream", "stream_version", unique=True),
-    Index("canopy_events_topic_time", "topic", "time_us"),
-    Index("canopy_events_idempotency", "tenant_id", "idempotency_key", unique=True),
+    Column("first_version", Integer, nullable=False),
+    Column("time_min", BigInteger, nullable=False),
+    Column("time_max", BigInteger, nullable=False),
+    Column("types", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("positions", LargeBinary, nullable=False),
+    Index("canopy_runs_tenant_offset", "tenant_id", "first_offset"),
+    Index("canopy_runs_stream", "tenant_id", "stream", "first_offset"),
+    Index("canopy_runs_topic_time", "topic", "time_min"),
+)
+
+idempotency = Table(
+    "canopy_idempotency",
+    metadata,
+    Column("offset", OffsetKey, primary_key=True, autoincrement=False),
+    Column("tenant_id", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Index("canopy_idempotency_key", "tenant_id", "key", unique=True),
 )
 
 streams = Table(

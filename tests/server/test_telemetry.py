@@ -118,7 +118,7 @@ async def test_a_request_is_one_trace_from_the_http_span_down_to_its_sql(
     ]
     statements = [span.attributes.get("db.statement", "") for span in queries]
     assert all(span.kind == "SPAN_KIND_CLIENT" for span in queries), queries
-    assert any("FROM canopy_events" in statement for statement in statements), statements
+    assert any("FROM canopy_runs" in statement for statement in statements), statements
     database = "sqlite" if store_url.startswith("sqlite") else "postgresql"
     assert all(span.attributes["db.system"] == database for span in queries)
 
