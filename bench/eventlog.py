@@ -63,6 +63,7 @@ import tempfile
 import time
 import traceback
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
+import orjson
 import psycopg
 import sqlalchemy
 from measure import emit_report, machine_busy_seconds, percentile
@@ -79,9 +81,11 @@ from rich.table import Table
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from canopy.bridge import ALL_TENANTS, EventFilter, NewEvent, Producer, open_store
+from canopy.bridge import ALL_TENANTS, EventFilter, NewEvent, Producer, RecordedEvent, open_store
 from canopy.bridge.sql import SqlEventStore
-from canopy.bridge.sql.tables import events as events_table
+from canopy.bridge.sql.runs import EventRow, decode_events, encode_run, run_rows
+from canopy.bridge.sql.tables import idempotency as idempotency_table
+from canopy.bridge.sql.tables import runs as runs_table
 
 STORES: Final = ("sqlite", "postgres")
 PRODUCER_COUNTS: Final = (1, 10, 100)
@@ -135,6 +139,10 @@ class Plan:
     def cases(self, store: str) -> list[Case]:
         sizes = self.append_events[store]
         return [Case(v, p, sizes[(v, p)]) for v in VARIANTS for p in PRODUCER_COUNTS]
+
+    @property
+    def shape_events(self) -> int:
+        return 20_000 if self.mode == "quick" else 200_000
 
     @property
     def baseline_events(self) -> int:
@@ -615,29 +623,52 @@ async def run_live_cross_process(store: SqlEventStore, url: str, plan: Plan) -> 
 # -- 5: the floor ----------------------------------------------------------------------------
 
 
-def canopy_events_ddl() -> list[str]:
-    """CREATE TABLE and CREATE INDEX statements of ``canopy_events``, compiled for SQLite."""
+ROW_SHAPE_DDL: Final = (
+    "CREATE TABLE canopy_events (offset INTEGER NOT NULL PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " topic TEXT NOT NULL, stream TEXT NOT NULL, stream_version INTEGER NOT NULL,"
+    " type TEXT NOT NULL, time_us BIGINT NOT NULL, payload TEXT NOT NULL,"
+    " producer_name TEXT NOT NULL, producer_version TEXT NOT NULL, idempotency_key TEXT)",
+    "CREATE INDEX canopy_events_tenant_offset ON canopy_events (tenant_id, offset)",
+    "CREATE UNIQUE INDEX canopy_events_stream ON canopy_events (tenant_id, stream, stream_version)",
+    "CREATE INDEX canopy_events_topic_time ON canopy_events (topic, time_us)",
+    "CREATE UNIQUE INDEX canopy_events_idempotency ON canopy_events (tenant_id, idempotency_key)",
+)
+"""The row shape, one row per event, as the log stored events before runs (revision 0002)."""
+
+SHAPE_STREAMS: Final = 100
+SHAPE_BATCH: Final = 100
+"""The events of the shape comparison arrive as pods send them: each of 100 streams appends
+batches of 100 consecutive events, the batches interleaved."""
+
+
+def run_shape_ddl() -> list[str]:
+    """CREATE TABLE and CREATE INDEX statements of the run shape, compiled for SQLite."""
     dialect = sqlite_dialect.dialect()
-    statements = [str(CreateTable(events_table).compile(dialect=dialect))]
-    for index in sorted(events_table.indexes, key=lambda i: str(i.name)):
-        statements.append(str(CreateIndex(index).compile(dialect=dialect)))
+    statements = []
+    for table in (runs_table, idempotency_table):
+        statements.append(str(CreateTable(table).compile(dialect=dialect)))
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            statements.append(str(CreateIndex(index).compile(dialect=dialect)))
     return statements
 
 
-def baseline_rows(count: int) -> list[tuple[Any, ...]]:
-    """Rows as the store writes them for the 100-producer workload."""
+def baseline_rows(count: int) -> list[EventRow]:
+    """``count`` events as the writer plans them, in pod-batch arrival order."""
     encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
     now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
-    rows = []
+    rows: list[EventRow] = []
     for offset in range(1, count + 1):
-        event = status_event(offset % 100, offset // 100)
+        batch, within = divmod(offset - 1, SHAPE_BATCH)
+        stream_index = batch % SHAPE_STREAMS
+        version = (batch // SHAPE_STREAMS) * SHAPE_BATCH + within + 1
+        event = status_event(stream_index, version)
         rows.append(
             (
                 offset,
                 event.tenant_id,
                 event.topic,
                 event.stream,
-                offset // 100 + 1,
+                version,
                 event.type,
                 now_us,
                 encode(event.payload),
@@ -649,25 +680,193 @@ def baseline_rows(count: int) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _row_event(row: Sequence[Any]) -> RecordedEvent:
+    return RecordedEvent(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], orjson.loads(row[7]),
+        Producer(row[8], row[9]), row[10],
+    )  # fmt: skip
+
+
+class RawShape(ABC):
+    """One way of laying events out, on a raw ``sqlite3`` connection: how it appends, reads
+    one event by offset, reads a stream's range, and replays everything."""
+
+    name = ""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def create(self) -> None:
+        for statement in self.ddl():
+            self.conn.execute(statement)
+
+    @abstractmethod
+    def ddl(self) -> Sequence[str]:
+        """The statements creating its tables."""
+
+    @abstractmethod
+    def append(self, rows: Sequence[EventRow]) -> None:
+        """Write rows inside the caller's transaction."""
+
+    @abstractmethod
+    def point(self, offset: int) -> RecordedEvent:
+        """The event at ``offset``."""
+
+    @abstractmethod
+    def stream_range(self, stream: str, after_version: int, limit: int) -> list[RecordedEvent]:
+        """Up to ``limit`` events of ``stream`` after ``after_version``."""
+
+    @abstractmethod
+    def replay(self) -> int:
+        """Decode every event in offset order; return how many."""
+
+
+class RowShape(RawShape):
+    name = "rows"
+
+    def ddl(self) -> Sequence[str]:
+        return ROW_SHAPE_DDL
+
+    def append(self, rows: Sequence[EventRow]) -> None:
+        self.conn.executemany(f"INSERT INTO canopy_events VALUES ({', '.join('?' * 11)})", rows)
+
+    def point(self, offset: int) -> RecordedEvent:
+        found = self.conn.execute("SELECT * FROM canopy_events WHERE offset = ?", (offset,))
+        return _row_event(found.fetchone())
+
+    def stream_range(self, stream: str, after_version: int, limit: int) -> list[RecordedEvent]:
+        found = self.conn.execute(
+            "SELECT * FROM canopy_events WHERE tenant_id = ? AND stream = ?"
+            " AND stream_version > ? ORDER BY stream_version LIMIT ?",
+            (TENANT, stream, after_version, limit),
+        )
+        return [_row_event(row) for row in found]
+
+    def replay(self) -> int:
+        found = self.conn.execute("SELECT * FROM canopy_events ORDER BY offset")
+        return sum(1 for row in found if _row_event(row))
+
+
+class RunShape(RawShape):
+    name = "runs"
+    _columns = "first_offset, last_offset, tenant_id, topic, stream, first_version, body, positions"
+
+    def ddl(self) -> Sequence[str]:
+        return run_shape_ddl()
+
+    def append(self, rows: Sequence[EventRow]) -> None:
+        stored = [encode_run(group) for group in run_rows(rows)]
+        self.conn.executemany(f"INSERT INTO canopy_runs VALUES ({', '.join('?' * 11)})", stored)
+
+    def point(self, offset: int) -> RecordedEvent:
+        found = self.conn.execute(
+            f"SELECT {self._columns} FROM canopy_runs WHERE first_offset <= ?"
+            " ORDER BY first_offset DESC LIMIT 1",
+            (offset,),
+        ).fetchone()
+        (event,) = decode_events(found, offset - 1, offset)
+        return event
+
+    def stream_range(self, stream: str, after_version: int, limit: int) -> list[RecordedEvent]:
+        found: list[RecordedEvent] = []
+        runs = self.conn.execute(
+            f"SELECT {self._columns} FROM canopy_runs WHERE tenant_id = ? AND stream = ?"
+            " AND first_version + (last_offset - first_offset) > ? ORDER BY first_offset",
+            (TENANT, stream, after_version),
+        )
+        for run in runs:
+            skip = max(0, after_version - run[5] + 1)
+            found.extend(decode_events(run, run[0] + skip - 1, run[1]))
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+    def replay(self) -> int:
+        found = self.conn.execute(f"SELECT {self._columns} FROM canopy_runs ORDER BY first_offset")
+        return sum(len(decode_events(run, 0, run[1])) for run in found)
+
+
+def measure_shape(shape_class: type[RawShape], path: Path, rows: list[EventRow]) -> dict[str, Any]:
+    """Append ``rows`` in batches as a group commit would (one transaction per 1,000 events),
+    then read them back every way; decoding is included, as a reader must decode."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    shape = shape_class(conn)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        shape.create()
+        started = time.perf_counter()
+        for first in range(0, len(rows), 1000):
+            conn.execute("BEGIN")
+            shape.append(rows[first : first + 1000])
+            conn.execute("COMMIT")
+        append_s = time.perf_counter() - started
+        probes = [1 + (i * 7919) % len(rows) for i in range(1000)]
+        started = time.perf_counter()
+        for offset in probes:
+            if shape.point(offset).offset != offset:
+                raise BenchError(f"{shape.name}: point read of {offset} answered another event")
+        point_s = time.perf_counter() - started
+        stream = rows[0][3]
+        started = time.perf_counter()
+        ranged, version = 0, 0
+        while page := shape.stream_range(stream, version, 1000):
+            ranged += len(page)
+            version = page[-1].stream_version
+        range_s = time.perf_counter() - started
+        started = time.perf_counter()
+        replayed = shape.replay()
+        replay_s = time.perf_counter() - started
+        size = sum(f.stat().st_size for f in path.parent.glob(f"{path.name}*"))
+    finally:
+        conn.close()
+    if replayed != len(rows):
+        raise BenchError(f"{shape.name}: replay found {replayed} of {len(rows)} events")
+    return {
+        "events": len(rows),
+        "append_events_per_s": round(len(rows) / append_s, 1),
+        "append_us_per_event": round(append_s / len(rows) * 1e6, 2),
+        "point_read_us": round(point_s / len(probes) * 1e6, 2),
+        "range_read_events_per_s": round(ranged / range_s, 1),
+        "replay_events_per_s": round(replayed / replay_s, 1),
+        "bytes_on_disk": size,
+    }
+
+
+def run_raw_shapes(directory: Path, count: int) -> dict[str, Any]:
+    """The same events in both shapes on the raw engine, so the store's layers and the layout
+    can be told apart."""
+    rows = baseline_rows(count)
+    shapes = {
+        shape.name: measure_shape(shape, directory / f"shape-{shape.name}.db", rows)
+        for shape in (RowShape, RunShape)
+    }
+    ratios = {
+        metric: round(shapes["runs"][metric] / shapes["rows"][metric], 2)
+        for metric in ("append_events_per_s", "range_read_events_per_s", "replay_events_per_s")
+    }
+    return {**shapes, "runs_over_rows": ratios}
+
+
 def run_sqlite3_baseline(directory: Path, count: int) -> dict[str, Any]:
-    """One executemany in one transaction: the most the SQLite engine gives to Python."""
+    """One executemany in one transaction: the most the SQLite engine gives to Python. The
+    rows go into the run shape the store uses, as the store would group them."""
     rows = baseline_rows(count)
     conn = sqlite3.connect(directory / "baseline.db", isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        for statement in canopy_events_ddl():
-            conn.execute(statement)
-        marks = ", ".join("?" * len(rows[0]))
+        shape = RunShape(conn)
+        shape.create()
         started = time.perf_counter()
         conn.execute("BEGIN")
-        conn.executemany(f"INSERT INTO canopy_events VALUES ({marks})", rows)
+        shape.append(rows)
         conn.execute("COMMIT")
         elapsed = time.perf_counter() - started
     finally:
         conn.close()
     return {
-        "method": "sqlite3 executemany, one transaction, WAL, synchronous=NORMAL",
+        "method": "encode runs + sqlite3 executemany, one transaction, WAL, synchronous=NORMAL",
         "events": count,
         "seconds": round(elapsed, 4),
         "events_per_s": round(count / elapsed, 1),
@@ -822,8 +1021,10 @@ async def run(stores: Sequence[str], plan: Plan, postgres_url: str) -> dict[str,
     quietness = await idle_check()
     with tempfile.TemporaryDirectory(prefix="canopy-bench-") as folder:
         directory = Path(folder)
-        note(f"sqlite3 floor: executemany of {plan.baseline_events:,} rows")
+        note(f"sqlite3 floor: executemany of {plan.baseline_events:,} events as runs")
         baseline = run_sqlite3_baseline(directory, plan.baseline_events)
+        note(f"raw shapes: {plan.shape_events:,} events as rows and as runs")
+        shapes = run_raw_shapes(directory, plan.shape_events)
         results = await measure_all(stores, plan, postgres_url, directory)
     add_baseline_ratios(results, baseline)
     targets = [t.evaluate(results) for t in targets_for(stores)]
@@ -836,6 +1037,7 @@ async def run(stores: Sequence[str], plan: Plan, postgres_url: str) -> dict[str,
         "code": code_version(),
         "stores": results,
         "baseline": baseline,
+        "shapes": shapes,
         "targets": targets,
         "all_targets_pass": all(t["pass"] for t in targets),
         "cpu": started.until(finished),

@@ -83,7 +83,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,11 +93,10 @@ import aiohttp
 import orjson
 from measure import emit_report, machine_busy_seconds, percentile
 from rich.console import Console
-from sqlalchemy import func, select
 
-from canopy.bridge import NewEvent, Producer, Topic, open_store
+from canopy.bridge import EventFilter, NewEvent, Producer, Topic, open_store
 from canopy.bridge.client import CanopyClient, read_discovery
-from canopy.bridge.sql.tables import events as events_table
+from canopy.bridge.sql import SqlEventStore
 from canopy.server.auth import LOCAL_TENANT
 from canopy.server.pods.protocol import (
     BATCH_BYTES,
@@ -763,39 +762,39 @@ class LogCount:
 
 
 async def count_in_log(url: str, pods: Sequence[PodIdentity]) -> LogCount:
-    table = events_table.c
+    """Counted through the store's own reads, so the count does not depend on how the log
+    lays its events out."""
     streams = [pod.stream for pod in pods]
-    keyed = table.idempotency_key.is_not(None)
-    per_stream = (
-        select(table.stream, keyed, func.count())
-        .where(
-            table.tenant_id == TENANT,
-            table.topic == Topic.EXECUTION,
-            table.stream.in_(streams),
-        )
-        .group_by(table.stream, keyed)
-    )
-    failed = select(func.count()).where(
-        table.tenant_id == TENANT,
-        table.type == "PodFailed",
-        table.stream.in_([f"pod/{pod.pod_id}" for pod in pods]),
-    )
     store = open_store(url)
     await store.start()
     try:
-        async with store.engine.connect() as conn:
-            found = (await conn.execute(per_stream)).all()
-            pods_failed = int((await conn.execute(failed)).scalar_one())
+        pod_events = dict.fromkeys(streams, 0)
+        server_events = 0
+        execution = EventFilter.of(TENANT, topics=[Topic.EXECUTION], streams=streams)
+        async for event in read_everything(store, execution):
+            if event.idempotency_key is not None:
+                pod_events[event.stream] += 1
+            else:
+                server_events += 1
+        failed = EventFilter.of(
+            TENANT, types=["PodFailed"], streams=[f"pod/{pod.pod_id}" for pod in pods]
+        )
+        pods_failed = len([event async for event in read_everything(store, failed)])
     finally:
         await store.close()
-    pod_events = dict.fromkeys(streams, 0)
-    server_events = 0
-    for stream, has_key, count in found:
-        if has_key:
-            pod_events[stream] = int(count)
-        else:
-            server_events += int(count)
     return LogCount(pod_events, server_events, pods_failed)
+
+
+async def read_everything(store: SqlEventStore, wanted: EventFilter) -> AsyncIterator[Any]:
+    """Every event of the filter, page by page."""
+    after = 0
+    while True:
+        page = await store.read(wanted, after=after, limit=10_000)
+        for event in page.events:
+            yield event
+        if len(page.events) < 10_000:
+            return
+        after = page.scanned_to
 
 
 @dataclass(slots=True)

@@ -144,13 +144,17 @@ def _producer(name: str, version: str) -> Producer:
 def decode_events(stored: Sequence[Any], after: int, until: int) -> list[RecordedEvent]:
     """The events with ``after < offset <= until`` of a stored run, given as its columns
     ``first_offset, last_offset, tenant_id, topic, stream, first_version, body, positions``;
-    only the events from the first wanted one on are decoded."""
+    only the wanted events are decoded."""
     first_offset, last_offset, tenant_id, topic, stream, first_version, body, positions = stored
     start, end = max(after + 1, first_offset), min(until, last_offset)
     if start > end:
         return []
-    skip = start - first_offset
-    items: list[Any] = orjson.loads(body if skip == 0 else b"[" + body[_start(positions, skip) :])
+    skip, stop = start - first_offset, end - first_offset + 1
+    if skip == 0 and end == last_offset:
+        items: list[Any] = orjson.loads(body)
+    else:
+        tail = _start(positions, stop) - 1 if end < last_offset else len(body) - 1
+        items = orjson.loads(b"[" + body[_start(positions, skip) : tail] + b"]")
     version = first_version + skip
     return [
         RecordedEvent(
@@ -165,5 +169,5 @@ def decode_events(stored: Sequence[Any], after: int, until: int) -> list[Recorde
             _producer(item[3], item[4]),
             item[5],
         )
-        for i, item in enumerate(items[: end - start + 1])
+        for i, item in enumerate(items)
     ]

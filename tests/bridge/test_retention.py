@@ -70,3 +70,34 @@ def test_retention_settings_are_parsed() -> None:
         RetentionRule(Topic.EXECUTION, keep_last=100, max_age=timedelta(days=7)),
         RetentionRule(Topic.INTERNAL, max_age=timedelta(hours=12)),
     ]
+
+
+async def test_retention_inside_a_run_keeps_every_other_event_exactly(store: SqlEventStore) -> None:
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    old, recent = now - timedelta(days=10), now - timedelta(hours=1)
+    times = [old, recent, old, recent, recent, old]
+    # one append of one stream: a single run, whose old events are not all at one end
+    offsets = await store.append(
+        [
+            event_with({"execution_id": "e1", "tick": n}, time=moment, idempotency_key=f"k{n}")
+            for n, moment in enumerate(times, start=1)
+        ]
+    )
+    assert offsets == [1, 2, 3, 4, 5, 6]
+    deleted = await store.apply_retention(
+        [RetentionRule(Topic.EXECUTION, max_age=timedelta(days=7))], now=now
+    )
+    assert deleted == {Topic.EXECUTION: 3}
+    left = [e async for e in read_all(store, EventFilter("acme"))]
+    assert [(e.offset, e.stream_version, e.payload["tick"]) for e in left] == [
+        (2, 2, 2),
+        (4, 4, 4),
+        (5, 5, 5),
+    ]
+    assert [e.idempotency_key for e in left] == ["k2", "k4", "k5"]
+    assert [e.offset for e in (await store.read(EventFilter("acme"), after=4)).events] == [5]
+    # a kept event's key still answers its offset; a pruned one's key is free again
+    kept = event_with({"execution_id": "e1", "tick": 4}, time=recent, idempotency_key="k4")
+    assert await store.append([kept]) == [4]
+    again = event_with({"execution_id": "e1", "tick": 1}, time=recent, idempotency_key="k1")
+    assert await store.append([again]) == [7]
