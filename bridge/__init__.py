@@ -11,12 +11,22 @@ from .errors import (
     InvalidArgument,
     InvalidEvent,
     InvalidFilter,
+    SequenceGap,
     StoreClosed,
     StoreUnavailable,
     error_class,
     error_codes,
 )
-from .events import ALL_TENANTS, TOPICS, EventFilter, NewEvent, Producer, RecordedEvent, Topic
+from .events import (
+    ALL_TENANTS,
+    TOPICS,
+    EventFilter,
+    NewEvent,
+    Producer,
+    ProducerSequence,
+    RecordedEvent,
+    Topic,
+)
 from .projection import Documents, Projection, ProjectionFailed, ProjectionRunner
 from .retention import RetentionRule, parse_retention
 from .sql import PostgresEventStore, SQLiteEventStore, database_url, open_store
@@ -40,6 +50,7 @@ __all__ = [
     "NewEvent",
     "PostgresEventStore",
     "Producer",
+    "ProducerSequence",
     "Projection",
     "ProjectionFailed",
     "ProjectionRunner",
@@ -47,6 +58,7 @@ __all__ = [
     "RecordedEvent",
     "RetentionRule",
     "SQLiteEventStore",
+    "SequenceGap",
     "StoreClosed",
     "StoreUnavailable",
     "Subscription",

@@ -197,6 +197,29 @@ class IdempotencyConflict(BridgeError):
         )
 
 
+class SequenceGap(BridgeError):
+    """A producer appending with a sequence skipped numbers: the log holds its events through
+    ``expected - 1``, and the call began at ``got``. Nothing of the call was written; the
+    producer resends from ``expected``, out of its own buffer."""
+
+    fields: ClassVar[Mapping[str, str]] = {
+        "tenant_id": "tenant_id",
+        "producer_id": "producer_id",
+        "expected": "expected",
+        "got": "got",
+    }
+
+    def __init__(self, *, tenant_id: str, producer_id: str, expected: int, got: int) -> None:
+        self.tenant_id = tenant_id
+        self.producer_id = producer_id
+        self.expected = expected
+        self.got = got
+        super().__init__(
+            f"producer {producer_id!r} sent events from sequence {got}, but the log holds its"
+            f" events only through {expected - 1}: resend from {expected}"
+        )
+
+
 class InvalidFilter(BridgeError):
     """A read or subscription asked for something the log cannot answer (bad offset, limit...)."""
 

@@ -129,6 +129,18 @@ class NewEvent:
         )
 
 
+class ProducerSequence(NamedTuple):
+    """Exactly-once appends for a producer that numbers its events, as Kafka's idempotent
+    producer does: the call's events are ``first``, ``first + 1``, ... of ``producer_id`` (per
+    tenant). The log records the producer's numbers in the transaction that writes the events,
+    so a resent call is answered with its original offsets and writes nothing, a call
+    overlapping what is stored writes only its new events, and a call that skips numbers is
+    refused (:class:`~bridge.errors.SequenceGap`). One row per call, not one key per event."""
+
+    producer_id: str
+    first: int
+
+
 class RecordedEvent(NamedTuple):
     """An event as stored: its global ``offset`` and its ``stream_version`` were assigned at
     commit and never change. ``time_us`` is the stored form of :attr:`time` (microseconds since

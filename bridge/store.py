@@ -10,6 +10,8 @@ Guarantees every implementation keeps (``tests/bridge/conformance.py`` checks ea
   original offset is returned when it is the same event (topic, stream, type, payload), and
   the call is refused with ``IdempotencyConflict`` when it is not;
 - ``expected_version`` refuses an append when its stream moved (optimistic concurrency);
+- events appended with a producer sequence are written once each: a resend answers the
+  original offsets, an overlap writes only what is new, a gap is refused;
 - every read path is filtered by tenant.
 """
 
@@ -21,7 +23,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
-from .events import EventFilter, NewEvent, RecordedEvent
+from .events import EventFilter, NewEvent, ProducerSequence, RecordedEvent
 from .live import HeadWatch, RecentEvents
 from .subscription import Subscription
 from .validation import EventValidator
@@ -77,12 +79,18 @@ class EventStore(ABC):
         """Commit what is queued, stop background tasks, release connections."""
 
     @abstractmethod
-    async def append(self, events: Sequence[NewEvent]) -> list[int]:
+    async def append(
+        self, events: Sequence[NewEvent], *, sequence: ProducerSequence | None = None
+    ) -> list[int]:
         """Validate and append ``events`` atomically; return the offset of each, in order.
 
+        With ``sequence``, the events are numbered by their producer (see
+        :class:`~bridge.events.ProducerSequence`) and carry no idempotency keys.
+
         Raises :class:`~bridge.errors.InvalidEvent` (nothing written),
-        :class:`~bridge.errors.ConcurrencyConflict` (nothing of this call written) or
-        :class:`~bridge.errors.StoreUnavailable` (retry with the same idempotency keys).
+        :class:`~bridge.errors.ConcurrencyConflict` or :class:`~bridge.errors.SequenceGap`
+        (nothing of this call written) or :class:`~bridge.errors.StoreUnavailable` (retry with
+        the same idempotency keys or sequence).
         """
 
     @abstractmethod

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import BridgeError, StoreClosed
-from .events import NewEvent
+from .events import NewEvent, ProducerSequence
 
 __all__ = ["AppendCall", "GroupCommitter", "Outcome"]
 
@@ -31,6 +31,7 @@ class AppendCall:
     events: Sequence[NewEvent]
     payloads: list[str]
     future: asyncio.Future[list[int]]
+    sequence: ProducerSequence | None = None
 
 
 WriteBatch = Callable[[list[AppendCall]], Awaitable[list[Outcome]]]
@@ -57,12 +58,17 @@ class GroupCommitter:
         """Start the writer task on the running loop."""
         self._task = asyncio.create_task(self._run(), name="canopy-event-writer")
 
-    async def submit(self, events: Sequence[NewEvent], payloads: list[str]) -> list[int]:
+    async def submit(
+        self,
+        events: Sequence[NewEvent],
+        payloads: list[str],
+        sequence: ProducerSequence | None = None,
+    ) -> list[int]:
         """Queue one append call and wait for its commit."""
         if self._closing or self._task is None:
             raise StoreClosed("the event store is closed")
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(AppendCall(events, payloads, future))
+        await self._queue.put(AppendCall(events, payloads, future, sequence))
         return await future
 
     async def close(self) -> None:

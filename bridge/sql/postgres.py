@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -21,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..validation import EventValidator
 from .runs import Run
-from .store import SqlEventStore
-from .tables import idempotency, runs
+from .store import SequenceRow, SqlEventStore
+from .tables import idempotency, runs, sequences
 
 
 def _copy(table: Table) -> str:
@@ -33,6 +34,7 @@ def _copy(table: Table) -> str:
 
 _COPY_RUNS = _copy(runs)
 _COPY_KEYS = _copy(idempotency)
+_COPY_SEQUENCES = _copy(sequences)
 # Stream versions, head and NOTIFY in one round trip. The notification is delivered at commit,
 # never for a rolled-back transaction.
 _FINISH_BATCH = text(
@@ -95,13 +97,22 @@ class PostgresEventStore(SqlEventStore):
         return insert
 
     def _insert_runs(
-        self, conn: Connection, runs_: list[Run], keys: list[tuple[int, str, str]]
+        self,
+        conn: Connection,
+        runs_: list[Run],
+        keys: list[tuple[int, str, str]],
+        numbered: list[SequenceRow],
     ) -> None:
         """COPY: the bulk path of PostgreSQL, several times cheaper than an executemany."""
         driver = conn.connection.driver_connection
         assert isinstance(driver, psycopg.Connection)
         with driver.cursor() as cursor:
-            for statement, rows in ((_COPY_RUNS, runs_), (_COPY_KEYS, keys)):
+            copies: list[tuple[str, Sequence[Sequence[Any]]]] = [
+                (_COPY_RUNS, runs_),
+                (_COPY_KEYS, keys),
+                (_COPY_SEQUENCES, numbered),
+            ]
+            for statement, rows in copies:
                 if rows:
                     with cursor.copy(statement) as copy:
                         for row in rows:

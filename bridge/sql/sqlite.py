@@ -23,13 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ..errors import ConfigurationError, StoreUnavailable
 from ..validation import EventValidator
 from .runs import Run
-from .store import SqlEventStore
-from .tables import idempotency, runs, streams
+from .store import SequenceRow, SqlEventStore
+from .tables import idempotency, runs, sequences, streams
 
 WAL_ATTEMPTS: Final = 40
 _DIALECT = sqlite_dialect()
 _INSERT_RUNS = str(runs.insert().compile(dialect=_DIALECT))
 _INSERT_KEYS = str(idempotency.insert().compile(dialect=_DIALECT))
+_INSERT_SEQUENCES = str(sequences.insert().compile(dialect=_DIALECT))
 _UPDATE_HEAD = "UPDATE canopy_head SET last_offset = ? WHERE id = 1"
 _upsert = insert(streams)
 _UPSERT_STREAMS = str(
@@ -139,12 +140,18 @@ class SQLiteEventStore(SqlEventStore):
         return insert
 
     def _insert_runs(
-        self, conn: Connection, runs_: list[Run], keys: list[tuple[int, str, str]]
+        self,
+        conn: Connection,
+        runs_: list[Run],
+        keys: list[tuple[int, str, str]],
+        numbered: list[SequenceRow],
     ) -> None:
         # Plain tuples straight to the driver's executemany: no per-row processing on top.
         conn.exec_driver_sql(_INSERT_RUNS, runs_)
         if keys:
             conn.exec_driver_sql(_INSERT_KEYS, keys)
+        if numbered:
+            conn.exec_driver_sql(_INSERT_SEQUENCES, numbered)
 
     def _finish_batch(
         self, conn: Connection, versions: dict[tuple[str, str], int], last_offset: int

@@ -36,7 +36,10 @@ from ..errors import (
     ConcurrencyConflict,
     ConfigurationError,
     IdempotencyConflict,
+    InvalidArgument,
+    InvalidEvent,
     InvalidFilter,
+    SequenceGap,
     StoreClosed,
     StoreUnavailable,
 )
@@ -46,6 +49,7 @@ from ..events import (
     EventFilter,
     NewEvent,
     Producer,
+    ProducerSequence,
     RecordedEvent,
     datetime_to_us,
 )
@@ -56,7 +60,15 @@ from ..validation import EventValidator
 from ..writer import AppendCall, GroupCommitter, Outcome
 from . import migrate
 from .runs import MAX_RUN_EVENTS, EventRow, Run, decode_events, element_of, encode_run, run_rows
-from .tables import head, idempotency, projection_documents, projections, runs, streams
+from .tables import (
+    head,
+    idempotency,
+    projection_documents,
+    projections,
+    runs,
+    sequences,
+    streams,
+)
 
 __all__ = ["SqlEventStore"]
 
@@ -159,6 +171,24 @@ def _holder(conn: Connection, offset: int) -> Keyed:
     return offset, topic, stream, type_, orjson.dumps(payload).decode()
 
 
+def _check_numbered(events_: Sequence[NewEvent], sequence: ProducerSequence) -> None:
+    """A numbered call names one tenant's producer and no keys: its numbers are the keys."""
+    if sequence.first < 1:
+        raise InvalidArgument(f"a producer's sequence starts at 1, not {sequence.first}")
+    tenant_id = events_[0].tenant_id
+    for index, event in enumerate(events_):
+        if event.idempotency_key is not None:
+            raise InvalidEvent(
+                "an event numbered by its producer carries no idempotency key",
+                field="idempotency_key",
+                index=index,
+            )
+        if event.tenant_id != tenant_id:
+            raise InvalidEvent(
+                f"a numbered call is one tenant's ({tenant_id!r})", field="tenant_id", index=index
+            )
+
+
 def _runs_query(event_filter: EventFilter, after: int, bound: int, limit: int) -> Any:
     """The runs holding events ``after < offset <= bound`` of the filter, ascending. A run
     holding ``after + 1`` begins less than :data:`MAX_RUN_EVENTS` offsets before it, which
@@ -215,16 +245,75 @@ def _rewritten(body: bytes, positions: bytes, kept: list[tuple[int, RecordedEven
     return [encode_run(group, [elements[row[0]] for row in group]) for group in run_rows(rows)]
 
 
+SequenceRow = tuple[str, str, int, int, int]
+"""A numbered producer's call as stored: tenant, producer, first and last sequence numbers,
+and the offset of the first."""
+
+
+class _Sequences:
+    """Where each numbered producer stands, for one batch transaction: what the log holds
+    (read once per producer under the head lock) plus what the batch plans."""
+
+    def __init__(self, conn: Connection, last: dict[tuple[str, str], int]) -> None:
+        self._conn = conn
+        self.last = last
+        self.rows: list[SequenceRow] = []
+
+    @staticmethod
+    def producer(call: AppendCall) -> tuple[str, str]:
+        assert call.sequence is not None
+        return call.events[0].tenant_id, call.sequence.producer_id
+
+    def held(self, call: AppendCall) -> list[int] | SequenceGap:
+        """The offsets of the call's leading events that the log (or this batch) already
+        holds; a gap refuses the call."""
+        assert call.sequence is not None
+        tenant_id, producer_id = key = self.producer(call)
+        first, last = call.sequence.first, self.last[key]
+        if first > last + 1:
+            return SequenceGap(
+                tenant_id=tenant_id, producer_id=producer_id, expected=last + 1, got=first
+            )
+        count = min(len(call.events), last - first + 1)
+        return [self._offset_of(key, number) for number in range(first, first + count)]
+
+    def record(self, call: AppendCall, skipped: int, first_offset: int) -> None:
+        """The call's new events (those after ``skipped``) are planned from ``first_offset``."""
+        assert call.sequence is not None
+        key = self.producer(call)
+        first = call.sequence.first + skipped
+        last = call.sequence.first + len(call.events) - 1
+        self.rows.append((*key, first, last, first_offset))
+        self.last[key] = last
+
+    def _offset_of(self, key: tuple[str, str], number: int) -> int:
+        for tenant_id, producer_id, first, last, offset in reversed(self.rows):
+            if (tenant_id, producer_id) == key and first <= number <= last:
+                return offset + number - first
+        first, offset = self._conn.execute(
+            select(sequences.c.first_sequence, sequences.c.first_offset)
+            .where(
+                sequences.c.tenant_id == key[0],
+                sequences.c.producer_id == key[1],
+                sequences.c.first_sequence <= number,
+            )
+            .order_by(sequences.c.first_sequence.desc())
+            .limit(1)
+        ).one()
+        return int(offset + number - first)
+
+
 class _Plan:
     """What one batch transaction writes: accepted rows, each call's outcome, stream versions."""
 
-    __slots__ = ("last", "outcomes", "rows", "versions")
+    __slots__ = ("last", "outcomes", "rows", "sequences", "versions")
 
-    def __init__(self, head_offset: int) -> None:
+    def __init__(self, head_offset: int, sequences: _Sequences) -> None:
         self.last = head_offset
         self.outcomes: list[Outcome] = []
         self.rows: list[EventRow] = []
         self.versions: dict[tuple[str, str], int] = {}
+        self.sequences = sequences
 
     def add(
         self,
@@ -235,13 +324,22 @@ class _Plan:
     ) -> Outcome:
         """Place one call's events after what is planned so far, or refuse the whole call.
         An event whose idempotency key is held answers the holder's offset when it is the same
-        event, and refuses the call when it is not (rather than dropping it unseen)."""
+        event, and refuses the call when it is not (rather than dropping it unseen). A numbered
+        producer's events the log already holds answer their offsets and are not written."""
         offsets: list[int] = []
+        if call.sequence is not None:
+            held = self.sequences.held(call)
+            if isinstance(held, SequenceGap):
+                return held
+            offsets = held
         rows: list[EventRow] = []
         versions: dict[tuple[str, str], int] = {}
         keys: dict[tuple[str, str | None], Keyed] = {}
         last = self.last
-        for index, (event, payload) in enumerate(zip(call.events, call.payloads, strict=True)):
+        pairs = zip(call.events, call.payloads, strict=True)
+        for index, (event, payload) in enumerate(pairs):
+            if index < len(offsets):
+                continue
             key = (event.tenant_id, event.idempotency_key)
             if event.idempotency_key is not None:
                 holder = known.get(key) or keys.get(key)
@@ -287,6 +385,8 @@ class _Plan:
                     event.idempotency_key,
                 )
             )
+        if call.sequence is not None and rows:
+            self.sequences.record(call, len(call.events) - len(rows), rows[0][0])
         self.last = last
         self.rows.extend(rows)
         self.versions.update(versions)
@@ -316,6 +416,7 @@ class SqlEventStore(EventStore):
         )
         self._subscriptions: weakref.WeakSet[Subscription] = weakref.WeakSet()
         self._stream_versions: dict[tuple[str, str], int] = {}
+        self._sequences: dict[tuple[str, str], int] = {}
         # The last offset of the batch this process is committing: its own commit notice may
         # arrive before the batch is published to the live window, and must not send live
         # subscribers to the database for events about to be in memory.
@@ -340,10 +441,14 @@ class SqlEventStore(EventStore):
 
     @abstractmethod
     def _insert_runs(
-        self, conn: Connection, runs_: list[Run], keys: list[tuple[int, str, str]]
+        self,
+        conn: Connection,
+        runs_: list[Run],
+        keys: list[tuple[int, str, str]],
+        numbered: list[SequenceRow],
     ) -> None:
-        """Insert a batch's runs and its ``(offset, tenant, key)`` idempotency keys by the
-        dialect's fastest bulk path."""
+        """Insert a batch's runs, its ``(offset, tenant, key)`` idempotency keys and its
+        numbered producers' calls by the dialect's fastest bulk path."""
 
     @abstractmethod
     def _finish_batch(
@@ -479,17 +584,22 @@ class SqlEventStore(EventStore):
 
     # -- appending ---------------------------------------------------------------------------
 
-    async def append(self, events_: Sequence[NewEvent]) -> list[int]:
+    async def append(
+        self, events_: Sequence[NewEvent], *, sequence: ProducerSequence | None = None
+    ) -> list[int]:
         if not events_:
             return []
+        if sequence is not None:
+            _check_numbered(events_, sequence)
         payloads = self.validator.encode(events_)
-        return await self._committer.submit(events_, payloads)
+        return await self._committer.submit(events_, payloads, sequence)
 
     async def _write_batch(self, calls: list[AppendCall]) -> list[Outcome]:
         try:
             plan = await self._in_writer(self._append_rows, calls)
         except BaseException:
             self._stream_versions.clear()
+            self._sequences.clear()
             self._committing = 0
             raise
         if plan.rows:
@@ -504,14 +614,22 @@ class SqlEventStore(EventStore):
         if plan.rows:
             self._committing = plan.last
             keys = [(row[0], row[1], row[10]) for row in plan.rows if row[10] is not None]
-            self._insert_runs(conn, [encode_run(group) for group in run_rows(plan.rows)], keys)
+            self._insert_runs(
+                conn,
+                [encode_run(group) for group in run_rows(plan.rows)],
+                keys,
+                plan.sequences.rows,
+            )
             self._finish_batch(conn, plan.versions, plan.last)
         return plan
 
     def _remember_versions(self, plan: _Plan) -> None:
         if len(self._stream_versions) > STREAM_CACHE_LIMIT:
             self._stream_versions.clear()
+        if len(self._sequences) > STREAM_CACHE_LIMIT:
+            self._sequences.clear()
         self._stream_versions.update(plan.versions)
+        self._sequences.update(plan.sequences.last)
         self._last_written = plan.last
 
     def _current_versions(
@@ -521,6 +639,7 @@ class SqlEventStore(EventStore):
         still the offset this process last wrote: then nobody else has written since."""
         if head_offset != self._last_written:
             self._stream_versions.clear()
+            self._sequences.clear()
         cached = self._stream_versions
         missing = [k for k in wanted if k not in cached]
         found: dict[tuple[str, str], int] = {}
@@ -546,12 +665,33 @@ class SqlEventStore(EventStore):
         versions = self._current_versions(
             conn, head_offset, {(e.tenant_id, e.stream) for c in calls for e in c.events}
         )
-        plan = _Plan(head_offset)
+        numbered = {_Sequences.producer(c) for c in calls if c.sequence is not None}
+        plan = _Plan(head_offset, _Sequences(conn, self._producer_positions(conn, numbered)))
         now_us = datetime_to_us(datetime.now(UTC))
         for call in calls:
             outcome = plan.add(call, versions, known, now_us)
             plan.outcomes.append(outcome)
         return plan
+
+    def _producer_positions(
+        self, conn: Connection, producers: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        """The last sequence number the log holds for each producer (0 for a new one); the
+        cache is trusted as stream versions are, only while nobody else has written."""
+        cached = self._sequences
+        found: dict[tuple[str, str], int] = {}
+        for key in producers:
+            if key in cached:
+                found[key] = cached[key]
+                continue
+            stored = conn.execute(
+                select(sequences.c.last_sequence)
+                .where(sequences.c.tenant_id == key[0], sequences.c.producer_id == key[1])
+                .order_by(sequences.c.first_sequence.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            found[key] = stored or 0
+        return found
 
     def _publish(self, rows: list[EventRow]) -> None:
         """Make a committed batch visible to live subscribers of this process."""
@@ -691,7 +831,7 @@ class SqlEventStore(EventStore):
                 if keyed := [e.offset for e in dropped if e.idempotency_key is not None]:
                     conn.execute(delete(idempotency).where(idempotency.c.offset.in_(keyed)))
                 if kept := [(i, e) for i, e in enumerate(run) if not drops(e, bound)]:
-                    self._insert_runs(conn, _rewritten(columns[-2], columns[-1], kept), [])
+                    self._insert_runs(conn, _rewritten(columns[-2], columns[-1], kept), [], [])
         return removed
 
     # -- projections -------------------------------------------------------------------------

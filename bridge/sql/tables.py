@@ -73,3 +73,15 @@ projection_documents = Table(
     Column("key", Text, primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+sequences = Table(
+    "canopy_sequences",
+    metadata,
+    Column("tenant_id", Text, primary_key=True),
+    Column("producer_id", Text, primary_key=True),
+    Column("first_sequence", BigInteger, primary_key=True),
+    Column("last_sequence", BigInteger, nullable=False),
+    Column("first_offset", BigInteger, nullable=False),
+)
+"""One row per append call of a numbered producer: its events ``first_sequence`` through
+``last_sequence`` hold consecutive offsets from ``first_offset``."""

@@ -48,6 +48,7 @@ ERROR_STATUS: Final[Mapping[str, int]] = {
     "InvalidEvent": 422,
     "ConcurrencyConflict": 409,
     "IdempotencyConflict": 409,
+    "SequenceGap": 409,
     "InvalidFilter": 400,
     "StoreUnavailable": 503,
     "StoreClosed": 503,

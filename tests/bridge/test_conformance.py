@@ -13,8 +13,12 @@ from canopy.bridge import (
     ConcurrencyConflict,
     EventFilter,
     IdempotencyConflict,
+    InvalidArgument,
     InvalidEvent,
     InvalidFilter,
+    NewEvent,
+    ProducerSequence,
+    SequenceGap,
     Topic,
     open_store,
 )
@@ -377,7 +381,102 @@ async def test_invalid_subscriptions_are_refused(store: SqlEventStore) -> None:
         store.subscribe(EventFilter("acme"), page_size=0)
 
 
+# -- numbered producers (exactly once without a key per event) -------------------------------
+
+
+def numbered(first: int, count: int, *, execution: str = "p") -> list[NewEvent]:
+    return [tick(execution, n) for n in range(first, first + count)]
+
+
+async def test_a_resent_numbered_call_answers_its_offsets_and_writes_nothing(
+    store: SqlEventStore,
+) -> None:
+    assert await store.append(numbered(1, 3), sequence=ProducerSequence("pod:a", 1)) == [1, 2, 3]
+    await store.append([incident()])
+    assert await store.append(numbered(1, 3), sequence=ProducerSequence("pod:a", 1)) == [1, 2, 3]
+    assert await store.append(numbered(2, 1), sequence=ProducerSequence("pod:a", 2)) == [2]
+    assert await store.last_offset() == 4
+    assert await store.stream_version("acme", "execution/p") == 3
+
+
+async def test_an_overlapping_numbered_call_writes_only_its_new_events(
+    store: SqlEventStore,
+) -> None:
+    assert await store.append(numbered(1, 3), sequence=ProducerSequence("pod:a", 1)) == [1, 2, 3]
+    await store.append([incident()])
+    overlapping = await store.append(numbered(2, 4), sequence=ProducerSequence("pod:a", 2))
+    assert overlapping == [2, 3, 5, 6]
+    found = (await store.read(EventFilter("acme", streams=("execution/p",)))).events
+    assert [(e.offset, e.payload["tick"]) for e in found] == [
+        (1, 1),
+        (2, 2),
+        (3, 3),
+        (5, 4),
+        (6, 5),
+    ]
+    # the resend of both calls, as one, answers every original offset
+    assert await store.append(numbered(1, 5), sequence=ProducerSequence("pod:a", 1)) == [
+        1,
+        2,
+        3,
+        5,
+        6,
+    ]
+
+
+async def test_a_numbered_call_that_skips_is_refused_and_writes_nothing(
+    store: SqlEventStore,
+) -> None:
+    await store.append(numbered(1, 2), sequence=ProducerSequence("pod:a", 1))
+    with pytest.raises(SequenceGap, match="resend from 3") as refused:
+        await store.append(numbered(5, 2), sequence=ProducerSequence("pod:a", 5))
+    assert (refused.value.expected, refused.value.got) == (3, 5)
+    assert await store.last_offset() == 2
+    with pytest.raises(SequenceGap):
+        await store.append(numbered(1, 1), sequence=ProducerSequence("pod:new", 2))
+
+
+async def test_numbers_are_per_producer_and_per_tenant(store: SqlEventStore) -> None:
+    await store.append(numbered(1, 2), sequence=ProducerSequence("pod:a", 1))
+    assert await store.append(
+        numbered(1, 1, execution="q"), sequence=ProducerSequence("pod:b", 1)
+    ) == [3]
+    other = [tick("p", 1, tenant="globex")]
+    assert await store.append(other, sequence=ProducerSequence("pod:a", 1)) == [4]
+
+
+async def test_one_numbered_call_sent_twice_at_once_is_written_once(store: SqlEventStore) -> None:
+    sends = [store.append(numbered(1, 3), sequence=ProducerSequence("pod:a", 1)) for _ in range(4)]
+    assert await asyncio.gather(*sends) == [[1, 2, 3]] * 4
+    assert await store.last_offset() == 3
+
+
+async def test_numbered_calls_are_refused_with_keys_or_bad_numbers(store: SqlEventStore) -> None:
+    with pytest.raises(InvalidEvent, match="idempotency key"):
+        await store.append([tick("p", 1, key="k")], sequence=ProducerSequence("pod:a", 1))
+    with pytest.raises(InvalidArgument, match="starts at 1"):
+        await store.append(numbered(1, 1), sequence=ProducerSequence("pod:a", 0))
+    with pytest.raises(InvalidEvent, match="one tenant"):
+        await store.append(
+            [tick("p", 1), tick("p", 1, tenant="globex")], sequence=ProducerSequence("pod:a", 1)
+        )
+    assert await store.last_offset() == 0
+
+
 # -- durability ------------------------------------------------------------------------------
+
+
+async def test_a_producers_numbers_survive_reopening(store_url: str) -> None:
+    async with open_store(store_url) as first:
+        await first.append(numbered(1, 2), sequence=ProducerSequence("pod:a", 1))
+    async with open_store(store_url) as second:
+        assert await second.append(numbered(1, 3), sequence=ProducerSequence("pod:a", 1)) == [
+            1,
+            2,
+            3,
+        ]
+        with pytest.raises(SequenceGap):
+            await second.append(numbered(9, 1), sequence=ProducerSequence("pod:a", 9))
 
 
 async def test_events_and_stream_versions_survive_reopening(store_url: str) -> None:

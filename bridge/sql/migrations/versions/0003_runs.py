@@ -1,4 +1,5 @@
-"""Events stored as runs: one row per stretch of consecutive events of one stream.
+"""Events stored as runs: one row per stretch of consecutive events of one stream; and the
+numbered producers' sequences.
 
 Every event of ``canopy_events`` is copied, byte for byte in its payload, into runs (see
 ``canopy.bridge.sql.runs``) with the same offsets, versions, times, producers and keys; the keys
@@ -69,6 +70,14 @@ def _create_runs() -> tuple[sa.Table, sa.Table]:
     )
     op.create_index(
         "canopy_idempotency_key", "canopy_idempotency", ["tenant_id", "key"], unique=True
+    )
+    op.create_table(
+        "canopy_sequences",
+        sa.Column("tenant_id", sa.Text, primary_key=True),
+        sa.Column("producer_id", sa.Text, primary_key=True),
+        sa.Column("first_sequence", sa.BigInteger, primary_key=True),
+        sa.Column("last_sequence", sa.BigInteger, nullable=False),
+        sa.Column("first_offset", sa.BigInteger, nullable=False),
     )
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
@@ -174,5 +183,6 @@ def downgrade() -> None:
     op.create_index(
         "canopy_events_idempotency", "canopy_events", ["tenant_id", "idempotency_key"], unique=True
     )
+    op.drop_table("canopy_sequences")
     op.drop_table("canopy_idempotency")
     op.drop_table("canopy_runs")
