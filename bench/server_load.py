@@ -94,7 +94,7 @@ import orjson
 from measure import emit_report, machine_busy_seconds, percentile
 from rich.console import Console
 
-from canopy.bridge import EventFilter, NewEvent, Producer, Topic, open_store
+from canopy.bridge import EventFilter, NewEvent, Producer, ProducerSequence, Topic, open_store
 from canopy.bridge.client import CanopyClient, read_discovery
 from canopy.bridge.sql import SqlEventStore
 from canopy.server.auth import LOCAL_TENANT
@@ -104,7 +104,7 @@ from canopy.server.pods.protocol import (
     HEARTBEAT_SECONDS,
     MAX_FRAME_BYTES,
     POD_HEADER,
-    event_key,
+    producer_id,
 )
 
 SCRIPT: Final = Path(__file__).resolve()
@@ -636,8 +636,9 @@ def child_entry() -> int:
 # -- the baseline: the same appends, straight into a store ------------------------------------
 
 
-def new_events(tenant_id: str, pod_id: str, batch: list[list[Any]]) -> list[NewEvent]:
-    """What the server's link makes of a frame (``server/pods/link.py``)."""
+def new_events(tenant_id: str, batch: list[list[Any]]) -> list[NewEvent]:
+    """What the server's link makes of a frame (``server/pods/link.py``); it appends them with
+    the pod's sequence, numbered by the first row's offset."""
     return [
         NewEvent(
             tenant_id=tenant_id,
@@ -646,10 +647,9 @@ def new_events(tenant_id: str, pod_id: str, batch: list[list[Any]]) -> list[NewE
             type=kind,
             payload=payload,
             producer=PRODUCER,
-            idempotency_key=event_key(pod_id, offset),
             time=time_us,
         )
-        for offset, topic, stream, kind, time_us, payload in batch
+        for _, topic, stream, kind, time_us, payload in batch
     ]
 
 
@@ -668,9 +668,10 @@ async def baseline(url: str, tenant_id: str, plan: Plan, run_id: str) -> dict[st
             execution_id = pod_id
             while time.monotonic() < stop_at:
                 batch = rows(execution_id, written[index], plan.batch, now_us())
-                events = new_events(tenant_id, pod_id, batch)
+                events = new_events(tenant_id, batch)
+                sequence = ProducerSequence(producer_id(pod_id), batch[0][0])
                 began = time.monotonic()
-                await store.append(events)
+                await store.append(events, sequence=sequence)
                 latencies.append((time.monotonic() - began) * 1000)
                 written[index] += len(events)
 
@@ -683,7 +684,7 @@ async def baseline(url: str, tenant_id: str, plan: Plan, run_id: str) -> dict[st
     total = sum(written)
     return {
         "what": f"{plan.sessions} tasks in one process, store.append of {plan.batch} events"
-        " per call (the pods' nominal frame), same payloads and idempotency keys, no server",
+        " per call (the pods' nominal frame), same payloads and sequences, no server",
         "events": total,
         "seconds": round(wall, 3),
         "events_per_s": round(total / wall) if wall > 0 else None,
@@ -753,7 +754,7 @@ class LogCount:
     """What the log holds for the run, counted by the database after the server stopped."""
 
     pod_events: dict[str, int]
-    """Per stream: events the pods wrote (they carry the link's idempotency keys)."""
+    """Per stream: events the pods wrote (the link's producer wrote them)."""
     server_events: int
     """Events the server itself wrote on those streams (``ExecutionEnded`` of a pod it gave
     up on)."""
@@ -772,7 +773,7 @@ async def count_in_log(url: str, pods: Sequence[PodIdentity]) -> LogCount:
         server_events = 0
         execution = EventFilter.of(TENANT, topics=[Topic.EXECUTION], streams=streams)
         async for event in read_everything(store, execution):
-            if event.idempotency_key is not None:
+            if event.producer.name == PRODUCER.name:
                 pod_events[event.stream] += 1
             else:
                 server_events += 1

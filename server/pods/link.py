@@ -16,14 +16,22 @@ from typing import Any, Final
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from canopy.bridge import BridgeError, EventStore, NewEvent, Producer, Topic
+from canopy.bridge import (
+    BridgeError,
+    EventStore,
+    NewEvent,
+    Producer,
+    ProducerSequence,
+    SequenceGap,
+    Topic,
+)
 from canopy.bridge.errors import InvalidJson
 from canopy.bridge.jsondata import loads
 
 from .. import __version__
 from ..remote import wire
 from ..runtime.engine import Notification
-from .protocol import EVENTS_FRAME, event_key
+from .protocol import EVENTS_FRAME, producer_id
 
 __all__ = ["LinkBroken", "PodLink"]
 
@@ -134,6 +142,10 @@ class PodLink:
                     del data
                     await self._append(frame["events"])
                 await self.send({"op": "ack", "through": frame["through"]})
+        except SequenceGap as gap:
+            # The worker resends from its last acknowledged event when it links again.
+            log.warning("pod %s: %s", self.pod_id, gap)
+            await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"resend")
         except (BridgeError, InvalidJson, ValueError, KeyError, TypeError) as error:
             log.error("pod %s: cannot record its events: %s", self.pod_id, error)
             await self.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"cannot record events")
@@ -162,12 +174,18 @@ class PodLink:
             log.warning("unknown frame from pod %s: %r", self.pod_id, op)
 
     async def _append(self, rows: list[list[Any]]) -> None:
-        """Write a batch of the worker's events into the shared log, once each. A pod may only
-        write execution telemetry, for its own tenant."""
+        """Write a batch of the worker's events into the shared log, once each: the worker's
+        offsets number its events, so a batch resent after a lost ack is answered without
+        being written again. A pod may only write execution telemetry, for its own tenant."""
+        if not rows:
+            raise ValueError(f"pod {self.pod_id} sent an empty batch")
         events = []
-        for offset, topic, stream, kind, time_us, payload in rows:
+        first = rows[0][0]
+        for index, (offset, topic, stream, kind, time_us, payload) in enumerate(rows):
             if topic != Topic.EXECUTION or not stream.startswith(EXECUTION_STREAM):
                 raise ValueError(f"pod {self.pod_id} sent a {kind} event on {topic}/{stream}")
+            if offset != first + index:
+                raise ValueError(f"pod {self.pod_id} sent offset {offset} after {offset - 1}")
             events.append(
                 NewEvent(
                     tenant_id=self.tenant_id,
@@ -176,9 +194,8 @@ class PodLink:
                     type=kind,
                     payload=payload,
                     producer=PRODUCER,
-                    idempotency_key=event_key(self.pod_id, offset),
                     time=time_us,
                 )
             )
-        await self._store.append(events)
+        await self._store.append(events, sequence=ProducerSequence(producer_id(self.pod_id), first))
         self._on_events(events)

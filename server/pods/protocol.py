@@ -34,7 +34,7 @@ __all__ = [
     "POD_HEADER",
     "SERVER_CERT_VARIABLE",
     "SPARE_VARIABLE",
-    "event_key",
+    "producer_id",
 ]
 
 CONNECT_PATH: Final = "/api/v1/pods/connect"
@@ -59,6 +59,7 @@ SERVER_CERT_VARIABLE: Final = "CANOPY_SERVER_CERT"
 The text, not a path: a Kubernetes pod does not share the server's files."""
 
 
-def event_key(pod_id: str, offset: int) -> str:
-    """The idempotency key of a worker's event in the shared log."""
-    return f"pod:{pod_id}:{offset}"
+def producer_id(pod_id: str) -> str:
+    """The producer a pod's worker is in the shared log, which numbers its events by the
+    worker's own offsets (see :class:`~canopy.bridge.ProducerSequence`)."""
+    return f"pod:{pod_id}"

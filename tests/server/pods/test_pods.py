@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from canopy.bridge import EventFilter, EventStore
+from canopy.bridge import EventFilter, EventStore, SequenceGap
 from canopy.bridge.client import CanopyClient
 from canopy.server.api.keys import PODS
 from canopy.server.auth import Principal
@@ -282,10 +282,52 @@ async def test_a_dropped_link_loses_and_duplicates_nothing(running: Running) -> 
         assert (ended.end_reason, ended.tick) == ("max_ticks", 3000)
         recorded = await stream(running.store, info.id)
         assert [e.stream_version for e in recorded] == list(range(1, len(recorded) + 1))
-        keys = [e.idempotency_key for e in recorded]
-        assert len(set(keys)) == len(keys)
         ticks = [e.payload["tick"] for e in recorded if e.type == "TickCompleted"]
         assert ticks == list(range(1, 3001))
+
+
+async def test_a_pods_resent_overlapping_and_skipping_batches_are_written_once(
+    running: Running,
+) -> None:
+    async with remote_control(running) as control:
+        info = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+        await control.tick(info.id)
+        await control.terminate(info.id)
+
+    async def ended() -> bool:
+        return any(e.type == "ExecutionEnded" for e in await stream(running.store, info.id))
+
+    await eventually(ended, "the pod's events are in the log")
+    link = pod_of(running).link
+    stream_name = f"execution/{info.id}"
+
+    def batch(first: int, count: int) -> list[list[Any]]:
+        return [
+            [
+                n,
+                "debugging.execution",
+                stream_name,
+                "TickStarted",
+                1,
+                {"execution_id": info.id, "tick": n},
+            ]
+            for n in range(first, first + count)
+        ]
+
+    before = await running.store.last_offset()
+    # a batch that skips: refused, and it says which event to resend from
+    with pytest.raises(SequenceGap) as skipped:
+        await link._append(batch(10**6, 1))
+    held = skipped.value.expected - 1
+    assert held > 3
+    # a batch the log already holds (its ack was lost): answered, nothing written
+    await link._append(batch(1, 3))
+    assert await running.store.last_offset() == before
+    # a batch overlapping what is held: only its new event is written
+    await link._append(batch(held - 1, 3))
+    assert await running.store.last_offset() == before + 1
+    (newest,) = (await running.store.read(EventFilter.of("acme"), after=before)).events
+    assert (newest.stream, newest.payload["tick"]) == (stream_name, held + 1)
 
 
 async def test_wrong_tokens_are_refused(running: Running, http: aiohttp.ClientSession) -> None:
