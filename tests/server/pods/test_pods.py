@@ -22,7 +22,7 @@ from canopy.server.api.keys import PODS
 from canopy.server.auth import Principal
 from canopy.server.pods.protocol import CONNECT_PATH, POD_HEADER
 from canopy.server.remote.client import HttpExecutionControl
-from canopy.server.remote.wire import PodUnavailable, TooManySessions
+from canopy.server.remote.wire import PodTimeout, PodUnavailable, TooManySessions
 from canopy.server.runtime.breakpoints import BreakpointSpec
 from canopy.server.runtime.control import InvalidRequest, LaunchSpec, UnknownExecution
 from canopy.server.runtime.engine import Mode, RunState
@@ -253,6 +253,24 @@ async def test_user_code_that_ends_the_worker_fails_its_execution_and_the_pod_is
         assert (await asyncio.wait_for(control.wait_for_end(fresh.id), WAIT)).tick == 7
 
 
+async def test_a_call_the_pod_does_not_answer_in_time_fails_and_the_pod_goes_on(
+    store: EventStore, tmp_path: Path
+) -> None:
+    async with (
+        pod_server(store, tmp_path / ".canopy", pod_call_timeout=1.0) as running,
+        remote_control(running) as control,
+    ):
+        hung = LaunchSpec(f"{QUITTERS}:hanging_factory", blackboard={})
+        with pytest.raises(PodTimeout) as late:
+            await asyncio.wait_for(control.launch(hung), WAIT)
+        assert str(late.value) == "the debug pod did not answer launch within 1 s"
+        info = await asyncio.wait_for(
+            control.launch(LaunchSpec(PATROL, mode=Mode.AUTO, blackboard={"battery": 100})), WAIT
+        )
+        # Waiting is what these calls are for: no deadline cuts them.
+        assert (await asyncio.wait_for(control.wait_for_end(info.id), WAIT)).tick == 7
+
+
 async def test_a_worker_exits_when_asked_whatever_threads_user_code_left(
     running: Running,
 ) -> None:
@@ -468,6 +486,24 @@ async def test_a_warm_spare_worker_becomes_the_first_pod(store: EventStore, tmp_
             assert (await control.settle(info.id)).tick == 1
             await eventually(lambda: provider._spare is not None, "the next spare is on its way")
             assert provider._spare.process.pid != spare_pid
+
+
+async def test_a_blackboard_value_beyond_64_bits_is_its_exact_text_in_views_and_the_log(
+    running: Running,
+) -> None:
+    wide = str(2**64 + 100)
+    async with remote_control(running) as control:
+        info = await control.launch(
+            LaunchSpec("tests.server.runtime.factories:widening", blackboard={"battery": 100})
+        )
+        await control.tick(info.id)
+        await asyncio.wait_for(control.settle(info.id), WAIT)
+        view = await asyncio.wait_for(control.view(info.id), WAIT)
+        assert view.blackboard["/battery"] == wide
+        assert await asyncio.wait_for(control.evaluate(info.id, "battery"), WAIT) == wide
+        await control.terminate(info.id)
+    changes = [e.payload for e in await stream(running.store, info.id)]
+    assert [p["new"] for p in changes if "new" in p] == [wide]
 
 
 async def test_values_beyond_64_bits_are_shown_exactly_or_refused_and_every_call_answers(
