@@ -322,6 +322,38 @@ async def test_wrong_tokens_are_refused(running: Running, http: aiohttp.ClientSe
         assert answer.status == 401
 
 
+def pod_token(pid: int) -> str:
+    """The token in a worker's environment, as code running in that worker reads it."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    (token,) = [v for k, _, v in (e.partition(b"=") for e in environ) if k == b"CANOPY_POD_TOKEN"]
+    return token.decode()
+
+
+async def test_a_frame_nested_too_deep_closes_that_link_and_the_pod_links_again(
+    running: Running, http: aiohttp.ClientSession
+) -> None:
+    """User code in a pod can read the pod's token and speak on its link: the server's JSON
+    decoder refuses a frame nested 100,000 deep, closes that link and serves on."""
+    async with remote_control(running) as control:
+        info = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+        pod = pod_of(running)
+        pid = running.app[PODS].provider.pid(pod.pod_id)
+        headers = {**bearer(pod_token(pid)), POD_HEADER: pod.pod_id}
+        async with http.ws_connect(running.url + CONNECT_PATH, headers=headers) as ws:
+            await ws.send_json({"op": "hello", "pod_id": pod.pod_id})
+            assert (await ws.receive_bytes()) == b'{"op":"welcome"}'
+            intruding = pod.link
+            await ws.send_bytes(b'{"op": "result", "value": ' + b"[" * 100_000 + b"]" * 100_000)
+            async for _ in ws:  # what the server sends first (the clients frame)
+                pass
+            assert ws.close_code == 1003
+        await eventually(lambda: pod.link not in (None, intruding), "the worker links again")
+        await control.tick(info.id)
+        assert (await asyncio.wait_for(control.settle(info.id), WAIT)).tick == 1
+    async with http.get(f"{running.url}/healthz") as answer:
+        assert answer.status == 200
+
+
 async def test_other_users_executions_do_not_exist_for_them(running: Running) -> None:
     async with remote_control(running, "ann", "acme") as ann:
         info = await ann.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
