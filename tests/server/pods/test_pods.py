@@ -569,4 +569,7 @@ async def test_values_beyond_64_bits_are_shown_exactly_or_refused_and_every_call
         "set_blackboard: argument 'value.0': integer 18446744073709551616 is outside the "
         "signed 64-bit range"
     )
+    status, problem = await call("POST", "tick", b'{"count": 18446744073709551616}')
+    assert (status, problem["error"]) == (400, "InvalidArgument"), problem
+    assert "'count': integer 18446744073709551616 is outside" in problem["detail"]
     assert await call("POST", "evaluate", b'{"expression": "battery"}') == (200, 100)
