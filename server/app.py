@@ -211,6 +211,7 @@ def pod_policy(settings: Settings, environ: Mapping[str, str] = os.environ) -> P
         max_sessions=settings.pod_max_sessions,
         idle_seconds=settings.pod_idle_timeout,
         start_timeout=settings.pod_start_timeout,
+        call_timeout=settings.pod_call_timeout,
         limits=PodLimits(settings.pod_memory_mb * 1024 * 1024, settings.pod_cpus),
         worker_env=tuple(worker_env),
     )

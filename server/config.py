@@ -64,6 +64,7 @@ class Settings:
     pod_max_sessions: int = 5
     pod_idle_timeout: float = 4 * 3600.0
     pod_start_timeout: float = 30.0
+    pod_call_timeout: float = 60.0
     pod_memory_mb: int = 2048
     pod_cpus: float = 2.0
     pod_orphan_policy: str = "stop"
@@ -289,6 +290,7 @@ _FIELDS: Final = (
     _Field("pod_max_sessions", "CANOPY_POD_MAX_SESSIONS", _positive_integer),
     _Field("pod_idle_timeout", "CANOPY_POD_IDLE_TIMEOUT", _seconds),
     _Field("pod_start_timeout", "CANOPY_POD_START_TIMEOUT", _seconds),
+    _Field("pod_call_timeout", "CANOPY_POD_CALL_TIMEOUT", _seconds),
     _Field("pod_memory_mb", "CANOPY_POD_MEMORY_MB", _positive_integer),
     _Field("pod_cpus", "CANOPY_POD_CPUS", _cpus),
     _Field("pod_orphan_policy", "CANOPY_POD_ORPHAN_POLICY", _orphan_policy),

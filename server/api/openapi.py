@@ -84,10 +84,15 @@ _STATUS_TEXT: Final = {
     ),
     502: ("BadGateway", "The debug pod failed in a way the contract does not name."),
     503: ("Unavailable", "The event log or the debug pod is unavailable; retry after Retry-After."),
+    504: (
+        "GatewayTimeout",
+        "The debug pod did not answer within the server's pod_call_timeout (user code stuck in"
+        " a factory or a behaviour); the pod goes on.",
+    ),
 }
 """Every problem status the API answers, as a reusable response."""
 _RETRY_AFTER: Final = frozenset({429, 503})
-CONTROL_ERRORS: Final = (400, 401, 403, 404, 409, 422, 429, 502, 503)
+CONTROL_ERRORS: Final = (400, 401, 403, 404, 409, 422, 429, 502, 503, 504)
 """What a control call may answer besides its result: see ``server.api.problems.ERROR_STATUS``
 (any contract error may come from any call, since the pod decides)."""
 

@@ -85,6 +85,7 @@ ERROR_STATUS: Final[Mapping[str, int]] = {
     "PodError": 503,
     "SandboxError": 503,
     "PodUnavailable": 503,
+    "PodTimeout": 504,
     "RemoteFailure": 502,
     "LinkBroken": 502,
 }

@@ -26,7 +26,7 @@ from canopy.bridge.errors import InvalidJson
 from canopy.bridge.jsondata import loads
 
 from ..auth import Principal, token_digest
-from ..remote.wire import PodUnavailable
+from ..remote.wire import PodTimeout, PodUnavailable
 from ..runtime.control import ControlError, ExecutionInfo
 from ..runtime.engine import Mode, Notification, RunState
 from ..runtime.inprocess import NotificationStream
@@ -45,6 +45,8 @@ the concurrent appends anyway)."""
 TERMINAL_EVENTS: Final = frozenset({"PodStopped", "PodFailed", "PodReaped"})
 ENDING_TYPES: Final = frozenset({"ExecutionStarted", "TickCompleted", "ExecutionEnded"})
 END_NOTICE_SECONDS: Final = 1.0
+WAITING_CALLS: Final = frozenset({"settle", "wait_for_stop", "wait_for_end"})
+"""Calls whose answer is a wait the client asked for: the call deadline does not cut them."""
 """How long a call whose link broke waits to learn whether the pod itself ended, and why."""
 
 
@@ -55,6 +57,7 @@ class PodPolicy:
     max_sessions: int = 5
     idle_seconds: float = 4 * 3600.0
     start_timeout: float = 30.0
+    call_timeout: float = 60.0
     reconnect_grace: float = 4 * HEARTBEAT_SECONDS
     limits: PodLimits = field(default_factory=PodLimits)
     worker_env: tuple[tuple[str, str], ...] = ()
@@ -364,11 +367,19 @@ class PodManager:
     # -- calls ---------------------------------------------------------------------------------
 
     async def call(self, pod: Pod, method: str, **arguments: Any) -> Any:
-        """Run a control call in ``pod``; a dead pod is reported as such."""
+        """Run a control call in ``pod``; a dead pod is reported as such, and a call that is
+        not answered within the call deadline (user code stuck in a factory or a behaviour)
+        as :class:`PodTimeout`, so that every caller gets an answer."""
         link = pod.link or await self._relinked(pod)
+        deadline = None if method in WAITING_CALLS else self.policy.call_timeout
         pod.calls += 1
         try:
-            result = await link.call(method, arguments)
+            async with asyncio.timeout(deadline):
+                result = await link.call(method, arguments)
+        except TimeoutError:
+            raise PodTimeout(
+                f"the debug pod did not answer {method} within {self.policy.call_timeout:g} s"
+            ) from None
         except LinkBroken as error:
             raise PodUnavailable(await self._why_broken(pod, error)) from error
         finally:

@@ -28,6 +28,7 @@ from ..runtime.values import jsonable
 __all__ = [
     "CALLS",
     "OutsideWorkspace",
+    "PodTimeout",
     "PodUnavailable",
     "RemoteFailure",
     "TooManySessions",
@@ -58,6 +59,11 @@ class RemoteFailure(ControlError):
 
 class PodUnavailable(RemoteFailure):
     """The user's debug pod could not be started, or died; the message says why."""
+
+
+class PodTimeout(PodUnavailable):
+    """The user's debug pod did not answer a call within its deadline (user code stuck in a
+    factory or a behaviour, say); the pod itself goes on."""
 
 
 class TooManySessions(ControlError):

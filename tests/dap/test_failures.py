@@ -7,8 +7,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
+from ..server.runtime.quitters import quitting_tree
 from .client import DapClient, launch_configured
-from .helpers import PATROL
+from .helpers import PATROL, step
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NODES_ONLY = """[nodes]
@@ -91,3 +94,31 @@ async def test_a_tree_that_fails_without_an_exception_completes(client: DapClien
     assert (ended["category"], ended["output"].split(" ended: ")[1]) == ("console", "completed\n")
     assert (await client.next_event("canopy/executionEnded"))["reason"] == "completed"
     assert [o for o in client.pending_events("output") if o["category"] == "stderr"] == []
+
+
+@pytest.mark.parametrize(
+    ("how", "where", "exception"),
+    [("exit", "update", "SystemExit"), ("interrupt", "initialise", "KeyboardInterrupt")],
+)
+async def test_a_behaviour_that_exits_fails_its_execution_not_the_adapter(
+    client: DapClient, tmp_path: Path, how: str, where: str, exception: str
+) -> None:
+    await launch_configured(client, quitting_tree(tmp_path, how, where), mode="auto")
+    raised = await client.wait_for("output", category="stderr")
+    assert raised["output"].startswith(f"{exception} in quit (tick 1)"), raised
+    ended = await client.wait_for("canopy/executionEnded")
+    assert (ended["reason"], ended["detail"]) == ("failed", f"{exception} in quit")
+    assert await client.next_event("exited") == {"exitCode": 1}
+    # The adapter still answers: the ended execution's state can be read.
+    assert (await client.ok("evaluate", {"expression": "1 + 1"}))["result"] == "2"
+
+
+async def test_a_factory_that_exits_is_refused_and_the_next_launch_runs(client: DapClient) -> None:
+    await client.ok("initialize", {"adapterID": "canopy"})
+    message = await client.fails(
+        "launch", {"program": "tests.server.runtime.quitters:exiting_factory"}
+    )
+    assert "raised SystemExit: no tree today" in message, message
+    await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
+    assert (await client.next_event("stopped"))["reason"] == "entry"
+    assert (await step(client, "next"))["reason"] == "step"

@@ -163,6 +163,7 @@ async def test_a_token_that_is_not_utf8_is_unauthorized_not_a_failure(server: Ru
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line.split()[1] == b"401"
     assert b'error="invalid_token"' in rest
+    assert b"Content-Type: application/problem+json" in rest
 
 
 async def test_tenants_never_see_each_other(server: Running, http: aiohttp.ClientSession) -> None:
@@ -433,6 +434,13 @@ async def test_a_lone_surrogate_in_a_payload_is_refused_and_writes_nothing(
             "executions/e1/watches",
             {"specs": "battery"},
             "bad argument 'specs' for set_watches: 'battery' is not an array",
+        ),
+        (
+            "POST",
+            "executions",
+            {"spec": {"program": "t.yaml", "max_ticks": -(2**63) - 1}},
+            "launch: argument 'spec.max_ticks': integer -9223372036854775809 is outside the"
+            " signed 64-bit range",
         ),
     ],
 )

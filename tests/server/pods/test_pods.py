@@ -22,7 +22,7 @@ from canopy.server.api.keys import PODS
 from canopy.server.auth import Principal
 from canopy.server.pods.protocol import CONNECT_PATH, POD_HEADER
 from canopy.server.remote.client import HttpExecutionControl
-from canopy.server.remote.wire import PodUnavailable, TooManySessions
+from canopy.server.remote.wire import PodTimeout, PodUnavailable, TooManySessions
 from canopy.server.runtime.breakpoints import BreakpointSpec
 from canopy.server.runtime.control import InvalidRequest, LaunchSpec, UnknownExecution
 from canopy.server.runtime.engine import Mode, RunState
@@ -253,6 +253,24 @@ async def test_user_code_that_ends_the_worker_fails_its_execution_and_the_pod_is
         assert (await asyncio.wait_for(control.wait_for_end(fresh.id), WAIT)).tick == 7
 
 
+async def test_a_call_the_pod_does_not_answer_in_time_fails_and_the_pod_goes_on(
+    store: EventStore, tmp_path: Path
+) -> None:
+    async with (
+        pod_server(store, tmp_path / ".canopy", pod_call_timeout=1.0) as running,
+        remote_control(running) as control,
+    ):
+        hung = LaunchSpec(f"{QUITTERS}:hanging_factory", blackboard={})
+        with pytest.raises(PodTimeout) as late:
+            await asyncio.wait_for(control.launch(hung), WAIT)
+        assert str(late.value) == "the debug pod did not answer launch within 1 s"
+        info = await asyncio.wait_for(
+            control.launch(LaunchSpec(PATROL, mode=Mode.AUTO, blackboard={"battery": 100})), WAIT
+        )
+        # Waiting is what these calls are for: no deadline cuts them.
+        assert (await asyncio.wait_for(control.wait_for_end(info.id), WAIT)).tick == 7
+
+
 async def test_a_worker_exits_when_asked_whatever_threads_user_code_left(
     running: Running,
 ) -> None:
@@ -344,6 +362,38 @@ async def test_wrong_tokens_are_refused(running: Running, http: aiohttp.ClientSe
     assert refused.value.status == 401
     async with http.get(f"{running.url}/api/v1/executions", headers=bearer("forged")) as answer:
         assert answer.status == 401
+
+
+def pod_token(pid: int) -> str:
+    """The token in a worker's environment, as code running in that worker reads it."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    (token,) = [v for k, _, v in (e.partition(b"=") for e in environ) if k == b"CANOPY_POD_TOKEN"]
+    return token.decode()
+
+
+async def test_a_frame_nested_too_deep_closes_that_link_and_the_pod_links_again(
+    running: Running, http: aiohttp.ClientSession
+) -> None:
+    """User code in a pod can read the pod's token and speak on its link: the server's JSON
+    decoder refuses a frame nested 100,000 deep, closes that link and serves on."""
+    async with remote_control(running) as control:
+        info = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 100}))
+        pod = pod_of(running)
+        pid = running.app[PODS].provider.pid(pod.pod_id)
+        headers = {**bearer(pod_token(pid)), POD_HEADER: pod.pod_id}
+        async with http.ws_connect(running.url + CONNECT_PATH, headers=headers) as ws:
+            await ws.send_json({"op": "hello", "pod_id": pod.pod_id})
+            assert (await ws.receive_bytes()) == b'{"op":"welcome"}'
+            intruding = pod.link
+            await ws.send_bytes(b'{"op": "result", "value": ' + b"[" * 100_000 + b"]" * 100_000)
+            async for _ in ws:  # what the server sends first (the clients frame)
+                pass
+            assert ws.close_code == 1003
+        await eventually(lambda: pod.link not in (None, intruding), "the worker links again")
+        await control.tick(info.id)
+        assert (await asyncio.wait_for(control.settle(info.id), WAIT)).tick == 1
+    async with http.get(f"{running.url}/healthz") as answer:
+        assert answer.status == 200
 
 
 async def test_other_users_executions_do_not_exist_for_them(running: Running) -> None:
@@ -512,6 +562,24 @@ async def test_a_warm_spare_worker_becomes_the_first_pod(store: EventStore, tmp_
             assert provider._spare.process.pid != spare_pid
 
 
+async def test_a_blackboard_value_beyond_64_bits_is_its_exact_text_in_views_and_the_log(
+    running: Running,
+) -> None:
+    wide = str(2**64 + 100)
+    async with remote_control(running) as control:
+        info = await control.launch(
+            LaunchSpec("tests.server.runtime.factories:widening", blackboard={"battery": 100})
+        )
+        await control.tick(info.id)
+        await asyncio.wait_for(control.settle(info.id), WAIT)
+        view = await asyncio.wait_for(control.view(info.id), WAIT)
+        assert view.blackboard["/battery"] == wide
+        assert await asyncio.wait_for(control.evaluate(info.id, "battery"), WAIT) == wide
+        await control.terminate(info.id)
+    changes = [e.payload for e in await stream(running.store, info.id)]
+    assert [p["new"] for p in changes if "new" in p] == [wide]
+
+
 async def test_values_beyond_64_bits_are_shown_exactly_or_refused_and_every_call_answers(
     running: Running, http: aiohttp.ClientSession
 ) -> None:
@@ -543,4 +611,7 @@ async def test_values_beyond_64_bits_are_shown_exactly_or_refused_and_every_call
         "set_blackboard: argument 'value.0': integer 18446744073709551616 is outside the "
         "signed 64-bit range"
     )
+    status, problem = await call("POST", "tick", b'{"count": 18446744073709551616}')
+    assert (status, problem["error"]) == (400, "InvalidArgument"), problem
+    assert "'count': integer 18446744073709551616 is outside" in problem["detail"]
     assert await call("POST", "evaluate", b'{"expression": "battery"}') == (200, 100)

@@ -97,3 +97,8 @@ def big() -> py_trees.behaviour.Behaviour:
 def idle() -> py_trees.behaviour.Behaviour:
     """One leaf that is RUNNING for ever: after the first tick, nothing changes."""
     return py_trees.behaviours.Running("spin")
+
+
+def widening() -> py_trees.behaviour.Behaviour:
+    """One leaf that adds 2**64 to ``battery`` each tick: a value no 64-bit integer holds."""
+    return Drain("widen", amount=-(2**64))

@@ -1,7 +1,7 @@
 """Behaviours and a factory that leave the way user code sometimes does: ``sys.exit()``,
 ``KeyboardInterrupt``, a ``BaseException`` of their own, or ``os._exit()``, which ends the
 process running the tree (only ever run in a pod worker); or that start a thread that never
-ends (``linger``)."""
+ends (``linger``), or never return at all (``hanging_factory``)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,12 @@ class Quit(py_trees.behaviour.Behaviour):
 
 def exiting_factory() -> py_trees.behaviour.Behaviour:
     sys.exit("no tree today")
+
+
+def hanging_factory() -> py_trees.behaviour.Behaviour:
+    """Never returns: a factory waiting on something that never comes."""
+    threading.Event().wait()
+    raise AssertionError("unreachable")
 
 
 def _quitting(how: str) -> py_trees.behaviour.Behaviour:
