@@ -86,8 +86,8 @@ def agent_failure_report(
     """An agent's failed call as a few lines for a console, e.g.::
 
     agent policy failed (tick 3): KeyError: 'critical'
-      node triage/analysts/policy at /ws/triage/triage.yaml:84
-      raised in response_policy at /ws/triage/triage_tools.py:31: return hours[urgency]
+      node triage/analysts/policy at /ws/triage/triage.yaml:72
+      raised in response_policy at /ws/triage/triage_tools.py:42: hours = RESPONSE_HOURS[urgency]
     """
     return _report(f"agent {node_name} failed (tick {tick}): {message}", node_id, source, frame)
 
