@@ -128,8 +128,14 @@ const EXPECTED_OUTCOMES = {
     // The editor opens robot.py at the line that divides by zero.
     await page.locator(".tab.active", { hasText: "robot.py" }).waitFor();
     await page.locator(".statusbar-item", { hasText: "Ln 68" }).waitFor(); // exposure_ms = 100 // ...
+    // The live tree, opened at the stop, says what was told when it raised.
     await runCommand(page, "Canopy: Show the Live Tree");
     const view = await liveTreeFrame(page);
+    await eventually("the live tree telling the exception", async () =>
+      (await view.locator("#notice").textContent())?.endsWith(
+        ": ZeroDivisionError in scan (tick 8): integer division or modulo by zero",
+      ),
+    );
     await page.locator(".debug-toolbar .codicon-debug-continue").click();
     await page.locator(".debug-toolbar").waitFor({ state: "hidden" });
     await page.getByRole("tab", { name: /Debug Console/ }).first().click();
