@@ -223,6 +223,9 @@ class WorkflowReport:
     forked_from_tick: int = 0
     failure: str = ""
     """How the fork's failing agent told its failure (``AgentCallFailed``'s message)."""
+    told: str = ""
+    """How the failure was told as it happened (the stderr output of a debug console), with the
+    line of ``triage_tools.py`` that raised."""
     diverged: str = ""
 
 
@@ -261,6 +264,7 @@ async def _debug_workflow(
     for line in report.reply.splitlines():
         step(f"  reply: {line}")
 
+    notes = control.notifications()  # subscribed before the fork runs: nothing is missed
     fork = await control.fork(
         eid, tick=stop.tick, blackboard={"urgency": urgency}, mode=Mode.PAUSED
     )
@@ -273,13 +277,17 @@ async def _debug_workflow(
     )
     failed = await control.wait_for_stop(fork.id)
     step(_stop_line(failed))
-    where = (await control.view(fork.id)).frames[0]
+    async for note in notes:
+        if note.execution_id == fork.id and note.kind == "output" and note.category == "stderr":
+            report.told = note.text
+            break
+    notes.close()
+    for line in report.told.splitlines():
+        step(f"  {line}")
     await control.set_exception_filters(fork.id, [])
     await control.resume(fork.id, StepKind.CONTINUE)
     await _follow(client, report.fork)
     report.failure = report.fork.failed[0]["message"] if report.fork.failed else ""
-    step(f"  {report.failure}")
-    step(f"  at {where.path}:{where.line}")
     step(f"the fork ended {report.fork.ended}")
     step(
         f"  answered from the log: {', '.join(report.fork.served)} (no model called); "

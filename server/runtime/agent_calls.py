@@ -29,6 +29,7 @@ from ..llm.offline import MissingFixture
 from ..llm.retry import RetryPolicy, complete_with_retries
 from ..telemetry import record_tool_result, tool_span
 from .agent_config import Tool, key_name
+from .failures import user_frame
 from .recorded import RecordedCall
 from .user_faults import RUNTIME_CONTROL_FLOW
 from .values import jsonable
@@ -71,12 +72,16 @@ class AgentFailure(CanopyError):
         *,
         status: int | None = None,
         without_content: str | None = None,
+        frame: Mapping[str, Any] | None = None,
     ) -> None:
         self.error_type = error_type
         self.message = message
         self.status = status
         self.without_content = without_content
         """The message without the content it quotes (a prompt), for silent capture."""
+        self.frame = frame
+        """Where the user's code raised it (a function's or tool's exception), for the report
+        told as it happens (:func:`~.failures.user_frame`); not sent anywhere."""
         super().__init__(message)
 
 
@@ -177,7 +182,11 @@ def _failure(exc: BaseException) -> AgentFailure:
         return AgentFailure(type(exc).__name__, str(exc), without_content=bare)
     if isinstance(exc, ModelError):
         return AgentFailure(type(exc).__name__, str(exc), status=exc.status)
-    return AgentFailure(exception_type(exc), f"{type(exc).__name__}: {exc}")
+    return AgentFailure(
+        exception_type(exc),
+        f"{type(exc).__name__}: {exc}",
+        frame=user_frame(exc.__traceback__),
+    )
 
 
 async def invoke(function: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
@@ -320,7 +329,11 @@ async def _run_tool(
         except BaseException as exc:  # sys.exit() in a tool too: see user_faults
             error = f"{type(exc).__name__}: {exc}"
             reporter.tool_called(round_, call, tool, None, error)
-            raise AgentFailure(exception_type(exc), f"tool {call.name!r} raised {error}") from None
+            raise AgentFailure(
+                exception_type(exc),
+                f"tool {call.name!r} raised {error}",
+                frame=user_frame(exc.__traceback__),
+            ) from None
         record_tool_result(span, output)
     reporter.tool_called(round_, call, tool, output, None)
     return _tool_result(call, output)

@@ -349,6 +349,8 @@ class Agent(Behaviour, ABC):
         self._latencies: list[float] = []  # of this execution's completed calls, in ms
         self._median_ms: float | None = None
         self._slow_call: str | None = None  # the call AgentSlow was told of
+        self._untold: tuple[str, Mapping[str, Any] | None] | None = None
+        """The last failed call's message and raising frame, until the engine tells it."""
         self._board = self.attach_blackboard_client(name=name)
         for key in self.inputs:
             self._board.register_key(key=key, access=Access.READ)
@@ -602,7 +604,14 @@ class Agent(Behaviour, ABC):
             payload["status"] = error.status
         self.tell("AgentCallFailed", payload)
         self.feedback_message = message
+        self._untold = (told, error.frame)
         return Status.FAILURE
+
+    def take_failure(self) -> tuple[str, Mapping[str, Any] | None] | None:
+        """Why the call that just failed this node failed (its message, and where the user's
+        code raised it), once: the engine tells it as the node turns FAILURE."""
+        untold, self._untold = self._untold, None
+        return untold
 
     def _completed(
         self, call_id: str, outcome: CallSucceeded

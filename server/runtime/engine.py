@@ -45,7 +45,7 @@ from .breakpoints import (
 from .definition import BuiltTree, TreeDefinition, build_tree
 from .expressions import ExpressionError
 from .expressions.errors import EvalError
-from .failures import failure_summary, raised_report
+from .failures import agent_failure_report, failure_summary, raised_report
 from .raised import raised_frames
 from .recorded import RecordedCalls
 from .recorder import EventRecorder
@@ -637,6 +637,8 @@ class Execution:
             if node.feedback_message:
                 payload["feedback"] = node.feedback_message
             self.recorder.record("NodeStatusChanged", payload)
+        if status is Status.FAILURE and isinstance(node, Agent):
+            self._tell_agent_failure(node, state)
         if self._watching and self._step is StepKind.INTO:
             self._current = node
             self._stop(StopInfo("step", state.id, "after", self.tick_count))
@@ -653,6 +655,18 @@ class Execution:
                     description=f"{node.name} returned FAILURE{why}",
                 )
             )
+
+    def _tell_agent_failure(self, agent: Agent, state: _NodeState) -> None:
+        """An agent's failed call, told as it happens like a behaviour's exception: with no
+        exception filter set, this is the only word of it before the end."""
+        failure = agent.take_failure()
+        if failure is None:
+            return
+        message, frame = failure
+        spec = self.definition.node(state.id)
+        source = spec.source if spec else None
+        report = agent_failure_report(agent.name, state.id, self.tick_count, message, source, frame)
+        self._output(report, "stderr")
 
     def _after_node(self, node: Behaviour) -> None:
         """Decisions at a node boundary (only while something is being watched)."""

@@ -90,13 +90,21 @@ async def runs_the_workflow_into_its_deliberate_bug(client: DapClient) -> None:
     assert top["line"] == workspace_line("triage/triage.yaml", "type: Sequence")
     await client.ok("setExceptionBreakpoints", {"filters": ["raised", "failed"]})
     await client.ok("continue", {"threadId": 1})
+    # Told on stderr as it happens, as any failed agent call is, filter or no filter.
+    told = await client.wait_for("output", category="stderr")
+    policy = workspace_line("triage/triage.yaml", "name: policy") - 1  # its `- type:` line
+    assert told["output"].splitlines()[1:] == [
+        f"  node triage/analysts/policy at {WORKSPACE / 'triage' / 'triage.yaml'}:{policy}",
+        f"  raised in response_policy at {WORKSPACE / 'triage' / 'triage_tools.py'}:"
+        f"{workspace_line('triage/triage_tools.py', 'hours = RESPONSE_HOURS')}:"
+        " hours = RESPONSE_HOURS[urgency]  # the deliberate bug: 'critical' is not in the table",
+    ]
     stopped = await client.next_event("stopped")
     assert (stopped["reason"], stopped["description"]) == (
         "exception",
         "policy returned FAILURE: node 'triage/analysts/policy': KeyError: 'critical'",
     )
     top, *_ = await frames(client)
-    policy = workspace_line("triage/triage.yaml", "name: policy") - 1  # its `- type:` line
     assert (top["name"], top["line"]) == ("policy [python] FAILURE", policy)
     node = await scope_values(client, "Node")
     assert node["feedback"] == "\"node 'triage/analysts/policy': KeyError: 'critical'\""

@@ -4,6 +4,7 @@ code that raised; and the execution that ends because of it ends ``failed``, say
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -122,3 +123,33 @@ async def test_a_factory_that_exits_is_refused_and_the_next_launch_runs(client: 
     await launch_configured(client, PATROL, mode="manual", blackboard={"battery": 100})
     assert (await client.next_event("stopped"))["reason"] == "entry"
     assert (await step(client, "next"))["reason"] == "step"
+
+
+async def test_a_failed_agent_call_is_reported_on_stderr_as_it_happens(client: DapClient) -> None:
+    """The triage example's deliberate bug with no filter set: the policy agent's function
+    raises, and the console says so at once, down to the line of triage_tools.py; the tree
+    then fails by itself, so the execution completes with the root FAILURE."""
+    tree = EXAMPLES / "triage" / "triage.yaml"
+    tools = EXAMPLES / "triage" / "triage_tools.py"
+    await launch_configured(client, str(tree), mode="auto", cwd=str(EXAMPLES))
+
+    raised = await client.wait_for("output", category="stderr")
+    first, node, frame = raised["output"].splitlines()
+    assert re.fullmatch(r"agent policy failed \(tick \d+\): KeyError: 'critical'", first)
+    assert node == f"  node triage/analysts/policy at {tree}:{line_of(tree, 'name: policy') - 1}"
+    raising = line_of(tools, "hours = RESPONSE_HOURS[urgency]")
+    assert frame == (
+        f"  raised in response_policy at {tools}:{raising}: hours = RESPONSE_HOURS[urgency]"
+        "  # the deliberate bug: 'critical' is not in the table"
+    )
+    ended = await client.wait_for("canopy/executionEnded")
+    assert (ended["text"], ended["rootStatus"]) == ("completed", "FAILURE")
+    assert await client.next_event("exited") == {"exitCode": 1}
+    told = [o for o in client.pending_events("output") if o["category"] == "stderr"]
+    assert told == []  # once, not again when the tree fails through the agent
+
+
+def line_of(path: Path, text: str) -> int:
+    """The first line of ``path`` that holds ``text``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)

@@ -17,6 +17,12 @@ from .test_cli import CANOPY, environment
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+def line_of(path: Path, text: str) -> int:
+    """The first line of ``path`` that holds ``text``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)
+
+
 def workspace_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "examples"
     shutil.copytree(EXAMPLES, copy, ignore=shutil.ignore_patterns(".canopy", "__pycache__"))
@@ -89,14 +95,18 @@ def assert_the_workflow_part(workflow: WorkflowReport | None, workspace: Path) -
     assert workflow.failure == "node 'triage/analysts/policy': KeyError: 'critical'"
     (failed,) = fork.failed
     assert failed["error_type"] == "builtins.KeyError"
-    policy_line = next(
-        number
-        for number, line in enumerate(
-            (workspace / "triage" / "triage.yaml").read_text().splitlines(), 1
-        )
-        if "name: policy" in line
+    # Told as it happened, down to the line of the user's function that raised.
+    tree, tools = workspace / "triage" / "triage.yaml", workspace / "triage" / "triage_tools.py"
+    stopped = next(i for i, step in enumerate(workflow.steps) if "stopped on failure" in step)
+    assert workflow.steps[stopped + 1 : stopped + 4] == [
+        f"  agent policy failed (tick {failed['tick']}): KeyError: 'critical'",
+        f"    node triage/analysts/policy at {tree}:{line_of(tree, 'name: policy') - 1}",
+        f"    raised in response_policy at {tools}:{line_of(tools, 'RESPONSE_HOURS[urgency]')}:"
+        " hours = RESPONSE_HOURS[urgency]  # the deliberate bug: 'critical' is not in the table",
+    ]
+    assert (
+        workflow.told == "\n".join(s[2:] for s in workflow.steps[stopped + 1 : stopped + 4]) + "\n"
     )
-    assert f"  at {workspace / 'triage' / 'triage.yaml'}:{policy_line - 1}" in workflow.steps
     assert workflow.diverged == (
         "they part at tick 0 on key category: unset in the run, 'billing' in the fork"
     )
@@ -123,7 +133,8 @@ async def test_canopy_demo_prints_a_summary(tmp_path: Path) -> None:
     assert text.index("visits: patrol") < text.index("A workflow of agents")
     assert "  classify answered category='billing', urgency='critical'\n" in text
     assert "answered from the log: classify, billing_analyst, sentiment (no model called)" in text
-    assert "  node 'triage/analysts/policy': KeyError: 'critical'\n" in text
+    assert "  agent policy failed (tick " in text
+    assert "triage_tools.py:42: hours = RESPONSE_HOURS[urgency]" in text
     assert "the fork ended completed, the tree FAILURE\n" in text
 
 

@@ -1,8 +1,9 @@
 // End-to-end: the packaged extension in a real VS Code (code-server), driven through chromium
 // like a user would: the demo workspace, a gutter breakpoint in the tree file, F5, the Call
 // Stack and Variables, stepping (over, into, back), editing the blackboard, the locals of the
-// raising line, the live tree view, the comparison of two executions, the Groot2 configuration
-// in a local pod run to its failure, a workflow's agents as lanes over time, and the debug-mode
+// raising line, the live tree view, the comparison of two executions, every
+// configuration of the workspace's launch.json to its first stop or its end (the Groot2 one in a
+// local pod, to its failure), a workflow's agents as lanes over time, and the debug-mode
 // status-bar item. Each failure leaves a screenshot in e2e/artifacts/.
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -97,6 +98,69 @@ async function editBlackboard(name, value) {
   await input.press("Enter");
   await eventually(`${name} = ${value} in Variables`, async () => has(await rows("Variables"), `${name} = ${value}`));
 }
+
+/** End the debug session, if one runs, and wait for its toolbar to go. */
+async function endSession() {
+  if (await page.locator(".debug-toolbar").isVisible()) {
+    await runCommand(page, "Debug: Stop");
+  }
+  await page.locator(".debug-toolbar").waitFor({ state: "hidden" });
+}
+
+/** What each configuration of the demo workspace's launch.json does, from F5 to its first stop
+ * or its end. A configuration added there without an outcome here fails the suite: an example
+ * cannot rot unseen. */
+const EXPECTED_OUTCOMES = {
+  "Debug the patrol (YAML)": async () => {
+    const frames = await stoppedAt("patrol [Repeat]"); // stopOnEntry, on the root
+    assert.equal(frames.length, 1, frames.join(" | "));
+    await page.locator(".tab.active", { hasText: "patrol.yaml" }).waitFor();
+  },
+  "Debug the patrol in a local pod (Groot2 XML)": async () => {
+    // The adapter starts a server and a pod; the project's canopy.toml gives the tree the
+    // same initial values as patrol.yaml, so it runs the rounds down to the same bug.
+    await eventually("the stop on ZeroDivisionError", async () => await stoppedOn("ZeroDivisionError"), 90_000);
+    const frames = await stoppedAt("Scan.update");
+    // On top, the raising line of the user's own code (the row reads its name, file and line),
+    // then the node frames.
+    assert.match(frames[0], /^Scan\.update\s*robot\.py\s*68:\d+/);
+    assert.deepEqual(frames.slice(1).map((f) => f.split(" ")[0]), ["scan", "round", "patrol"]);
+    // The editor opens robot.py at the line that divides by zero.
+    await page.locator(".tab.active", { hasText: "robot.py" }).waitFor();
+    await page.locator(".statusbar-item", { hasText: "Ln 68" }).waitFor(); // exposure_ms = 100 // ...
+    // The live tree, opened at the stop, says what was told when it raised.
+    await runCommand(page, "Canopy: Show the Live Tree");
+    const view = await liveTreeFrame(page);
+    await eventually("the live tree telling the exception", async () =>
+      (await view.locator("#notice").textContent())?.endsWith(
+        ": ZeroDivisionError in scan (tick 8): integer division or modulo by zero",
+      ),
+    );
+    await page.locator(".debug-toolbar .codicon-debug-continue").click();
+    await page.locator(".debug-toolbar").waitFor({ state: "hidden" });
+    await page.getByRole("tab", { name: /Debug Console/ }).first().click();
+    const transcript = await eventually("the end in the Debug Console", async () => {
+      const text = await page.evaluate(() =>
+        [...document.querySelectorAll(".repl .monaco-list-row")].map((row) => row.textContent).join("\n"),
+      );
+      return text.includes("ended: failed: ZeroDivisionError in scan") ? text : undefined;
+    });
+    // Told as it happened, with no exception filter needed: the exception, the node and its
+    // line in the tree file, the raising line of the user's code.
+    assert.match(transcript, /ZeroDivisionError in scan \(tick 8\): integer division or modulo by zero/);
+    assert.match(transcript, /node patrol\/round\/scan at \S*patrol\.xml:10/);
+    assert.match(transcript, /raised in update at \S*robot\.py:68: exposure_ms = /);
+    assert.doesNotMatch(transcript, /KeyError/);
+    await eventually("the live tree saying how it ended", async () =>
+      (await view.locator("#notice").textContent())?.includes("has ended: failed: ZeroDivisionError in scan."),
+    );
+  },
+  "Debug the triage workflow": async () => {
+    const frames = await stoppedAt("triage [Sequence]"); // stopOnEntry, on the root
+    assert.equal(frames.length, 1, frames.join(" | "));
+    await page.locator(".tab.active", { hasText: "triage.yaml" }).waitFor();
+  },
+};
 
 describe("Canopy in VS Code", function () {
   this.timeout(120_000);
@@ -326,42 +390,20 @@ describe("Canopy in VS Code", function () {
     assert.doesNotMatch((await same.getAttribute("class")) ?? "", /differs/);
   });
 
-  it("runs the Groot2 configuration in a local pod to the deliberate bug, and says how it ended", async () => {
-    await page.keyboard.press("Shift+F5");
-    await page.locator(".debug-toolbar").waitFor({ state: "hidden" });
-    await runCommand(page, "Debug: Select and Start Debugging");
-    await page
-      .locator(".quick-input-list .monaco-list-row", { hasText: "Debug the patrol in a local pod (Groot2 XML)" })
-      .first()
-      .click();
-    // The adapter starts a server and a pod; the project's canopy.toml gives the tree the
-    // same initial values as patrol.yaml, so it runs the rounds down to the same bug.
-    await eventually("the stop on ZeroDivisionError", async () => await stoppedOn("ZeroDivisionError"), 90_000);
-    const frames = await stoppedAt("Scan.update");
-    // On top, the raising line of the user's own code (the row reads its name, file and line),
-    // then the node frames.
-    assert.match(frames[0], /^Scan\.update\s*robot\.py\s*68:\d+/);
-    assert.deepEqual(frames.slice(1).map((f) => f.split(" ")[0]), ["scan", "round", "patrol"]);
-    // The editor opens robot.py at the line that divides by zero.
-    await page.locator(".tab.active", { hasText: "robot.py" }).waitFor();
-    await page.locator(".statusbar-item", { hasText: "Ln 68" }).waitFor(); // exposure_ms = 100 // ...
-    await page.keyboard.press("F5");
-    await page.locator(".debug-toolbar").waitFor({ state: "hidden" });
-    await page.getByRole("tab", { name: /Debug Console/ }).first().click();
-    const transcript = await eventually("the end in the Debug Console", async () => {
-      const text = await page.evaluate(() =>
-        [...document.querySelectorAll(".repl .monaco-list-row")].map((row) => row.textContent).join("\n"),
-      );
-      return text.includes("ended: failed: ZeroDivisionError in scan") ? text : undefined;
-    });
-    assert.match(transcript, /ZeroDivisionError in scan \(tick 8\): integer division or modulo by zero/);
-    assert.match(transcript, /node patrol\/round\/scan at \S*patrol\.xml:10/);
-    assert.match(transcript, /raised in update at \S*robot\.py:68: exposure_ms = /);
-    assert.doesNotMatch(transcript, /KeyError/);
-    const view = await liveTreeFrame(page);
-    await eventually("the live tree saying how it ended", async () =>
-      (await view.locator("#notice").textContent())?.includes("has ended: failed: ZeroDivisionError in scan."),
-    );
+  it("runs every configuration of the demo workspace's launch.json to its first stop or its end", async function () {
+    this.timeout(240_000); // a server and a debug pod of its own for the Groot2 configuration
+    // The configurations as shipped (a later scenario adds one of its own to the copy).
+    const shipped = JSON.parse(fs.readFileSync(path.join(repositoryRoot, "examples", ".vscode", "launch.json"), "utf8"));
+    await endSession();
+    await runCommand(page, "Remove All Breakpoints");
+    for (const { name } of shipped.configurations) {
+      const outcome = EXPECTED_OUTCOMES[name];
+      assert.ok(outcome, `say what the configuration "${name}" must do in EXPECTED_OUTCOMES`);
+      await runCommand(page, "Debug: Select and Start Debugging");
+      await page.locator(".quick-input-list .monaco-list-row", { hasText: name }).first().click();
+      await outcome();
+      await endSession();
+    }
   });
 
   it("draws the workflow's agents as lanes over time: the fan-out side by side, each call's outcome", async () => {

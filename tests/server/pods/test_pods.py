@@ -7,6 +7,7 @@ mid-tick, a link dropped during a burst, wrong tokens, another user's ids, bad r
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from canopy.server.runtime.engine import Mode, RunState
 
 from ...bridge.helpers import read_all
 from ..conftest import WAIT, Running, bearer, eventually
-from ..runtime import quitters
+from ..runtime import factories, quitters
 from .remote import pod_server, remote_control
 
 PATROL = "tests.server.runtime.factories:patrol"
@@ -141,6 +142,53 @@ async def test_an_execution_left_stopped_by_a_vanished_client_is_stopped(
         async with remote_control(running, attach=False) as observer:
             ended = await asyncio.wait_for(observer.wait_for_end(info.id), WAIT)
         assert (ended.state, ended.end_reason) == (RunState.ENDED, "stopped")
+
+
+async def test_a_behaviours_exception_is_told_over_the_notifications_socket_and_fails_the_run(
+    running: Running, http: aiohttp.ClientSession
+) -> None:
+    """What an HTTP client hears, frame by frame, when a behaviour raises with no exception
+    filter set: the report on stderr as it happens, then an end that says the run failed."""
+    token = await running.issue("ann", "acme")
+    async with remote_control(running, attach=False) as control:
+        # From battery 50, check_battery raises on tick 5 (battery -10).
+        info = await control.launch(LaunchSpec(PATROL, blackboard={"battery": 50}))
+        url = f"{running.url}/api/v1/notifications?execution_id={info.id}"
+        async with http.ws_connect(url, headers=bearer(token)) as ws:
+            await control.set_mode(info.id, Mode.AUTO)
+            heard = []
+            async with asyncio.timeout(WAIT):
+                async for message in ws:
+                    note = message.json()["notification"]
+                    heard.append(note)
+                    if note["kind"] == "ended":
+                        break
+        told = [n for n in heard if n["kind"] == "output" and n["category"] == "stderr"]
+        head, node, frame = told[0]["text"].splitlines()
+        assert head == "ValueError in check_battery (tick 5): battery level -10 is negative"
+        # A factory's tree has no file: its node is where its class is defined.
+        lines = inspect.getsource(factories).splitlines()
+        defined = next(n for n, line in enumerate(lines, 1) if "class CheckBattery" in line)
+        raising = next(n for n, line in enumerate(lines, 1) if "raise ValueError" in line)
+        assert node == f"  node patrol/round/check_battery at {factories.__file__}:{defined}"
+        assert frame == (
+            f"  raised in update at {factories.__file__}:{raising}:"
+            ' raise ValueError(f"battery level {level} is negative")'
+        )
+        ended = heard[-1]
+        assert (ended["reason"], ended["text"], ended["status"]) == (
+            "failed",
+            "ValueError in check_battery",
+            "FAILURE",
+        )
+        async with http.get(
+            f"{running.url}/api/v1/executions/{info.id}", headers=bearer(token)
+        ) as response:
+            after = await response.json()
+        assert (after["end_reason"], after["end_detail"]) == (
+            "failed",
+            "ValueError in check_battery",
+        )
 
 
 # -- faults ----------------------------------------------------------------------------------------

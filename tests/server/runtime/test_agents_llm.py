@@ -180,6 +180,12 @@ async def test_an_answer_that_breaks_the_schema_fails_the_node_saying_why(
     assert run.info.end_reason == "completed"  # the tree failed; the execution is healthy
 
 
+def line_of(path: Path, text: str) -> int:
+    """The first line of ``path`` that holds ``text``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)
+
+
 def tool_params(function: str = "lookup_order", rounds: int = 5) -> str:
     return f"""        output: answer
         max_tool_rounds: {rounds}
@@ -267,15 +273,31 @@ async def test_the_tool_loop_is_bounded(
 async def test_a_tool_that_raises_fails_the_call(
     sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
 ) -> None:
-    write("tools.py", TOOLS)
+    tools = write("tools.py", TOOLS)
     write_fixtures(tmp_path / "triage.fixtures.yaml", tool_turns(1))
-    run = await run_tree(sqlite_control, write("triage.yaml", triage(tool_params("explode"))))
+    notes = sqlite_control.notifications()
+    tree = write("triage.yaml", triage(tool_params("explode")))
+    run = await run_tree(sqlite_control, tree)
     tool = run.one("AgentToolCalled")
     assert tool["error"] == "KeyError: 'A-1'"
     assert "output" not in tool
     failed = run.one("AgentCallFailed")
     assert failed["error_type"] == "builtins.KeyError"
     assert failed["message"] == "node 'triage/classify': tool 'lookup_order' raised KeyError: 'A-1'"
+    # Told as it happened, down to the line of the user's tool that raised.
+    told = []
+    async for note in notes:
+        if note.kind == "ended":
+            break
+        if note.kind == "output" and note.category == "stderr":
+            told.append(note.text)
+    assert told == [
+        f"agent classify failed (tick {failed['tick']}):"
+        " tool 'lookup_order' raised KeyError: 'A-1'\n"
+        f"  node triage/classify at {tree}:{line_of(tree, 'name: classify') - 1}\n"
+        f"  raised in explode at {tools}:{line_of(tools, 'raise KeyError')}:"
+        " raise KeyError(order)\n"
+    ]
 
 
 async def test_a_template_naming_a_missing_key_fails_the_node(

@@ -122,6 +122,13 @@ export function endNotice(session: string, ended: string | undefined): string {
   return ended ? `${session} has ended: ${ended}.` : `${session} has ended.`;
 }
 
+/** What the view says when the adapter tells a problem on stderr as it happens (a behaviour's
+ * exception, an agent's failed call): the report's first line, which names the exception, the
+ * node and the tick ("KeyError in check_battery (tick 1): ..."). */
+export function problemNotice(session: string, output: string): string {
+  return `${session}: ${output.split("\n", 1)[0]}`;
+}
+
 /** The tick statistics of `canopy/timeline`: `duration_ms` is the tree's own time per tick,
  * `paused_ms` the time the ticks spent stopped for the debugger (absent from older servers). */
 export interface TimelineStatistics {

@@ -18,6 +18,7 @@ import { layout } from "./layout";
 import {
   describeTimeline,
   endNotice,
+  problemNotice,
   type FromView,
   PAGE_BODY,
   type Picture,
@@ -47,6 +48,9 @@ export class LiveTreePanel implements vscode.Disposable {
   private readonly streaming = new Set<string>();
   /** How each session's execution ended (`canopy/executionEnded`), said when it terminates. */
   private readonly endings = new Map<string, string>();
+  /** The last problem each session told on stderr (a behaviour's exception, an agent's failed
+   * call), kept while the view is closed too: it is said when the view shows that session. */
+  private readonly problems = new Map<string, string>();
   private scrubbing: { wanted: number | undefined; busy: boolean } = { wanted: undefined, busy: false };
   /** A tick to show once the view has drawn the tree (a comparison's jump). */
   private jumpTo: number | undefined;
@@ -221,6 +225,10 @@ export class LiveTreePanel implements vscode.Disposable {
       breakpoints: breakpointNodes(),
       session: session.name,
     });
+    const problem = this.problems.get(session.id);
+    if (problem !== undefined) {
+      this.post({ type: "notice", message: problem });
+    }
     this.timelineOf(session).setTree(picture.nodes);
     this.postAgents();
     if (this.jumpTo !== undefined && this.ready) {
@@ -250,6 +258,16 @@ export class LiveTreePanel implements vscode.Disposable {
   }
 
   private onSessionEvent({ session, event, body }: SessionEvent): void {
+    if (event === "output" && body.category === "stderr") {
+      this.problems.set(session.id, problemNotice(session.name, String(body.output ?? "")));
+      if (session.id === this.session?.id) {
+        this.post({ type: "notice", message: this.problems.get(session.id) ?? "" });
+      }
+      return;
+    }
+    if (event === "terminated") {
+      this.problems.delete(session.id); // the end notice says how it ended
+    }
     if (this.panel === undefined) {
       return;
     }

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { describePod, presentation } from "../../src/debugModeState";
 import { type ExecutionDiff, describeAgent, describeDiff, remember } from "../../src/diffReport";
-import { describeTimeline, endNotice, snapshotOf } from "../../src/liveTree/model";
+import { describeTimeline, endNotice, problemNotice, snapshotOf } from "../../src/liveTree/model";
 import { describeProblem } from "../../src/serverClient";
 
 const summary = (id: string, ticks: number, root: string | null) => ({ execution_id: id, ticks, root_status: root, ended: "completed", tree_name: "patrol" });
@@ -135,6 +135,17 @@ describe("status bar and summaries", () => {
       "Debug patrol has ended: failed: KeyError in check_battery.",
     );
     assert.equal(endNotice("Debug patrol", undefined), "Debug patrol has ended.");
+  });
+
+  it("says the problem a session told on stderr by its report's first line", () => {
+    const told =
+      "KeyError in check_battery (tick 1): \"client 'check_battery' tried to access '/battery'\"\n" +
+      "  node patrol/round/check_battery at /ws/patrol/patrol.xml:8\n" +
+      "  raised in update at /ws/patrol/robot.py:26: level = self.blackboard.battery\n";
+    assert.equal(
+      problemNotice("Debug patrol", told),
+      "Debug patrol: KeyError in check_battery (tick 1): \"client 'check_battery' tried to access '/battery'\"",
+    );
   });
 
   it("takes a snapshot of a picture", () => {
