@@ -46,6 +46,11 @@ paces: ``auto`` (ticks back to back: the DAP adapter's default launch mode) and
    yet (the runtime does not wrap its model in ``TracedModel``), so this is the model-level
    figure, with no target of its own but that every traced call's span reaches the collector.
 
+5. **Silent capture against verbose** on the triage example (``examples/triage``, offline
+   model): the same execution run under each capture level, and the bytes of its events'
+   payloads (their JSON, as the log stores them) summed, over all events and over agent events.
+   Target: silent stores >= 80% fewer bytes than verbose, over all events and in agent events.
+
 Run it from the repository root::
 
     .venv/bin/python bench/agents.py --quick      # < 30 s
@@ -62,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import random
@@ -76,6 +82,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import anthropic
+import orjson
 import yaml
 from measure import emit_report, machine_busy_seconds, percentile
 from rich.console import Console
@@ -85,7 +92,7 @@ from canopy.bridge import EventFilter, EventStore, RecordedEvent, open_store
 from canopy.server.llm import ModelRequest
 from canopy.server.llm.anthropic_model import AnthropicModel
 from canopy.server.runtime.control import ExecutionInfo, LaunchSpec
-from canopy.server.runtime.engine import Mode
+from canopy.server.runtime.engine import CaptureLevel, Mode
 from canopy.server.runtime.inprocess import InProcessControl
 
 REPO: Final = Path(__file__).resolve().parent.parent
@@ -106,6 +113,9 @@ FORK_STAGE: Final = 4
 STEP_TARGET_MS: Final = 0.5
 FANOUT_TARGET: Final = 1.1
 FORK_SPEEDUP_TARGET: Final = 10.0
+CAPTURE_SAVING_TARGET: Final = 80.0
+"""Percent fewer bytes silent capture stores than verbose."""
+TRIAGE: Final = REPO / "examples" / "triage" / "triage.yaml"
 _PAGE: Final = 10_000
 
 console = Console(
@@ -571,14 +581,20 @@ async def measure_fork(
     }
 
 
-@contextmanager
-def anthropic_provider(url: str) -> Iterator[None]:
+def anthropic_provider(url: str) -> contextlib.AbstractContextManager[None]:
     """Agents of executions started inside call the Messages API at ``url``."""
-    chosen = {
-        "CANOPY_LLM_PROVIDER": "anthropic",
-        "ANTHROPIC_BASE_URL": url,
-        "ANTHROPIC_API_KEY": API_KEY,
-    }
+    return model_environment(
+        {
+            "CANOPY_LLM_PROVIDER": "anthropic",
+            "ANTHROPIC_BASE_URL": url,
+            "ANTHROPIC_API_KEY": API_KEY,
+        }
+    )
+
+
+@contextmanager
+def model_environment(chosen: Mapping[str, str]) -> Iterator[None]:
+    """The model variables ``chosen`` set while inside."""
     saved = {name: os.environ.get(name) for name in chosen}
     os.environ.update(chosen)
     try:
@@ -616,6 +632,47 @@ async def measure_agents(plan: Plan) -> dict[str, Any]:
             finally:
                 await control.close()
     return {"steps": steps, "fanout": fanout, "fork": forked}
+
+
+async def payload_bytes(store: EventStore, execution_id: str) -> dict[str, int]:
+    """Bytes of the execution's event payloads as JSON: over all events, and agent events."""
+    events = await read_events(store, execution_id, [])
+    sizes = [(event.type, len(orjson.dumps(event.payload))) for event in events]
+    return {
+        "events": len(sizes),
+        "bytes": sum(size for _, size in sizes),
+        "agent_bytes": sum(size for kind, size in sizes if kind.startswith("Agent")),
+    }
+
+
+async def measure_capture() -> dict[str, Any]:
+    """Measurement 5: the triage example under verbose and silent capture (offline model)."""
+    began = time.perf_counter()
+    result: dict[str, Any] = {"tree": str(TRIAGE.relative_to(REPO))}
+    with (
+        tempfile.TemporaryDirectory(prefix="canopy-capture-bench-") as name,
+        model_environment({"CANOPY_LLM_PROVIDER": "offline"}),
+    ):
+        async with open_store(f"sqlite:///{Path(name) / 'events.db'}") as store:
+            control = InProcessControl(store, tenant_id=TENANT)
+            try:
+                for level in (CaptureLevel.VERBOSE, CaptureLevel.SILENT):
+                    spec = LaunchSpec(str(TRIAGE), mode=Mode.AUTO, capture=level)
+                    info = await control.launch(spec)
+                    async with asyncio.timeout(60):
+                        info = await control.wait_for_end(info.id)
+                    result[level.value] = {
+                        "end_reason": info.end_reason,
+                        **await payload_bytes(store, info.id),
+                    }
+            finally:
+                await control.close()
+    verbose, silent = result["verbose"], result["silent"]
+    for figure in ("bytes", "agent_bytes"):
+        saved = 100 * (1 - silent[figure] / verbose[figure])
+        result[f"fewer_{figure}_percent"] = round(saved, 1)
+    result["duration_s"] = round(time.perf_counter() - began, 1)
+    return result
 
 
 # -- targets and report ----------------------------------------------------------------------
@@ -688,6 +745,18 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
             f"stage {STAGES} critical path {forked['live_critical_path_s']} s",
         ),
     ]
+    capture = results["capture"]
+    for figure, events in (("bytes", "all events"), ("agent_bytes", "agent events")):
+        found.append(
+            target(
+                f"silent capture on the triage example: fewer bytes than verbose ({events}), %",
+                f"capture.fewer_{figure}_percent",
+                ">=",
+                CAPTURE_SAVING_TARGET,
+                capture[f"fewer_{figure}_percent"],
+                f"verbose {capture['verbose'][figure]} bytes",
+            )
+        )
     spans = results["spans"]
     found.append(
         target(
@@ -758,6 +827,14 @@ def print_summary(report: Mapping[str, Any]) -> None:
         f"{forked['rerun_in_log_to_edit_s']} s after its start: "
         f"{forked['speedup_in_log_to_edit']}x)",
     )
+    capture = report["capture"]
+    verbose, silent = capture["verbose"], capture["silent"]
+    table.add_row(
+        f"silent capture, {capture['tree']}",
+        f"{silent['bytes']} bytes ({capture['fewer_bytes_percent']}% fewer), agent events "
+        f"{silent['agent_bytes']} ({capture['fewer_agent_bytes_percent']}% fewer)",
+        f"verbose: {verbose['bytes']} bytes, agent events {verbose['agent_bytes']}",
+    )
     for variant in ("off", "on"):
         figures = spans[variant]
         table.add_row(
@@ -779,6 +856,7 @@ def run(plan: Plan) -> dict[str, Any]:
     began, cpu, busy = time.perf_counter(), time.process_time(), machine_busy_seconds()
     load = os.getloadavg()[0]
     results = asyncio.run(measure_agents(plan))
+    results["capture"] = asyncio.run(measure_capture())
     results["spans"] = measure_spans(plan)  # after: it installs a global tracer provider
     wall, own = time.perf_counter() - began, time.process_time() - cpu
     finished = machine_busy_seconds()

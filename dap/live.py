@@ -8,8 +8,9 @@ drawing them does; a client needs only each node's latest status a few dozen tim
 of the tree, not by the event rate.
 
 The same stream carries the workflow's agent calls (:data:`AGENT_EVENTS`) as they start, retry,
-call tools and end, each cut down to what a timeline of calls draws (:func:`agent_call`): a
-call's prompt and answer can be megabytes, its lane needs only when, how long and how it ended.
+call tools, run late and end, each cut down to what a timeline of calls draws
+(:func:`agent_call`): a call's prompt and answer can be megabytes, its lane needs only when, how
+long and how it ended.
 They are not coalesced (every start and end is a bar's edge), and a client that opens the view
 late can ask for them from an earlier offset than the statuses (``agents_after``).
 """
@@ -40,6 +41,7 @@ AGENT_EVENTS: Final = (
     "AgentCallStarted",
     "AgentRetried",
     "AgentToolCalled",
+    "AgentSlow",
     "AgentCallCompleted",
     "AgentCallFailed",
     "AgentCallCancelled",
@@ -67,6 +69,9 @@ _AGENT_FIELDS: Final = (
     "round",
     "tool",
     "error",
+    "elapsed_ms",
+    "expected_ms",
+    "basis",
 )
 """What the live stream keeps of an agent event: timing, usage and outcome, not content."""
 MIN_BATCH_MS: Final = 10

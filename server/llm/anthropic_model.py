@@ -14,13 +14,17 @@ help and after how long Anthropic asked to wait.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
+import os
+import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import anthropic
+import httpx2
 from anthropic.types import Message
 
 from canopy.bridge import InvalidArgument
@@ -77,6 +81,20 @@ _EXCERPT: Final = 300
 """Characters of a malformed body quoted in an error."""
 
 
+def _tls_context() -> ssl.SSLContext:
+    """The TLS settings every client of this process shares: the SDK's own default, whose
+    certificate store takes tens of milliseconds to load, which each execution's first call
+    would otherwise wait for (blocking the loop its other agents' calls run on)."""
+    return _tls_context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.cache
+def _tls_context_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    """The SDK's default TLS context while ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` (which it
+    reads) are these."""
+    return httpx2.create_ssl_context()
+
+
 class AnthropicModel:
     """A :class:`~.model.LanguageModel` calling Anthropic's Messages API.
 
@@ -98,7 +116,11 @@ class AnthropicModel:
             raise InvalidArgument(f"model call timeout: expected seconds > 0, got {timeout!r}")
         self.timeout = timeout
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=anthropic.DefaultAsyncHttpxClient(verify=_tls_context(), timeout=timeout),
         )
         self.base_url = str(self._client.base_url)
 

@@ -1,22 +1,27 @@
 """What an agent's events keep of its content: everything (verbose), or a digest (silent).
 
 Prompts, responses, inputs, outputs and tool traffic may be confidential or large. Under
-``silent`` capture an event keeps, for each such field, only the SHA-256 and the size of its
-canonical bytes (``digests``), so two runs can still be compared and a fork can still tell
-whether an input changed; tokens, timing, cost and errors are kept either way.
+``silent`` capture an event keeps one short digest of all of its content instead (``digest``:
+the first 16 hex digits of the SHA-256 of its canonical bytes), so two runs can still be
+compared event by event while the log stays a fraction of the verbose one's size; a call's
+fingerprint, itself a hash of what was asked, is folded into that digest rather than stored
+beside it. Tokens, timing, cost and errors are kept either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from .values import jsonable
 
-__all__ = ["canonical_bytes", "content_fields", "digest", "fingerprint_of"]
+DIGEST_DIGITS: Final = 16
+"""Hex digits of a silent event's digest (64 bits)."""
+
+__all__ = ["DIGEST_DIGITS", "canonical_bytes", "content_fields", "digest", "fingerprint_of"]
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -32,10 +37,10 @@ def canonical_bytes(value: Any) -> bytes:
         return orjson.dumps(jsonable(value), option=orjson.OPT_SORT_KEYS)
 
 
-def digest(value: Any) -> dict[str, Any]:
-    """``{"sha256": hex, "bytes": size}`` of the value's canonical bytes."""
-    data = canonical_bytes(value)
-    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+def digest(value: Any) -> str:
+    """The first :data:`DIGEST_DIGITS` hex digits of the SHA-256 of the value's canonical
+    bytes: short, and still far from any chance collision between two runs' events."""
+    return hashlib.sha256(canonical_bytes(value)).hexdigest()[:DIGEST_DIGITS]
 
 
 def fingerprint_of(value: Any) -> str:
@@ -46,9 +51,9 @@ def fingerprint_of(value: Any) -> str:
 
 def content_fields(fields: Mapping[str, Any], *, silent: bool) -> dict[str, Any]:
     """The payload entries for content ``fields``: the values themselves, or under silent
-    capture one ``digests`` entry holding each field's digest."""
+    capture one ``digest`` of them all (by name)."""
     if not silent:
         return dict(fields)
     if not fields:
         return {}
-    return {"digests": {name: digest(value) for name, value in fields.items()}}
+    return {"digest": digest(dict(fields))}

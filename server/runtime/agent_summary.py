@@ -95,8 +95,8 @@ def _started(summary: dict[str, Any], payload: Mapping[str, Any]) -> dict[str, A
         call["prompt"] = payload["prompt"]
     if "inputs" in payload:
         call["inputs"] = payload["inputs"]
-    if "digests" in payload:
-        call["digests"] = dict(payload["digests"])
+    if "digest" in payload:
+        call["digests"] = {"call": payload["digest"]}
     return call
 
 
@@ -108,7 +108,7 @@ def _retried(summary: dict[str, Any], payload: Mapping[str, Any]) -> dict[str, A
 def _tool_called(summary: dict[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
     call = {
         name: payload[name]
-        for name in ("round", "tool", "input", "output", "error", "digests")
+        for name in ("round", "tool", "input", "output", "error", "digest")
         if name in payload
     }
     summary["tool_calls"] = [*summary.get("tool_calls", []), call]
@@ -128,8 +128,8 @@ def _completed(summary: dict[str, Any], payload: Mapping[str, Any]) -> dict[str,
         summary["outputs"] = dict(payload["outputs"])
     if "served_from" in payload:
         summary["served_from"] = dict(payload["served_from"])
-    if "digests" in payload:
-        summary["digests"] = {**summary.get("digests", {}), **payload["digests"]}
+    if "digest" in payload:
+        summary["digests"] = {**summary.get("digests", {}), "answer": payload["digest"]}
     return summary
 
 

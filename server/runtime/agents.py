@@ -390,6 +390,9 @@ class Agent(Behaviour, ABC):
         content = content or {}
         with self._last_lock:
             self._last = fold(self._last, event_type, {**payload, **content})
+        if host.silent and "fingerprint" in payload:  # a hash of the call: in the digest
+            payload = dict(payload)
+            content = {**content, "fingerprint": payload.pop("fingerprint")}
         host.record(event_type, {**payload, **content_fields(content, silent=host.silent)})
 
     def edited(self, key: str, old: Any, new: Any) -> None:

@@ -80,6 +80,11 @@ class Mode(StrEnum):
     PAUSED = "paused"
 
 
+_PACED: Final = frozenset({Mode.AUTO, Mode.INTERVAL})
+"""Modes that tick on their own: a tree waiting only on agents' calls ticks when one finishes
+(auto mode ticks only then; interval mode also at its pace)."""
+
+
 class CaptureLevel(StrEnum):
     """``verbose``: every status change and blackboard write; ``silent``: lifecycle, errors and
     per-tick summaries only."""
@@ -260,7 +265,7 @@ class Execution:
             output=self._output,
         )
         """What the tree's agents share: the loop their calls run on, the recorder, models."""
-        self._waiting_on_calls = False  # auto mode: only agents' calls can change the tree
+        self._waiting_on_calls = False  # only agents' calls can change the tree
         self._call_done = False  # a call finished since the last tick began
         self._tree = self._build(definition)
 
@@ -502,7 +507,9 @@ class Execution:
                     break
                 if self._mode is Mode.INTERVAL:
                     wait = self._last_tick_started + self._interval - time.monotonic()
-                    if wait <= 0:
+                    if wait <= 0 or (self._waiting_on_calls and self._call_done):
+                        # A call the tree waits on finished: its agent goes on now, not at
+                        # the next tick the interval would bring.
                         break
                     self._cond.wait(wait)
                     continue
@@ -588,7 +595,7 @@ class Execution:
         if paused_ms:  # only when the tick stopped: an unstopped tick costs no more bytes
             completed["paused_ms"] = paused_ms
         record("TickCompleted", completed)
-        self._waiting_on_calls = self._mode is Mode.AUTO and self._only_calls_run(root)
+        self._waiting_on_calls = self._mode in _PACED and self._only_calls_run(root)
         if abandoned:
             self._reloaded_mid_tick()
             return

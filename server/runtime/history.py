@@ -82,6 +82,8 @@ just after a snapshot) reads few events it does not need."""
 MAX_PAGE: Final = 4096
 MAX_LANDMARKS: Final = 100_000
 """An index that grows past this forgets everything and relearns: a bound, not a tuning knob."""
+SCAN_PAGE: Final = 8
+"""Events of a sparse type (snapshots, reloads) read at once before searching among them."""
 TREE_CACHE: Final = 8
 
 
@@ -411,8 +413,9 @@ class _Landmarks:
     one free. Ticks never decrease along a stream, so both conditions are monotone.
     """
 
-    def __init__(self, history: ExecutionHistory, event_type: str) -> None:
+    def __init__(self, history: ExecutionHistory, event_type: str, *, sparse: bool = False) -> None:
         self._history = history
+        self._sparse = sparse
         self._filter = EventFilter(
             history.tenant_id, streams=(history.stream,), types=(event_type,)
         )
@@ -438,14 +441,10 @@ class _Landmarks:
         the log's last offset when the question was asked.
         """
         max_offset = min(max_offset, head)
-        index = bisect.bisect_right(self._offsets, max_offset)
-        if max_tick is not None:
-            index = min(index, bisect.bisect_right(self._ticks, max_tick))
-        best = _Landmark(self._offsets[index - 1], self._ticks[index - 1]) if index else None
-        low = best.offset if best else start
-        high = max_offset
-        if index < len(self._offsets):
-            high = min(high, self._offsets[index] - 1)
+        best, low, high = self._bounds(start, max_offset, max_tick)
+        if self._sparse and self._clear.get(low, low) < high:
+            await self._scan(low, high)
+            best, low, high = self._bounds(start, max_offset, max_tick)
         while True:
             cleared = self._clear.get(low, low)
             if cleared >= high:
@@ -459,6 +458,36 @@ class _Landmarks:
                 best, low = _Landmark(found.offset, tick), found.offset
             else:
                 high = middle
+
+    def _bounds(
+        self, start: int, max_offset: int, max_tick: int | None
+    ) -> tuple[_Landmark | None, int, int]:
+        """The best known answer, and the offsets between which a better one may still be:
+        after ``low`` (that answer, or the start) and at or before ``high``."""
+        index = bisect.bisect_right(self._offsets, max_offset)
+        if max_tick is not None:
+            index = min(index, bisect.bisect_right(self._ticks, max_tick))
+        best = _Landmark(self._offsets[index - 1], self._ticks[index - 1]) if index else None
+        low = best.offset if best else start
+        high = max_offset
+        if index < len(self._offsets):
+            high = min(high, self._offsets[index] - 1)
+        return best, low, high
+
+    async def _scan(self, low: int, high: int) -> None:
+        """Read the first few events of the type after ``low`` (a known one, or the start) up
+        to ``high`` in one page: for a type written now and then (snapshots, reloads) that is
+        usually all of them, and what lies between those read is known to hold no other."""
+        after = self._clear.get(low, low)
+        page = await self._history.store.read(
+            self._filter, after=after, limit=SCAN_PAGE, until=high
+        )
+        known = low
+        for event in page.events:
+            self.note_clear(known, event.offset - 1)
+            self._learn(event.offset, event.payload.get("tick", 0))
+            known = event.offset
+        self.note_clear(known, page.scanned_to)
 
     def _learn(self, offset: int, tick: int) -> None:
         index = bisect.bisect_left(self._offsets, offset)
@@ -497,8 +526,8 @@ class ExecutionHistory:
         self.stream = stream_of(execution_id)
         self._filter = EventFilter(tenant_id, streams=(self.stream,))
         self._started: RecordedEvent | None = None
-        self._snapshots = _Landmarks(self, "StateSnapshot")
-        self._reloads = _Landmarks(self, "TreeReloaded")
+        self._snapshots = _Landmarks(self, "StateSnapshot", sparse=True)
+        self._reloads = _Landmarks(self, "TreeReloaded", sparse=True)
         self._completed = _Landmarks(self, "TickCompleted")
         self._changes = _Landmarks(self, "NodeStatusChanged")
         self._stops_index = _Landmarks(self, "DebuggerStopped")

@@ -86,6 +86,7 @@ class _Entry:
     code: CodeVersions  # when the behaviour modules it uses were last written
     past: ExecutionState | None = None
     stops: list[asyncio.Future[StopInfo]] = field(default_factory=list)
+    answers: RecordedCalls | None = None  # read once the execution ended: they change no more
 
 
 def _load(spec: LaunchSpec, program: str, code: CodeVersions) -> TreeDefinition:
@@ -262,11 +263,18 @@ class InProcessControl(ExecutionControl):
                 fork.execution_id, spec.answers, pinned=fork.edited, live=fork.live
             )
         source = self._entries.get(fork.execution_id)
-        if source is not None:
+        if source is None:
+            return await read_recorded_calls(
+                self.store, self.tenant_id, fork.execution_id, pinned=fork.edited, live=fork.live
+            )
+        answers = source.answers
+        if answers is None:
+            ended = source.execution.state is RunState.ENDED
             await source.recorder.drain()
-        return await read_recorded_calls(
-            self.store, self.tenant_id, fork.execution_id, pinned=fork.edited, live=fork.live
-        )
+            answers = await read_recorded_calls(self.store, self.tenant_id, fork.execution_id)
+            if ended:  # a later fork of it takes the same answers without reading them again
+                source.answers = answers
+        return replace(answers, pinned=frozenset(fork.edited), live=frozenset(fork.live))
 
     async def executions(self) -> list[ExecutionInfo]:
         return [self._info(entry) for entry in self._entries.values()]

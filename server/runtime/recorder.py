@@ -124,9 +124,12 @@ class EventRecorder:
     async def _flush_forever(self) -> None:
         while True:
             await self._wakeup.wait()
+            self._idle.clear()
+            # What woke the loop with the first event may have queued more behind it (an
+            # agent's call, recorded as it starts): that goes first, the log in the background.
+            await asyncio.sleep(0)
             self._wakeup.clear()
             self._signalled = False
-            self._idle.clear()
             try:
                 while self._buffer:
                     await self._flush_batch()

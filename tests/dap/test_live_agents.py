@@ -153,3 +153,41 @@ async def test_the_single_event_stream_sends_agent_calls_of_their_own(
     assert done["tick"] == 2
     statuses = [e["body"] for e in client.events[first:] if e["event"] == "canopy/nodeStatus"]
     assert min(status["offset"] for status in statuses) > picture["offset"]
+
+
+LATE = f"""
+root:
+  type: llm
+  name: draft
+  params:
+    model: {MODEL}
+    prompt: "Draft an answer"
+    output: answer
+    timeout_s: 0.5
+"""
+
+
+async def test_a_call_running_late_is_told_on_the_live_stream_before_it_ends(
+    client: DapClient, tmp_path: Path
+) -> None:
+    write_fixtures(
+        tmp_path / "late.fixtures.yaml",
+        [(ModelRequest(model=MODEL, messages=user("Draft an answer")), {"latency_ms": 60000})],
+    )
+    tree = tmp_path / "late.yaml"
+    tree.write_text(LATE, encoding="utf-8")
+    await launch_configured(client, str(tree), mode="auto", stopOnEntry=True)
+    await client.next_event("stopped")
+    await client.ok("canopy/liveTree", {"threadId": 1, "batchMs": 20})
+    await client.ok("continue", {"threadId": 1})
+    await client.wait_for("exited")
+    calls = agent_events(client)
+    assert [call["type"] for call in calls] == [
+        "AgentCallStarted",
+        "AgentSlow",
+        "AgentCallFailed",
+    ]
+    slow = calls[1]
+    assert (slow["basis"], slow["expected_ms"]) == ("timeout", 400.0)
+    assert slow["elapsed_ms"] > 400
+    assert slow["call_id"] == calls[0]["call_id"]

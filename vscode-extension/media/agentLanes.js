@@ -28,7 +28,7 @@
   let view = null;
   let receivedAt = 0;
   let laneKey = null;
-  const bars = new Map(); // call id -> { rect, title, outcome, tip, className, start, end, lane }
+  const bars = new Map(); // call id -> { rect, title, outcome, tip, className, start, end, lane, slow, mark }
   let placedOrigin = null; // the time the bars' x are counted from
   let cursor = null; // a moment (ms since the epoch) the user points at
   let postedTick;
@@ -106,7 +106,7 @@
       let drawn = bars.get(bar.callId);
       if (drawn === undefined) {
         const rect = element("rect", { "data-call": bar.callId, height: BAR, "vector-effect": "non-scaling-stroke" }, barLayer);
-        drawn = { rect, title: element("title", {}, rect), outcome: null, tip: null, className: "", start: null, end: null, lane: null };
+        drawn = { rect, title: element("title", {}, rect), outcome: null, tip: null, className: "", start: null, end: null, lane: null, slow: null, mark: null };
         bars.set(bar.callId, drawn);
       }
       if (drawn.start !== bar.start || placedOrigin !== view.origin) {
@@ -117,6 +117,10 @@
         drawn.end = bar.end;
         // A bar has no width below a millisecond's; its stroke (never scaled) keeps it seen.
         if (bar.end !== null) drawn.rect.setAttribute("width", Math.max(bar.end - bar.start, 0.001));
+      }
+      if (drawn.slow !== bar.slow || drawn.lane !== bar.lane || placedOrigin !== view.origin) {
+        drawn.slow = bar.slow;
+        placeSlowMark(drawn, bar);
       }
       if (drawn.lane !== bar.lane) {
         drawn.lane = bar.lane;
@@ -136,6 +140,7 @@
     for (const [id, drawn] of bars) {
       if (!wanted.has(id)) {
         drawn.rect.remove();
+        if (drawn.mark !== null) drawn.mark.remove();
         bars.delete(id);
       }
     }
@@ -143,6 +148,24 @@
     for (const lane of laneLayer.children) {
       const name = failed.has(lane.getAttribute("data-lane")) ? "lane failed" : "lane";
       if (lane.getAttribute("class") !== name) lane.setAttribute("class", name);
+    }
+  }
+
+  /** The mark across a call's bar where it was told slow (AgentSlow), or none. */
+  function placeSlowMark(drawn, bar) {
+    if (bar.slow === null) {
+      if (drawn.mark !== null) drawn.mark.remove();
+      drawn.mark = null;
+      return;
+    }
+    if (drawn.mark === null) {
+      drawn.mark = element("line", { class: "slow-mark", "vector-effect": "non-scaling-stroke" }, barLayer);
+      element("title", {}, drawn.mark).textContent = "running late from here";
+    }
+    const x = bar.slow - view.origin;
+    const top = AXIS + bar.lane * LANE + 2;
+    for (const [key, value] of [["x1", x], ["x2", x], ["y1", top], ["y2", top + LANE - 4]]) {
+      drawn.mark.setAttribute(key, value);
     }
   }
 

@@ -9,6 +9,9 @@ and every problem of every file is collected before giving up.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,9 @@ FORMATS: dict[str, TreeFormat] = {".yaml": "yaml", ".yml": "yaml", ".json": "jso
 """Tree file suffixes this module reads, and the format each one is."""
 
 DUPLICATE_FIX = "add a distinct `id` to one of them"
+CHECKED_DOCUMENTS = 16
+"""Files whose checked document a process keeps, by path and text: launching the same tree
+again (a re-run, a fork) reads the file but parses and schema-checks it only once."""
 
 
 def load_file_tree(path: Path) -> TreeDefinition:
@@ -61,13 +67,15 @@ class _Reader:
 
     def _read(self, path: str) -> Document | None:
         try:
-            document = read_document(path, _text(path), is_json=path.lower().endswith(".json"))
+            checked = _checked(path, _text(path))
         except DefinitionError as exc:
             self.problems.extend(exc.problems)
             return None
-        found = schema_problems(document)
-        self.problems.extend(found)
-        return None if found else document
+        if isinstance(checked, tuple):
+            self.problems.extend(checked)
+            return None
+        # The data becomes the tree's params and initial blackboard, which a run may change.
+        return dataclasses.replace(checked, data=copy.deepcopy(checked.data))
 
     def tree(
         self,
@@ -131,6 +139,14 @@ class _Reader:
             return None
         overrides: dict[str, str] = {key: data[key] for key in ("name", "id") if key in data}
         return self.tree(target, chain, parent_id, overrides, blackboard)
+
+
+@functools.lru_cache(maxsize=CHECKED_DOCUMENTS)
+def _checked(path: str, text: str) -> Document | tuple[Problem, ...]:
+    """The document ``text`` holds, or its schema problems; DefinitionError when it cannot
+    be read as a document at all."""
+    document = read_document(path, text, is_json=path.lower().endswith(".json"))
+    return tuple(schema_problems(document)) or document
 
 
 def _child_paths(where: DataPath, data: dict[str, Any]) -> list[DataPath]:

@@ -142,6 +142,19 @@ async def test_in_auto_mode_a_tree_waiting_on_calls_ticks_when_one_finishes_not_
     assert len(ticks) == ended.tick
 
 
+async def test_in_interval_mode_a_finished_call_is_taken_up_before_the_next_interval(
+    sqlite_control: InProcessControl, write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    program = model_fan_out(write, tmp_path, latency_ms=50)
+    spec = LaunchSpec(str(program), mode=Mode.INTERVAL, interval_ms=SLOW)
+    info = await sqlite_control.launch(spec)
+    async with asyncio.timeout(30):  # the interval alone would keep it a minute per tick
+        ended = await sqlite_control.wait_for_end(info.id)
+    assert ended.end_reason == "completed"
+    # The first tick starts the calls; each finished call brings one more tick at most.
+    assert 2 <= ended.tick <= FANOUT + 1
+
+
 SLOW = 60_000
 """An answer that takes a minute: the call is surely in flight when it is cancelled."""
 

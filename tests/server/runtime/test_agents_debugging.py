@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from canopy.server.llm import ModelRequest
+from canopy.server.runtime.agent_capture import digest
 from canopy.server.runtime.breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from canopy.server.runtime.control import ExecutionView, LaunchSpec
 from canopy.server.runtime.engine import CaptureLevel, Mode, RunState, StepKind
@@ -229,7 +230,7 @@ async def test_an_edited_answer_is_what_runs_next_and_the_log_says_so(
         assert started[-1]["prompt"] == "Answer a shipping ticket"
     else:
         assert not {"old", "new"} & set(edit)
-        assert edit["digests"]["new"]["bytes"] == len("shipping")
+        assert edit["digest"] == digest({"old": "refund", "new": "shipping"})
 
 
 async def test_a_write_that_is_no_answer_of_an_agent_is_no_edit(

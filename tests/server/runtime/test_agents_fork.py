@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from canopy.bridge import open_store
+from canopy.bridge import EventFilter, ReadPage, open_store
 from canopy.server.llm import ModelRequest, ToolSpec
 from canopy.server.runtime.control import UnknownExecution
 from canopy.server.runtime.engine import CaptureLevel
@@ -130,6 +130,34 @@ async def test_a_restart_calls_no_model_and_a_fork_calls_only_what_its_edit_reac
     assert summarise.b is not None
     assert summarise.b.outputs == {"/summary": "Refund it now"}
     assert summarise.b.input_tokens == 12  # the local server's usage for one call
+
+
+async def test_the_answers_of_an_ended_execution_are_read_once_for_all_its_forks(
+    sqlite_control: InProcessControl,
+    write: Callable[[str, str], Path],
+    messages: MessagesServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write("routing.py", ROUTE)
+    source = await run_tree(sqlite_control, write("triage.yaml", WORKFLOW))
+    store = sqlite_control.store
+    original = store.read
+    answer_reads: list[EventFilter] = []
+
+    async def read(event_filter: EventFilter, **options: Any) -> ReadPage:
+        if "AgentCallCompleted" in event_filter.types:
+            answer_reads.append(event_filter)
+        return await original(event_filter, **options)
+
+    monkeypatch.setattr(store, "read", read)
+    for edit in ({}, {"category": "refund"}):
+        forked = await ended(
+            sqlite_control, (await sqlite_control.fork(source.info.id, blackboard=edit)).id
+        )
+        assert forked.info.end_reason == "completed"
+    assert len(answer_reads) == 1
+    assert forked.blackboard["/category"] == "refund"  # the second fork's edit is pinned
+    assert messages.calls == 3  # the first fork was all answers; the second ran two agents
 
 
 async def test_nodes_named_live_run_even_when_an_answer_fits(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from canopy.server.llm import ModelRequest, ToolSpec
+from canopy.server.runtime.agent_capture import DIGEST_DIGITS, digest
 from canopy.server.runtime.definition import DefinitionError
 from canopy.server.runtime.engine import CaptureLevel
 from canopy.server.runtime.inprocess import InProcessControl
@@ -360,16 +361,22 @@ async def test_silent_capture_keeps_digests_not_content(
         for event in agent_events:
             assert secret not in str(event.payload), f"{secret!r} in {event.type}"
     started = silent.one("AgentCallStarted")
-    assert set(started["digests"]) == {"prompt", "messages", "inputs"}
-    assert "prompt" not in started
-    assert started["fingerprint"] == verbose.one("AgentCallStarted")["fingerprint"]
-    prompt = f"Classify: {TICKET}".encode()
-    assert started["digests"]["prompt"]["bytes"] == len(prompt)
+    assert not {"prompt", "messages", "inputs", "fingerprint"} & set(started)
+    told = verbose.one("AgentCallStarted")
+    content = {name: told[name] for name in ("prompt", "messages", "inputs", "fingerprint")}
+    assert started["digest"] == digest(content)  # one short digest of what was left out
     completed = silent.one("AgentCallCompleted")
-    assert set(completed["digests"]) == {"text", "tool_calls", "outputs"}
+    assert not {"text", "tool_calls", "outputs", "fingerprint"} & set(completed)
+    assert len(completed["digest"]) == DIGEST_DIGITS
     assert (completed["input_tokens"], completed["output_tokens"]) == (40, 1)
     assert completed["cost_usd"] == verbose.one("AgentCallCompleted")["cost_usd"]
-    assert set(silent.one("AgentToolCalled")["digests"]) == {"input", "output"}
+    tool = silent.one("AgentToolCalled")
+    assert not {"input", "output"} & set(tool)
+    ran = verbose.one("AgentToolCalled")
+    assert tool["digest"] == digest({"input": ran["input"], "output": ran["output"]})
+    again = await run_tree(sqlite_control, path, capture=CaptureLevel.SILENT)
+    for kind in ("AgentCallStarted", "AgentCallCompleted", "AgentToolCalled"):
+        assert again.one(kind)["digest"] == silent.one(kind)["digest"]  # equal runs, equal digests
 
 
 async def test_silent_capture_does_not_quote_the_prompt_of_a_missing_fixture(

@@ -590,3 +590,17 @@ async def test_a_jump_reads_a_bounded_number_of_events(
     assert counter.take()[0] <= bound
     assert await history.ticks() == LONG_TICKS
     assert counter.take()[0] <= 40  # O(log n) one-event probes
+
+
+async def test_a_first_jump_into_a_short_run_finds_its_snapshot_in_one_read(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = Recording("short", blackboard={"/count": 0}, snapshot_every=SNAPSHOT_EVERY)
+    for tick in range(1, 3 * SNAPSHOT_EVERY):
+        rec.tick((CHECK, "SUCCESS"), (MOVE, "RUNNING"), (ROOT, "RUNNING"), ("/count", tick))
+    await rec.append(store)
+    counter = ReadCounter(store, monkeypatch)
+    state = await ExecutionHistory(store, TENANT, "short").state_at_tick(2 * SNAPSHOT_EVERY + 5)
+    assert_matches(rec, 2 * SNAPSHOT_EVERY + 5, state)
+    # its start, its two snapshots and its reloads (none) in one read each, one replay page
+    assert counter.take()[1] == 4

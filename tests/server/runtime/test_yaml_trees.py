@@ -10,7 +10,7 @@ import py_trees
 import pytest
 from py_trees.common import Status
 
-from canopy.server.runtime.definition import build_tree, load_tree, stable_id
+from canopy.server.runtime.definition import DefinitionError, build_tree, load_tree, stable_id
 
 from .helpers import ALIAS_BOMB, node, only_problem, problems, seed_blackboard, tick
 
@@ -127,6 +127,27 @@ def test_json_tree_has_positions_and_runs(trees: Path) -> None:
     built = build_tree(definition)
     # led succeeds every 2nd tick; buzzer keeps running; only led decides success
     assert tick(built, 4) == [Status.FAILURE, Status.SUCCESS, Status.FAILURE, Status.SUCCESS]
+
+
+def test_loading_a_file_again_gives_fresh_data_and_sees_its_edits(write: Write) -> None:
+    tree = """
+        blackboard: {queue: [a]}
+        root:
+          type: Sequence
+          name: main
+          params: {memory: true}
+          children:
+            - {type: Success, name: %s}
+        """
+    path = write("again.yaml", tree % "first")
+    loaded = load_tree(str(path))
+    loaded.blackboard["queue"].append("b")  # a run changes its values, not the next load's
+    assert load_tree(str(path)).blackboard == {"queue": ["a"]}
+    write("again.yaml", tree % "renamed")
+    assert [n.id for n in load_tree(str(path)).nodes()] == ["main", "main/renamed"]
+    write("again.yaml", tree.replace("Success", "NoSuchKind") % "broken")
+    with pytest.raises(DefinitionError):
+        load_tree(str(path))
 
 
 def test_json_with_tab_indentation_keeps_positions(write: Write) -> None:

@@ -32,6 +32,11 @@ export interface AgentCall {
   reason?: string;
   attempt?: number;
   tool?: string;
+  /** AgentSlow: how long the call had run, what was expected of it and why (`timeout`,
+   * `median`). */
+  elapsed_ms?: number;
+  expected_ms?: number;
+  basis?: string;
 }
 
 export type Outcome = "running" | "succeeded" | "served" | "failed" | "cancelled";
@@ -57,6 +62,8 @@ export interface Bar {
   end: number | null;
   outcome: Outcome;
   startTick: number;
+  /** When the call was told slow (AgentSlow: it ran past what was expected of it), or null. */
+  slow: number | null;
   /** What its tooltip says: the call's kind, usage, cost, latency, retries, error. */
   tip: string;
 }
@@ -102,6 +109,7 @@ interface Call {
   node: string;
   started?: AgentCall;
   ended?: AgentCall;
+  slow?: AgentCall;
   retries: number;
   tools: string[];
   /** Where it first showed up: bars of a lane in the order their calls came. */
@@ -141,6 +149,8 @@ export class AgentTimeline {
         call.started = event;
       } else if (event.type === "AgentRetried") {
         call.retries += 1;
+      } else if (event.type === "AgentSlow") {
+        call.slow = event;
       } else if (event.type === "AgentToolCalled" && event.tool !== undefined) {
         call.tools.push(event.tool);
       } else if (event.type in ENDS) {
@@ -176,6 +186,7 @@ export class AgentTimeline {
         end: call.ended?.time ?? null,
         outcome,
         startTick: call.started?.tick ?? call.ended?.tick ?? 0,
+        slow: call.slow?.time ?? null,
         tip: tipOf(lanes[lane].name, call, outcome, now),
       });
     }
@@ -292,6 +303,11 @@ function tipOf(name: string, call: Call, outcome: Outcome, now: number): string 
     parts.push(ended !== undefined && ended.tick !== first ? `ticks ${first}–${ended.tick}` : `tick ${first}`);
   }
   let tip = parts.join(" · ");
+  const slow = call.slow;
+  if (slow?.elapsed_ms !== undefined && slow.expected_ms !== undefined) {
+    const why = slow.basis === "timeout" ? "80% of its timeout" : "3 times its median latency";
+    tip += `\nslow: still running after ${seconds(slow.elapsed_ms)}, over ${seconds(slow.expected_ms)} (${why})`;
+  }
   if (outcome === "failed") {
     tip += `\n${ended?.error_type ?? "error"}: ${ended?.message ?? ""}`;
   } else if (outcome === "cancelled") {

@@ -98,6 +98,25 @@ describe("the agents' timeline", () => {
     assert.deepEqual(view.failedPath.sort(), ["triage", "triage/fan", "triage/fan/lookup"]);
   });
 
+  it("marks where a call was told slow, and says why in its tooltip", () => {
+    const built = timeline([
+      event("AgentCallStarted", "triage/reply", "c1", 0),
+      event("AgentCallStarted", "triage/fan/classify", "c2", 0),
+    ]);
+    assert.deepEqual(
+      built.view(T0 + 100).bars.map((bar) => bar.slow),
+      [null, null],
+    );
+    built.add([
+      event("AgentSlow", "triage/reply", "c1", 1700, { elapsed_ms: 1700, expected_ms: 1600, basis: "timeout" }),
+      event("AgentCallFailed", "triage/reply", "c1", 2000, { error_type: "Timeout", message: "no answer within 2 s", latency_ms: 2000 }),
+    ]);
+    const [reply, classify] = built.view(T0 + 2000).bars;
+    assert.equal(classify.slow, null);
+    assert.deepEqual([reply.slow, reply.outcome, reply.end], [T0 + 1700, "failed", T0 + 2000]);
+    assert.match(reply.tip, /\nslow: still running after 1\.70 s, over 1\.60 s \(80% of its timeout\)\nTimeout: /);
+  });
+
   it("keeps each event once, whatever the order or repetition of the batches", () => {
     const start = event("AgentCallStarted", "triage/reply", "c1", 0);
     const end = event("AgentCallCompleted", "triage/reply", "c1", 200, { latency_ms: 200, retries: 0 });
