@@ -15,6 +15,7 @@ from canopy.bridge import (
     ConcurrencyConflict,
     IdempotencyConflict,
     InvalidEvent,
+    SequenceGap,
     error_codes,
 )
 from canopy.bridge.client import ServerError
@@ -60,6 +61,7 @@ SAMPLES: dict[str, CanopyError] = {
     "IdempotencyConflict": IdempotencyConflict(
         tenant_id="t", key="k", offset=9, differs=["type", "payload"], index=2
     ),
+    "SequenceGap": SequenceGap(tenant_id="t", producer_id="pod:p1", expected=4, got=9),
     "ProjectionFailed": ProjectionFailed("stats", 12, ValueError("boom")),
     "ServerError": ServerError(422, "Unprocessable", "bad", type="x", field="f", index=1),
     "ModelError": ModelError(reason="timed out", retryable=True),
