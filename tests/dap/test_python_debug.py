@@ -4,22 +4,27 @@ while the tree session goes on answering."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import os
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tests.server.runtime.factories import Drain
 
 from .client import ROOT, DapClient, launch_configured, spawn_stdio_adapter, speaking_to
 from .conftest import Spawn
-from .helpers import PATROL, frames, variables
+from .helpers import (
+    PATROL,
+    START_DEBUGGING,
+    UPDATE_LINE,
+    child_session,
+    frames,
+    python_target,
+    stopped_before_drain,
+    variables,
+)
 
 FACTORIES = inspect.getsourcefile(Drain)
-UPDATE_LINE = inspect.getsourcelines(Drain.update)[1] + 1
-"""The first line of ``Drain.update()``'s body, where a step into it stops."""
 
 
 async def attach_debugpy(target: dict) -> tuple[DapClient, int]:
@@ -87,64 +92,11 @@ async def test_only_nodes_with_their_own_update_can_be_debugged_in_python(
 
 # -- stepping into a node's code: the tree session starts a relayed Python session ------------
 
-START_DEBUGGING = {"supportsStartDebuggingRequest": True}
-
-
-async def stopped_before_drain(client: DapClient, **initialize: bool) -> list[dict]:
-    """Launch the patrol and stop before drain's update (tick 2); its frames, drain first."""
-    await launch_configured(
-        client,
-        PATROL,
-        mode="manual",
-        blackboard={"battery": 100},
-        breakpoints=[{"name": "drain"}],
-        initialize=initialize,
-    )
-    assert (await client.next_event("stopped"))["reason"] == "entry"
-    await client.ok("continue", {"threadId": 1})
-    assert (await client.next_event("stopped"))["reason"] == "step"  # tick 1 ends
-    await client.ok("continue", {"threadId": 1})
-    assert (await client.next_event("stopped"))["reason"] == "breakpoint"
-    found = await frames(client)
-    assert found[0]["name"].startswith("drain ")
-    return found
-
-
-async def python_target(client: DapClient, frame: dict) -> int:
-    targets = (await client.ok("stepInTargets", {"frameId": frame["id"]}))["targets"]
-    assert [t["label"] for t in targets] == [
-        "next status change",
-        "into Drain.update() (factories.py)",
-    ]
-    return int(targets[1]["id"])
-
-
-@contextlib.asynccontextmanager
-async def child_session(
-    spare_adapters: Spawn, request: dict
-) -> AsyncIterator[tuple[DapClient, dict]]:
-    """What VS Code does with ``startDebugging``: a new adapter of the same type, attached
-    with the configuration given; yields it and the attach response."""
-    async with speaking_to(spare_adapters()) as child:
-        await child.ok(
-            "initialize",
-            {"adapterID": "canopy", "linesStartAt1": True, "pathFormat": "path"},
-        )
-        attaching = asyncio.ensure_future(
-            child.request("attach", request["arguments"]["configuration"])
-        )
-        capabilities = await child.next_event("capabilities")
-        assert capabilities["capabilities"]["supportsStepBack"] is False  # Canopy's, off
-        await child.wait_for("initialized")
-        await child.ok("configurationDone")
-        attached = await attaching
-        yield child, attached
-
 
 async def test_step_into_target_stops_in_the_nodes_update_in_a_child_session(
     client: DapClient, spare_adapters: Spawn
 ) -> None:
-    drain, round_ = (await stopped_before_drain(client, **START_DEBUGGING))[:2]
+    drain, round_ = (await stopped_before_drain(client, START_DEBUGGING))[:2]
     assert (await client.ok("stepInTargets", {"frameId": round_["id"]}))["targets"] == []
     target = await python_target(client, drain)
     stepping = asyncio.ensure_future(client.request("stepIn", {"threadId": 1, "targetId": target}))
@@ -200,7 +152,7 @@ async def test_step_into_target_stops_in_the_nodes_update_in_a_child_session(
 async def test_a_breakpoint_in_the_nodes_code_stops_in_the_child_session(
     client: DapClient, spare_adapters: Spawn
 ) -> None:
-    drain = (await stopped_before_drain(client, **START_DEBUGGING))[0]
+    drain = (await stopped_before_drain(client, START_DEBUGGING))[0]
     stepping = asyncio.ensure_future(
         client.request("stepIn", {"threadId": 1, "targetId": await python_target(client, drain)})
     )
@@ -244,7 +196,7 @@ async def test_a_breakpoint_in_the_nodes_code_stops_in_the_child_session(
 
 
 async def test_bad_step_in_targets_are_refused_by_name(client: DapClient) -> None:
-    drain = (await stopped_before_drain(client, **START_DEBUGGING))[0]
+    drain = (await stopped_before_drain(client, START_DEBUGGING))[0]
     message = await client.fails("stepIn", {"threadId": 1, "targetId": 987654})
     assert "unknown step-in target 987654" in message
     target = await python_target(client, drain)
@@ -287,7 +239,7 @@ async def test_a_debugpy_that_cannot_start_is_reported(tmp_path: Path) -> None:
         tmp_path, environment={"PYTHONPATH": f"{broken}{os.pathsep}{ROOT}"}
     )
     async with speaking_to(process) as client:
-        drain = (await stopped_before_drain(client, **START_DEBUGGING))[0]
+        drain = (await stopped_before_drain(client, START_DEBUGGING))[0]
         message = await client.fails(
             "stepIn", {"threadId": 1, "targetId": await python_target(client, drain)}
         )
