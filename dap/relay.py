@@ -18,6 +18,11 @@ What the relay adds to plain forwarding:
   :mod:`~server.runtime.python_debug`): it merges them into the client's ``setBreakpoints`` for
   the same file (and leaves them out of the answer), and places those in other files itself
   before ``configurationDone`` goes on, so a step into a node stops from the first one;
+- VS Code keeps the exception filters of the first ``initialize`` answer (Canopy's), so the
+  relay passes on only those debugpy offers too (``raised``: stop where a behaviour raises) and
+  answers the others (``failed``) as unverified, saying why;
+- it lists only the threads that run trees (``threads``): the process's other threads (its
+  event loop, the event log's writer) never stop in Python and are no place to step;
 - every call it makes itself has a deadline, and a debugpy that cannot be reached fails the
   ``attach`` with a message that says where it looked.
 """
@@ -34,6 +39,7 @@ from typing import Any, Final
 
 from canopy.bridge import InvalidArgument
 from canopy.server.runtime.control import InvalidRequest
+from canopy.server.runtime.engine import EXECUTION_THREAD_PREFIX
 
 from .framing import FramingError, MessageReader, encode
 from .session import CAPABILITIES
@@ -86,6 +92,8 @@ class PythonRelay:
         self._forwarded: dict[int, tuple[int, str, int]] = {}  # ours -> client's, command, keep
         self._own: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reverse: dict[int, int] = {}  # seq the client saw -> debugpy's seq
+        self._filters: set[str] = set()  # debugpy's exception filters
+        self._refused: dict[int, list[str | None]] = {}  # ours -> the client's filters, or None
         self.finished = asyncio.Event()
         self._reading = asyncio.ensure_future(self._from_debugpy())
 
@@ -145,6 +153,9 @@ class PythonRelay:
             message, keep = self._with_stops(message)
         elif command == "configurationDone":
             await self._place_stops()
+        elif command == "setExceptionBreakpoints":
+            await self._forward_filters(message)
+            return
         await self._forward(message, keep)
 
     async def request(self, command: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -222,6 +233,18 @@ class PythonRelay:
             if keep >= 0 and isinstance(answer.get("body"), dict):
                 body = answer["body"]
                 answer["body"] = {**body, "breakpoints": body.get("breakpoints", [])[:keep]}
+            if (asked := self._refused.pop(request_seq, None)) is not None:
+                answer["body"] = self._filters_answer(asked, answer.get("body") or {})
+            if command == "threads" and isinstance(answer.get("body"), dict):
+                threads = answer["body"].get("threads") or []
+                answer["body"] = {
+                    **answer["body"],
+                    "threads": [
+                        t
+                        for t in threads
+                        if str(t.get("name", "")).startswith(EXECUTION_THREAD_PREFIX)
+                    ],
+                }
             await self._send(answer)
             if command == "disconnect":
                 self.finished.set()
@@ -234,7 +257,42 @@ class PythonRelay:
 
     # -- capabilities and stops --------------------------------------------------------------
 
+    async def _forward_filters(self, message: dict[str, Any]) -> None:
+        """``setExceptionBreakpoints`` with the filters debugpy has (see the module's text)."""
+        arguments = dict(message.get("arguments") or {})
+        asked = [f for f in arguments.get("filters") or [] if isinstance(f, str)]
+        arguments["filters"] = [f for f in asked if f in self._filters]
+        arguments.pop("filterOptions", None)
+        seq, data = self._stamp(
+            {**{k: v for k, v in message.items() if k != "seq"}, "arguments": arguments}
+        )
+        self._forwarded[seq] = (message.get("seq", 0), "setExceptionBreakpoints", -1)
+        self._refused[seq] = [f if f in self._filters else None for f in asked]
+        await self._write(data)
+
+    def _filters_answer(self, asked: list[str | None], body: dict[str, Any]) -> dict[str, Any]:
+        """One entry per filter the client set, in its order: debugpy's, or unverified."""
+        theirs = iter(body.get("breakpoints") or [])
+        entries = []
+        for name in asked:
+            if name is None:
+                entries.append(
+                    {
+                        "verified": False,
+                        "message": "a tree's filter: Python stops only on"
+                        f" {', '.join(sorted(self._filters)) or 'no'} exceptions",
+                    }
+                )
+            else:
+                entries.append(next(theirs, {"verified": True}))
+        return {**body, "breakpoints": entries}
+
     async def _announce(self, capabilities: dict[str, Any]) -> None:
+        self._filters = {
+            str(f.get("filter"))
+            for f in capabilities.get("exceptionBreakpointFilters") or []
+            if isinstance(f, dict)
+        }
         off = {name: False for name in CAPABILITIES if name.startswith("support")}
         merged = {
             **off,

@@ -154,6 +154,12 @@ async def child_session(
         capabilities = await child.next_event("capabilities")
         assert capabilities["capabilities"]["supportsStepBack"] is False  # Canopy's, off
         await child.wait_for("initialized")
+        # VS Code sends the tree's filters (from the first initialize): debugpy gets its own.
+        filters = await child.ok("setExceptionBreakpoints", {"filters": ["failed", "uncaught"]})
+        refused, kept = filters["breakpoints"]
+        assert not refused["verified"]
+        assert refused["message"].startswith("a tree's filter: Python stops only on ")
+        assert kept.get("verified", True)
         await child.ok("configurationDone")
         attached = await attaching
         yield child, attached

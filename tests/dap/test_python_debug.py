@@ -112,6 +112,10 @@ async def test_step_into_target_stops_in_the_nodes_update_in_a_child_session(
         top = (await child.ok("stackTrace", {"threadId": stopped["threadId"]}))["stackFrames"][0]
         assert top["source"]["path"].endswith("factories.py")
         assert (top["name"].rpartition(".")[2], top["line"]) == ("update", UPDATE_LINE)
+        # Only the threads that run trees are Python's to show.
+        threads = (await child.ok("threads"))["threads"]
+        assert [t["id"] for t in threads] == [stopped["threadId"]]
+        assert threads[0]["name"].startswith("execution-")
         scopes = (await child.ok("scopes", {"frameId": top["id"]}))["scopes"]
         local = await variables(child, scopes[0]["variablesReference"])
         assert "self" in [v["name"] for v in local]
