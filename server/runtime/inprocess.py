@@ -59,6 +59,7 @@ from .python_debug import (
     arm,
     own_methods,
     python_target,
+    release,
 )
 from .recorded import RecordedCalls, read_recorded_calls
 from .recorder import EventRecorder
@@ -284,7 +285,7 @@ class InProcessControl(ExecutionControl):
     async def terminate(self, execution_id: str) -> ExecutionInfo:
         entry = self._entry(execution_id)
         entry.execution.terminate()
-        await asyncio.to_thread(entry.execution.join)
+        await asyncio.to_thread(_join_released, entry.execution, execution_id)
         await entry.recorder.drain()
         return self._info(entry)
 
@@ -685,3 +686,14 @@ def _past_context(view: ExecutionView, node_id: str | None) -> dict[str, Any]:
         if "agent" in node:
             context.update(agent_fields(node["agent"]))
     return context
+
+
+RELEASE_EVERY_S: Final = 0.5
+"""How long an ending execution's thread may take before a debugpy stop holding it is let go
+(again: stepping on in Python, it may stop at another breakpoint on its way out)."""
+
+
+def _join_released(execution: Execution, execution_id: str) -> None:
+    """Wait for an execution told to end, releasing its thread from debugpy stops."""
+    while not execution.join(RELEASE_EVERY_S):
+        release(execution_id)

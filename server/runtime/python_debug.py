@@ -43,6 +43,7 @@ __all__ = [
     "armed",
     "own_methods",
     "python_target",
+    "release",
 ]
 
 PYTHON_METHODS: Final = ("initialise", "update", "terminate")
@@ -147,6 +148,26 @@ def arm(node: Behaviour, node_id: str, method: str) -> None:
 def armed(node: Behaviour, method: str) -> bool:
     """True once after :func:`arm` (the condition of the breakpoints in :func:`_stops`)."""
     return bool(node.__dict__.pop(_ARMED + method, False))
+
+
+def release(execution_id: str) -> None:
+    """Let the execution's thread go if a debugpy session holds it stopped in a node's code:
+    an execution that ends (a terminate, a client gone) must not wait on the Python session.
+    The session sees the thread continue. Nothing happens unless debugpy listens here."""
+    if not _endpoint:
+        return
+    # pydevd's own way to resume one thread (what its "continue" does); debugpy loaded it.
+    from _pydevd_bundle.pydevd_additional_thread_info import (  # type: ignore[import-not-found]
+        set_additional_thread_info,
+    )
+    from _pydevd_bundle.pydevd_thread_lifecycle import (  # type: ignore[import-not-found]
+        internal_run_thread,
+    )
+
+    name = EXECUTION_THREAD_PREFIX + execution_id
+    for thread in threading.enumerate():
+        if thread.name == name:
+            internal_run_thread(thread, set_additional_thread_info=set_additional_thread_info)
 
 
 def _stops(nodes: Iterable[Behaviour]) -> list[PythonBreakpoint]:

@@ -252,3 +252,20 @@ async def test_a_debugpy_that_cannot_start_is_reported(tmp_path: Path) -> None:
             " [Errno 98] Address in use"
         )
         assert client.requests == []
+
+
+async def test_ending_the_tree_session_while_python_is_stopped_ends_both(
+    client: DapClient, spare_adapters: Spawn
+) -> None:
+    drain = (await stopped_before_drain(client, START_DEBUGGING))[0]
+    stepping = asyncio.ensure_future(
+        client.request("stepIn", {"threadId": 1, "targetId": await python_target(client, drain)})
+    )
+    start = await client.reverse_request("startDebugging")
+    async with child_session(spare_adapters, start) as (child, attached):
+        await client.answer(start)
+        assert (await stepping)["success"]
+        await child.wait_for("stopped", reason="breakpoint")
+        await client.ok("disconnect", {})
+        await client.wait_for("terminated")
+        await child.ok("disconnect", {})
