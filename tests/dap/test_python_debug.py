@@ -263,6 +263,7 @@ async def test_ending_the_tree_session_while_python_is_stopped_ends_both(
     )
     start = await client.reverse_request("startDebugging")
     async with child_session(spare_adapters, start) as (child, attached):
+        assert attached["success"]
         await client.answer(start)
         assert (await stepping)["success"]
         await child.wait_for("stopped", reason="breakpoint")
