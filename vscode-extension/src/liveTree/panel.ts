@@ -12,7 +12,6 @@
 import * as vscode from "vscode";
 import type { SessionEvent, SessionEvents } from "../sessionEvents";
 import { webviewPage } from "../webviewPage";
-import { activeTreeSession, treeSessionOf } from "../treeSessions";
 import { type AgentCall, AgentTimeline } from "./agents";
 import { type NodeStatusBatch, StatusBatcher } from "./batcher";
 import { layout } from "./layout";
@@ -66,9 +65,8 @@ export class LiveTreePanel implements vscode.Disposable {
     this.subscriptions.push(
       events.onEvent((event) => this.onSessionEvent(event)),
       vscode.debug.onDidChangeActiveDebugSession((session) => {
-        const tree = treeSessionOf(session);
-        if (tree !== undefined && tree.id !== this.session?.id) {
-          void this.bind(tree);
+        if (session?.type === "canopy" && session.id !== this.session?.id) {
+          void this.bind(session);
         }
       }),
       vscode.debug.onDidChangeBreakpoints(() => this.post({ type: "breakpoints", ids: breakpointNodes() })),
@@ -397,7 +395,8 @@ export class LiveTreePanel implements vscode.Disposable {
 }
 
 function activeCanopySession(): vscode.DebugSession | undefined {
-  return activeTreeSession(vscode.debug);
+  const session = vscode.debug.activeDebugSession;
+  return session?.type === "canopy" ? session : undefined;
 }
 
 /** Node ids with a function breakpoint (the live tree's clicks make those). */
