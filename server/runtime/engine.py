@@ -644,36 +644,38 @@ class Execution:
             if node.feedback_message:
                 payload["feedback"] = node.feedback_message
             self.recorder.record("NodeStatusChanged", payload)
+        report = None
         if status is Status.FAILURE and isinstance(node, Agent):
-            self._tell_agent_failure(node, state)
+            report = self._agent_failure_report(node, state)
         if self._watching and self._step is StepKind.INTO:
             self._current = node
-            self._stop(StopInfo("step", state.id, "after", self.tick_count))
+            self._stop(StopInfo("step", state.id, "after", self.tick_count), report=report)
         elif status is Status.FAILURE and ExceptionFilter.FAILED in self._filters:
             self._current = node
             # An agent's failure says why: its error message (AgentCallFailed's) is its feedback.
             why = f": {node.feedback_message}" if isinstance(node, Agent) else ""
-            self._stop(
-                StopInfo(
-                    "failure",
-                    state.id,
-                    "after",
-                    self.tick_count,
-                    description=f"{node.name} returned FAILURE{why}",
-                )
+            stop = StopInfo(
+                "failure",
+                state.id,
+                "after",
+                self.tick_count,
+                description=f"{node.name} returned FAILURE{why}",
             )
+            self._stop(stop, report=report)
+        elif report is not None:
+            self._output(report, "stderr")
 
-    def _tell_agent_failure(self, agent: Agent, state: _NodeState) -> None:
-        """An agent's failed call, told as it happens like a behaviour's exception: with no
-        exception filter set, this is the only word of it before the end."""
+    def _agent_failure_report(self, agent: Agent, state: _NodeState) -> str | None:
+        """An agent's failed call as told on stderr as it happens, like a behaviour's
+        exception (with no exception filter set, it is the only word of it before the end);
+        None when the failure was not a call's."""
         failure = agent.take_failure()
         if failure is None:
-            return
+            return None
         message, frame = failure
         spec = self.definition.node(state.id)
         source = spec.source if spec else None
-        report = agent_failure_report(agent.name, state.id, self.tick_count, message, source, frame)
-        self._output(report, "stderr")
+        return agent_failure_report(agent.name, state.id, self.tick_count, message, source, frame)
 
     def _after_node(self, node: Behaviour) -> None:
         """Decisions at a node boundary (only while something is being watched)."""
@@ -758,23 +760,24 @@ class Execution:
         }
         self._announce_tick()
         self.recorder.record("BehaviourRaised", info)
-        # Told as it happens, stop or no stop: with no exception filter set, this is the only
-        # word a user gets of it before the end.
+        # Told as it happens, stop or no stop (right after the stop when there is one): with no
+        # exception filter set, this is the only word a user gets of it before the end.
         spec = self.definition.node(state.id)
-        self._output(raised_report(info, node.name, spec.source if spec else None), "stderr")
+        report = raised_report(info, node.name, spec.source if spec else None)
         self._failure = failure_summary(exception, node.name)
         if ExceptionFilter.RAISED in self._filters:
             self._current = node
-            self._stop(
-                StopInfo(
-                    "exception",
-                    state.id,
-                    "after",
-                    self.tick_count,
-                    description=f"{info['exception']}: {exc}",
-                    exception=info,
-                )
+            stop = StopInfo(
+                "exception",
+                state.id,
+                "after",
+                self.tick_count,
+                description=f"{info['exception']}: {exc}",
+                exception=info,
             )
+            self._stop(stop, report=report)
+        else:
+            self._output(report, "stderr")
         node.status = Status.FAILURE
         self._changed(node, state, Status.FAILURE, verbose)
         self._reset_tree(Status.FAILURE, verbose)
@@ -793,9 +796,13 @@ class Execution:
         if state.status is not root_status:
             self._changed(root, state, root_status, verbose)
 
-    def _stop(self, info: StopInfo) -> None:
+    def _stop(self, info: StopInfo, *, report: str | None = None) -> None:
         """Wait, as the debugger asked, until a client resumes or terminates. The time spent
-        here is the tick's paused time, not the tree's: ``TickCompleted`` tells them apart."""
+        here is the tick's paused time, not the tree's: ``TickCompleted`` tells them apart.
+
+        ``report`` (on stderr) follows the stop rather than preceding it: VS Code, given
+        output between a continue and the stop, fetches the stack twice and then shows no
+        exception widget."""
         stopped_at = time.perf_counter()
         with self._cond:
             self._step = None
@@ -806,6 +813,8 @@ class Execution:
             self._cond.notify_all()
             # Tell the client first: recording wakes the flusher, which must not delay the stop.
             self._notify(Notification("stopped", self.id, stop=info))
+        if report is not None:
+            self._output(report, "stderr")
         self._announce_tick()
         self.recorder.record(
             "DebuggerStopped",

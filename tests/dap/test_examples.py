@@ -43,6 +43,7 @@ async def stops_at_entry_on_the_root(client: DapClient) -> None:
 async def stops_on_the_deliberate_bug_then_fails(client: DapClient) -> None:
     """The Groot2 twin of patrol.yaml, with the project's initial values: it runs the rounds
     down to the scan that divides by zero, exactly as the YAML tree does."""
+    stopped = await client.next_event("stopped")  # the stop first, then its report
     told = await client.wait_for("output", category="stderr")
     head, node, frame = told["output"].splitlines()
     assert head == "ZeroDivisionError in scan (tick 8): integer division or modulo by zero"
@@ -52,7 +53,6 @@ async def stops_on_the_deliberate_bug_then_fails(client: DapClient) -> None:
     assert frame.startswith(
         f"  raised in update at {robot}:{workspace_line('patrol/robot.py', 'exposure_ms =')}:"
     )
-    stopped = await client.next_event("stopped")
     assert (stopped["reason"], stopped["description"]) == (
         "exception",
         "builtins.ZeroDivisionError: integer division or modulo by zero",
@@ -90,7 +90,9 @@ async def runs_the_workflow_into_its_deliberate_bug(client: DapClient) -> None:
     assert top["line"] == workspace_line("triage/triage.yaml", "type: Sequence")
     await client.ok("setExceptionBreakpoints", {"filters": ["raised", "failed"]})
     await client.ok("continue", {"threadId": 1})
-    # Told on stderr as it happens, as any failed agent call is, filter or no filter.
+    # Told on stderr as it happens, as any failed agent call is, filter or no filter (right
+    # after the stop when there is one).
+    stopped = await client.next_event("stopped")
     told = await client.wait_for("output", category="stderr")
     policy = workspace_line("triage/triage.yaml", "name: policy") - 1  # its `- type:` line
     assert told["output"].splitlines()[1:] == [
@@ -99,7 +101,6 @@ async def runs_the_workflow_into_its_deliberate_bug(client: DapClient) -> None:
         f"{workspace_line('triage/triage_tools.py', 'hours = RESPONSE_HOURS')}:"
         " hours = RESPONSE_HOURS[urgency]  # the deliberate bug: 'critical' is not in the table",
     ]
-    stopped = await client.next_event("stopped")
     assert (stopped["reason"], stopped["description"]) == (
         "exception",
         "policy returned FAILURE: node 'triage/analysts/policy': KeyError: 'critical'",
