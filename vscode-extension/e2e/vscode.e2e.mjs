@@ -125,9 +125,10 @@ const EXPECTED_OUTCOMES = {
     // then the node frames.
     assert.match(frames[0], /^Scan\.update\s*robot\.py\s*68:\d+/);
     assert.deepEqual(frames.slice(1).map((f) => f.split(" ")[0]), ["scan", "round", "patrol"]);
-    // The editor opens robot.py at the line that divides by zero.
+    // The editor opens robot.py at the line that divides by zero, the exception's widget on it.
     await page.locator(".tab.active", { hasText: "robot.py" }).waitFor();
     await page.locator(".statusbar-item", { hasText: "Ln 68" }).waitFor(); // exposure_ms = 100 // ...
+    await page.locator(".exception-widget", { hasText: "ZeroDivisionError" }).waitFor();
     // The live tree, opened at the stop, says what was told when it raised.
     await runCommand(page, "Canopy: Show the Live Tree");
     const view = await liveTreeFrame(page);
