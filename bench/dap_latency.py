@@ -58,10 +58,19 @@ What is measured
    later ones in the stop, and ``scopes`` and ``variables``, are answered by the adapter, as
    in-process). Measured interleaved with the other two (quick: 100 rounds, 30 hits; full:
    1000 and 200); the pod worker's process group counts among the debuggers' CPU.
-4. **Targets**, computed from the measurements: p99 <= 1 ms in-process and <= 5 ms through a pod
+4. **Step Into Target -> Python stop** (ms), on a session of its own on the in-process adapter,
+   last (once debugpy listens in the adapter it traces its tree threads): stopped before
+   ``stamp``, ``stepIn`` with the target into ``Stamp.update()`` sent -> the ``stopped`` event of
+   the Python session the adapter had the client start (``startDebugging``; answered by this
+   client with a second connection that attaches, as an editor does). The baseline, alternated
+   with it from the same stop: the plain ``stepIn`` -> the tree's ``stopped``. The first Python
+   step, which starts the Python session, is reported apart (``first_ms``). 20 of each (full:
+   100) after 5 unmeasured.
+5. **Targets**, computed from the measurements: p99 <= 1 ms in-process and <= 5 ms through a pod
    for each of the four requests and for hit -> stopped; targets carry the floor's p99 of the
    same run for context (the same adapter's ``threads``, which has no work behind it). Also the
-   ratios debugpy / canopy of p50 and p99.
+   ratios debugpy / canopy of p50 and p99. Step Into Target -> Python stop: p99 <= 100 ms,
+   with the plain step into's p99 beside it.
 
 Run it from the repository root (debugpy must be installed in the environment for the
 reference: ``.venv/bin/pip install debugpy``; without it the reference is ``null``)::
@@ -126,6 +135,9 @@ FLOOR: Final = "threads"  # no work behind it: what transport, event loop and sc
 ROUND: Final = (FLOOR, *REQUESTS)
 BLACKBOARD_KEYS: Final = 100
 DEBUGGEE_LOCALS: Final = 100
+PYTHON_STOP_P99_MS: Final = 100.0
+"""Step Into Target -> the Python stop: two hops more than a tree stop (the relay, and debugpy's
+adapter to pydevd), within what a user feels as at once."""
 IN_PROCESS_P99_MS: Final = 1.0
 POD_P99_MS: Final = 5.0
 TIMEOUT_S: Final = 20.0
@@ -202,6 +214,7 @@ class Counts:
     hits: int
     warmup_rounds: int
     warmup_hits: int
+    python_steps: int = 0  # Step Into Target -> Python stop (in-process canopy only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,13 +241,13 @@ class Plan:
 POD_SUBJECT: Final = "canopy_pod"
 QUICK: Final = Plan(
     "quick",
-    canopy=Counts(rounds=200, hits=50, warmup_rounds=20, warmup_hits=5),
+    canopy=Counts(rounds=200, hits=50, warmup_rounds=20, warmup_hits=5, python_steps=20),
     pod=Counts(rounds=100, hits=30, warmup_rounds=10, warmup_hits=3),
     reference=Counts(rounds=30, hits=20, warmup_rounds=3, warmup_hits=2),
 )
 FULL: Final = Plan(
     "full",
-    canopy=Counts(rounds=1000, hits=200, warmup_rounds=20, warmup_hits=5),
+    canopy=Counts(rounds=1000, hits=200, warmup_rounds=20, warmup_hits=5, python_steps=100),
     pod=Counts(rounds=1000, hits=200, warmup_rounds=20, warmup_hits=5),
     reference=Counts(rounds=1000, hits=200, warmup_rounds=20, warmup_hits=5),
 )
@@ -358,6 +371,8 @@ class DapConnection:
         self._buffer = bytearray()
         self._seq = 0
         self.events: deque[Received] = deque()
+        self._answers: dict[int, dict[str, Any]] = {}  # responses read while awaiting another
+        self.on_request: Callable[[dict[str, Any]], None] | None = None
         self.last_size = 0
 
     def close(self) -> None:
@@ -399,6 +414,8 @@ class DapConnection:
 
     def response(self, seq: int) -> dict[str, Any]:
         """Read until the response to ``seq``; events met on the way are queued."""
+        if seq in self._answers:
+            return self._answers.pop(seq)
         deadline = time.monotonic() + TIMEOUT_S
         while True:
             received = self._read(deadline)
@@ -407,10 +424,12 @@ class DapConnection:
             if kind == "response" and message.get("request_seq") == seq:
                 self.last_size = received.size
                 return message
-            if kind == "event":
+            if kind == "response":
+                self._answers[int(message.get("request_seq", 0))] = message
+            elif kind == "event":
                 self.events.append(received)
-            elif kind == "request":  # a reverse request (runInTerminal...): refuse it
-                self._refuse(message)
+            elif kind == "request":
+                self._reverse(message)
 
     def wait_event(self, name: str, **fields: Any) -> Received:
         """The next queued or arriving event ``name`` whose body has ``fields``; earlier events
@@ -429,18 +448,31 @@ class DapConnection:
             if received.message.get("type") == "event":
                 self.events.append(received)
             elif received.message.get("type") == "request":
-                self._refuse(received.message)
+                self._reverse(received.message)
+            elif received.message.get("type") == "response":
+                message = received.message
+                self._answers[int(message.get("request_seq", 0))] = message
 
-    def _refuse(self, message: Mapping[str, Any]) -> None:
+    def _reverse(self, message: dict[str, Any]) -> None:
+        """Answer a reverse request: through ``on_request`` (which raises to refuse), else
+        refused (runInTerminal...)."""
+        problem = "not supported by the benchmark client"
+        if self.on_request is not None:
+            try:
+                self.on_request(message)
+                problem = ""
+            except BenchError as error:
+                problem = str(error)
         self._seq += 1
-        answer = {
+        answer: dict[str, Any] = {
             "seq": self._seq,
             "type": "response",
             "request_seq": message.get("seq", 0),
             "command": message.get("command", ""),
-            "success": False,
-            "message": "not supported by the benchmark client",
+            "success": not problem,
         }
+        if problem:
+            answer["message"] = problem
         body = json.dumps(answer).encode()
         self._sock.sendall(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 
@@ -904,6 +936,117 @@ class Debugpy(Subject):
 # -- measurements ----------------------------------------------------------------------------
 
 
+class PythonSteps:
+    """Step Into Target -> the stop in the node's Python code, against the tree's plain step
+    into from the same stop (the baseline), on a session of its own on the in-process adapter.
+
+    The session runs :func:`tree` in manual mode with a function breakpoint on ``stamp`` (a
+    node with its own ``update()``). Each sample starts stopped there, alternating: the plain
+    ``stepIn`` (sent -> the tree's ``stopped``), or ``stepIn`` with the target into
+    ``Stamp.update()`` (sent -> the ``stopped`` of the Python session; then ``continue`` there
+    returns to the tree). The first Python step answers the adapter's ``startDebugging`` by
+    opening that session (a second connection, ``attach`` with the configuration given) and is
+    reported on its own (``first_ms``: debugpy's start and the attach included)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.tree = DapConnection("canopy-steps", port)
+        self.tree.on_request = self._start_python
+        self.python: DapConnection | None = None
+        self.thread_id = 1
+
+    def setup(self) -> None:
+        tree = self.tree
+        tree.ok(
+            "initialize",
+            {"adapterID": "canopy", "clientID": "bench", "supportsStartDebuggingRequest": True},
+        )
+        launch = {"program": PROGRAM, "cwd": str(ROOT), "mode": "manual"}
+        tree.ok("launch", {**launch, "blackboard": initial_blackboard()})
+        tree.wait_event("initialized")
+        tree.ok("setFunctionBreakpoints", {"breakpoints": [{"name": "stamp"}]})
+        tree.ok("configurationDone")
+        entry = tree.wait_event("stopped", reason="entry")
+        self.thread_id = int(entry.message["body"]["threadId"])
+        self._to_stamp()
+
+    def plain(self) -> int:
+        started = time.time_ns()
+        self.tree.ok("stepIn", {"threadId": self.thread_id})
+        stopped = self.tree.wait_event("stopped", reason="step")
+        self._to_stamp()
+        return stopped.at_ns - started
+
+    def into_python(self) -> int:
+        tree = self.tree
+        frame = tree.ok("stackTrace", {"threadId": self.thread_id, "levels": 1})["stackFrames"][0]
+        targets = tree.ok("stepInTargets", {"frameId": frame["id"]})["targets"]
+        target = next(t for t in targets if str(t["label"]).startswith("into Stamp.update()"))
+        started = time.time_ns()
+        tree.ok("stepIn", {"threadId": self.thread_id, "targetId": target["id"]})
+        if self.python is None:
+            raise BenchError("the adapter did not start the Python session (startDebugging)")
+        stopped = self.python.wait_event("stopped", reason="breakpoint")
+        self.python.ok("continue", {"threadId": stopped.message["body"]["threadId"]})
+        tree.wait_event("stopped", reason="step")
+        self._to_stamp()
+        return stopped.at_ns - started
+
+    def close(self) -> None:
+        for connection in (self.python, self.tree):
+            if connection is not None:
+                with contextlib.suppress(BenchError, OSError):
+                    connection.request("disconnect", {})
+                connection.close()
+
+    def _to_stamp(self) -> None:
+        """Continue (a tick at most, manual mode) until stopped before ``stamp`` again."""
+        for _ in range(3):
+            self.tree.ok("continue", {"threadId": self.thread_id})
+            stopped = self.tree.wait_event("stopped")
+            if stopped.message["body"].get("reason") == "breakpoint":
+                return
+        raise BenchError("canopy-steps: the tree did not stop before stamp again")
+
+    def _start_python(self, request: dict[str, Any]) -> None:
+        """What an editor does with ``startDebugging``: a child session, attached."""
+        if request.get("command") != "startDebugging":
+            raise BenchError(f"unexpected reverse request {request.get('command')!r}")
+        python = DapConnection("canopy-python", self.port)
+        python.ok("initialize", {"adapterID": "canopy", "clientID": "bench", "pathFormat": "path"})
+        attach = python.send("attach", request["arguments"]["configuration"])
+        python.wait_event("initialized")
+        python.ok("configurationDone")
+        python.check(python.response(attach))
+        self.python = python
+
+
+def measure_python_steps(port: int, plan: Plan) -> dict[str, Any]:
+    """Step Into Target -> Python stop and, alternating with it, the plain step into."""
+    steps = PythonSteps(port)
+    try:
+        steps.setup()
+        first = steps.into_python()
+        counts = plan.counts("canopy")
+        python: list[int] = []
+        plain: list[int] = []
+        for index in range(counts.warmup_hits + counts.python_steps):
+            sample_python, sample_plain = steps.into_python(), steps.plain()
+            if index >= counts.warmup_hits:
+                python.append(sample_python)
+                plain.append(sample_plain)
+    finally:
+        steps.close()
+    return {
+        "python_stop_ms": summarize_ms(python),
+        "plain_step_in_ms": summarize_ms(plain),
+        "first_ms": round(first / 1e6, 3),
+        "what": "stepIn with the target into Stamp.update() sent -> stopped in the Python"
+        " session; baseline: the plain stepIn from the same stop -> the tree's stopped;"
+        " first_ms: the first Python step, which starts the Python session",
+    }
+
+
 def schedule(subjects: Sequence[Subject], totals: Mapping[str, int]) -> Iterator[Subject]:
     """Every subject ``totals[name]`` times, interleaved: each spread evenly over the run, the
     one going first alternating, so that the machine's noise falls on all alike."""
@@ -1043,6 +1186,26 @@ def targets(
     return found
 
 
+def python_stop_target(
+    steps: Mapping[str, Any] | None, errors: Mapping[str, str]
+) -> dict[str, Any]:
+    """Step Into Target -> Python stop p99, with the plain step into's p99 (same adapter, same
+    stop, same run) as its baseline."""
+    measured = p99_at(steps, ("python_stop_ms",))
+    target: dict[str, Any] = {
+        "name": "canopy in-process Step Into Target -> Python stop p99",
+        "metric": "step_into_python.python_stop_ms.p99",
+        "op": "<=",
+        "threshold_ms": PYTHON_STOP_P99_MS,
+        "measured_ms": measured,
+        "pass": None if measured is None else measured <= PYTHON_STOP_P99_MS,
+        "baseline_plain_step_in_p99_ms": p99_at(steps, ("plain_step_in_ms",)),
+    }
+    if steps is None:
+        target["reason"] = errors.get("step_into_python") or "not measured"
+    return target
+
+
 def ratios(canopy: Mapping[str, Any], debugpy: Mapping[str, Any]) -> dict[str, Any]:
     """debugpy / canopy, p50 and p99, per request and for hit -> stopped."""
     pairs = {kind: (canopy["requests"][kind], debugpy["requests"][kind]) for kind in REQUESTS}
@@ -1113,6 +1276,7 @@ class Run:
     children: list[Child] = field(default_factory=list)
     subjects: list[Subject] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    canopy_port: int | None = None  # the in-process adapter's, for more sessions
 
     def groups(self) -> list[int]:
         return [group for child in self.children for group in child.groups]
@@ -1129,6 +1293,7 @@ class Run:
 
 def set_up_canopy(run: Run, child: Child) -> None:
     port = read_port_line(child)
+    run.canopy_port = port
     canopy = Canopy(port)
     run.subjects.append(canopy)
     canopy.setup()
@@ -1233,6 +1398,13 @@ def measure(
         results["hits_cpu"] = watch.stop()
         for subject in subjects:
             results[subject.name] = {**requests[subject.name], **hits[subject.name]}
+        if run.canopy_port is not None and any(s.name == "canopy" for s in subjects):
+            # Last: once debugpy listens in the adapter, it traces the adapter's tree threads.
+            note(f"step into a node's Python code: {plan.canopy.python_steps} and as many plain")
+            try:
+                results["step_into_python"] = measure_python_steps(run.canopy_port, plan)
+            except Exception as exc:
+                failed("step_into_python", exc, canopy_child)
     except Exception as exc:
         console.print(f"[red]{exc!r}[/red]\n{traceback.format_exc()}")
         errors["measurement"] = f"{type(exc).__name__}: {exc}"
@@ -1269,6 +1441,7 @@ def run(plan: Plan, adapter_root: Path, profile: Path | None) -> dict[str, Any]:
         }
     echo = results.get("tcp_echo_ms")
     found_targets = targets(canopy, pod, echo, pod_reason)
+    found_targets.append(python_stop_target(results.get("step_into_python"), errors))
     graded = [t["pass"] for t in found_targets if t["pass"] is not None]
     report: dict[str, Any] = {
         "benchmark": "canopy-dap-latency",
@@ -1294,6 +1467,7 @@ def run(plan: Plan, adapter_root: Path, profile: Path | None) -> dict[str, Any]:
             "in_process": in_process,
             "through_pod": through_pod,
             "through_pod_reason": pod_reason,
+            "step_into_python": results.get("step_into_python"),
         },
         "debugpy": None
         if debugpy is None
@@ -1363,6 +1537,14 @@ def print_summary(report: Mapping[str, Any]) -> None:
                 f" first stackTrace of a stop p50 {first['p50']:.3f} / p99 {first['p99']:.3f} ms;"
                 f" response bytes {side['response_bytes']}"
             )
+    steps = report["canopy"]["step_into_python"]
+    if steps:
+        python, plain = steps["python_stop_ms"], steps["plain_step_in_ms"]
+        console.print(
+            f"Step Into Target -> Python stop p50 {python['p50']:.3f} / p99 {python['p99']:.3f}"
+            f" ms (the plain step into: p50 {plain['p50']:.3f} / p99 {plain['p99']:.3f} ms;"
+            f" the first, starting the Python session: {steps['first_ms']:.1f} ms)"
+        )
     if report["debugpy"] is None:
         console.print(f"[yellow]debugpy not measured: {report['debugpy_reason']}[/yellow]")
     echo = report["machine_floor"]["tcp_echo_ms"]

@@ -79,6 +79,7 @@ CAPABILITIES: Final = {
     "supportsSetVariable": True,
     "supportsSetExpression": True,
     "supportsStepBack": True,
+    "supportsStepInTargetsRequest": True,
     "supportsExceptionInfoRequest": True,
     "supportsCompletionsRequest": True,
     "completionTriggerCharacters": ["."],
@@ -98,6 +99,11 @@ STOP_REASONS: Final = {
     "failure": "exception",
 }
 MODES: Final = {"manual": Mode.MANUAL, "auto": Mode.AUTO, "interval": Mode.INTERVAL}
+START_DEBUGGING_TIMEOUT: Final = 60.0
+"""Seconds the client has to start the Python session of a step into a node's code (it
+attaches to debugpy and places the stops before it answers ``startDebugging``)."""
+PLAIN_STEP: Final = "next status change"
+"""The label of the step-in target that is the tree's own step into."""
 ORDINARY_ENDS: Final = frozenset({"completed", "max_ticks", "stopped"})
 """End reasons that are the tree's or the user's doing (anything else is a failure, e.g. a
 debug pod that died)."""
@@ -131,6 +137,8 @@ class DebugSession:
         self._breakpoints = BreakpointLedger()
         self._variables = Variables()
         self._frames: dict[int, tuple[str, str]] = {}
+        self._step_targets: dict[int, tuple[str, str, str | None]] = {}  # id -> node, method
+        self._client_requests: list[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
         self._locals: dict[int, tuple[str, list[dict[str, Any]]]] = {}  # user frames' locals
         self._views: dict[str, ExecutionView] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -166,6 +174,41 @@ class DebugSession:
         refuse_wide_integers(arguments)
         body: dict[str, Any] | None = await handler(arguments)
         return body
+
+    @property
+    def client_arguments(self) -> dict[str, Any]:
+        """What the client said of itself in ``initialize``."""
+        return self._client
+
+    async def request_client(
+        self, command: str, arguments: dict[str, Any], within: float
+    ) -> dict[str, Any]:
+        """A reverse request (adapter to client); the client's answer, or InvalidRequest
+        when it refuses or does not answer ``within`` seconds."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        message: dict[str, Any] = {"type": "request", "command": command, "arguments": arguments}
+        # The answer is matched to the message's seq, which sending gives it.
+        self._client_requests.append((message, future))
+        try:
+            await self._send(message)
+            response = await asyncio.wait_for(future, within)
+        except TimeoutError:
+            raise InvalidRequest(
+                f"the editor did not answer {command!r} within {within:g} s"
+            ) from None
+        finally:
+            self._client_requests.remove((message, future))
+        if not response.get("success"):
+            raise InvalidRequest(
+                f"the editor refused {command!r}: {response.get('message') or 'no reason given'}"
+            )
+        return response
+
+    def client_answered(self, response: dict[str, Any]) -> None:
+        """The client's response to a reverse request (any other is ignored)."""
+        for message, future in self._client_requests:
+            if message.get("seq") == response.get("request_seq") and not future.done():
+                future.set_result(response)
 
     def responded(self) -> None:
         """The response to the current request is written: the events held back for it
@@ -457,7 +500,80 @@ class DebugSession:
         await self._resume(args, StepKind.OVER)
 
     async def on_stepIn(self, args: dict[str, Any]) -> None:
+        """Step into: to the next status change; with the ``targetId`` of a node's method
+        (from ``stepInTargets``), through that method's Python code on the way, in a child
+        session the client starts (``startDebugging``) unless one is attached already."""
+        target_id = arg(args, "targetId", int, None)
+        if target_id is not None:
+            thread = self._thread(args)
+            target = self._step_targets.get(target_id)
+            if target is None or target[0] != thread.execution_id:
+                raise InvalidRequest(
+                    f"unknown step-in target {target_id} for thread {thread.id} (targets last"
+                    " only while the tree is stopped: ask stepInTargets again)"
+                )
+            _, node_id, method = target
+            if method is not None:
+                await self._into_python(thread, node_id, method)
         await self._resume(args, StepKind.INTO)
+
+    async def on_stepInTargets(self, args: dict[str, Any]) -> dict[str, Any]:
+        """What a step into a frame's node can go through: its own Python methods (then
+        the tree's plain step into is a target too); nothing for a node without code of its
+        own, or in a recorded (past) view."""
+        frame_id = arg(args, "frameId", int)
+        execution_id, node_id = self._frame(frame_id)
+        view = self._views.get(execution_id)
+        if view is not None and view.past:
+            return {"targets": []}
+        methods = await self.control.python_methods(execution_id, node_id)
+        if not methods:
+            return {"targets": []}
+        targets = [self._step_target(execution_id, node_id, None, PLAIN_STEP)]
+        for method in methods:
+            label = f"into {method.qualname}() ({Path(method.path).name})"
+            targets.append(self._step_target(execution_id, node_id, method.method, label))
+        return {"targets": targets}
+
+    def _step_target(
+        self, execution_id: str, node_id: str, method: str | None, label: str
+    ) -> dict[str, Any]:
+        target_id = self._variables.new_id()
+        self._step_targets[target_id] = (execution_id, node_id, method)
+        return {"id": target_id, "label": label}
+
+    async def _into_python(self, thread: _Thread, node_id: str, method: str) -> None:
+        """Arm ``node_id``'s ``method`` to stop in the debugpy session attached to the process
+        that runs the tree, starting that session first when there is none."""
+        if self._where == "kubernetes":
+            raise InvalidRequest(
+                "stepping into a node's Python code is not available in a kubernetes debug pod:"
+                " debugpy would listen inside the pod, out of the editor's reach (use pod:"
+                " local, or the embedded runtime)"
+            )
+        target = await self.control.python_debug(thread.execution_id, node_id)
+        if not target.attached:
+            if not self._client.get("supportsStartDebuggingRequest"):
+                raise InvalidRequest(
+                    "this editor cannot start a child debug session (no startDebugging"
+                    " support): attach a debugpy session where canopy/debugPython says"
+                )
+            stops = [
+                {"path": stop.path, "line": self._line_out(stop.line), "condition": stop.condition}
+                for stop in target.stops
+            ]
+            configuration = {
+                "type": "canopy",
+                "request": "attach",
+                "name": f"Python of {thread.name}",
+                "pythonOf": {"host": target.host, "port": target.port, "stops": stops},
+            }
+            await self.request_client(
+                "startDebugging",
+                {"request": "attach", "configuration": configuration},
+                START_DEBUGGING_TIMEOUT,
+            )
+        await self.control.python_debug(thread.execution_id, node_id, stop_in=method)
 
     async def on_stepOut(self, args: dict[str, Any]) -> None:
         await self._resume(args, StepKind.OUT)
@@ -958,6 +1074,7 @@ class DebugSession:
         """Frames and variables belong to one stop: drop them when the tree moves."""
         self._views.pop(execution_id, None)
         self._frames = {k: v for k, v in self._frames.items() if v[0] != execution_id}
+        self._step_targets = {k: v for k, v in self._step_targets.items() if v[0] != execution_id}
         self._locals = {k: v for k, v in self._locals.items() if v[0] != execution_id}
         self._variables.forget(execution_id)
 

@@ -21,6 +21,7 @@ from canopy.bridge.jsondata import INT_MAX, INT_MIN
 
 from .controls import AdapterControls
 from .framing import FramingError, MessageReader, encode
+from .relay import PythonRelay, is_python_attach
 from .session import DebugSession
 
 __all__ = ["serve_connection", "serve_stdio", "serve_tcp"]
@@ -39,7 +40,13 @@ async def serve_connection(
     *,
     cwd: Path | None = None,
 ) -> None:
-    """Run one session until the client disconnects or the stream ends."""
+    """Run one session until the client disconnects or the stream ends.
+
+    Requests are answered one after another, in order, by one task; the reading goes on
+    meanwhile, so that a client's response to a request of the adapter's (``startDebugging``)
+    reaches the request that waits for it. An ``attach`` with ``pythonOf`` turns the
+    connection into a relay to debugpy (:mod:`dap.relay`) for the rest of its life.
+    """
     seq = 0
 
     async def send(message: dict[str, Any]) -> None:
@@ -50,28 +57,73 @@ async def serve_connection(
         await writer.drain()
 
     session = DebugSession(controls.chooser(), send, cwd=cwd)
+    relay: PythonRelay | None = None
+    work: asyncio.Queue[dict[str, Any] | FramingError | None] = asyncio.Queue()
+
+    async def answer_in_order() -> None:
+        nonlocal relay
+        while (message := await work.get()) is not None:
+            if isinstance(message, FramingError):
+                await send(_failed(message.seq, message.command, f"malformed message: {message}"))
+            elif relay is not None:
+                await relay.from_client(message)
+            elif is_python_attach(message):
+                relay = await _open_relay(session, send, message)
+            else:
+                await _answer(session, send, message)
+            if session.finished.is_set() or (relay is not None and relay.finished.is_set()):
+                return
+
+    answering = asyncio.ensure_future(answer_in_order())
     messages = MessageReader(reader)
     try:
-        while not session.finished.is_set():
+        while not answering.done():
+            reading = asyncio.ensure_future(messages.read())
+            await asyncio.wait([reading, answering], return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                reading.cancel()
+                break
             try:
-                message = await messages.read()
+                message = reading.result()
             except FramingError as error:
                 if error.seq is None:
                     await session.event(
                         "output",
                         {"category": "stderr", "output": f"malformed message: {error}\n"},
                     )
-                    continue
-                await send(_failed(error.seq, error.command, f"malformed message: {error}"))
+                else:
+                    work.put_nowait(error)
                 continue
             if message is None:
+                work.put_nowait(None)
+                await answering
                 break
-            await _answer(session, send, message)
+            if message.get("type") == "response" and relay is None:
+                session.client_answered(message)
+            else:
+                work.put_nowait(message)
     except (ConnectionError, asyncio.IncompleteReadError):
         log.info("the debug client went away")
     finally:
+        answering.cancel()
+        await asyncio.gather(answering, return_exceptions=True)
+        if relay is not None:
+            await relay.close()
         await session.close()
         writer.close()
+
+
+async def _open_relay(
+    session: DebugSession, send: Any, attach: dict[str, Any]
+) -> PythonRelay | None:
+    """The relay an ``attach`` with ``pythonOf`` asks for, or None (the attach answered as
+    failed, saying why) when debugpy cannot be reached."""
+    try:
+        return await PythonRelay.open(attach, session.client_arguments, send)
+    except CanopyError as error:
+        response = _failed(attach.get("seq"), "attach", message_of("attach", error))
+        await send(response)
+        return None
 
 
 def _failed(seq: Any, command: Any, problem: str | None = None) -> dict[str, Any]:

@@ -271,7 +271,10 @@ _DETAILS: Final[dict[str, _Describe]] = {
         "value": _value_text(arguments["value"]),
     },
     "reload": _reload,
-    "python_debug": lambda arguments, result: {"node_id": _clip(arguments["node_id"])},
+    "python_debug": lambda arguments, result: {
+        "node_id": _clip(arguments["node_id"]),
+        "stop_in": arguments.get("stop_in"),
+    },
 }
 """The audited calls, each with what its event's ``details`` say about it. Moving through an
 execution (tick, pause, continue, the steps, travelling back) changes neither its settings nor

@@ -23,7 +23,7 @@ from ..runtime.control import (
 from ..runtime.diff import ExecutionDiff, StateDiff
 from ..runtime.engine import Mode, StepKind, StopInfo
 from ..runtime.history import ExecutionState
-from ..runtime.python_debug import PythonTarget
+from ..runtime.python_debug import PythonMethod, PythonTarget
 from ..runtime.stats import ExecutionStats
 
 __all__ = ["ForwardingControl"]
@@ -190,9 +190,17 @@ class ForwardingControl(ExecutionControl):
         )
         return result
 
-    async def python_debug(self, execution_id: str, node_id: str) -> PythonTarget:
+    async def python_debug(
+        self, execution_id: str, node_id: str, stop_in: str | None = None
+    ) -> PythonTarget:
         result: PythonTarget = await self.forward(
-            "python_debug", execution_id=execution_id, node_id=node_id
+            "python_debug", execution_id=execution_id, node_id=node_id, stop_in=stop_in
+        )
+        return result
+
+    async def python_methods(self, execution_id: str, node_id: str) -> list[PythonMethod]:
+        result: list[PythonMethod] = await self.forward(
+            "python_methods", execution_id=execution_id, node_id=node_id
         )
         return result
 

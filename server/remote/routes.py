@@ -91,6 +91,12 @@ ROUTES: Final = (
     ),
     Route("python_debug", "POST", EXECUTION + "/python-debug", "Debug a node's Python code"),
     Route(
+        "python_methods",
+        "GET",
+        EXECUTION + "/python-methods",
+        "The methods of a node that run its own Python code",
+    ),
+    Route(
         "breakpoint_lines",
         "GET",
         EXECUTION + "/breakpoint-lines",

@@ -19,7 +19,7 @@ from .breakpoints import BreakpointSpec, ExceptionFilter, WatchSpec
 from .diff import ExecutionDiff, StateDiff
 from .engine import CaptureLevel, Mode, Notification, RunState, StepKind, StopInfo
 from .history import ExecutionState, HistoryError
-from .python_debug import PythonTarget
+from .python_debug import PythonMethod, PythonTarget
 from .recorded import RecordedCall
 from .stats import ExecutionStats
 
@@ -330,9 +330,19 @@ class ExecutionControl(ABC):
         """The first tick where two executions diverge, and what differs there."""
 
     @abstractmethod
-    async def python_debug(self, execution_id: str, node_id: str) -> PythonTarget:
-        """Make the process running the tree debuggable with debugpy; say where to attach and
-        which breakpoint stops in that node's ``update()``."""
+    async def python_debug(
+        self, execution_id: str, node_id: str, stop_in: str | None = None
+    ) -> PythonTarget:
+        """Make the process running the tree debuggable with debugpy; say where to attach,
+        which breakpoint stops in that node's ``update()``, whether a debugpy session is
+        attached already, and which breakpoints stop in an armed node's methods. With
+        ``stop_in`` (a method of :func:`~.python_debug.own_methods`), also arm the node: the
+        next run of that method stops in the attached debugpy session."""
+
+    @abstractmethod
+    async def python_methods(self, execution_id: str, node_id: str) -> list[PythonMethod]:
+        """The methods of a node that run its own Python code (``initialise``, ``update``,
+        ``terminate``, where its class defines them): what a client can step into."""
 
     @abstractmethod
     async def breakpoint_lines(

@@ -52,7 +52,15 @@ from .forks import fork_spec, fork_spec_from_log
 from .history import ExecutionHistory, ExecutionState
 from .pictures import to_dot, to_json_model, to_svg
 from .project import read_project
-from .python_debug import PythonDebugError, PythonTarget, python_target
+from .python_debug import (
+    PythonDebugError,
+    PythonMethod,
+    PythonTarget,
+    arm,
+    own_methods,
+    python_target,
+    release,
+)
 from .recorded import RecordedCalls, read_recorded_calls
 from .recorder import EventRecorder
 from .stats import ExecutionStats, execution_statistics
@@ -285,7 +293,7 @@ class InProcessControl(ExecutionControl):
     async def terminate(self, execution_id: str) -> ExecutionInfo:
         entry = self._entry(execution_id)
         entry.execution.terminate()
-        await asyncio.to_thread(entry.execution.join)
+        await asyncio.to_thread(_join_released, entry.execution, execution_id)
         await entry.recorder.drain()
         return self._info(entry)
 
@@ -545,15 +553,31 @@ class InProcessControl(ExecutionControl):
         with as_control_errors():
             return await diff_executions(self.store, self.tenant_id, first_id, second_id)
 
-    async def python_debug(self, execution_id: str, node_id: str) -> PythonTarget:
+    async def python_debug(
+        self, execution_id: str, node_id: str, stop_in: str | None = None
+    ) -> PythonTarget:
         execution = self._live(execution_id).execution
-        node = execution.node_by_id(node_id)
-        if node is None:
-            raise InvalidRequest(f"no node {node_id!r} in execution {execution_id}")
+        node = self._node(execution_id, node_id)
+
+        def target() -> PythonTarget:
+            found = python_target(node, node_id, list(execution.nodes()))
+            if stop_in is not None:
+                arm(node, node_id, stop_in)
+            return found
+
         try:
-            return await asyncio.to_thread(python_target, node, node_id)
+            return await asyncio.to_thread(target)
         except PythonDebugError as error:
             raise InvalidRequest(str(error)) from error
+
+    async def python_methods(self, execution_id: str, node_id: str) -> list[PythonMethod]:
+        return own_methods(self._node(execution_id, node_id))
+
+    def _node(self, execution_id: str, node_id: str) -> Behaviour:
+        node = self._live(execution_id).execution.node_by_id(node_id)
+        if node is None:
+            raise InvalidRequest(f"no node {node_id!r} in execution {execution_id}")
+        return node
 
     async def breakpoint_lines(
         self, execution_id: str, path: str, first: int = 1, last: int | None = None
@@ -670,3 +694,14 @@ def _past_context(view: ExecutionView, node_id: str | None) -> dict[str, Any]:
         if "agent" in node:
             context.update(agent_fields(node["agent"]))
     return context
+
+
+RELEASE_EVERY_S: Final = 0.5
+"""How long an ending execution's thread may take before a debugpy stop holding it is let go
+(again: stepping on in Python, it may stop at another breakpoint on its way out)."""
+
+
+def _join_released(execution: Execution, execution_id: str) -> None:
+    """Wait for an execution told to end, releasing its thread from debugpy stops."""
+    while not execution.join(RELEASE_EVERY_S):
+        release(execution_id)

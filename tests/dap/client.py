@@ -32,6 +32,7 @@ class DapClient:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.events: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []  # the adapter's reverse requests
         self._seen = 0
         self._arrived = asyncio.Condition()
         self.closed = asyncio.Event()
@@ -95,6 +96,29 @@ class DapClient:
         """The body of the next not-yet-consumed event called ``name``, whatever it says."""
         return await self.wait_for(name)
 
+    async def reverse_request(self, command: str) -> dict[str, Any]:
+        """The first reverse request ``command`` of the adapter's not answered yet."""
+
+        def find() -> dict[str, Any] | None:
+            return next((r for r in self.requests if r["command"] == command), None)
+
+        request = await self.until(find)
+        self.requests.remove(request)
+        return request
+
+    async def answer(self, request: dict[str, Any], success: bool = True, **extra: Any) -> None:
+        """Answer one of the adapter's reverse requests."""
+        self._seq += 1
+        response = {
+            "type": "response",
+            "seq": self._seq,
+            "request_seq": request["seq"],
+            "command": request["command"],
+            "success": success,
+            **extra,
+        }
+        await self.send_raw(encode(response))
+
     def pending_events(self, name: str) -> list[dict[str, Any]]:
         """Bodies of the events ``name`` received and not consumed yet."""
         return [e.get("body", {}) for e in self.events[self._seen :] if e["event"] == name]
@@ -150,6 +174,8 @@ class DapClient:
                             future.set_result(message)
                     elif message["type"] == "event":
                         self.events.append(message)
+                    elif message["type"] == "request":
+                        self.requests.append(message)
                     self._arrived.notify_all()
         finally:
             self.closed.set()

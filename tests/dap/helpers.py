@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
+import subprocess
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from .client import DapClient, launch_configured
+from tests.server.runtime.factories import Drain
+
+from .client import DapClient, launch_configured, speaking_to
 
 TREES = Path(__file__).resolve().parents[1] / "server" / "runtime" / "trees"
 PATROL = "tests.server.runtime.factories:patrol"
@@ -88,3 +95,71 @@ async def core_scenario(client: DapClient) -> None:
     assert (await step(client, "next"))["reason"] == "step"
     assert await scope_values(client, "Blackboard") == {"battery": "70"}
     await client.ok("disconnect", {"terminateDebuggee": True})
+
+
+# -- stepping into a node's Python code -----------------------------------------------------
+
+START_DEBUGGING = {"supportsStartDebuggingRequest": True}
+UPDATE_LINE = inspect.getsourcelines(Drain.update)[1] + 1
+"""The first line of ``Drain.update()``'s body, where a step into it stops."""
+
+
+async def stopped_before_drain(
+    client: DapClient, initialize: dict[str, Any] | None = None, **launch: Any
+) -> list[dict[str, Any]]:
+    """Launch the patrol and stop before drain's update (tick 2); its frames, drain first."""
+    await launch_configured(
+        client,
+        PATROL,
+        mode="manual",
+        blackboard={"battery": 100},
+        breakpoints=[{"name": "drain"}],
+        initialize=initialize,
+        **launch,
+    )
+    assert (await client.next_event("stopped"))["reason"] == "entry"
+    await client.ok("continue", {"threadId": 1})
+    assert (await client.next_event("stopped"))["reason"] == "step"  # tick 1 ends
+    await client.ok("continue", {"threadId": 1})
+    assert (await client.next_event("stopped"))["reason"] == "breakpoint"
+    found = await frames(client)
+    assert found[0]["name"].startswith("drain ")
+    return found
+
+
+async def python_target(client: DapClient, frame: dict[str, Any]) -> int:
+    """The id of the step-in target into drain's ``update()``, checking what is offered."""
+    targets = (await client.ok("stepInTargets", {"frameId": frame["id"]}))["targets"]
+    assert [t["label"] for t in targets] == [
+        "next status change",
+        "into Drain.update() (factories.py)",
+    ]
+    return int(targets[1]["id"])
+
+
+@contextlib.asynccontextmanager
+async def child_session(
+    spare_adapters: Callable[[], subprocess.Popen[bytes]], request: dict[str, Any]
+) -> AsyncIterator[tuple[DapClient, dict[str, Any]]]:
+    """What VS Code does with ``startDebugging``: a new adapter of the same type, attached
+    with the configuration given; yields it and the attach response."""
+    async with speaking_to(spare_adapters()) as child:
+        await child.ok(
+            "initialize",
+            {"adapterID": "canopy", "linesStartAt1": True, "pathFormat": "path"},
+        )
+        attaching = asyncio.ensure_future(
+            child.request("attach", request["arguments"]["configuration"])
+        )
+        capabilities = await child.next_event("capabilities")
+        assert capabilities["capabilities"]["supportsStepBack"] is False  # Canopy's, off
+        await child.wait_for("initialized")
+        # VS Code sends the tree's filters (from the first initialize): debugpy gets its own.
+        filters = await child.ok("setExceptionBreakpoints", {"filters": ["failed", "uncaught"]})
+        refused, kept = filters["breakpoints"]
+        assert not refused["verified"]
+        assert refused["message"].startswith("a tree's filter: Python stops only on ")
+        assert kept.get("verified", True)
+        await child.ok("configurationDone")
+        attached = await attaching
+        yield child, attached

@@ -31,15 +31,21 @@ from ..server.conftest import WAIT, Running, eventually
 from ..server.pods.remote import pod_server, remote_control
 from ..server.runtime import quitters
 from .client import ROOT, DapClient, launch_configured, spawn_stdio_adapter, speaking_to
+from .conftest import Spawn
 from .helpers import (
     FOREVER,
     PATROL,
     PATROL_YAML,
+    START_DEBUGGING,
     TRIAGE_YAML,
+    UPDATE_LINE,
+    child_session,
     frame_names,
     frames,
+    python_target,
     scope_values,
     step,
+    stopped_before_drain,
     tick,
 )
 from .test_raised_frames import (
@@ -268,6 +274,34 @@ async def test_a_lost_server_ends_the_session_instead_of_leaving_it_waiting(
     await client.ok("disconnect", {})  # the server still answers calls: the execution ends
     async with remote_control(running, attach=False) as control:
         assert (await control.info(identifier)).state is RunState.ENDED
+
+
+async def test_a_step_into_a_nodes_code_in_a_pod_stops_in_the_pods_debugpy(
+    client: DapClient, running: Running, spare_adapters: Spawn
+) -> None:
+    drain = (await stopped_before_drain(client, START_DEBUGGING, pod="local"))[0]
+    stepping = asyncio.ensure_future(
+        client.request("stepIn", {"threadId": 1, "targetId": await python_target(client, drain)})
+    )
+    start = await client.reverse_request("startDebugging")
+    async with child_session(spare_adapters, start) as (child, attached):
+        assert attached["success"], attached.get("message")
+        await client.answer(start)
+        assert (await stepping)["success"]
+        stopped = await child.wait_for("stopped", reason="breakpoint")
+        top = (await child.ok("stackTrace", {"threadId": stopped["threadId"]}))["stackFrames"][0]
+        assert top["line"] == UPDATE_LINE
+        # The Python that stopped is the pod's, not the adapter's: the pod runs the tree.
+        pid = await child.ok(
+            "evaluate", {"expression": "__import__('os').getpid()", "frameId": top["id"]}
+        )
+        pod = pod_of(running)
+        assert int(pid["result"]) == running.app[PODS].provider.pid(pod.pod_id)
+        assert (await client.ok("threads"))["threads"][0]["id"] == 1
+        await child.ok("continue", {"threadId": stopped["threadId"]})
+        assert (await client.next_event("stopped"))["reason"] == "step"
+        assert (await client.ok("evaluate", {"expression": "battery"}))["result"] == "70"
+        await child.ok("disconnect", {})
 
 
 async def test_a_pod_of_another_kind_is_refused(client: DapClient) -> None:

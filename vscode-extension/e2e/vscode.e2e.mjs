@@ -12,10 +12,12 @@ import {
   comparisonFrame,
   eventually,
   extensionRoot,
+  has,
   liveTreeFrame,
   repositoryRoot,
   runCommand,
   startWorkbench,
+  viewRows,
 } from "./workbench.mjs";
 
 const artifacts = path.join(extensionRoot, "e2e", "artifacts");
@@ -25,27 +27,8 @@ const canopy = process.env.CANOPY_COMMAND ?? path.join(repositoryRoot, ".venv", 
 let workbench;
 let page;
 
-const VIEWS = {
-  Explorer: ".explorer-folders-view",
-  "Call Stack": ".debug-call-stack",
-  Variables: ".debug-variables",
-  Breakpoints: ".debug-breakpoints",
-};
-
 /** Text of every row of a view's list (Explorer, Call Stack, Variables, Breakpoints). */
-async function rows(view) {
-  return page.evaluate((selector) => {
-    const list = document.querySelector(selector);
-    if (!list) return [];
-    return [...list.querySelectorAll(".monaco-list-row")].map((row) => row.textContent.replace(/\s+/g, " ").trim());
-  }, VIEWS[view]);
-}
-
-/** Whether `list` holds `text`, spacing aside ("battery =35" is how a row reads "battery = 35"). */
-function has(list, text) {
-  const squeeze = (value) => value.replace(/\s+/g, "");
-  return list.some((item) => squeeze(item) === squeeze(text));
-}
+const rows = (view) => viewRows(page, view);
 
 /** The Call Stack's frames once the session is stopped with `first` as its top frame. */
 async function stoppedAt(first) {

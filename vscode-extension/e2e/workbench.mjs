@@ -180,6 +180,28 @@ export async function startWorkbench({ workspace, vsix, settings, env = {} }) {
   return { page, url, root, settingsFile, workspace: folders.workspace, log: path.join(root, "code-server.log"), stop };
 }
 
+const VIEWS = {
+  Explorer: ".explorer-folders-view",
+  "Call Stack": ".debug-call-stack",
+  Variables: ".debug-variables",
+  Breakpoints: ".debug-breakpoints",
+};
+
+/** Text of every row of a view's list (Explorer, Call Stack, Variables, Breakpoints). */
+export async function viewRows(page, view) {
+  return page.evaluate((selector) => {
+    const list = document.querySelector(selector);
+    if (!list) return [];
+    return [...list.querySelectorAll(".monaco-list-row")].map((row) => row.textContent.replace(/\s+/g, " ").trim());
+  }, VIEWS[view]);
+}
+
+/** Whether `list` holds `text`, spacing aside ("battery =35" is how a row reads "battery = 35"). */
+export function has(list, text) {
+  const squeeze = (value) => value.replace(/\s+/g, "");
+  return list.some((item) => squeeze(item) === squeeze(text));
+}
+
 /** Run a command by its title through the Command Palette. */
 export async function runCommand(page, title) {
   await page.keyboard.press("F1");

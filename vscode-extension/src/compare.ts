@@ -12,6 +12,7 @@ import type { ComparisonPanel } from "./comparison/panel";
 import type { RecordedState } from "./comparison/page";
 import { type ExecutionDiff, type Known, remember } from "./diffReport";
 import type { SessionEvents } from "./sessionEvents";
+import { activeTreeSession } from "./treeSessions";
 
 const MEMORY_KEY = "canopy.executions";
 
@@ -67,8 +68,8 @@ export class Comparisons {
 
   /** Ask for the other execution and show how the active session's differs from it. */
   async compare(): Promise<void> {
-    const session = vscode.debug.activeDebugSession;
-    if (session?.type !== "canopy") {
+    const session = activeTreeSession(vscode.debug);
+    if (session === undefined) {
       void vscode.window.showErrorMessage(
         "Canopy: start (or select) a Canopy debug session first; its execution is compared with the one you pick.",
       );

@@ -6,6 +6,7 @@ import { ComparisonPanel } from "./comparison/panel";
 import { DebugMode } from "./debugMode";
 import { Forks } from "./forks";
 import { LiveTreePanel } from "./liveTree/panel";
+import { stepIntoPython } from "./pythonStep";
 import { Servers } from "./servers";
 import { SessionEvents } from "./sessionEvents";
 
@@ -49,6 +50,13 @@ export function activate(context: vscode.ExtensionContext): void {
     command("canopy.compareExecutions", () => comparisons.compare()),
     command("canopy.forkExecution", () => forks.fork()),
     command("canopy.restartExecution", () => forks.restart()),
+    vscode.commands.registerCommand("canopy.stepIntoPython", async (frame?: { frameId?: number; threadId?: number }) => {
+      try {
+        await stepIntoPython(frame);
+      } catch (error) {
+        void vscode.window.showErrorMessage((error as Error).message);
+      }
+    }),
   );
   void debugMode.refresh();
 }

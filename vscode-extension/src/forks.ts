@@ -8,6 +8,7 @@
 import * as vscode from "vscode";
 import { type ForkArguments, editsProblem, forkArguments, forkConfiguration, tickProblem } from "./forkInput";
 import type { SessionEvents } from "./sessionEvents";
+import { activeTreeSession } from "./treeSessions";
 
 interface Forked {
   executionId: string;
@@ -97,8 +98,8 @@ export class Forks {
 
 /** The active Canopy session and the thread in focus, if a session runs. */
 function focus(): { session: vscode.DebugSession; threadId: number | undefined } | undefined {
-  const session = vscode.debug.activeDebugSession;
-  if (session?.type !== "canopy") {
+  const session = activeTreeSession(vscode.debug);
+  if (session === undefined) {
     return undefined;
   }
   const item = vscode.debug.activeStackItem;

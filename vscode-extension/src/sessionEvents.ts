@@ -4,6 +4,7 @@
  * sends, including `stopped`, which the custom-event API does not deliver.
  */
 import * as vscode from "vscode";
+import { isPythonSession } from "./treeSessions";
 
 /** One event of a session: the DAP event's name and body. */
 export interface SessionEvent {
@@ -34,33 +35,41 @@ export class SessionEvents implements vscode.Disposable {
       }
     };
     this.registration = vscode.debug.registerDebugAdapterTrackerFactory("canopy", {
-      createDebugAdapterTracker: (session) => ({
-        onWillReceiveMessage: (message: { type?: string; command?: string }) => {
-          trace("→", message);
-          if (message.type === "request" && RESUMING.has(message.command ?? "")) {
-            this.stopped.delete(session.id);
-            this.emitter.fire({ session, event: "resumed", body: {} });
-          }
-        },
-        onDidSendMessage: (message: { type?: string; event?: string; command?: string; success?: boolean; body?: unknown }) => {
-          trace("←", message);
-          if (message.type === "event" && typeof message.event === "string") {
-            if (message.event === "stopped") {
-              this.stopped.add(session.id);
-            } else if (message.event === "continued" || message.event === "terminated") {
-              this.stopped.delete(session.id);
+      // A Python session (a step into a node's code) speaks debugpy's DAP: the trace shows it,
+      // but nothing that follows a tree listens to it.
+      createDebugAdapterTracker: (session) =>
+        isPythonSession(session)
+          ? {
+              onWillReceiveMessage: (message: unknown) => trace("→", message),
+              onDidSendMessage: (message: unknown) => trace("←", message),
             }
-            this.emitter.fire({ session, event: message.event, body: (message.body ?? {}) as Record<string, unknown> });
-          } else if (message.type === "response" && message.command === "configurationDone" && message.success) {
-            this.configured.add(session.id);
-            this.emitter.fire({ session, event: "configured", body: {} });
-          }
-        },
-        onWillStopSession: () => {
-          this.configured.delete(session.id);
-          this.stopped.delete(session.id);
-        },
-      }),
+          : {
+              onWillReceiveMessage: (message: { type?: string; command?: string }) => {
+                trace("→", message);
+                if (message.type === "request" && RESUMING.has(message.command ?? "")) {
+                  this.stopped.delete(session.id);
+                  this.emitter.fire({ session, event: "resumed", body: {} });
+                }
+              },
+              onDidSendMessage: (message: { type?: string; event?: string; command?: string; success?: boolean; body?: unknown }) => {
+                trace("←", message);
+                if (message.type === "event" && typeof message.event === "string") {
+                  if (message.event === "stopped") {
+                    this.stopped.add(session.id);
+                  } else if (message.event === "continued" || message.event === "terminated") {
+                    this.stopped.delete(session.id);
+                  }
+                  this.emitter.fire({ session, event: message.event, body: (message.body ?? {}) as Record<string, unknown> });
+                } else if (message.type === "response" && message.command === "configurationDone" && message.success) {
+                  this.configured.add(session.id);
+                  this.emitter.fire({ session, event: "configured", body: {} });
+                }
+              },
+              onWillStopSession: () => {
+                this.configured.delete(session.id);
+                this.stopped.delete(session.id);
+              },
+            },
     });
   }
 

@@ -12,6 +12,7 @@
 import * as vscode from "vscode";
 import type { SessionEvent, SessionEvents } from "../sessionEvents";
 import { webviewPage } from "../webviewPage";
+import { activeTreeSession, treeSessionOf } from "../treeSessions";
 import { type AgentCall, AgentTimeline } from "./agents";
 import { type NodeStatusBatch, StatusBatcher } from "./batcher";
 import { layout } from "./layout";
@@ -65,8 +66,9 @@ export class LiveTreePanel implements vscode.Disposable {
     this.subscriptions.push(
       events.onEvent((event) => this.onSessionEvent(event)),
       vscode.debug.onDidChangeActiveDebugSession((session) => {
-        if (session?.type === "canopy" && session.id !== this.session?.id) {
-          void this.bind(session);
+        const tree = treeSessionOf(session);
+        if (tree !== undefined && tree.id !== this.session?.id) {
+          void this.bind(tree);
         }
       }),
       vscode.debug.onDidChangeBreakpoints(() => this.post({ type: "breakpoints", ids: breakpointNodes() })),
@@ -395,8 +397,7 @@ export class LiveTreePanel implements vscode.Disposable {
 }
 
 function activeCanopySession(): vscode.DebugSession | undefined {
-  const session = vscode.debug.activeDebugSession;
-  return session?.type === "canopy" ? session : undefined;
+  return activeTreeSession(vscode.debug);
 }
 
 /** Node ids with a function breakpoint (the live tree's clicks make those). */
