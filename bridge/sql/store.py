@@ -27,7 +27,7 @@ from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Engine, delete, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, literal, or_, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -275,7 +275,7 @@ class _Sequences:
                 tenant_id=tenant_id, producer_id=producer_id, expected=last + 1, got=first
             )
         count = min(len(call.events), last - first + 1)
-        return [self._offset_of(key, number) for number in range(first, first + count)]
+        return self._offsets_of(key, first, first + count - 1) if count else []
 
     def record(self, call: AppendCall, skipped: int, first_offset: int) -> None:
         """The call's new events (those after ``skipped``) are planned from ``first_offset``."""
@@ -286,21 +286,40 @@ class _Sequences:
         self.rows.append((*key, first, last, first_offset))
         self.last[key] = last
 
-    def _offset_of(self, key: tuple[str, str], number: int) -> int:
-        for tenant_id, producer_id, first, last, offset in reversed(self.rows):
-            if (tenant_id, producer_id) == key and first <= number <= last:
-                return offset + number - first
-        first, offset = self._conn.execute(
-            select(sequences.c.first_sequence, sequences.c.first_offset)
-            .where(
-                sequences.c.tenant_id == key[0],
-                sequences.c.producer_id == key[1],
-                sequences.c.first_sequence <= number,
+    def _offsets_of(self, key: tuple[str, str], first: int, last: int) -> list[int]:
+        """The offsets of the producer's events ``first`` through ``last``, all held: from the
+        rows this batch plans, else from the stored rows that cover them, read in one query."""
+        spans = [
+            (start, end, offset)
+            for tenant_id, producer_id, start, end, offset in self.rows
+            if (tenant_id, producer_id) == key and start <= last and end >= first
+        ]
+        planned_from = min((start for start, _, _ in spans), default=last + 1)
+        if first < planned_from:
+            mine = (sequences.c.tenant_id == key[0], sequences.c.producer_id == key[1])
+            # The row holding ``first`` starts at or before it; every later row up to ``last``
+            # follows in the primary key's order: one range of the index, however many rows
+            # the producer has.
+            covering = (
+                select(func.max(sequences.c.first_sequence))
+                .where(*mine, sequences.c.first_sequence <= first)
+                .scalar_subquery()
             )
-            .order_by(sequences.c.first_sequence.desc())
-            .limit(1)
-        ).one()
-        return int(offset + number - first)
+            stored = self._conn.execute(
+                select(
+                    sequences.c.first_sequence, sequences.c.last_sequence, sequences.c.first_offset
+                ).where(
+                    *mine,
+                    sequences.c.first_sequence >= covering,
+                    sequences.c.first_sequence < planned_from,
+                )
+            )
+            spans.extend((int(a), int(b), int(c)) for a, b, c in stored)
+        offsets: dict[int, int] = {}
+        for start, end, offset in spans:
+            for number in range(max(start, first), min(end, last) + 1):
+                offsets[number] = offset + number - start
+        return [offsets[number] for number in range(first, last + 1)]
 
 
 class _Plan:

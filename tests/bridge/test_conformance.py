@@ -424,6 +424,20 @@ async def test_an_overlapping_numbered_call_writes_only_its_new_events(
     ]
 
 
+async def test_a_resend_across_many_calls_answers_each_events_own_offset(
+    store: SqlEventStore,
+) -> None:
+    offsets: list[int] = []
+    for first in range(1, 11, 2):  # five calls of two events, another event between them
+        offsets += await store.append(numbered(first, 2), sequence=ProducerSequence("pod:a", first))
+        await store.append([incident()])
+    assert offsets == [1, 2, 4, 5, 7, 8, 10, 11, 13, 14]
+    # from the middle of the second call into the fourth, then past what is held
+    resent = await store.append(numbered(4, 8), sequence=ProducerSequence("pod:a", 4))
+    assert resent == [5, 7, 8, 10, 11, 13, 14, 16]
+    assert await store.stream_version("acme", "execution/p") == 11
+
+
 async def test_a_numbered_call_that_skips_is_refused_and_writes_nothing(
     store: SqlEventStore,
 ) -> None:
