@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
+import orjson
 from aiohttp import WSCloseCode, web
 
 from canopy.bridge import CanopyError, InvalidEvent, NewEvent, RecordedEvent, Subscription
@@ -123,12 +124,14 @@ def _chunks(events: Sequence[RecordedEvent], budget: int) -> Iterator[list[tuple
     chunk: list[tuple[int, str]] = []
     size = 0
     for event in events:
-        text = json.dumps(event.to_json(), separators=(",", ":"))  # ASCII: len is bytes
-        if chunk and size + len(text) > budget:
+        # orjson: a tenth of the stdlib's cost, and the same values (the log holds no NaN and
+        # no integer past 64 bits); its UTF-8 length is what the frame costs.
+        data = orjson.dumps(event.to_json())
+        if chunk and size + len(data) > budget:
             yield chunk
             chunk, size = [], 0
-        chunk.append((event.offset, text))
-        size += len(text)
+        chunk.append((event.offset, data.decode()))
+        size += len(data)
     if chunk:
         yield chunk
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from canopy.bridge.errors import InvalidJson
-from canopy.bridge.jsondata import MAX_DEPTH, loads
+from canopy.bridge.jsondata import MAX_DEPTH, has_long_digits, loads
 
 
 def nested(depth: int) -> bytes:
@@ -54,3 +58,24 @@ def test_integers_are_exact_whatever_their_width() -> None:
 def test_a_number_past_any_float_is_refused() -> None:
     with pytest.raises(InvalidJson, match="number is infinity when parsed as double"):
         loads(b"[" + b"1" * 5000 + b"]")
+
+
+@given(
+    st.lists(st.sampled_from([b"0", b"5", b"9", b"1", b" ", b"-", b".", b"e", b'"']), max_size=80)
+)
+def test_a_run_of_19_digits_is_found_exactly_where_a_pattern_finds_it(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    assert has_long_digits(data) == (re.search(rb"[0-9]{19}", data) is not None)
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [
+        (b"9223372036854775807", True),
+        (b'{"t": 1765151234567890, "n": 123456789012345678}', False),
+        (b"[1234567890123456789]", True),
+        (b"99999999999999999 99", False),
+    ],
+)
+def test_long_digit_runs_are_found_by_width(data: bytes, found: bool) -> None:
+    assert has_long_digits(data) is found
