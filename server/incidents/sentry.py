@@ -43,6 +43,7 @@ MAX_FRAMES: Final = 250
 MAX_TEXT: Final = 8 * 1024
 """Characters kept of a message or a line of context."""
 _EVENT_ID: Final = re.compile(r"[0-9a-f]{32}")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +144,22 @@ def _text(container: Mapping[str, Any], name: str, path: str, default: str = "")
 
 def _time(event: Mapping[str, Any], received: datetime) -> datetime:
     value = _field(event, "timestamp", (str, int, float), "event.")
+    if isinstance(value, bool):
+        raise InvalidEvidence("event.timestamp must be a time, not bool")
     if value is None:
         return received
     try:
         if isinstance(value, str):
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        return datetime.fromtimestamp(value, UTC)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        else:
+            moment = datetime.fromtimestamp(value, UTC)
     except (ValueError, OverflowError, OSError):
         raise InvalidEvidence(f"event.timestamp {value!r} is not a time") from None
+    if moment < _EPOCH:
+        # Time buckets are counted from 1970 on; nothing running today reports from before.
+        raise InvalidEvidence(f"event.timestamp {value!r} is before 1970")
+    return moment
 
 
 def _frames(stacktrace: Mapping[str, Any], path: str) -> tuple[Frame, ...]:

@@ -235,6 +235,7 @@ async def test_items_other_than_events_are_skipped(
             envelope(event(timestamp="yesterday")),
             "event.timestamp 'yesterday' is not a time",
         ),
+        (envelope(event(timestamp=-5.0)), "event.timestamp -5.0 is before 1970"),
         (
             envelope(
                 {
@@ -317,3 +318,23 @@ async def test_reads_are_the_tokens_tenant_and_check_their_parameters(
         async with http.get(url, params=params, headers=bearer(acme)) as response:
             assert response.status == 400
             assert (await response.json(content_type=None))["field"] == field
+
+
+async def test_ingestion_is_rate_limited_per_key(
+    settings: Settings, http: aiohttp.ClientSession
+) -> None:
+    limited = dataclasses.replace(
+        settings,
+        sentry_keys=(SentryKey(KEY, "acme", "shop"), SentryKey("b1b2b3", "globex", "billing")),
+        rate_limit_per_second=0.001,
+        rate_limit_burst=2,
+    )
+    async with serving(limited) as running:
+        url = f"{running.url}/api/42/envelope/"
+        statuses = [(await post(http, url, envelope(event(n))))[0] for n in range(3)]
+        assert statuses == [200, 200, 429]
+        async with http.post(url, data=envelope(event(3)), params={"sentry_key": "b1b2b3"}) as r:
+            assert r.status == 200  # another key has its own bucket
+        status, answer = await post(http, url, envelope(event(4)))
+        assert status == 429
+        assert "too many requests for this Sentry key" in answer["detail"]

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from canopy.bridge import InvalidArgument
-from canopy.server.incidents import ErrorRate, Frame, Frequency
+from canopy.bridge.sql import SqlEventStore
+from canopy.server.config import Settings
+from canopy.server.incidents import ErrorRate, Frame, Frequency, evidence_store
 from canopy.server.incidents.sqlstore import (
     PostgresEvidenceStore,
     SqlEvidenceStore,
     SQLiteEvidenceStore,
 )
 
+from ..conftest import eventually, serving
 from .conftest import FRAMES, START, report
 
 HOUR = timedelta(hours=1)
@@ -148,3 +152,20 @@ async def test_retention_deletes_what_is_older_than_the_age(evidence: SqlEvidenc
 
 def test_frames_travel_as_json() -> None:
     assert [Frame.from_json(frame.to_json()) for frame in FRAMES] == list(FRAMES)
+
+
+async def test_the_server_prunes_old_evidence(store: SqlEventStore, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    evidence = evidence_store(store.engine)
+    await evidence.record(
+        [report("1" * 32, time=now - timedelta(days=40)), report("2" * 32, time=now)]
+    )
+    settings = Settings(
+        port=0, data_dir=tmp_path / ".canopy", pod_spare=False, evidence_retention_days=30
+    )
+    async with serving(settings, store):
+
+        async def pruned() -> bool:
+            return [s.evidence.event_id for s in await evidence.reports("acme")] == ["2" * 32]
+
+        await eventually(pruned, "evidence older than 30 days deleted")
