@@ -16,6 +16,8 @@ from typing import Any, Final
 from aiohttp import web
 from multidict import MultiMapping
 
+from canopy.bridge.jsondata import INT_MAX
+
 from ..incidents.sentry import EnvelopeEvent, evidence_of, parse_envelope, parse_event
 from .keys import EVIDENCE, PRINCIPAL, SENTRY_SOURCE
 from .params import bad_parameter, integer_parameter, single_parameter
@@ -26,7 +28,6 @@ DEFAULT_BUCKET_SECONDS: Final = 3600
 MAX_BUCKET_SECONDS: Final = 30 * 86_400
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
-_ID_MAX: Final = 2**63 - 1
 
 
 async def _keep(
@@ -89,17 +90,17 @@ async def read_evidence(request: web.Request) -> web.Response:
     """``GET /api/v1/evidence``: the tenant's reports after ``after``, oldest first."""
     query = request.query
     _check(query, {"service", "signature", "after", "limit"})
-    limit = integer_parameter(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    after = integer_parameter(query, "after", 0, 0, INT_MAX)
     found = await request.app[EVIDENCE].reports(
         request[PRINCIPAL].tenant_id,
         service=_text(query, "service"),
         signature=_text(query, "signature"),
-        after=integer_parameter(query, "after", 0, 0, _ID_MAX),
-        limit=limit,
+        after=after,
+        limit=integer_parameter(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
     )
-    body: dict[str, Any] = {
+    body = {
         "evidence": [item.to_json() for item in found],
-        "next_after": found[-1].id if found else integer_parameter(query, "after", 0, 0, _ID_MAX),
+        "next_after": found[-1].id if found else after,
     }
     return web.json_response(body)
 
