@@ -271,11 +271,13 @@ async def test_oversized_bodies_are_refused_and_the_server_serves_on(
     big = envelope(event(1, extra={"blob": "x" * 300_000}))
     status, answer = await post(http, url, big)
     assert status == 413, answer
+    assert "262144" in answer["detail"], answer
     # A small body that inflates past the limit is refused alike.
     bomb = gzip.compress(envelope(event(2, extra={"blob": "0" * 2_000_000})))
     assert len(bomb) < 64 * 1024
     status, answer = await post(http, url, bomb, headers={"Content-Encoding": "gzip"})
     assert status == 413, answer
+    assert "262144" in answer["detail"], answer
     status, _ = await post(http, url, envelope(event(3)))
     assert status == 200
     assert [s.evidence.event_id for s in await running.app[EVIDENCE].reports("acme")] == [
