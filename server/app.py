@@ -12,20 +12,31 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import WSCloseCode, web
 from sqlalchemy.engine import make_url
 
-from canopy.bridge import BridgeError, EventStore, ProjectionRunner, RetentionRule, open_store
+from canopy.bridge import (
+    BridgeError,
+    ConfigurationError,
+    EventStore,
+    ProjectionRunner,
+    RetentionRule,
+    open_store,
+)
 from canopy.bridge.client import read_discovery
+from canopy.bridge.sql import SqlEventStore
 
 from .api.audit import read_audit
 from .api.control import add_control_routes
 from .api.events import append_events, read_events, subscribe_events
+from .api.evidence import read_evidence, read_signatures, sentry_envelope, sentry_store
 from .api.health import health
 from .api.keys import (
+    EVIDENCE,
     LOCAL_TOKEN,
     PODS,
     PRINCIPAL,
@@ -50,6 +61,7 @@ from .api.problems import problem_middleware
 from .api.trees import get_tree, list_trees, upload_tree
 from .auth import TokenRegistry, bootstrap_token
 from .config import Settings
+from .incidents import EvidenceStore, evidence_store
 from .llm.providers import model_environment
 from .pods.manager import PodManager, PodPolicy
 from .pods.protocol import CONNECT_PATH, SERVER_CERT_VARIABLE
@@ -111,6 +123,7 @@ def create_app(
         app.cleanup_ctx.append(_owned_store)
     else:
         app[STORE] = store
+    app.cleanup_ctx.append(_evidence)
     app.cleanup_ctx.append(_token_registry)
     if settings.retention:
         app.cleanup_ctx.append(_retention)
@@ -122,6 +135,10 @@ def create_app(
     app.router.add_get("/api/v1/events", read_events)
     app.router.add_get("/api/v1/events/subscribe", subscribe_events)
     app.router.add_get("/api/v1/audit", read_audit)
+    app.router.add_post("/api/{project}/envelope/", sentry_envelope)
+    app.router.add_post("/api/{project}/store/", sentry_store)
+    app.router.add_get("/api/v1/evidence", read_evidence)
+    app.router.add_get("/api/v1/evidence/signatures", read_signatures)
     add_control_routes(app)
     app.router.add_get("/api/v1/pods/me", get_my_pod)
     app.router.add_put("/api/v1/pods/me", ensure_my_pod)
@@ -249,6 +266,35 @@ async def _owned_store(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+async def _evidence(app: web.Application) -> AsyncIterator[None]:
+    """Evidence in the log's database (its tables come with the log's migrations), pruned
+    every ``retention_interval`` when ``[evidence] retention_days`` is set."""
+    store = app[STORE]
+    if not isinstance(store, SqlEventStore):
+        raise ConfigurationError("evidence needs the log in a SQL database (SQLite or PostgreSQL)")
+    evidence = app[EVIDENCE] = evidence_store(store.engine)
+    settings = app[SETTINGS]
+    if not settings.evidence_retention_days:
+        yield
+        return
+    age = timedelta(days=settings.evidence_retention_days)
+    prune = _prune_evidence(evidence, age, settings.retention_interval)
+    async with _background(prune, "canopy-evidence-retention"):
+        yield
+
+
+async def _prune_evidence(evidence: EvidenceStore, age: timedelta, interval: float) -> None:
+    """Delete evidence older than ``age`` now and then every ``interval`` seconds; a failed
+    round is logged and left to the next one."""
+    while True:
+        try:
+            deleted = await evidence.delete_older_than(age)
+            log.info("evidence retention applied", extra={"fields": {"deleted": deleted}})
+        except BridgeError as exc:
+            log.warning("evidence retention failed: %s", exc)
+        await asyncio.sleep(interval)
 
 
 async def _token_registry(app: web.Application) -> AsyncIterator[None]:

@@ -130,6 +130,8 @@ def serve(**options: Any) -> None:
     --tls-cert and --tls-key it serves HTTPS and WSS only, and server.json also names the
     certificate, which local clients then trust.
     Settings come from these options, then CANOPY_* variables, then canopy.toml [server].
+    Sentry SDKs report errors to /api/<project>/envelope/ with a DSN key of canopy.toml
+    [[evidence.sentry]] (key, tenant, service); [evidence] retention_days prunes them.
     """
     settings = _settings(options)
     try:

@@ -17,6 +17,8 @@ from typing import Any, Final
 
 from canopy.bridge import ConfigurationError, RetentionRule, parse_retention
 
+from .incidents.sentry import SentryKey
+
 __all__ = [
     "CONFIG_FILE",
     "LOG_LEVELS",
@@ -49,6 +51,8 @@ class Settings:
     ``database_url`` left empty means the SQLite file ``<data_dir>/events.db``;
     ``workspace_roots`` left empty means the server's workspace alone. With
     ``tls_cert`` and ``tls_key`` (both or neither) the server speaks only HTTPS and WSS.
+    ``sentry_keys`` and ``evidence_retention_days`` (0: keep evidence forever) come from the
+    ``[evidence]`` table of ``canopy.toml`` only: DSN keys are a list, not one value.
     """
 
     host: str = "127.0.0.1"
@@ -85,6 +89,8 @@ class Settings:
     max_connections_per_token: int = 64
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    sentry_keys: tuple[SentryKey, ...] = ()
+    evidence_retention_days: int = 0
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -327,7 +333,7 @@ def load_settings(
     cli = cli or {}
     environ = os.environ if environ is None else environ
     cwd = Path.cwd() if cwd is None else cwd
-    from_file = _read_config_file(cwd / CONFIG_FILE)
+    from_file, evidence = _read_config_file(cwd / CONFIG_FILE)
     values: dict[str, Any] = {}
     for field in _FIELDS:
         found = _pick(field, cli, environ, from_file)
@@ -344,6 +350,7 @@ def load_settings(
     values.setdefault("data_dir", cwd / DEFAULT_DATA_DIR)
     if "workspace_roots" in values:
         values["workspace_roots"] = tuple(cwd / root for root in values["workspace_roots"])
+    values.update(_evidence_settings(evidence, cwd / CONFIG_FILE))
     return Settings(**values)
 
 
@@ -381,20 +388,65 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise tomllib.TOMLDecodeError("arrays or inline tables nested too deeply") from None
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
-    """The ``[server]`` table of ``canopy.toml``, or nothing when the file does not exist."""
+def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``[server]`` and ``[evidence]`` tables of ``canopy.toml``, or nothing when the file
+    does not exist."""
     try:
         document = read_toml(path)
     except FileNotFoundError:
-        return {}
+        return {}, {}
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"{path}: cannot read it: {exc}") from None
-    table = document.get("server", {})
+    table, evidence = document.get("server", {}), document.get("evidence", {})
     if not isinstance(table, dict):
         raise SettingsError(f"{path}: [server] must be a table")
+    if not isinstance(evidence, dict):
+        raise SettingsError(f"{path}: [evidence] must be a table")
     known = {field.name for field in _FIELDS}
     if unknown := sorted(set(table) - known):
         raise SettingsError(
             f"{path}: unknown setting [server] {unknown[0]} (known: {', '.join(sorted(known))})"
         )
-    return table
+    return table, evidence
+
+
+_SENTRY_MEMBERS: Final = ("key", "tenant", "service")
+
+
+def _evidence_settings(table: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``sentry_keys`` from ``[[evidence.sentry]]`` (``key``, ``tenant``, ``service`` each)
+    and ``evidence_retention_days`` from ``[evidence] retention_days``."""
+    if unknown := sorted(set(table) - {"sentry", "retention_days"}):
+        raise SettingsError(
+            f"{path}: unknown setting [evidence] {unknown[0]} (known: retention_days, sentry)"
+        )
+    values: dict[str, Any] = {}
+    if "retention_days" in table:
+        try:
+            values["evidence_retention_days"] = _positive_integer(table["retention_days"])
+        except ValueError as exc:
+            raise SettingsError(f"{path}: [evidence] retention_days: {exc}") from None
+    entries = table.get("sentry", [])
+    if not isinstance(entries, list):
+        raise SettingsError(f"{path}: [evidence] sentry must be an array of tables")
+    keys: list[SentryKey] = []
+    for number, entry in enumerate(entries, 1):
+        where = f"{path}: [[evidence.sentry]] number {number}"
+        if not isinstance(entry, dict):
+            raise SettingsError(f"{where} must be a table")
+        if unknown := sorted(set(entry) - set(_SENTRY_MEMBERS)):
+            raise SettingsError(
+                f"{where}: unknown member {unknown[0]!r} (known: key, tenant, service)"
+            )
+        parsed = []
+        for name in _SENTRY_MEMBERS:
+            try:
+                parsed.append(_string(entry.get(name)))
+            except ValueError as exc:
+                raise SettingsError(f"{where}: {name}: {exc}") from None
+        key, tenant, service = parsed
+        if any(known.key == key for known in keys):
+            raise SettingsError(f"{where}: the key is already given to another service")
+        keys.append(SentryKey(key, tenant, service))
+    values["sentry_keys"] = tuple(keys)
+    return values

@@ -12,16 +12,20 @@ from canopy.bridge import EventStore, ProjectionRunner
 
 from ..auth import Principal
 from ..config import Settings
+from ..incidents import EvidenceStore
+from ..incidents.sentry import SentryKey
 
 if TYPE_CHECKING:  # only for the annotation: the keys module stays free of the pods package
     from ..pods.manager import PodManager
 from ..pods.roots import WorkspaceRoots
 
 __all__ = [
+    "EVIDENCE",
     "LOCAL_TOKEN",
     "PODS",
     "PRINCIPAL",
     "ROOTS",
+    "SENTRY_SOURCE",
     "SETTINGS",
     "SOCKETS",
     "STORE",
@@ -31,6 +35,8 @@ __all__ = [
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 STORE: Final = web.AppKey("store", EventStore)
+EVIDENCE: Final = web.AppKey("evidence", EvidenceStore)
+"""Error reports from running services, in the log's database beside the log."""
 TOKENS: Final = web.AppKey("tokens", ProjectionRunner)
 """The token registry (a :class:`server.auth.TokenRegistry` runner), following the log."""
 LOCAL_TOKEN: Final = web.AppKey("local_token", str)
@@ -39,6 +45,8 @@ SOCKETS: Final = web.AppKey[set[web.WebSocketResponse]]("sockets")
 """Open subscription sockets, closed with "going away" when the server shuts down."""
 PRINCIPAL: Final = web.RequestKey("principal", Principal)
 """Who the request acts for, set by the auth middleware on everything under ``/api/``."""
+SENTRY_SOURCE: Final = web.RequestKey("sentry_source", SentryKey)
+"""The tenant and service a Sentry ingestion request reports for, set by the auth middleware."""
 PODS: Final[web.AppKey[PodManager]] = web.AppKey("pods")
 """Every debug pod of this server and the clients listening to them."""
 WORKSPACE: Final = web.AppKey("workspace", Path)

@@ -17,6 +17,9 @@ life); one more is answered 429 naming the cap, and the counts of a token vanish
 open request. And a body must arrive whole within ``body_timeout`` seconds of its head: it is
 read here, before the handler, and cached by aiohttp for it (handlers read bodies whole anyway,
 within ``max_request_bytes``); a late one is answered 408 and its connection closed.
+
+Sentry's ingestion routes act for a DSN key rather than a token, and are limited per key the
+same way: a key ships inside applications, so anyone may hold it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from ..config import Settings
-from .keys import PRINCIPAL, SETTINGS
+from .keys import PRINCIPAL, SENTRY_SOURCE, SETTINGS
 from .problems import Problem
 
 __all__ = [
@@ -102,19 +105,29 @@ def add_rate_limits(app: web.Application, settings: Settings) -> None:
     app[OPEN_REQUESTS] = Counter()
 
 
-@web.middleware
-async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Charge the request to its token's bucket. Runs after authentication, so only requests
-    that act for a token are limited: the public endpoints and the pod workers' link (which
-    has its own backpressure) are not. A WebSocket counts once, when it opens."""
+def _charged(request: web.Request) -> tuple[str, str] | None:
+    """Whom the request is charged to, and what that is called: its token, its Sentry DSN
+    key, or nobody."""
     principal = request.get(PRINCIPAL)
     if principal is not None:
-        wait = request.app[RATE_LIMITER].take(principal.token_id)
+        return principal.token_id, "token"
+    source = request.get(SENTRY_SOURCE)
+    return None if source is None else (f"sentry:{source.key}", "Sentry key")
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Charge the request to its token's (or Sentry key's) bucket. Runs after authentication,
+    so only requests that act for one are limited: the public endpoints and the pod workers'
+    link (which has its own backpressure) are not. A WebSocket counts once, when it opens."""
+    charged = _charged(request)
+    if charged is not None:
+        wait = request.app[RATE_LIMITER].take(charged[0])
         if wait > 0:
             raise Problem(
                 429,
                 "rate-limited",
-                f"too many requests for this token; retry in {wait:.2f} s",
+                f"too many requests for this {charged[1]}; retry in {wait:.2f} s",
                 title="Too many requests",
                 headers={hdrs.RETRY_AFTER: str(max(1, math.ceil(wait)))},
             )
@@ -124,19 +137,19 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
 @web.middleware
 async def open_requests_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Hold one of the token's ``max_connections_per_token`` slots while the request is open
-    (a WebSocket until it closes). Like the rate limit, only requests acting for a token
-    count."""
-    principal = request.get(PRINCIPAL)
-    if principal is None:
+    (a WebSocket until it closes). Like the rate limit, only requests acting for a token (or
+    a Sentry key) count."""
+    charged = _charged(request)
+    if charged is None:
         return await handler(request)
+    key, what = charged
     cap = request.app[SETTINGS].max_connections_per_token
     open_requests = request.app[OPEN_REQUESTS]
-    key = principal.token_id
     if open_requests[key] >= cap:
         raise Problem(
             429,
             "too-many-connections",
-            f"this token already holds {cap} open requests (WebSockets included), the most"
+            f"this {what} already holds {cap} open requests (WebSockets included), the most"
             " allowed (max_connections_per_token); close some or retry later",
             title="Too many open requests",
             headers={hdrs.RETRY_AFTER: "1"},

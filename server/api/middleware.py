@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Final
 
@@ -12,7 +13,8 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from ..auth import Principal, lookup_token
-from .keys import PRINCIPAL, TOKENS
+from ..incidents.sentry import SentryKey, find_key, sentry_key
+from .keys import PRINCIPAL, SENTRY_SOURCE, SETTINGS, TOKENS
 from .problems import Problem
 
 __all__ = ["access_log_middleware", "auth_middleware"]
@@ -26,6 +28,8 @@ OPENAPI_PATH: Final = "/api/v1/openapi.json"
 PUBLIC_PATHS: Final = frozenset({POD_LINK, OPENAPI_PATH})
 """Paths under ``/api/`` that take no user token: the pod link (see above) and the API's own
 description, which clients and tools fetch before they have a token."""
+SENTRY_PATHS: Final = re.compile(r"/api/[^/]+/(?:envelope|store)/")
+"""Sentry's ingestion routes, which take a DSN key instead (checked by their handlers)."""
 _CHALLENGE: Final = 'Bearer realm="canopy"'
 
 
@@ -51,12 +55,31 @@ def _authenticate(request: web.Request) -> Principal:
     return principal
 
 
+def _sentry_source(request: web.Request) -> SentryKey:
+    """The tenant and service of the DSN key the request carries, or a 401 that names no
+    configured key."""
+    presented = sentry_key(request.headers.get("X-Sentry-Auth"), request.query.get("sentry_key"))
+    found = find_key(request.app[SETTINGS].sentry_keys, presented)
+    if found is None:
+        detail = (
+            "unknown Sentry key: the DSN's key is not in canopy.toml [[evidence.sentry]]"
+            if presented
+            else "send the DSN's key: X-Sentry-Auth: Sentry sentry_key=<key>, or ?sentry_key="
+        )
+        raise Problem(401, "unauthorized", detail)
+    return found
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request under ``/api/`` acts for the user and tenant of a valid token; the
-    handler finds them at ``request[PRINCIPAL]``. Runs before the body is read, so an
+    handler finds them at ``request[PRINCIPAL]`` (Sentry's routes: for the tenant and service
+    of a configured DSN key, at ``request[SENTRY_SOURCE]``). Runs before the body is read, so an
     unauthenticated client cannot make the server read (or buffer) anything."""
-    if request.path.startswith(API_PREFIX) and request.path not in PUBLIC_PATHS:
+    path = request.path
+    if SENTRY_PATHS.fullmatch(path):
+        request[SENTRY_SOURCE] = _sentry_source(request)
+    elif path.startswith(API_PREFIX) and path not in PUBLIC_PATHS:
         request[PRINCIPAL] = _authenticate(request)
     return await handler(request)
 

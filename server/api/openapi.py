@@ -44,6 +44,9 @@ from ..trees import FORMATS
 from ..trees import NAME as TREE_NAME
 from .audit import AUDIT_ACTIONS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, MAX_SCANNED
 from .events import MAX_EVENTS_PER_CALL
+from .evidence import DEFAULT_BUCKET_SECONDS, MAX_BUCKET_SECONDS
+from .evidence import DEFAULT_LIMIT as DEFAULT_EVIDENCE_LIMIT
+from .evidence import MAX_LIMIT as MAX_EVIDENCE_LIMIT
 from .metrics import METRICS_PATH
 from .middleware import OPENAPI_PATH
 from .params import DEFAULT_LIMIT, MAX_LIMIT
@@ -520,6 +523,184 @@ def _fixed_paths() -> dict[str, dict[str, Any]]:
     }
 
 
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "schema": schema}
+
+
+_SENTRY_BODY: Final = {
+    "required": True,
+    "description": "As Sentry's SDKs send it; `Content-Encoding: gzip` or `deflate` may"
+    " compress it, and the server's max_request_bytes bounds it once inflated.",
+}
+
+
+def _evidence_paths() -> dict[str, dict[str, Any]]:
+    """Sentry's ingestion routes and the evidence reads."""
+    sentry_security: list[dict[str, list[str]]] = [{"sentryAuth": []}, {"sentryKey": []}]
+    project = {
+        "name": "project",
+        "in": "path",
+        "required": True,
+        "description": "The DSN's project id (not checked: the key decides).",
+        "schema": {"type": "string"},
+    }
+    ingest = {
+        "200": _json({"$ref": SCHEMA_REF + "SentryAnswer"}, "Kept (a retried event once)."),
+        **_problems([400, 401, 408, 413, 503]),
+    }
+    service = _query("service", "Only this service.", {"type": "string", "minLength": 1})
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_EVIDENCE_LIMIT}
+    moment = {"type": "string", "format": "date-time"}
+    return {
+        "/api/{project}/envelope/": {
+            "post": {
+                "operationId": "sentry_envelope",
+                "tags": ["evidence"],
+                "summary": "Sentry's envelope endpoint: keep the event items of an envelope",
+                "description": "Items other than events (sessions, transactions, attachments,"
+                " client reports) are skipped. A malformed envelope is refused saying which item"
+                " and byte offset.",
+                "security": sentry_security,
+                "parameters": [project],
+                "requestBody": {
+                    **_SENTRY_BODY,
+                    "content": {"application/x-sentry-envelope": {"schema": {"type": "string"}}},
+                },
+                "responses": ingest,
+            }
+        },
+        "/api/{project}/store/": {
+            "post": {
+                "operationId": "sentry_store",
+                "tags": ["evidence"],
+                "summary": "Sentry's legacy store endpoint: keep one event",
+                "security": sentry_security,
+                "parameters": [project],
+                "requestBody": {**_SENTRY_BODY, "content": {JSON: {"schema": {"type": "object"}}}},
+                "responses": ingest,
+            }
+        },
+        "/api/v1/evidence": {
+            "get": {
+                "operationId": "read_evidence",
+                "tags": ["evidence"],
+                "summary": "The tenant's error reports, oldest first",
+                "parameters": [
+                    service,
+                    _query("signature", "Only this signature.", {"type": "string", "minLength": 1}),
+                    _query(
+                        "after", "Only reports after this id.", {"type": "integer", "minimum": 0}
+                    ),
+                    _query(
+                        "limit", "At most this many.", {**limit, "default": DEFAULT_EVIDENCE_LIMIT}
+                    ),
+                ],
+                "responses": {
+                    "200": _json({"$ref": SCHEMA_REF + "EvidencePage"}, "One page of reports."),
+                    **_problems([400, 401, 429, 503]),
+                },
+            }
+        },
+        "/api/v1/evidence/signatures": {
+            "get": {
+                "operationId": "read_signatures",
+                "tags": ["evidence"],
+                "summary": "Aggregates: first sighting per release, frequency and error rate",
+                "parameters": [
+                    service,
+                    _query(
+                        "bucket",
+                        "Width of a time bucket in seconds (buckets start on the Unix epoch).",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_BUCKET_SECONDS,
+                            "default": DEFAULT_BUCKET_SECONDS,
+                        },
+                    ),
+                    _query("since", "Only reports at or after this time.", moment),
+                    _query("until", "Only reports before this time.", moment),
+                    _query("limit", "At most this many rows of each aggregate.", limit),
+                ],
+                "responses": {
+                    "200": _json({"$ref": SCHEMA_REF + "EvidenceAggregates"}, "The aggregates."),
+                    **_problems([400, 401, 429, 503]),
+                },
+            }
+        },
+    }
+
+
+def _evidence_schemas() -> dict[str, dict[str, Any]]:
+    text, count, moment = (
+        {"type": "string"},
+        {"type": "integer", "minimum": 0},
+        {
+            "type": "string",
+            "format": "date-time",
+        },
+    )
+
+    def shape(**properties: Any) -> dict[str, Any]:
+        return {"type": "object", "required": list(properties), "properties": properties}
+
+    frame = shape(
+        file=text,
+        function=text,
+        line={"type": ["integer", "null"]},
+        in_app={"type": "boolean"},
+        module=text,
+        context_line=text,
+    )
+    report = shape(
+        id={"type": "integer", "minimum": 1},
+        event_id=text,
+        service=text,
+        environment=text,
+        release=text,
+        time=moment,
+        level=text,
+        exception_type=text,
+        message=text,
+        signature=text,
+        frames={"type": "array", "items": {"$ref": SCHEMA_REF + "Frame"}},
+        raw={"type": "string", "description": "The report as received, cut at 64 KiB."},
+        raw_size={**count, "description": "The whole report's size in bytes."},
+    )
+    return {
+        "SentryAnswer": shape(id={"type": ["string", "null"]}),
+        "Frame": frame,
+        "Evidence": report,
+        "EvidencePage": shape(
+            evidence={"type": "array", "items": {"$ref": SCHEMA_REF + "Evidence"}},
+            next_after={**count, "description": "Pass as `after` for the next page."},
+        ),
+        "EvidenceAggregates": shape(
+            bucket_seconds={"type": "integer", "minimum": 1},
+            signatures={
+                "type": "array",
+                "items": shape(
+                    service=text,
+                    signature=text,
+                    release=text,
+                    exception_type=text,
+                    first_seen=moment,
+                    last_seen=moment,
+                    count=count,
+                ),
+            },
+            frequency={
+                "type": "array",
+                "items": shape(service=text, signature=text, bucket=moment, count=count),
+            },
+            error_rate={
+                "type": "array",
+                "items": shape(service=text, bucket=moment, errors=count, total=count),
+            },
+        ),
+    }
+
+
 def _event_schema(name: str, *, tenant_optional: bool = False) -> dict[str, Any]:
     """An event schema from ``schemas/``, as a component (its own ``$schema`` and ``$id``
     removed: the document's dialect and place apply)."""
@@ -756,11 +937,11 @@ def _responses() -> dict[str, Any]:
 def build_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route :func:`server.app.create_app` registers."""
     calls, schema_of, components = _control_plane()
-    paths = _fixed_paths()
+    paths = {**_fixed_paths(), **_evidence_paths()}
     for call in calls:
         operation = _control_operation(call, schema_of)
         paths.setdefault(call.route.path, {})[call.route.verb.lower()] = operation
-    schemas_ = {**_fixed_schemas(), **components}
+    schemas_ = {**_fixed_schemas(), **_evidence_schemas(), **components}
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -778,6 +959,11 @@ def build_document() -> dict[str, Any]:
             {"name": "executions", "description": "Executions in the caller's debug pod."},
             {"name": "pods", "description": "The caller's debug pod, and the workers' link."},
             {"name": "trees", "description": "Versions of tree definitions, kept in the log."},
+            {
+                "name": "evidence",
+                "description": "Error reports from running services (Sentry's SDKs), and"
+                " their aggregates.",
+            },
             {"name": "platform", "description": "Health, metrics and this document."},
         ],
         "security": [{"bearer": []}],
@@ -793,6 +979,19 @@ def build_document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A debug pod's own token, given to its worker at start.",
+                },
+                "sentryAuth": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Sentry-Auth",
+                    "description": "`Sentry sentry_key=<key>, sentry_version=7, ...`: a DSN key"
+                    " of canopy.toml [[evidence.sentry]].",
+                },
+                "sentryKey": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "sentry_key",
+                    "description": "The same DSN key, in the query.",
                 },
             },
             "responses": _responses(),

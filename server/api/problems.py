@@ -88,6 +88,8 @@ ERROR_STATUS: Final[Mapping[str, int]] = {
     "PodTimeout": 504,
     "RemoteFailure": 502,
     "LinkBroken": 502,
+    # evidence
+    "InvalidEvidence": 400,
 }
 """The HTTP status of each error code, the one table of it. A server-side 500 never shows its
 message (the log has it, with the traceback)."""

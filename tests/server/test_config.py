@@ -133,3 +133,42 @@ def test_a_hostile_file_is_refused_not_followed(tmp_path: Path, text: str, probl
 def test_other_tables_of_the_file_are_left_to_their_owners(tmp_path: Path) -> None:
     write_toml(tmp_path, '[pods]\nprovider = "kubernetes"\n')
     assert load_settings(environ={}, cwd=tmp_path).port == Settings().port
+
+
+def test_sentry_keys_and_evidence_retention_from_the_file(tmp_path: Path) -> None:
+    write_toml(
+        tmp_path,
+        "[evidence]\nretention_days = 30\n"
+        '[[evidence.sentry]]\nkey = "k1"\ntenant = "acme"\nservice = "shop"\n'
+        '[[evidence.sentry]]\nkey = "k2"\ntenant = "acme"\nservice = "billing"\n',
+    )
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings.evidence_retention_days == 30
+    assert [(k.key, k.tenant, k.service) for k in settings.sentry_keys] == [
+        ("k1", "acme", "shop"),
+        ("k2", "acme", "billing"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('evidence = "yes"\n', r"\[evidence\] must be a table"),
+        ("[evidence]\nretention = 3\n", r"unknown setting \[evidence\] retention"),
+        ("[evidence]\nretention_days = 0\n", r"\[evidence\] retention_days: 0 is not a positive"),
+        ('[[evidence.sentry]]\nkey = "k"\ntenant = "acme"\n', r"number 1: service: None is not"),
+        (
+            '[[evidence.sentry]]\nkey = "k"\ntenant = "a"\nservice = "s"\nproject = 4\n',
+            r"number 1: unknown member 'project'",
+        ),
+        (
+            '[[evidence.sentry]]\nkey = "k"\ntenant = "a"\nservice = "s"\n'
+            '[[evidence.sentry]]\nkey = "k"\ntenant = "b"\nservice = "t"\n',
+            r"number 2: the key is already given to another service",
+        ),
+    ],
+)
+def test_bad_evidence_settings_say_where(tmp_path: Path, text: str, problem: str) -> None:
+    write_toml(tmp_path, text)
+    with pytest.raises(SettingsError, match=rf"canopy\.toml: .*{problem}"):
+        load_settings(environ={}, cwd=tmp_path)

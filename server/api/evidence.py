@@ -1,0 +1,128 @@
+"""Evidence over HTTP: Sentry's ingestion routes, and reading what is kept.
+
+``POST /api/<project>/envelope/`` and the legacy ``POST /api/<project>/store/`` take what
+Sentry's SDKs send, for the tenant and service of the DSN key (checked by the auth middleware
+before the body is read). Bodies are bounded like every other (``max_request_bytes``, after
+aiohttp undid a gzip or deflate ``Content-Encoding``), and answered as Sentry answers:
+``{"id": event_id}``; refusals are problem documents, whose ``detail`` is where Sentry's
+clients look. The project id of the DSN is not checked: the key alone says where reports go.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from canopy.bridge.jsondata import INT_MAX
+
+from ..incidents.sentry import EnvelopeEvent, evidence_of, parse_envelope, parse_event
+from .keys import EVIDENCE, PRINCIPAL, SENTRY_SOURCE
+from .params import bad_parameter, integer_parameter, single_parameter
+
+__all__ = ["read_evidence", "read_signatures", "sentry_envelope", "sentry_store"]
+
+DEFAULT_BUCKET_SECONDS: Final = 3600
+MAX_BUCKET_SECONDS: Final = 30 * 86_400
+DEFAULT_LIMIT: Final = 100
+MAX_LIMIT: Final = 1000
+
+
+async def _keep(
+    request: web.Request, items: list[EnvelopeEvent], envelope_id: object = None
+) -> web.Response:
+    received = datetime.now(UTC)
+    key = request[SENTRY_SOURCE]
+    found = [evidence_of(item, key, received=received, envelope_id=envelope_id) for item in items]
+    if found:
+        await request.app[EVIDENCE].record(found)
+    event_id = found[0].event_id if found else envelope_id
+    return web.json_response({"id": event_id if isinstance(event_id, str) else None})
+
+
+async def sentry_envelope(request: web.Request) -> web.Response:
+    """``POST /api/{project}/envelope/``: keep the envelope's events; skip its other items."""
+    header, items = parse_envelope(await request.read())
+    return await _keep(request, items, header.get("event_id"))
+
+
+async def sentry_store(request: web.Request) -> web.Response:
+    """``POST /api/{project}/store/``: keep one event (the SDKs' format before envelopes)."""
+    return await _keep(request, [parse_event(await request.read())])
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def _check(query: MultiMapping[str], allowed: set[str]) -> None:
+    if unknown := sorted(set(query) - allowed):
+        raise bad_parameter(
+            unknown[0],
+            f"unknown query parameter {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})",
+        )
+
+
+def _text(query: MultiMapping[str], name: str) -> str | None:
+    value = single_parameter(query, name)
+    if value == "":
+        raise bad_parameter(name, f"'{name}' cannot be empty")
+    return value
+
+
+def _moment(query: MultiMapping[str], name: str) -> datetime | None:
+    raw = _text(query, name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise bad_parameter(
+            name, f"'{name}' must be a date-time with its offset, e.g. 2026-01-31T12:00:00Z"
+        )
+    return moment
+
+
+async def read_evidence(request: web.Request) -> web.Response:
+    """``GET /api/v1/evidence``: the tenant's reports after ``after``, oldest first."""
+    query = request.query
+    _check(query, {"service", "signature", "after", "limit"})
+    after = integer_parameter(query, "after", 0, 0, INT_MAX)
+    found = await request.app[EVIDENCE].reports(
+        request[PRINCIPAL].tenant_id,
+        service=_text(query, "service"),
+        signature=_text(query, "signature"),
+        after=after,
+        limit=integer_parameter(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+    )
+    body = {
+        "evidence": [item.to_json() for item in found],
+        "next_after": found[-1].id if found else after,
+    }
+    return web.json_response(body)
+
+
+async def read_signatures(request: web.Request) -> web.Response:
+    """``GET /api/v1/evidence/signatures``: first sightings per (service, signature,
+    release), reports per signature and time bucket, error rate per service and bucket."""
+    query = request.query
+    _check(query, {"service", "bucket", "since", "until", "limit"})
+    store, tenant = request.app[EVIDENCE], request[PRINCIPAL].tenant_id
+    seconds = integer_parameter(query, "bucket", DEFAULT_BUCKET_SECONDS, 1, MAX_BUCKET_SECONDS)
+    bucket = timedelta(seconds=seconds)
+    scope: dict[str, Any] = {
+        "service": _text(query, "service"),
+        "since": _moment(query, "since"),
+        "until": _moment(query, "until"),
+        "limit": integer_parameter(query, "limit", MAX_LIMIT, 1, MAX_LIMIT),
+    }
+    body = {
+        "bucket_seconds": seconds,
+        "signatures": [item.to_json() for item in await store.first_seen(tenant, **scope)],
+        "frequency": [item.to_json() for item in await store.frequency(tenant, bucket, **scope)],
+        "error_rate": [item.to_json() for item in await store.error_rate(tenant, bucket, **scope)],
+    }
+    return web.json_response(body)

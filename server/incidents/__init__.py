@@ -1,0 +1,26 @@
+"""The incident pipeline. So far its first stage: evidence in (error reports kept and
+aggregated behind :class:`EvidenceStore`, Sentry's formats read into them)."""
+
+from .evidence import (
+    ErrorRate,
+    Evidence,
+    EvidenceStore,
+    FirstSeen,
+    Frame,
+    Frequency,
+    InvalidEvidence,
+    StoredEvidence,
+)
+from .sqlstore import evidence_store
+
+__all__ = [
+    "ErrorRate",
+    "Evidence",
+    "EvidenceStore",
+    "FirstSeen",
+    "Frame",
+    "Frequency",
+    "InvalidEvidence",
+    "StoredEvidence",
+    "evidence_store",
+]
