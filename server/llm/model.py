@@ -161,3 +161,8 @@ class LanguageModel(Protocol):
         """Answer ``request`` once (no retries: the caller decides), streaming text pieces to
         ``on_text`` as they arrive. Raises :class:`ModelError`; cancellation cancels the call."""
         ...
+
+    async def close(self) -> None:
+        """Release what the model keeps open (its connections), once its execution has
+        ended; no call follows."""
+        ...

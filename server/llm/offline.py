@@ -80,6 +80,9 @@ class OfflineModel:
         self.calls = 0
         self._responses = _read_fixtures(fixtures)
 
+    async def close(self) -> None:
+        """Nothing to release: the fixture file was read once, and no connection is open."""
+
     async def complete(
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:

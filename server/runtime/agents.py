@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import os
 import statistics
 import threading
@@ -74,6 +75,8 @@ __all__ = [
     "PythonAgent",
     "Tool",
 ]
+
+log = logging.getLogger(__name__)
 
 FIXTURES_SUFFIX: Final = ".fixtures.yaml"
 """A tree's offline answers are beside it: ``triage.yaml`` -> ``triage.fixtures.yaml``."""
@@ -219,11 +222,15 @@ class AgentHost:
             return outcome
 
     def close(self) -> None:
-        """The execution ended: cancel what is in flight and end the workflow's span."""
+        """The execution ended: cancel what is in flight, end the workflow's span, and close
+        the models (on the loop, where their connections were opened)."""
         self.cancel_all("ended")
         if self._workflow is not None:
             self._workflow.end()
             self._workflow = None
+        models, self._models = list(self._models.values()), {}
+        if models and not self.loop.is_closed():
+            asyncio.run_coroutine_threadsafe(_close_models(models), self.loop)
 
     def finished(self, agent: Agent) -> None:
         """An agent's call is over (done or cancelled)."""
@@ -233,6 +240,15 @@ class AgentHost:
         """Cancel every call in flight (the execution ends, or its tree is replaced)."""
         for agent in list(self._in_flight):
             agent.cancel(reason)
+
+
+async def _close_models(models: Sequence[LanguageModel]) -> None:
+    """Close each model; one that fails to close is logged, and the others still close."""
+    for model in models:
+        try:
+            await model.close()
+        except Exception:
+            log.exception("closing the %s model", model.provider)
 
 
 @dataclass

@@ -49,3 +49,7 @@ class TracedModel:
                 cost = self.costs.cost(response.model, response.usage) if self.costs else None
                 record_response(span, response, cost_usd=cost, capture_content=self.capture_content)
             return response
+
+    async def close(self) -> None:
+        """Close the wrapped model."""
+        await self.model.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -202,6 +202,8 @@ class MessagesServer:
         self.headers: list[dict[str, str]] = []
         self.abandoned = 0
         """Streams a client closed before the server finished them."""
+        self.open_connections: Callable[[], int] = lambda: 0
+        """How many client connections are open now."""
         self._abandoned = asyncio.Condition()
         self._scripts: dict[bytes | None, list[Reply]] = {}
 
@@ -310,6 +312,7 @@ async def serve_messages() -> AsyncIterator[MessagesServer]:
     await site.start()
     host, port = runner.addresses[0][:2]
     server.url = f"http://{host}:{port}"
+    server.open_connections = lambda: len(runner.server.connections) if runner.server else 0
     try:
         yield server
     finally:

@@ -15,6 +15,7 @@ from canopy.server.runtime.definition import DefinitionError
 from canopy.server.runtime.engine import CaptureLevel
 from canopy.server.runtime.inprocess import InProcessControl
 
+from ..conftest import eventually
 from ..llm.messages_server import MessagesServer, error, reply
 from .agent_runs import run_tree, user, write_fixtures
 
@@ -419,3 +420,16 @@ async def test_a_request_the_model_refuses_is_not_retried_and_fails_its_node(
     assert "max_tokens too large" in failed["message"]
     assert not run.of("AgentRetried")
     assert anthropic_messages.calls == 1
+
+
+async def test_an_ended_execution_closes_its_models_connections(
+    sqlite_control: InProcessControl,
+    write: Callable[[str, str], Path],
+    anthropic_messages: MessagesServer,
+) -> None:
+    anthropic_messages.script(ask(), reply("billing"))
+    run = await run_tree(sqlite_control, write("triage.yaml", triage("        output: category")))
+    assert run.blackboard["/category"] == "billing"
+    await eventually(
+        lambda: anthropic_messages.open_connections() == 0, "the model's connection closed"
+    )
