@@ -36,11 +36,8 @@ def diagnostic(problem: Problem, document: TextDocument) -> types.Diagnostic:
     else:
         start = ServerTextPosition(0, 0)
         message = str(problem)
-    line = document.lines[start.line] if start.line < len(document.lines) else ""
-    token = _TOKEN.match(line, start.character)
-    end = ServerTextPosition(start.line, token.end() if token else start.character)
     return types.Diagnostic(
-        range=document.range_to_client_units(ServerTextRange(start, end)),
+        range=document.range_to_client_units(ServerTextRange(start, _token_end(document, start))),
         message=message,
         severity=types.DiagnosticSeverity.Error,
         source=SOURCE,
@@ -54,9 +51,6 @@ def document_symbol(symbol: Symbol, document: TextDocument) -> types.DocumentSym
     last = min(last, max(len(document.lines) - 1, 0))
     end_text = document.lines[last].rstrip("\r\n") if document.lines else ""
     whole = ServerTextRange(start, ServerTextPosition(last, len(end_text)))
-    line = document.lines[start.line] if start.line < len(document.lines) else ""
-    token = _TOKEN.match(line, start.character)
-    name_end = ServerTextPosition(start.line, token.end() if token else start.character)
     if symbol.kind == "BehaviorTree":
         kind = types.SymbolKind.Module
     else:
@@ -66,7 +60,9 @@ def document_symbol(symbol: Symbol, document: TextDocument) -> types.DocumentSym
         kind=kind,
         detail=symbol.kind,
         range=document.range_to_client_units(whole),
-        selection_range=document.range_to_client_units(ServerTextRange(start, name_end)),
+        selection_range=document.range_to_client_units(
+            ServerTextRange(start, _token_end(document, start))
+        ),
         children=[document_symbol(child, document) for child in symbol.children],
     )
 
@@ -85,6 +81,13 @@ def _position(document: TextDocument, line: int, column: int) -> ServerTextPosit
     row = min(max(line - 1, 0), max(len(document.lines) - 1, 0))
     text = document.lines[row].rstrip("\r\n") if document.lines else ""
     return ServerTextPosition(row, min(max(column - 1, 0), len(text)))
+
+
+def _token_end(document: TextDocument, start: ServerTextPosition) -> ServerTextPosition:
+    """The end of the key, type or tag that starts at ``start`` (``start`` at a line's end)."""
+    line = document.lines[start.line] if start.line < len(document.lines) else ""
+    token = _TOKEN.match(line, start.character)
+    return ServerTextPosition(start.line, token.end() if token else start.character)
 
 
 def _same_file(path: str, other: str | None) -> bool:

@@ -98,3 +98,15 @@ async def test_an_unsaved_new_file_is_checked_from_its_text(
     assert await diagnostics_of(client, tree, text) == []
     assert not tree.exists()
     open_document(client, workspace / "notes.txt", "not a tree")  # not a tree file: ignored
+
+
+async def test_positions_are_in_the_clients_code_units(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """The runtime counts characters; VS Code counts UTF-16 units, two per tree emoji."""
+    text = 'root: {name: "🌳🌳", nme: x, type: Success}\n'
+    (found,) = await diagnostics_of(client, workspace / "wide.yaml", text)
+    assert found.message.startswith("unexpected field `nme`")
+    assert found.range == types.Range(
+        start=types.Position(line=0, character=21), end=types.Position(line=0, character=24)
+    )
