@@ -20,24 +20,27 @@ def load_tree(
     *,
     registry: Mapping[str, str] | None = None,
     base_dir: Path | None = None,
+    text: str | None = None,
 ) -> TreeDefinition:
     """The checked definition ``reference`` names.
 
     ``reference`` is a tree file (``.yaml``, ``.yml``, ``.json``, ``.xml``) or a Python factory
     (``path/to/file.py:function`` or ``package.module:function``), relative to ``base_dir``
     (default: the current directory). ``registry`` maps BehaviorTree.CPP node names to
-    ``package.module:Class`` import paths, for XML files. Raises DefinitionError listing every
-    problem found, each with its file, line and column.
+    ``package.module:Class`` import paths, for XML files. ``text`` is a tree file's content
+    when it differs from what the disk holds (an editor's unsaved buffer): the file is read
+    from it, and need not exist yet. Raises DefinitionError listing every problem found, each
+    with its file, line and column.
     """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     suffix = Path(reference).suffix.lower()
     if suffix in TREE_FILE_SUFFIXES:
         path = Path(os.path.abspath(base / reference))
-        if not path.is_file():
+        if text is None and not path.is_file():
             raise DefinitionError([Problem(str(path), 1, 1, "tree file not found")])
         if suffix == ".xml":
-            return load_xml_tree(path, registry or {})
-        return load_file_tree(path)
+            return load_xml_tree(path, registry or {}, text)
+        return load_file_tree(path, text)
     if is_factory_reference(reference):
         return load_python_tree(reference, base)
     message = (

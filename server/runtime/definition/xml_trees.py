@@ -166,11 +166,14 @@ TAGS: Mapping[str, _Builtin] = {
 _PARALLEL_ATTRIBUTES = ("success_count", "failure_count")
 
 
-def load_xml_tree(path: Path, registry: Mapping[str, str]) -> TreeDefinition:
-    """The checked definition of the main tree in the XML file ``path``."""
+def load_xml_tree(
+    path: Path, registry: Mapping[str, str], text: str | None = None
+) -> TreeDefinition:
+    """The checked definition of the main tree in the XML file ``path`` (read from ``text``
+    when given)."""
     top = os.path.abspath(path)
     try:
-        data = Path(top).read_bytes()
+        data = Path(top).read_bytes() if text is None else text.encode("utf-8")
     except OSError as exc:
         raise DefinitionError(
             [Problem(top, 1, 1, f"cannot read the file: {exc.strerror}")]

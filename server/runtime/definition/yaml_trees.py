@@ -33,10 +33,11 @@ CHECKED_DOCUMENTS = 16
 again (a re-run, a fork) reads the file but parses and schema-checks it only once."""
 
 
-def load_file_tree(path: Path) -> TreeDefinition:
-    """The checked definition in the YAML/JSON file ``path`` and the files it includes."""
+def load_file_tree(path: Path, text: str | None = None) -> TreeDefinition:
+    """The checked definition in the YAML/JSON file ``path`` (read from ``text`` when given)
+    and the files it includes."""
     top = os.path.abspath(path)
-    reader = _Reader()
+    reader = _Reader({} if text is None else {top: text})
     blackboard: dict[str, Any] = {}
     root = reader.tree(top, (), None, {}, blackboard)
     document = reader.document(top)
@@ -55,9 +56,10 @@ def load_file_tree(path: Path) -> TreeDefinition:
 class _Reader:
     """Reads the files of one load: each once, problems of all of them collected."""
 
-    def __init__(self) -> None:
+    def __init__(self, texts: dict[str, str]) -> None:
         self.problems: list[Problem] = []
         self._documents: dict[str, Document | None] = {}
+        self._texts = texts  # files whose text is given rather than read from the disk
 
     def document(self, path: str) -> Document | None:
         """The schema-valid document in ``path``, or None (its problems recorded)."""
@@ -67,7 +69,7 @@ class _Reader:
 
     def _read(self, path: str) -> Document | None:
         try:
-            checked = _checked(path, _text(path))
+            checked = _checked(path, self._texts[path] if path in self._texts else _text(path))
         except DefinitionError as exc:
             self.problems.extend(exc.problems)
             return None

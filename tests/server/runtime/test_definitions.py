@@ -172,6 +172,21 @@ def test_missing_tree_file(tmp_path: Path) -> None:
     assert str(problem) == f"{tmp_path}/trees/gone.yaml:1:1: tree file not found"
 
 
+def test_a_tree_file_loads_from_the_text_an_editor_holds(tmp_path: Path) -> None:
+    """The text wins over the disk, and the file need not exist yet."""
+    tree = tmp_path / "draft.yaml"
+    tree.write_text("root:\n  type: Failure\n")
+    draft = load_tree(str(tree), text="root:\n  type: Success\n  name: ok\n")
+    assert (draft.root.kind, draft.root.source.line) == ("Success", 2)
+    unsaved = tmp_path / "unsaved.xml"
+    xml = (
+        '<root BTCPP_format="4">\n<BehaviorTree ID="t">\n<AlwaysSuccess/>\n</BehaviorTree>\n</root>'
+    )
+    assert load_tree(str(unsaved), text=xml).root.source.line == 3
+    problem = only_problem(lambda: load_tree(str(unsaved), text="<root>"))
+    assert (problem.line, problem.message) == (1, "malformed XML: no element found")
+
+
 def test_unsupported_reference(tmp_path: Path) -> None:
     problem = only_problem(lambda: load_tree("notes.txt", base_dir=tmp_path))
     assert (problem.path, problem.line, problem.column) == ("notes.txt", 1, 1)
