@@ -33,7 +33,14 @@ from canopy.bridge.sql import SqlEventStore
 from .api.audit import read_audit
 from .api.control import add_control_routes
 from .api.events import append_events, read_events, subscribe_events
-from .api.evidence import read_evidence, read_signatures, sentry_envelope, sentry_store
+from .api.evidence import (
+    ingest_lines,
+    otlp_logs,
+    read_evidence,
+    read_signatures,
+    sentry_envelope,
+    sentry_store,
+)
 from .api.health import health
 from .api.keys import (
     EVIDENCE,
@@ -54,7 +61,7 @@ from .api.limits import (
     rate_limit_middleware,
 )
 from .api.metrics import METRICS, add_metrics, metrics_middleware, observe_pods
-from .api.middleware import OPENAPI_PATH, access_log_middleware, auth_middleware
+from .api.middleware import OPENAPI_PATH, OTLP_LOGS, access_log_middleware, auth_middleware
 from .api.openapi import serve_openapi
 from .api.pods import connect_pod, delete_my_pod, ensure_my_pod, get_my_pod
 from .api.problems import problem_middleware
@@ -139,6 +146,8 @@ def create_app(
     app.router.add_post("/api/{project}/store/", sentry_store)
     app.router.add_get("/api/v1/evidence", read_evidence)
     app.router.add_get("/api/v1/evidence/signatures", read_signatures)
+    app.router.add_post("/api/v1/evidence/lines", ingest_lines)
+    app.router.add_post(OTLP_LOGS, otlp_logs)
     add_control_routes(app)
     app.router.add_get("/api/v1/pods/me", get_my_pod)
     app.router.add_put("/api/v1/pods/me", ensure_my_pod)

@@ -17,7 +17,7 @@ from ..incidents.sentry import SentryKey, find_key, sentry_key
 from .keys import PRINCIPAL, SENTRY_SOURCE, SETTINGS, TOKENS
 from .problems import Problem
 
-__all__ = ["access_log_middleware", "auth_middleware"]
+__all__ = ["OTLP_LOGS", "access_log_middleware", "auth_middleware"]
 
 access_log = logging.getLogger("canopy.access")
 
@@ -28,6 +28,9 @@ OPENAPI_PATH: Final = "/api/v1/openapi.json"
 PUBLIC_PATHS: Final = frozenset({POD_LINK, OPENAPI_PATH})
 """Paths under ``/api/`` that take no user token: the pod link (see above) and the API's own
 description, which clients and tools fetch before they have a token."""
+OTLP_LOGS: Final = "/v1/logs"
+"""OTLP/HTTP's logs endpoint, outside ``/api/`` where OpenTelemetry's exporters post; it takes
+a user token like ``/api/``."""
 SENTRY_PATHS: Final = re.compile(r"/api/[^/]+/(?:envelope|store)/")
 """Sentry's ingestion routes, which take a DSN key instead (checked by their handlers)."""
 _CHALLENGE: Final = 'Bearer realm="canopy"'
@@ -72,14 +75,15 @@ def _sentry_source(request: web.Request) -> SentryKey:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request under ``/api/`` acts for the user and tenant of a valid token; the
+    """Every request under ``/api/`` (and to OTLP's ``/v1/logs``) acts for the user and
+    tenant of a valid token; the
     handler finds them at ``request[PRINCIPAL]`` (Sentry's routes: for the tenant and service
     of a configured DSN key, at ``request[SENTRY_SOURCE]``). Runs before the body is read, so an
     unauthenticated client cannot make the server read (or buffer) anything."""
     path = request.path
     if SENTRY_PATHS.fullmatch(path):
         request[SENTRY_SOURCE] = _sentry_source(request)
-    elif path.startswith(API_PREFIX) and path not in PUBLIC_PATHS:
+    elif (path.startswith(API_PREFIX) and path not in PUBLIC_PATHS) or path == OTLP_LOGS:
         request[PRINCIPAL] = _authenticate(request)
     return await handler(request)
 
