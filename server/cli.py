@@ -525,7 +525,7 @@ def ingest_command(
     data_dir: Path | None,
 ) -> None:
     """Send the NDJSON log lines of FILE as evidence, in chunks of up to 1 MiB, with a
-    progress bar on stderr.
+    progress bar on stderr (a line longer than 1 MiB is refused without being sent).
 
     One JSON object a line: time (or ts), level (or severity), service, release,
     environment, message (or msg), exception_type, exception_message, stacktrace (see the
@@ -541,7 +541,7 @@ def ingest_command(
 
 def _chunks(file: Path) -> Iterator[tuple[int, bytes]]:
     """(number of the first line, whole lines) of ``file``, each chunk up to
-    :data:`CHUNK_BYTES` (a longer line makes a chunk of its own)."""
+    :data:`CHUNK_BYTES` (a longer line makes a chunk of its own, and is not sent)."""
     with file.open("rb") as lines:
         chunk: list[bytes] = []
         size, first = 0, 1
@@ -578,6 +578,11 @@ async def _ingest(
         with Progress(*columns, console=errors, transient=True) as progress:
             task = progress.add_task(escape(name), total=size)
             for first, chunk in chunks:
+                if len(chunk) > CHUNK_BYTES:  # one line, far above what a report keeps
+                    progress.console.print(f"line {first}: longer than 1 MiB; not sent")
+                    totals["refused"] += 1
+                    progress.advance(task, len(chunk))
+                    continue
                 answer = await client.ingest_lines(chunk, service=service, first_line=first)
                 for name in totals:
                     totals[name] += answer[name]

@@ -38,6 +38,7 @@ async def test_the_cli_sends_a_file_in_chunks_and_reports_bad_lines_by_number(
     lines.append(line(time="2026-03-01T12:00:01Z", level="error", stacktrace=TRACE))
     lines.append("\n")
     lines.append(line(level="error", message="bad time", time=True))
+    lines.append(line(level="error", message="y" * (1024 * 1024)))
     logs = tmp_path / "shop.ndjson"
     logs.write_text("".join(lines))
     assert logs.stat().st_size > 1024 * 1024  # more than one chunk
@@ -51,10 +52,11 @@ async def test_the_cli_sends_a_file_in_chunks_and_reports_bad_lines_by_number(
         env=environment(CANOPY_URL=server.url, CANOPY_TOKEN=token),
     )
     assert done.returncode == 1, done.stderr
-    assert done.stdout == "2 evidence (2 new), 12000 line(s) skipped, 2 refused\n"
+    assert done.stdout == "2 evidence (2 new), 12000 line(s) skipped, 3 refused\n"
     assert "line 12002: not JSON" in done.stderr
     assert "line 12005: 'time' True is not a time" in done.stderr
-    assert "2 line(s) refused" in done.stderr
+    assert "line 12006: longer than 1 MiB; not sent" in done.stderr
+    assert "3 line(s) refused" in done.stderr
     logged, raised = [s.evidence for s in await server.app[EVIDENCE].reports("acme")]
     assert (logged.service, logged.level, logged.message) == ("billing", "error", "payment failed")
     assert logged.time.isoformat() == "2026-03-01T12:00:00+00:00"
@@ -78,7 +80,7 @@ async def test_the_cli_sends_a_file_in_chunks_and_reports_bad_lines_by_number(
         cwd=tmp_path,
         env=environment(),
     )
-    assert again.stdout == "2 evidence (0 new), 12000 line(s) skipped, 2 refused\n"
+    assert again.stdout == "2 evidence (0 new), 12000 line(s) skipped, 3 refused\n"
     assert len(await server.app[EVIDENCE].reports("acme")) == 2
 
 
