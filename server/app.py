@@ -61,7 +61,7 @@ from .api.limits import (
     rate_limit_middleware,
 )
 from .api.metrics import METRICS, add_metrics, metrics_middleware, observe_pods
-from .api.middleware import OPENAPI_PATH, OTLP_LOGS, access_log_middleware, auth_middleware
+from .api.middleware import OPENAPI_PATH, access_log_middleware, auth_middleware
 from .api.openapi import serve_openapi
 from .api.pods import connect_pod, delete_my_pod, ensure_my_pod, get_my_pod
 from .api.problems import problem_middleware
@@ -69,6 +69,7 @@ from .api.trees import get_tree, list_trees, upload_tree
 from .auth import TokenRegistry, bootstrap_token
 from .config import Settings
 from .incidents import EvidenceStore, evidence_store
+from .incidents.otlp import LOGS_PATH
 from .llm.providers import model_environment
 from .pods.manager import PodManager, PodPolicy
 from .pods.protocol import CONNECT_PATH, SERVER_CERT_VARIABLE
@@ -147,7 +148,7 @@ def create_app(
     app.router.add_get("/api/v1/evidence", read_evidence)
     app.router.add_get("/api/v1/evidence/signatures", read_signatures)
     app.router.add_post("/api/v1/evidence/lines", ingest_lines)
-    app.router.add_post(OTLP_LOGS, otlp_logs)
+    app.router.add_post(LOGS_PATH, otlp_logs)
     add_control_routes(app)
     app.router.add_get("/api/v1/pods/me", get_my_pod)
     app.router.add_put("/api/v1/pods/me", ensure_my_pod)

@@ -13,6 +13,9 @@ token like every ``/api/`` route, sent with ``OTEL_EXPORTER_OTLP_HEADERS``; the 
 owns the records and the resource's ``service.name`` names their service. A token rather than
 a key per service as Sentry's routes take: OTLP carries the service in every request, and one
 collector exports for many services, so all a request has to prove is whose they are.
+Its refusals are OTLP's: a ``google.rpc.Status`` in the request's encoding (see
+:func:`.problems.problem_middleware`).
+
 ``POST /api/v1/evidence/lines`` takes NDJSON log lines (see :mod:`..incidents.lines`).
 """
 
@@ -27,7 +30,7 @@ from multidict import MultiMapping
 from canopy.bridge.jsondata import INT_MAX
 
 from ..incidents.lines import read_lines
-from ..incidents.otlp import decode_logs, encode_response, read_logs
+from ..incidents.otlp import OTLP_JSON, OTLP_PROTOBUF, decode_logs, encode_response, read_logs
 from ..incidents.sentry import EnvelopeEvent, evidence_of, parse_envelope, parse_event
 from .keys import EVIDENCE, PRINCIPAL, SENTRY_SOURCE
 from .params import bad_parameter, integer_parameter, single_parameter
@@ -48,8 +51,6 @@ DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
 MAX_LINE_ERRORS: Final = 100
 """Refused lines listed in a lines answer; ``refused`` counts them all."""
-OTLP_PROTOBUF: Final = "application/x-protobuf"
-OTLP_JSON: Final = "application/json"
 NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/jsonl", "text/plain"})
 
 

@@ -13,11 +13,12 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from ..auth import Principal, lookup_token
+from ..incidents.otlp import LOGS_PATH
 from ..incidents.sentry import SentryKey, find_key, sentry_key
 from .keys import PRINCIPAL, SENTRY_SOURCE, SETTINGS, TOKENS
 from .problems import Problem
 
-__all__ = ["OTLP_LOGS", "access_log_middleware", "auth_middleware"]
+__all__ = ["access_log_middleware", "auth_middleware"]
 
 access_log = logging.getLogger("canopy.access")
 
@@ -28,9 +29,6 @@ OPENAPI_PATH: Final = "/api/v1/openapi.json"
 PUBLIC_PATHS: Final = frozenset({POD_LINK, OPENAPI_PATH})
 """Paths under ``/api/`` that take no user token: the pod link (see above) and the API's own
 description, which clients and tools fetch before they have a token."""
-OTLP_LOGS: Final = "/v1/logs"
-"""OTLP/HTTP's logs endpoint, outside ``/api/`` where OpenTelemetry's exporters post; it takes
-a user token like ``/api/``."""
 SENTRY_PATHS: Final = re.compile(r"/api/[^/]+/(?:envelope|store)/")
 """Sentry's ingestion routes, which take a DSN key instead (checked by their handlers)."""
 _CHALLENGE: Final = 'Bearer realm="canopy"'
@@ -75,7 +73,8 @@ def _sentry_source(request: web.Request) -> SentryKey:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request under ``/api/`` (and to OTLP's ``/v1/logs``) acts for the user and
+    """Every request under ``/api/`` (and to OTLP's ``/v1/logs``, outside it where
+    OpenTelemetry's exporters post) acts for the user and
     tenant of a valid token; the
     handler finds them at ``request[PRINCIPAL]`` (Sentry's routes: for the tenant and service
     of a configured DSN key, at ``request[SENTRY_SOURCE]``). Runs before the body is read, so an
@@ -83,7 +82,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     path = request.path
     if SENTRY_PATHS.fullmatch(path):
         request[SENTRY_SOURCE] = _sentry_source(request)
-    elif (path.startswith(API_PREFIX) and path not in PUBLIC_PATHS) or path == OTLP_LOGS:
+    elif (path.startswith(API_PREFIX) and path not in PUBLIC_PATHS) or path == LOGS_PATH:
         request[PRINCIPAL] = _authenticate(request)
     return await handler(request)
 

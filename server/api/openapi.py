@@ -35,6 +35,7 @@ from aiohttp import web
 from canopy import schemas
 from canopy.bridge import TOPICS
 
+from ..incidents.otlp import LOGS_PATH, OTLP_JSON, OTLP_PROTOBUF
 from ..pods.protocol import CONNECT_PATH, POD_HEADER
 from ..remote import wire
 from ..remote.routes import ROUTES, Route
@@ -49,13 +50,11 @@ from .evidence import (
     MAX_BUCKET_SECONDS,
     MAX_LINE_ERRORS,
     NDJSON_TYPES,
-    OTLP_JSON,
-    OTLP_PROTOBUF,
 )
 from .evidence import DEFAULT_LIMIT as DEFAULT_EVIDENCE_LIMIT
 from .evidence import MAX_LIMIT as MAX_EVIDENCE_LIMIT
 from .metrics import METRICS_PATH
-from .middleware import OPENAPI_PATH, OTLP_LOGS
+from .middleware import OPENAPI_PATH
 from .params import DEFAULT_LIMIT, MAX_LIMIT
 from .problems import ERROR_STATUS, PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
 
@@ -545,9 +544,21 @@ _SENTRY_BODY: Final = {
 def _log_paths() -> dict[str, dict[str, Any]]:
     """Evidence from logs: OTLP/HTTP's logs endpoint and NDJSON lines."""
     binary = {"type": "string", "contentMediaType": "application/octet-stream"}
-    refusals = _problems([400, 401, 408, 413, 415, 429, 503])
+    statuses = [400, 401, 408, 413, 415, 429, 503]
+    refusals = _problems(statuses)
+    otlp_refusals = {
+        str(status): {
+            "description": _STATUS_TEXT[status][1] + " A google.rpc.Status, in the request's"
+            " encoding (JSON unless protobuf).",
+            "content": {
+                OTLP_PROTOBUF: {"schema": binary},
+                OTLP_JSON: {"schema": {"$ref": SCHEMA_REF + "OtlpStatus"}},
+            },
+        }
+        for status in statuses
+    }
     return {
-        OTLP_LOGS: {
+        LOGS_PATH: {
             "post": {
                 "operationId": "otlp_logs",
                 "tags": ["evidence"],
@@ -572,7 +583,7 @@ def _log_paths() -> dict[str, dict[str, Any]]:
                             OTLP_JSON: {"schema": {"$ref": SCHEMA_REF + "OtlpLogsAnswer"}},
                         },
                     },
-                    **refusals,
+                    **otlp_refusals,
                 },
             }
         },
@@ -757,6 +768,11 @@ def _evidence_schemas() -> dict[str, dict[str, Any]]:
                     },
                 }
             },
+        },
+        "OtlpStatus": {
+            "type": "object",
+            "description": "google.rpc.Status in OTLP/JSON: `message` says why.",
+            "properties": {"code": {"type": "integer"}, "message": text},
         },
         "LinesAnswer": shape(
             evidence={**count, "description": "Lines kept as evidence (retried ones too)."},

@@ -21,6 +21,7 @@ from typing import Any, Final
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -35,7 +36,21 @@ from canopy.bridge.jsondata import loads
 from .evidence import Evidence, InvalidEvidence
 from .logs import LogRecord, evidence_of_record, level_of_severity
 
-__all__ = ["LogsExport", "decode_logs", "encode_response", "read_logs"]
+__all__ = [
+    "LOGS_PATH",
+    "OTLP_JSON",
+    "OTLP_PROTOBUF",
+    "LogsExport",
+    "decode_logs",
+    "encode_response",
+    "encode_status",
+    "read_logs",
+]
+
+LOGS_PATH: Final = "/v1/logs"
+"""OTLP/HTTP's logs endpoint, where OpenTelemetry's exporters post by default."""
+OTLP_PROTOBUF: Final = "application/x-protobuf"
+OTLP_JSON: Final = "application/json"
 
 UNKNOWN_SERVICE: Final = "unknown_service"
 """The service of a resource without ``service.name``, as OpenTelemetry's SDKs name it."""
@@ -185,3 +200,13 @@ def encode_response(export: LogsExport, *, json: bool) -> bytes:
     if json:
         return orjson.dumps(json_format.MessageToDict(response))
     return response.SerializeToString()
+
+
+def encode_status(message: str, *, json: bool) -> bytes:
+    """A refusal as OTLP/HTTP sends it: a ``google.rpc.Status`` whose ``message`` says why
+    (OTLP leaves its ``code`` unused over HTTP: the HTTP status is the code)."""
+    status = Status(message=message)
+    if json:
+        return orjson.dumps(json_format.MessageToDict(status))
+    body: bytes = status.SerializeToString()
+    return body

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from canopy.server.api.keys import EVIDENCE
@@ -187,6 +188,16 @@ async def test_a_protobuf_export_is_answered_in_protobuf(
     assert len(await server.app[EVIDENCE].reports("globex")) == 1
 
 
+def refusal(kind: str, body: bytes) -> str:
+    """The message of an OTLP refusal: a google.rpc.Status in protobuf or JSON."""
+    if kind == "application/json":
+        message: str = json.loads(body)["message"]
+        return message
+    status = Status()
+    status.ParseFromString(body)
+    return status.message
+
+
 async def test_bad_exports_are_refused_precisely(
     server: Running, http: aiohttp.ClientSession
 ) -> None:
@@ -204,13 +215,16 @@ async def test_bad_exports_are_refused_precisely(
     ]
     for body, headers, detail in cases:
         status, kind, answer = await post(http, server, token, body, headers)
-        assert (status, kind) == (400, "application/problem+json"), answer
-        assert detail in json.loads(answer)["detail"]
-    status, _, answer = await post(http, server, token, b"x", {"Content-Type": "text/plain"})
-    assert status == 415
-    assert "application/x-protobuf" in json.loads(answer)["detail"]
+        assert (status, kind) == (400, headers["Content-Type"]), answer
+        assert detail in refusal(kind, answer)
+    # Other refusals speak OTLP too: JSON unless the request was protobuf.
+    status, kind, answer = await post(http, server, token, b"x", {"Content-Type": "text/plain"})
+    assert (status, kind) == (415, "application/json")
+    assert "application/x-protobuf" in refusal(kind, answer)
     async with http.post(f"{server.url}/v1/logs", data=b"", headers=PROTOBUF) as response:
-        assert response.status == 401
-    status, _, _ = await post(http, server, token, b"x" * (5 * 1024 * 1024), PROTOBUF)
-    assert status == 413
+        assert (response.status, response.content_type) == (401, "application/x-protobuf")
+        assert "Authorization: Bearer" in refusal(response.content_type, await response.read())
+    status, kind, answer = await post(http, server, token, b"x" * (5 * 1024 * 1024), PROTOBUF)
+    assert (status, kind) == (413, "application/x-protobuf")
+    assert refusal(kind, answer)
     assert await server.app[EVIDENCE].reports("globex") == []
