@@ -139,7 +139,9 @@ def serve(**options: Any) -> None:
     certificate, which local clients then trust.
     Settings come from these options, then CANOPY_* variables, then canopy.toml [server].
     Sentry SDKs report errors to /api/<project>/envelope/ with a DSN key of canopy.toml
-    [[evidence.sentry]] (key, tenant, service); [evidence] retention_days prunes them.
+    [[evidence.sentry]] (key, tenant, service); OpenTelemetry SDKs and collectors export
+    logs to /v1/logs (OTLP/HTTP) with a token; `canopy evidence ingest` sends NDJSON log
+    lines. [evidence] retention_days prunes the evidence.
     """
     settings = _settings(options)
     try:
