@@ -111,6 +111,7 @@ async def test_lines_with_aliases_and_refusals(
             line(level="error", msg="no service"),
             "[1, 2]\n",
             line(level="error", service=7),
+            line(level="error", service="pay", ts=-5),
         ]
     )
     status, answer = await post(http, server, token, body, params={"first_line": "41"})
@@ -119,7 +120,7 @@ async def test_lines_with_aliases_and_refusals(
         "evidence": 1,
         "new": 1,
         "skipped": 1,
-        "refused": 3,
+        "refused": 4,
         "errors": [
             {
                 "line": 43,
@@ -127,6 +128,7 @@ async def test_lines_with_aliases_and_refusals(
             },
             {"line": 44, "detail": "must be a JSON object, not list"},
             {"line": 45, "detail": "'service' must be a string, not int"},
+            {"line": 46, "detail": "time 1969-12-31T23:59:55+00:00 is before 1970"},
         ],
     }
     [kept] = [s.evidence for s in await server.app[EVIDENCE].reports("globex")]

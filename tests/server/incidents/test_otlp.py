@@ -227,4 +227,11 @@ async def test_bad_exports_are_refused_precisely(
     status, kind, answer = await post(http, server, token, b"x" * (5 * 1024 * 1024), PROTOBUF)
     assert (status, kind) == (413, "application/x-protobuf")
     assert refusal(kind, answer)
+    # Bounded once inflated: a small gzip of a large body is refused alike.
+    bomb = gzip.compress(b"\0" * (5 * 1024 * 1024))
+    assert len(bomb) < 64 * 1024
+    status, kind, _ = await post(
+        http, server, token, bomb, {**PROTOBUF, "Content-Encoding": "gzip"}
+    )
+    assert (status, kind) == (413, "application/x-protobuf")
     assert await server.app[EVIDENCE].reports("globex") == []
