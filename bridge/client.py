@@ -418,6 +418,23 @@ class CanopyClient:
         events = [RecordedEvent.from_json(e) for e in answer["events"]]
         return ReadResult(events, answer["next_after"], answer["head"])
 
+    async def ingest_lines(
+        self, lines: bytes, *, service: str | None = None, first_line: int = 1
+    ) -> dict[str, Any]:
+        """Send NDJSON log lines as evidence (``POST /api/v1/evidence/lines``), the first
+        numbered ``first_line``; the server's count of kept, skipped and refused lines."""
+        params = [("first_line", str(first_line))]
+        if service is not None:
+            params.append(("service", service))
+        answer: dict[str, Any] = await self._request(
+            "POST",
+            "api/v1/evidence/lines",
+            params=params,
+            data=lines,
+            content_type="application/x-ndjson",
+        )
+        return answer
+
     def subscribe(
         self,
         *,
@@ -442,9 +459,13 @@ class CanopyClient:
         *,
         params: list[tuple[str, str]] | None = None,
         body: Any = None,
+        data: bytes | None = None,
+        content_type: str = "application/json",
     ) -> Any:
-        data = None if body is None else json.dumps(body, allow_nan=False).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        """``body`` is sent as JSON; ``data``, as it is, of ``content_type``."""
+        if body is not None:
+            data = json.dumps(body, allow_nan=False).encode()
+        headers = {"Content-Type": content_type} if data is not None else None
         try:
             async with self.session.request(
                 method, self.url_for(path), params=params, data=data, headers=headers

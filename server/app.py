@@ -33,7 +33,14 @@ from canopy.bridge.sql import SqlEventStore
 from .api.audit import read_audit
 from .api.control import add_control_routes
 from .api.events import append_events, read_events, subscribe_events
-from .api.evidence import read_evidence, read_signatures, sentry_envelope, sentry_store
+from .api.evidence import (
+    ingest_lines,
+    otlp_logs,
+    read_evidence,
+    read_signatures,
+    sentry_envelope,
+    sentry_store,
+)
 from .api.health import health
 from .api.keys import (
     EVIDENCE,
@@ -62,6 +69,7 @@ from .api.trees import get_tree, list_trees, upload_tree
 from .auth import TokenRegistry, bootstrap_token
 from .config import Settings
 from .incidents import EvidenceStore, evidence_store
+from .incidents.otlp import LOGS_PATH
 from .llm.providers import model_environment
 from .pods.manager import PodManager, PodPolicy
 from .pods.protocol import CONNECT_PATH, SERVER_CERT_VARIABLE
@@ -139,6 +147,8 @@ def create_app(
     app.router.add_post("/api/{project}/store/", sentry_store)
     app.router.add_get("/api/v1/evidence", read_evidence)
     app.router.add_get("/api/v1/evidence/signatures", read_signatures)
+    app.router.add_post("/api/v1/evidence/lines", ingest_lines)
+    app.router.add_post(LOGS_PATH, otlp_logs)
     add_control_routes(app)
     app.router.add_get("/api/v1/pods/me", get_my_pod)
     app.router.add_put("/api/v1/pods/me", ensure_my_pod)

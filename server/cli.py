@@ -22,6 +22,14 @@ from typing import Any, Final, TypeVar
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from yarl import URL
 
 from canopy import schemas
@@ -131,7 +139,9 @@ def serve(**options: Any) -> None:
     certificate, which local clients then trust.
     Settings come from these options, then CANOPY_* variables, then canopy.toml [server].
     Sentry SDKs report errors to /api/<project>/envelope/ with a DSN key of canopy.toml
-    [[evidence.sentry]] (key, tenant, service); [evidence] retention_days prunes them.
+    [[evidence.sentry]] (key, tenant, service); OpenTelemetry SDKs and collectors export
+    logs to /v1/logs (OTLP/HTTP) with a token; `canopy evidence ingest` sends NDJSON log
+    lines. [evidence] retention_days prunes the evidence.
     """
     settings = _settings(options)
     try:
@@ -494,6 +504,101 @@ async def _print_events(
     async with client:
         async for event in found:
             click.echo(_render(event, as_json))
+
+
+# -- canopy evidence ------------------------------------------------------------------------
+
+
+@main.group()
+def evidence() -> None:
+    """Send error evidence from logs to a running server (as your tenant)."""
+
+
+@evidence.command("ingest")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--service", help="Service of the lines that name none (their 'service' field).")
+@_client_options
+def ingest_command(
+    file: Path,
+    service: str | None,
+    url: str | None,
+    token: str | None,
+    ca_file: str | None,
+    data_dir: Path | None,
+) -> None:
+    """Send the NDJSON log lines of FILE as evidence, in chunks of up to 1 MiB, with a
+    progress bar on stderr (a line longer than 1 MiB is refused without being sent).
+
+    One JSON object a line: time (or ts), level (or severity), service, release,
+    environment, message (or msg), exception_type, exception_message, stacktrace (see the
+    README for every alias). Lines at an error level or with an exception are kept; others
+    are skipped. A refused line is reported with its number and the others are still sent;
+    the command then exits 1.
+    """
+    client = _client(url, token, ca_file, data_dir)
+    refused = _run(_ingest(client, file.name, file.stat().st_size, _chunks(file), service))
+    if refused:
+        raise click.ClickException(f"{refused} line(s) refused (listed above)")
+
+
+def _chunks(file: Path) -> Iterator[tuple[int, bytes]]:
+    """(number of the first line, whole lines) of ``file``, each chunk up to
+    :data:`CHUNK_BYTES` (a longer line makes a chunk of its own, and is not sent)."""
+    with file.open("rb") as lines:
+        chunk: list[bytes] = []
+        size, first = 0, 1
+        for number, line in enumerate(lines, start=1):
+            if chunk and size + len(line) > CHUNK_BYTES:
+                yield first, b"".join(chunk)
+                chunk, size, first = [], 0, number
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            yield first, b"".join(chunk)
+
+
+async def _ingest(
+    client: CanopyClient,
+    name: str,
+    size: int,
+    chunks: Iterable[tuple[int, bytes]],
+    service: str | None,
+) -> int:
+    """Send the ``chunks`` of a file (``size`` bytes in all, read between requests: a
+    command has nothing else to do meanwhile); print what was kept, and each refused line on
+    stderr. How many were refused."""
+    errors = Console(stderr=True)
+    totals = {"evidence": 0, "new": 0, "skipped": 0, "refused": 0}
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    async with client:
+        with Progress(*columns, console=errors, transient=True) as progress:
+            task = progress.add_task(escape(name), total=size)
+            for first, chunk in chunks:
+                if len(chunk) > CHUNK_BYTES:  # one line, far above what a report keeps
+                    progress.console.print(f"line {first}: longer than 1 MiB; not sent")
+                    totals["refused"] += 1
+                    progress.advance(task, len(chunk))
+                    continue
+                answer = await client.ingest_lines(chunk, service=service, first_line=first)
+                for name in totals:
+                    totals[name] += answer[name]
+                for item in answer["errors"]:
+                    progress.console.print(f"line {item['line']}: {escape(item['detail'])}")
+                if answer["refused"] > len(answer["errors"]):
+                    more = answer["refused"] - len(answer["errors"])
+                    progress.console.print(f"… and {more} more refused line(s) from line {first}")
+                progress.advance(task, len(chunk))
+    click.echo(
+        f"{totals['evidence']} evidence ({totals['new']} new), {totals['skipped']} line(s)"
+        f" skipped, {totals['refused']} refused"
+    )
+    return totals["refused"]
 
 
 # -- canopy audit ---------------------------------------------------------------------------

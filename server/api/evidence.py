@@ -6,6 +6,17 @@ before the body is read). Bodies are bounded like every other (``max_request_byt
 aiohttp undid a gzip or deflate ``Content-Encoding``), and answered as Sentry answers:
 ``{"id": event_id}``; refusals are problem documents, whose ``detail`` is where Sentry's
 clients look. The project id of the DSN is not checked: the key alone says where reports go.
+
+``POST /v1/logs`` is OTLP/HTTP's logs endpoint, where an OpenTelemetry SDK or collector
+exports to (``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=<server>/v1/logs``). It takes a Canopy bearer
+token like every ``/api/`` route, sent with ``OTEL_EXPORTER_OTLP_HEADERS``; the token's tenant
+owns the records and the resource's ``service.name`` names their service. A token rather than
+a key per service as Sentry's routes take: OTLP carries the service in every request, and one
+collector exports for many services, so all a request has to prove is whose they are.
+Its refusals are OTLP's: a ``google.rpc.Status`` in the request's encoding (see
+:func:`.problems.problem_middleware`).
+
+``POST /api/v1/evidence/lines`` takes NDJSON log lines (see :mod:`..incidents.lines`).
 """
 
 from __future__ import annotations
@@ -18,16 +29,29 @@ from multidict import MultiMapping
 
 from canopy.bridge.jsondata import INT_MAX
 
+from ..incidents.lines import read_lines
+from ..incidents.otlp import OTLP_JSON, OTLP_PROTOBUF, decode_logs, encode_response, read_logs
 from ..incidents.sentry import EnvelopeEvent, evidence_of, parse_envelope, parse_event
 from .keys import EVIDENCE, PRINCIPAL, SENTRY_SOURCE
 from .params import bad_parameter, integer_parameter, single_parameter
+from .problems import Problem
 
-__all__ = ["read_evidence", "read_signatures", "sentry_envelope", "sentry_store"]
+__all__ = [
+    "ingest_lines",
+    "otlp_logs",
+    "read_evidence",
+    "read_signatures",
+    "sentry_envelope",
+    "sentry_store",
+]
 
 DEFAULT_BUCKET_SECONDS: Final = 3600
 MAX_BUCKET_SECONDS: Final = 30 * 86_400
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
+MAX_LINE_ERRORS: Final = 100
+"""Refused lines listed in a lines answer; ``refused`` counts them all."""
+NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/jsonl", "text/plain"})
 
 
 async def _keep(
@@ -51,6 +75,53 @@ async def sentry_envelope(request: web.Request) -> web.Response:
 async def sentry_store(request: web.Request) -> web.Response:
     """``POST /api/{project}/store/``: keep one event (the SDKs' format before envelopes)."""
     return await _keep(request, [parse_event(await request.read())])
+
+
+async def otlp_logs(request: web.Request) -> web.Response:
+    """``POST /v1/logs``: keep the error records of an OTLP export; answer with an
+    ``ExportLogsServiceResponse`` in the request's encoding."""
+    kind = request.content_type
+    if kind not in (OTLP_PROTOBUF, OTLP_JSON):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            f"Content-Type {kind!r} is not OTLP: send {OTLP_PROTOBUF} or {OTLP_JSON}",
+        )
+    export = decode_logs(await request.read(), json=kind == OTLP_JSON)
+    found = read_logs(export, request[PRINCIPAL].tenant_id, datetime.now(UTC))
+    if found.evidence:
+        await request.app[EVIDENCE].record(found.evidence)
+    return web.Response(body=encode_response(found, json=kind == OTLP_JSON), content_type=kind)
+
+
+async def ingest_lines(request: web.Request) -> web.Response:
+    """``POST /api/v1/evidence/lines``: keep the error lines of an NDJSON body. Refused
+    lines are listed by number (the first :data:`MAX_LINE_ERRORS`) and the others kept."""
+    kind = request.content_type
+    if kind not in NDJSON_TYPES:
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            f"Content-Type {kind!r} is not NDJSON: send application/x-ndjson",
+        )
+    query = request.query
+    _check(query, {"service", "first_line"})
+    batch = read_lines(
+        await request.read(),
+        request[PRINCIPAL].tenant_id,
+        service=_text(query, "service"),
+        received=datetime.now(UTC),
+        first_line=integer_parameter(query, "first_line", 1, 1, INT_MAX),
+    )
+    new = await request.app[EVIDENCE].record(batch.evidence) if batch.evidence else []
+    body = {
+        "evidence": len(new),
+        "new": sum(new),
+        "skipped": batch.skipped,
+        "refused": len(batch.refused),
+        "errors": [item.to_json() for item in batch.refused[:MAX_LINE_ERRORS]],
+    }
+    return web.json_response(body)
 
 
 # -- reading --------------------------------------------------------------------------------

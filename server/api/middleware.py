@@ -13,6 +13,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from ..auth import Principal, lookup_token
+from ..incidents.otlp import LOGS_PATH
 from ..incidents.sentry import SentryKey, find_key, sentry_key
 from .keys import PRINCIPAL, SENTRY_SOURCE, SETTINGS, TOKENS
 from .problems import Problem
@@ -72,14 +73,16 @@ def _sentry_source(request: web.Request) -> SentryKey:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request under ``/api/`` acts for the user and tenant of a valid token; the
+    """Every request under ``/api/`` (and to OTLP's ``/v1/logs``, outside it where
+    OpenTelemetry's exporters post) acts for the user and
+    tenant of a valid token; the
     handler finds them at ``request[PRINCIPAL]`` (Sentry's routes: for the tenant and service
     of a configured DSN key, at ``request[SENTRY_SOURCE]``). Runs before the body is read, so an
     unauthenticated client cannot make the server read (or buffer) anything."""
     path = request.path
     if SENTRY_PATHS.fullmatch(path):
         request[SENTRY_SOURCE] = _sentry_source(request)
-    elif path.startswith(API_PREFIX) and path not in PUBLIC_PATHS:
+    elif (path.startswith(API_PREFIX) and path not in PUBLIC_PATHS) or path == LOGS_PATH:
         request[PRINCIPAL] = _authenticate(request)
     return await handler(request)
 

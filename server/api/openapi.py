@@ -35,6 +35,7 @@ from aiohttp import web
 from canopy import schemas
 from canopy.bridge import TOPICS
 
+from ..incidents.otlp import LOGS_PATH, OTLP_JSON, OTLP_PROTOBUF
 from ..pods.protocol import CONNECT_PATH, POD_HEADER
 from ..remote import wire
 from ..remote.routes import ROUTES, Route
@@ -44,7 +45,12 @@ from ..trees import FORMATS
 from ..trees import NAME as TREE_NAME
 from .audit import AUDIT_ACTIONS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, MAX_SCANNED
 from .events import MAX_EVENTS_PER_CALL
-from .evidence import DEFAULT_BUCKET_SECONDS, MAX_BUCKET_SECONDS
+from .evidence import (
+    DEFAULT_BUCKET_SECONDS,
+    MAX_BUCKET_SECONDS,
+    MAX_LINE_ERRORS,
+    NDJSON_TYPES,
+)
 from .evidence import DEFAULT_LIMIT as DEFAULT_EVIDENCE_LIMIT
 from .evidence import MAX_LIMIT as MAX_EVIDENCE_LIMIT
 from .metrics import METRICS_PATH
@@ -79,6 +85,7 @@ _STATUS_TEXT: Final = {
     ),
     409: ("Conflict", "The request does not fit the current state (e.g. stepping while running)."),
     413: ("TooLarge", "The body (or the number of events) is over the server's limit."),
+    415: ("UnsupportedMediaType", "The body's Content-Type is not one the route takes."),
     422: ("Unprocessable", "Well-formed but invalid: a bad event, tree, expression or picture."),
     429: (
         "TooManyRequests",
@@ -534,6 +541,87 @@ _SENTRY_BODY: Final = {
 }
 
 
+def _log_paths() -> dict[str, dict[str, Any]]:
+    """Evidence from logs: OTLP/HTTP's logs endpoint and NDJSON lines."""
+    binary = {"type": "string", "contentMediaType": "application/octet-stream"}
+    statuses = [400, 401, 408, 413, 415, 429, 503]
+    refusals = _problems(statuses)
+    otlp_refusals = {
+        str(status): {
+            "description": _STATUS_TEXT[status][1] + " A google.rpc.Status, in the request's"
+            " encoding (JSON unless protobuf).",
+            "content": {
+                OTLP_PROTOBUF: {"schema": binary},
+                OTLP_JSON: {"schema": {"$ref": SCHEMA_REF + "OtlpStatus"}},
+            },
+        }
+        for status in statuses
+    }
+    return {
+        LOGS_PATH: {
+            "post": {
+                "operationId": "otlp_logs",
+                "tags": ["evidence"],
+                "summary": "OTLP/HTTP logs: keep the error records of an export",
+                "description": "An ExportLogsServiceRequest (opentelemetry-proto), protobuf or"
+                " OTLP/JSON, gzip allowed. Records at severity ERROR or above, or with"
+                " exception.* attributes, are kept for the token's tenant, named by their"
+                " resource's service.name, service.version and deployment.environment; others"
+                " are skipped. Refused records are counted in partial_success.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        OTLP_PROTOBUF: {"schema": binary},
+                        OTLP_JSON: {"schema": {"type": "object"}},
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "An ExportLogsServiceResponse, encoded as the request.",
+                        "content": {
+                            OTLP_PROTOBUF: {"schema": binary},
+                            OTLP_JSON: {"schema": {"$ref": SCHEMA_REF + "OtlpLogsAnswer"}},
+                        },
+                    },
+                    **otlp_refusals,
+                },
+            }
+        },
+        "/api/v1/evidence/lines": {
+            "post": {
+                "operationId": "ingest_lines",
+                "tags": ["evidence"],
+                "summary": "NDJSON log lines: keep the error lines",
+                "description": "One JSON object a line (see the README for its fields). Lines"
+                " at an error level or with an exception are kept, others skipped; a refused"
+                " line is listed by number and the others are kept.",
+                "parameters": [
+                    _query(
+                        "service",
+                        "Service of the lines that name none.",
+                        {"type": "string", "minLength": 1},
+                    ),
+                    _query(
+                        "first_line",
+                        "Number of the body's first line, for the numbers of refused lines.",
+                        {"type": "integer", "minimum": 1, "default": 1},
+                    ),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        kind: {"schema": {"type": "string"}} for kind in sorted(NDJSON_TYPES)
+                    },
+                },
+                "responses": {
+                    "200": _json({"$ref": SCHEMA_REF + "LinesAnswer"}, "What became of the lines."),
+                    **refusals,
+                },
+            }
+        },
+    }
+
+
 def _evidence_paths() -> dict[str, dict[str, Any]]:
     """Sentry's ingestion routes and the evidence reads."""
     sentry_security: list[dict[str, list[str]]] = [{"sentryAuth": []}, {"sentryKey": []}]
@@ -669,6 +757,35 @@ def _evidence_schemas() -> dict[str, dict[str, Any]]:
     )
     return {
         "SentryAnswer": shape(id={"type": ["string", "null"]}),
+        "OtlpLogsAnswer": {
+            "type": "object",
+            "properties": {
+                "partialSuccess": {
+                    "type": "object",
+                    "properties": {
+                        "rejectedLogRecords": {"type": "string", "pattern": "^[0-9]+$"},
+                        "errorMessage": text,
+                    },
+                }
+            },
+        },
+        "OtlpStatus": {
+            "type": "object",
+            "description": "google.rpc.Status in OTLP/JSON: `message` says why.",
+            "properties": {"code": {"type": "integer"}, "message": text},
+        },
+        "LinesAnswer": shape(
+            evidence={**count, "description": "Lines kept as evidence (retried ones too)."},
+            new={**count, "description": "Of those, the ones not kept before."},
+            skipped={**count, "description": "Lines neither at an error level nor exceptions."},
+            refused=count,
+            errors={
+                "type": "array",
+                "maxItems": MAX_LINE_ERRORS,
+                "description": "The first refused lines: number and why.",
+                "items": shape(line={"type": "integer", "minimum": 1}, detail=text),
+            },
+        ),
         "Frame": frame,
         "Evidence": report,
         "EvidencePage": shape(
@@ -937,7 +1054,7 @@ def _responses() -> dict[str, Any]:
 def build_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route :func:`server.app.create_app` registers."""
     calls, schema_of, components = _control_plane()
-    paths = {**_fixed_paths(), **_evidence_paths()}
+    paths = {**_fixed_paths(), **_evidence_paths(), **_log_paths()}
     for call in calls:
         operation = _control_operation(call, schema_of)
         paths.setdefault(call.route.path, {})[call.route.verb.lower()] = operation
@@ -950,8 +1067,9 @@ def build_document() -> dict[str, Any]:
             "version": API_VERSION,
             "description": "Debug behaviour trees and LLM workflows in debug pods, over one"
             " shared event log. Errors are RFC 9457 problem documents. Every `/api/` route"
-            " takes a bearer token (`canopy serve` prints one and writes it to"
-            " .canopy/server.json) and is limited per token in rate and in open requests.",
+            " (and OTLP's `/v1/logs`) takes a bearer token (`canopy serve` prints one and"
+            " writes it to .canopy/server.json) and is limited per token in rate and in open"
+            " requests.",
         },
         "tags": [
             {"name": "events", "description": "The shared event log, as the caller's tenant."},
@@ -961,8 +1079,8 @@ def build_document() -> dict[str, Any]:
             {"name": "trees", "description": "Versions of tree definitions, kept in the log."},
             {
                 "name": "evidence",
-                "description": "Error reports from running services (Sentry's SDKs), and"
-                " their aggregates.",
+                "description": "Error reports from running services (Sentry's SDKs,"
+                " OpenTelemetry logs, NDJSON log lines), and their aggregates.",
             },
             {"name": "platform", "description": "Health, metrics and this document."},
         ],

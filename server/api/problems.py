@@ -22,6 +22,8 @@ from aiohttp.typedefs import Handler
 
 from canopy.bridge import CanopyError
 
+from ..incidents.otlp import LOGS_PATH, OTLP_JSON, OTLP_PROTOBUF, encode_status
+
 __all__ = [
     "ERROR_STATUS",
     "PROBLEM_CONTENT_TYPE",
@@ -181,20 +183,36 @@ def _problem_of_http(request: web.Request, exc: web.HTTPException) -> Problem:
     return Problem(exc.status, "http-error", exc.reason, headers=headers)
 
 
+def _answer(request: web.Request, problem: Problem) -> web.Response:
+    """The problem as the request's protocol tells failures: OTLP's clients read a
+    ``google.rpc.Status`` in the encoding they sent (JSON unless protobuf), everyone else a
+    problem document."""
+    if request.path != LOGS_PATH:
+        return problem.response()
+    kind = OTLP_PROTOBUF if request.content_type == OTLP_PROTOBUF else OTLP_JSON
+    return web.Response(
+        status=problem.status,
+        body=encode_status(problem.detail, json=kind == OTLP_JSON),
+        content_type=kind,
+        headers=problem.headers,
+    )
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every failure with a problem document, translating each error kind once."""
+    """Answer every failure with a problem document (OTLP's: a status), translating each
+    error kind once."""
     try:
         return await handler(request)
     except Problem as problem:
-        return problem.response()
+        return _answer(request, problem)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _problem_of_http(request, exc).response()
+        return _answer(request, _problem_of_http(request, exc))
     except CanopyError as error:
-        return problem_of(error).response()
+        return _answer(request, problem_of(error))
     except Exception:
         log.exception("request failed: %s %s", request.method, request.path)
         failed = Problem(500, "internal-error", "the server failed; its log has the details")
-        return failed.response()
+        return _answer(request, failed)

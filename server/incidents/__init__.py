@@ -1,5 +1,6 @@
 """The incident pipeline. So far its first stage: evidence in (error reports kept and
-aggregated behind :class:`EvidenceStore`, Sentry's formats read into them)."""
+aggregated behind :class:`EvidenceStore`; Sentry's formats, OTLP logs and NDJSON log lines
+read into them)."""
 
 from .evidence import (
     ErrorRate,

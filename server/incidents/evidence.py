@@ -18,6 +18,9 @@ from canopy.bridge import InvalidArgument
 
 __all__ = [
     "ERROR_LEVELS",
+    "MAX_FRAMES",
+    "MAX_RAW_BYTES",
+    "MAX_TEXT",
     "ErrorRate",
     "Evidence",
     "EvidenceStore",
@@ -31,6 +34,12 @@ __all__ = [
 
 ERROR_LEVELS: Final = frozenset({"error", "fatal"})
 """The levels an error rate counts (Sentry's; a warning or an info message is not an error)."""
+MAX_RAW_BYTES: Final = 64 * 1024
+"""The most of a report kept as received; the parsed fields are kept whole."""
+MAX_FRAMES: Final = 250
+"""Frames kept per report, the innermost ones (Sentry's SDKs cut deep stacks the same way)."""
+MAX_TEXT: Final = 8 * 1024
+"""Characters kept of a message or a line of context."""
 
 
 def iso(moment: datetime) -> str:

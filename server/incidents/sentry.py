@@ -21,7 +21,7 @@ from typing import Any, Final
 from canopy.bridge.errors import InvalidJson
 from canopy.bridge.jsondata import loads
 
-from .evidence import Evidence, Frame, InvalidEvidence
+from .evidence import MAX_FRAMES, MAX_RAW_BYTES, MAX_TEXT, Evidence, Frame, InvalidEvidence
 from .signature import signature_of
 
 __all__ = [
@@ -36,12 +36,6 @@ __all__ = [
     "sentry_key",
 ]
 
-MAX_RAW_BYTES: Final = 64 * 1024
-"""The most of a report kept as received; the parsed fields are kept whole."""
-MAX_FRAMES: Final = 250
-"""Frames kept per report, the innermost ones (Sentry's SDKs cut deep stacks the same way)."""
-MAX_TEXT: Final = 8 * 1024
-"""Characters kept of a message or a line of context."""
 _EVENT_ID: Final = re.compile(r"[0-9a-f]{32}")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -290,6 +290,8 @@ async def test_usage_mistakes_are_explained(tmp_path: Path) -> None:
         ["tokens", "issue"],
         ["audit"],
         ["lsp"],
+        ["evidence"],
+        ["evidence", "ingest"],
     ],
 )
 async def test_every_command_explains_itself(tmp_path: Path, command: list[str]) -> None:

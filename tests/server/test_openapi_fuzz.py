@@ -49,6 +49,9 @@ CHECKS = [
 DOCUMENT = ROOT / "schemas" / "openapi.json"
 # Sentry's envelopes are text (a JSON line per header and payload), sent as they are.
 schemathesis.serializer.alias("application/x-sentry-envelope", "text/plain")
+# NDJSON lines are text too; OTLP's protobuf is bytes.
+schemathesis.serializer.alias(["application/x-ndjson", "application/jsonl"], "text/plain")
+schemathesis.serializer.alias("application/x-protobuf", "application/octet-stream")
 schema = schemathesis.openapi.from_path(DOCUMENT)
 schema.config.generation.update(max_examples=EXAMPLES)
 # The calls on one execution, again on a live one (the test above mostly meets unknown ids).
