@@ -22,13 +22,14 @@ Its refusals are OTLP's: a ``google.rpc.Status`` in the request's encoding (see
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 from multidict import MultiMapping
 
 from canopy.bridge.jsondata import INT_MAX
 
+from ..incidents import Scope
 from ..incidents.lines import read_lines
 from ..incidents.otlp import OTLP_JSON, OTLP_PROTOBUF, decode_logs, encode_response, read_logs
 from ..incidents.sentry import EnvelopeEvent, evidence_of, parse_envelope, parse_event
@@ -184,16 +185,16 @@ async def read_signatures(request: web.Request) -> web.Response:
     store, tenant = request.app[EVIDENCE], request[PRINCIPAL].tenant_id
     seconds = integer_parameter(query, "bucket", DEFAULT_BUCKET_SECONDS, 1, MAX_BUCKET_SECONDS)
     bucket = timedelta(seconds=seconds)
-    scope: dict[str, Any] = {
-        "service": _text(query, "service"),
-        "since": _moment(query, "since"),
-        "until": _moment(query, "until"),
-        "limit": integer_parameter(query, "limit", MAX_LIMIT, 1, MAX_LIMIT),
-    }
+    scope = Scope(
+        service=_text(query, "service"),
+        since=_moment(query, "since"),
+        until=_moment(query, "until"),
+        limit=integer_parameter(query, "limit", MAX_LIMIT, 1, MAX_LIMIT),
+    )
     body = {
         "bucket_seconds": seconds,
-        "signatures": [item.to_json() for item in await store.first_seen(tenant, **scope)],
-        "frequency": [item.to_json() for item in await store.frequency(tenant, bucket, **scope)],
-        "error_rate": [item.to_json() for item in await store.error_rate(tenant, bucket, **scope)],
+        "signatures": [item.to_json() for item in await store.first_seen(tenant, scope)],
+        "frequency": [item.to_json() for item in await store.frequency(tenant, bucket, scope)],
+        "error_rate": [item.to_json() for item in await store.error_rate(tenant, bucket, scope)],
     }
     return web.json_response(body)

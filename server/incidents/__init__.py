@@ -10,6 +10,7 @@ from .evidence import (
     Frame,
     Frequency,
     InvalidEvidence,
+    Scope,
     StoredEvidence,
 )
 from .sqlstore import evidence_store
@@ -22,6 +23,7 @@ __all__ = [
     "Frame",
     "Frequency",
     "InvalidEvidence",
+    "Scope",
     "StoredEvidence",
     "evidence_store",
 ]

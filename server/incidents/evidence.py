@@ -188,6 +188,21 @@ class ErrorRate:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which of a tenant's reports an aggregate counts: one service (or all), those at or after
+    ``since`` and before ``until``, and at most ``limit`` rows of the answer."""
+
+    service: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 1000
+
+
+ALL_REPORTS: Final = Scope()
+"""The scope of every report of a tenant (up to the default limit)."""
+
+
 class EvidenceStore(ABC):
     """Where evidence is kept and aggregated. ``since`` and ``until`` bound report times
     (``since`` included, ``until`` excluded); buckets are aligned on the Unix epoch."""
@@ -211,39 +226,17 @@ class EvidenceStore(ABC):
 
     @abstractmethod
     async def frequency(
-        self,
-        tenant_id: str,
-        bucket: timedelta,
-        *,
-        service: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 1000,
+        self, tenant_id: str, bucket: timedelta, scope: Scope = ALL_REPORTS
     ) -> list[Frequency]:
         """Reports per (service, signature, bucket), by bucket then service and signature."""
 
     @abstractmethod
-    async def first_seen(
-        self,
-        tenant_id: str,
-        *,
-        service: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 1000,
-    ) -> list[FirstSeen]:
+    async def first_seen(self, tenant_id: str, scope: Scope = ALL_REPORTS) -> list[FirstSeen]:
         """First sighting per (service, signature, release), earliest first."""
 
     @abstractmethod
     async def error_rate(
-        self,
-        tenant_id: str,
-        bucket: timedelta,
-        *,
-        service: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 1000,
+        self, tenant_id: str, bucket: timedelta, scope: Scope = ALL_REPORTS
     ) -> list[ErrorRate]:
         """Error and total counts per (service, bucket), by bucket then service."""
 

@@ -26,6 +26,7 @@ from canopy.bridge import ConfigurationError, InvalidArgument, StoreUnavailable
 from canopy.bridge.events import datetime_from_us, datetime_to_us
 
 from .evidence import (
+    ALL_REPORTS,
     ERROR_LEVELS,
     ErrorRate,
     Evidence,
@@ -33,6 +34,7 @@ from .evidence import (
     FirstSeen,
     Frame,
     Frequency,
+    Scope,
     StoredEvidence,
 )
 from .tables import evidence
@@ -95,23 +97,17 @@ def _limit(limit: int) -> int:
     return limit
 
 
-def _where(
-    tenant_id: str,
-    service: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    signature: str | None = None,
-) -> ColumnElement[bool]:
+def _where(tenant_id: str, scope: Scope, signature: str | None = None) -> ColumnElement[bool]:
     """The tenant's reports, narrowed: every query starts here, so none crosses tenants."""
     conditions = [evidence.c.tenant_id == tenant_id]
-    if service is not None:
-        conditions.append(evidence.c.service == service)
+    if scope.service is not None:
+        conditions.append(evidence.c.service == scope.service)
     if signature is not None:
         conditions.append(evidence.c.signature == signature)
-    if since is not None:
-        conditions.append(evidence.c.time_us >= datetime_to_us(since))
-    if until is not None:
-        conditions.append(evidence.c.time_us < datetime_to_us(until))
+    if scope.since is not None:
+        conditions.append(evidence.c.time_us >= datetime_to_us(scope.since))
+    if scope.until is not None:
+        conditions.append(evidence.c.time_us < datetime_to_us(scope.until))
     return and_(*conditions)
 
 
@@ -163,7 +159,7 @@ class SqlEvidenceStore(EvidenceStore):
     ) -> list[StoredEvidence]:
         query = (
             select(evidence)
-            .where(_where(tenant_id, service, None, None, signature), evidence.c.id > after)
+            .where(_where(tenant_id, Scope(service), signature), evidence.c.id > after)
             .order_by(evidence.c.id)
             .limit(_limit(limit))
         )
@@ -171,37 +167,22 @@ class SqlEvidenceStore(EvidenceStore):
             return [_stored(row) for row in await conn.execute(query)]
 
     async def frequency(
-        self,
-        tenant_id: str,
-        bucket: timedelta,
-        *,
-        service: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 1000,
+        self, tenant_id: str, bucket: timedelta, scope: Scope = ALL_REPORTS
     ) -> list[Frequency]:
         width = _width(bucket)
         start = (evidence.c.time_us // width * width).label("start")
         query = (
             select(evidence.c.service, evidence.c.signature, start, func.count().label("n"))
-            .where(_where(tenant_id, service, since, until))
+            .where(_where(tenant_id, scope))
             .group_by(evidence.c.service, evidence.c.signature, start)
             .order_by(start, evidence.c.service, evidence.c.signature)
-            .limit(_limit(limit))
+            .limit(_limit(scope.limit))
         )
         async with self._transaction(write=False) as conn:
             rows = await conn.execute(query)
             return [Frequency(r.service, r.signature, datetime_from_us(r.start), r.n) for r in rows]
 
-    async def first_seen(
-        self,
-        tenant_id: str,
-        *,
-        service: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 1000,
-    ) -> list[FirstSeen]:
+    async def first_seen(self, tenant_id: str, scope: Scope = ALL_REPORTS) -> list[FirstSeen]:
         first = func.min(evidence.c.time_us).label("first")
         groups = (evidence.c.service, evidence.c.signature, evidence.c.release)
         query = (
@@ -212,10 +193,10 @@ class SqlEvidenceStore(EvidenceStore):
                 func.max(evidence.c.time_us).label("last"),
                 func.count().label("n"),
             )
-            .where(_where(tenant_id, service, since, until))
+            .where(_where(tenant_id, scope))
             .group_by(*groups)
             .order_by(first, *groups)
-            .limit(_limit(limit))
+            .limit(_limit(scope.limit))
         )
         async with self._transaction(write=False) as conn:
             return [
@@ -232,14 +213,7 @@ class SqlEvidenceStore(EvidenceStore):
             ]
 
     async def error_rate(
-        self,
-        tenant_id: str,
-        bucket: timedelta,
-        *,
-        service: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 1000,
+        self, tenant_id: str, bucket: timedelta, scope: Scope = ALL_REPORTS
     ) -> list[ErrorRate]:
         width = _width(bucket)
         start = (evidence.c.time_us // width * width).label("start")
@@ -251,10 +225,10 @@ class SqlEvidenceStore(EvidenceStore):
                 func.sum(is_error).label("errors"),
                 func.count().label("n"),
             )
-            .where(_where(tenant_id, service, since, until))
+            .where(_where(tenant_id, scope))
             .group_by(evidence.c.service, start)
             .order_by(start, evidence.c.service)
-            .limit(_limit(limit))
+            .limit(_limit(scope.limit))
         )
         async with self._transaction(write=False) as conn:
             return [

@@ -10,7 +10,7 @@ import pytest
 from canopy.bridge import InvalidArgument
 from canopy.bridge.sql import SqlEventStore
 from canopy.server.config import Settings
-from canopy.server.incidents import ErrorRate, Frame, Frequency, evidence_store
+from canopy.server.incidents import ErrorRate, Frame, Frequency, Scope, evidence_store
 from canopy.server.incidents.sqlstore import (
     PostgresEvidenceStore,
     SqlEvidenceStore,
@@ -97,7 +97,7 @@ async def test_frequency_counts_per_signature_and_bucket(evidence: SqlEvidenceSt
         key=lambda f: (f.bucket, f.service, f.signature),
     )
     window = await evidence.frequency(
-        "acme", HOUR, since=START + HOUR, until=START + 2 * HOUR, service="shop"
+        "acme", HOUR, Scope(since=START + HOUR, until=START + 2 * HOUR, service="shop")
     )
     assert window == [Frequency("shop", division, START + HOUR, 1)]
     with pytest.raises(InvalidArgument, match="at least one second"):
@@ -112,7 +112,7 @@ async def test_first_seen_tells_a_new_signature_of_a_release(evidence: SqlEviden
             report("3" * 32, release="1.1", time=START + 2 * HOUR),
         ]
     )
-    seen = await evidence.first_seen("acme", service="shop")
+    seen = await evidence.first_seen("acme", Scope(service="shop"))
     assert [(s.release, s.first_seen, s.last_seen, s.count) for s in seen] == [
         ("1.0", START, START + HOUR, 2),
         ("1.1", START + 2 * HOUR, START + 2 * HOUR, 1),
