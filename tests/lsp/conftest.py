@@ -69,7 +69,8 @@ async def session(options: Any) -> AsyncIterator[tuple[LanguageClient, list[str]
         warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
         yield client, warnings
     finally:
-        await client.shutdown_session()  # (else stop() waits for a server that goes on)
+        if not client.stopped:  # (a test may have shut it down itself)
+            await client.shutdown_session()  # (else stop() waits for a server that goes on)
         await client.stop()
 
 
