@@ -115,6 +115,13 @@ async def test_a_module_that_raises_system_exit_is_a_plain_import_error(tmp_path
         assert len(started(client)) == 1  # the process survived both
 
 
+async def test_a_module_that_prints_and_reads_as_it_is_imported_loads(tmp_path: Path) -> None:
+    """Its output goes to the server's stderr and its input is empty: the frames are safe."""
+    tree = project(tmp_path, before="import sys\n\nprint('hello' * 100)\nsys.stdin.read()\n\n")
+    async with session(None) as (client, _):
+        assert await diagnostics_of(client, tree) == []
+
+
 async def test_two_folders_with_their_own_robot_module_both_load(tmp_path: Path) -> None:
     first = project(tmp_path / "first", "Scan")
     second = project(tmp_path / "second", "Look")
