@@ -44,6 +44,8 @@ R = TypeVar("R", wire.Checked, wire.Located)
 
 STARTUP_DEADLINE: Final = 120.0
 """Seconds a new checking process may take to import the runtime, before any user code."""
+ENDING_GRACE: Final = 5.0
+"""Seconds a process that closed its pipes may take to end before it is killed."""
 _BROKEN: Final = (OSError, EOFError, ValueError, msgspec.DecodeError)
 """What reading or writing the pipes of a process that died (or wrote nonsense) raises."""
 
@@ -131,7 +133,7 @@ class Checker:
                     "a new one"
                 ) from None
             except _BROKEN:
-                status = await self._end(worker)
+                status = await self._end(worker, grace=ENDING_GRACE)
                 raise CheckFailed(
                     f"checking {path.name} ended its checking process, which {_ending(status)} "
                     "while importing its behaviours; the next check starts a new one"
@@ -172,17 +174,22 @@ class Checker:
         except (TimeoutError, *_BROKEN):
             ready = None
         if not isinstance(ready, wire.Ready):
-            status = await self._end(current)
+            status = await self._end(current, grace=ENDING_GRACE)
             raise CheckFailed(
                 f"checking {path.name} needs a checking process, and the one started "
                 f"{_ending(status)} before it was ready (the server's log may say why)"
             )
         return current
 
-    async def _end(self, worker: _Process) -> int:
-        """Kill ``worker`` (unless it ended already) and wait for it; its exit status."""
+    async def _end(self, worker: _Process, grace: float = 0) -> int:
+        """Kill ``worker`` unless it ends within ``grace`` seconds, and wait for it; its exit
+        status. (Killing a process that has just ended reaps it behind asyncio's back, which
+        then reports 255: a process that closed its pipes is given the time to end.)"""
         if self._current is worker:
             self._current = None
+        if grace and worker.process.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.process.wait(), grace)
         if worker.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 worker.process.kill()
