@@ -31,13 +31,14 @@ def command(port: int | None, host: str, log_level: str) -> None:
     It checks each open tree file as `canopy dap` would load it and publishes every problem
     at its line and column, outlines the tree's nodes, goes from a node to its behaviour's
     Python class, and completes node types. Checking a tree imports its behaviour modules,
-    as a launch does.
+    as a launch does, in a checking process of the server's own: one that hangs past the
+    deadline (checkTimeout) or ends that process is reported on the tree's first line.
 
     Without --port it speaks LSP on stdin/stdout, as editors start language servers; with
     --port it waits for one client over TCP, prints the port it listens on, and exits when
     that client does. Settings come from the client's initializationOptions: validateOn
-    ("change" or "save"), workspaceClasses (true/false), maxPythonFiles (a count); a wrong
-    one is reported and replaced by its default.
+    ("change" or "save"), workspaceClasses (true/false), maxPythonFiles (a count),
+    checkTimeout (seconds, default 10); a wrong one is reported and replaced by its default.
     """
     configure_logging(log_level.upper())
     server = build_server()
@@ -49,7 +50,8 @@ def command(port: int | None, host: str, log_level: str) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        server.checker.shutdown(wait=False, cancel_futures=True)
+        server.checker.kill()  # a client that left without `shutdown` leaves none behind
+        server.reader.shutdown(wait=False, cancel_futures=True)
 
 
 async def _serve_tcp(server: TreeServer, host: str, port: int) -> None:

@@ -27,6 +27,9 @@ class Options:
     """Offer the behaviour classes in the Python files beside a tree file as node types."""
     max_python_files: Annotated[int, msgspec.Meta(ge=0)] = 2000
     """At most this many Python files are read per completion, looking for those classes."""
+    check_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    """Seconds a check (or a go-to-definition) may take, importing the tree's behaviour
+    modules included; past it the checking process is stopped and the check reported."""
 
 
 def _json_name(name: str) -> str:

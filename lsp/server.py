@@ -1,10 +1,12 @@
-"""``canopy lsp``'s handlers: each fetches the document, asks :mod:`.trees`, converts with
-:mod:`.convert`.
+"""``canopy lsp``'s handlers: each fetches the document, asks :mod:`.trees` (or the checking
+process, through :mod:`.checker`), converts with :mod:`.convert`.
 
-Checking a tree imports its behaviour modules (``sys.path`` is process state) and may parse a
-megabyte of YAML, so it runs in one worker thread, off the event loop: the server keeps
-answering while a file is checked, and a result is published only for the document's latest
-version.
+Checking a tree and going to a node's class import the user's behaviour modules, so they run in
+the checking process, one at a time, each within the ``checkTimeout`` deadline; a check that
+waits its turn while its document is edited again is dropped, and a result is published only
+for the document's latest version. The outline and completion only read files (a megabyte of
+YAML, a folder of Python files): they run in a thread of this process, off the event loop.
+The server keeps answering meanwhile.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from pygls.workspace.position_codec import ServerTextPosition, ServerTextRange
 
 from canopy.bridge import CanopyError
 from canopy.server import __version__
-from canopy.server.runtime.code_reload import CodeVersions
+from canopy.server.runtime.definition import Problem
 
 from . import convert, trees
+from .checker import Checker, CheckFailed
 from .options import Options, read_options
 
 __all__ = ["TreeServer", "build_server"]
@@ -40,13 +43,24 @@ class TreeServer(LanguageServer):
         super().__init__("canopy", __version__)
         self.options = Options()
         self.option_problems: list[str] = []
-        self.analyses: dict[str, trees.Analysis] = {}
-        self.code: CodeVersions = {}
-        self.checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="canopy-lsp-check")
+        self.loaded: dict[str, str] = {}
+        """The text of each document whose last check found no problem."""
+        self.checker = Checker(self.checking_process_started)
+        self.checking = asyncio.Lock()
+        self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="canopy-lsp-read")
 
     async def off_loop(self, work: partial[T]) -> T:
-        """Run ``work`` in the checking thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.checker, work)
+        """Run ``work`` (which reads files, never imports them) in the reading thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.reader, work)
+
+    def checking_process_started(self, pid: int, folder: Path) -> None:
+        """Tell the client's log (its output panel), where a process id is worth finding."""
+        self.window_log_message(
+            types.LogMessageParams(
+                type=types.MessageType.Log,
+                message=f"checking process {pid} started for the trees in {folder}",
+            )
+        )
 
 
 def build_server() -> TreeServer:
@@ -54,6 +68,7 @@ def build_server() -> TreeServer:
     server = TreeServer()
     server.feature(types.INITIALIZE)(initialize)
     server.feature(types.INITIALIZED)(initialized)
+    server.feature(types.SHUTDOWN)(shutdown)
     server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
     server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
     server.feature(types.TEXT_DOCUMENT_DID_SAVE)(did_save)
@@ -78,6 +93,11 @@ def initialized(ls: TreeServer, params: types.InitializedParams) -> None:
         )
 
 
+async def shutdown(ls: TreeServer, params: None) -> None:
+    """Stop the checking process before answering, so the client sees none left."""
+    await ls.checker.stop()
+
+
 async def did_open(ls: TreeServer, params: types.DidOpenTextDocumentParams) -> None:
     await check(ls, params.text_document.uri)
 
@@ -92,23 +112,33 @@ async def did_save(ls: TreeServer, params: types.DidSaveTextDocumentParams) -> N
 
 
 def did_close(ls: TreeServer, params: types.DidCloseTextDocumentParams) -> None:
-    ls.analyses.pop(params.text_document.uri, None)
+    ls.loaded.pop(params.text_document.uri, None)
     publish(ls, params.text_document.uri, [], None)
 
 
 async def check(ls: TreeServer, uri: str) -> None:
-    """Check the document as it is now and publish its problems, unless it changed meanwhile."""
+    """Check the document as it is now and publish its problems, unless it changed meanwhile;
+    a check its process could not finish is one problem at the first line, saying why."""
     document = ls.workspace.get_text_document(uri)
     path = _tree_path(document)
     if path is None:
         return
     version = document.version
-    analysis = await ls.off_loop(partial(trees.analyse, path, document.source, dict(ls.code)))
+    text = document.source
+    async with ls.checking:
+        if ls.workspace.get_text_document(uri).version != version:
+            return  # edited while waiting its turn: the check of the edit follows
+        try:
+            problems = await ls.checker.check(path, text, ls.options.check_timeout)
+        except CheckFailed as error:
+            problems = [Problem(str(path), 1, 1, str(error))]
     if ls.workspace.get_text_document(uri).version != version:
         return
-    ls.code.update(analysis.code)
-    ls.analyses[uri] = analysis
-    publish(ls, uri, [convert.diagnostic(p, document) for p in analysis.problems], version)
+    if problems:
+        ls.loaded.pop(uri, None)
+    else:
+        ls.loaded[uri] = text
+    publish(ls, uri, [convert.diagnostic(p, document) for p in problems], version)
 
 
 def publish(ls: TreeServer, uri: str, found: list[types.Diagnostic], version: int | None) -> None:
@@ -129,15 +159,16 @@ async def document_symbol(
 
 
 async def definition(ls: TreeServer, params: types.DefinitionParams) -> types.Location | None:
-    """The class of the node under the cursor, from the document's last clean check."""
+    """The class of the node under the cursor, in the text of the document's last clean check
+    (resolved in the checking process, which imports the class's module)."""
     document = ls.workspace.get_text_document(params.text_document.uri)
-    analysis = ls.analyses.get(params.text_document.uri)
+    text = ls.loaded.get(params.text_document.uri)
     path = _tree_path(document)
-    if path is None or analysis is None or analysis.definition is None:
+    if path is None or text is None:
         return None
     line = document.position_from_client_units(params.position).line + 1
     try:
-        found = await ls.off_loop(partial(trees.kind_definition, analysis.definition, path, line))
+        found = await ls.checker.locate(path, text, line, ls.options.check_timeout)
     except CanopyError as error:  # the module changed since the check and no longer resolves
         raise JsonRpcInvalidParams(str(error)) from None
     return convert.location(found) if found else None

@@ -4,8 +4,10 @@ Nothing here speaks LSP: positions are the runtime's (1-based lines and columns,
 and :mod:`.convert` turns them into the protocol's. A tree file is checked exactly as a launch
 loads it (:func:`~canopy.server.runtime.definition.load_tree` on the editor's text, Groot2 tags
 mapped through the project's ``canopy.toml``), so the editor and the debugger never disagree
-about a tree. Loading imports the behaviour modules the tree names, as a launch does; listing
-the classes a tree could name does not import anything (it reads the Python files).
+about a tree. Loading imports the behaviour modules the tree names, as a launch does, so
+:func:`analyse` and :func:`kind_definition` run in the checking process (:mod:`.worker`), never
+in the server; the outline and the classes a tree could name import nothing (they read the
+files), and run in the server.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from canopy.server.runtime.code_reload import CodeVersions, code_versions, reload_changed
 from canopy.server.runtime.definition import (
     AGENT_KINDS,
     FILE_BUILTINS,
@@ -65,26 +66,17 @@ class Analysis:
 
     problems: tuple[Problem, ...]
     definition: TreeDefinition | None
-    code: CodeVersions
-    """When the behaviour modules the tree uses were last written (empty when it failed)."""
 
 
-def analyse(path: Path, text: str, code: CodeVersions) -> Analysis:
-    """Load the tree file ``path`` holding ``text`` as a launch would; every problem found.
-
-    Behaviour modules written since ``code`` (what earlier analyses imported) are imported
-    again first, so an edited ``robot.py`` is seen without restarting the server."""
+def analyse(path: Path, text: str) -> Analysis:
+    """Load the tree file ``path`` holding ``text`` as a launch would; every problem found."""
     problems: list[Problem] = []
-    try:
-        reload_changed(code)
-    except DefinitionError as error:
-        problems.extend(error.problems)
     project = _project(path, problems)
     try:
         definition = load_tree(str(path), registry=project.nodes, text=text)
     except DefinitionError as error:
-        return Analysis((*problems, *error.problems), None, {})
-    return Analysis(tuple(problems), definition, code_versions(definition))
+        return Analysis((*problems, *error.problems), None)
+    return Analysis(tuple(problems), definition)
 
 
 def _project(path: Path, problems: list[Problem]) -> Project:

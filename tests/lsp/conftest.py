@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,12 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pygls.uris import from_fs_path
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import (
+    ClientServerConfig,
+    LanguageClient,
+    client_capabilities,
+    make_test_lsp_client,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -45,6 +51,27 @@ async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
     await start(lsp_client)
     yield
     await lsp_client.shutdown_session()
+
+
+@asynccontextmanager
+async def session(options: Any) -> AsyncIterator[tuple[LanguageClient, list[str]]]:
+    """A ``canopy lsp`` process initialized with ``options``, and the warnings it showed."""
+    client = make_test_lsp_client()
+    await client.start_io(*SERVER, env=ENVIRONMENT)
+    try:
+        await start(client, options)
+        # The warnings follow `initialized`; a request answered later proves they were sent.
+        await client.text_document_document_symbol_async(
+            types.DocumentSymbolParams(
+                text_document=types.TextDocumentIdentifier(uri=uri(PATROL / "patrol.yaml"))
+            )
+        )
+        warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
+        yield client, warnings
+    finally:
+        if not client.stopped:  # (a test may have shut it down itself)
+            await client.shutdown_session()  # (else stop() waits for a server that goes on)
+        await client.stop()
 
 
 @pytest.fixture

@@ -3,36 +3,12 @@ and replaced by its default, and the session goes on."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from lsprotocol import types
-from pytest_lsp import LanguageClient, make_test_lsp_client
+from pytest_lsp import LanguageClient
 
-from .conftest import ENVIRONMENT, PATROL, SERVER, diagnostics_of, start, uri
+from .conftest import PATROL, diagnostics_of, session
 from .test_completion import complete
-
-
-@asynccontextmanager
-async def session(options: Any) -> AsyncIterator[tuple[LanguageClient, list[str]]]:
-    """A ``canopy lsp`` process initialized with ``options``, and the warnings it showed."""
-    client = make_test_lsp_client()
-    await client.start_io(*SERVER, env=ENVIRONMENT)
-    try:
-        await start(client, options)
-        # The warnings follow `initialized`; a request answered later proves they were sent.
-        await client.text_document_document_symbol_async(
-            types.DocumentSymbolParams(
-                text_document=types.TextDocumentIdentifier(uri=uri(PATROL / "patrol.yaml"))
-            )
-        )
-        warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
-        yield client, warnings
-    finally:
-        await client.shutdown_session()  # (else stop() waits for a server that goes on)
-        await client.stop()
 
 
 async def test_wrong_options_are_reported_and_defaulted(workspace: Path) -> None:
