@@ -92,6 +92,8 @@ ERROR_STATUS: Final[Mapping[str, int]] = {
     "LinkBroken": 502,
     # evidence
     "InvalidEvidence": 400,
+    # the language server
+    "CheckFailed": 502,
 }
 """The HTTP status of each error code, the one table of it. A server-side 500 never shows its
 message (the log has it, with the traceback)."""
