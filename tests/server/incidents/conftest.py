@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +15,8 @@ from canopy.bridge.sql import SqlEventStore
 from canopy.server.incidents import Evidence, Frame, evidence_store
 from canopy.server.incidents.signature import signature_of
 from canopy.server.incidents.sqlstore import SqlEvidenceStore
+
+from ..conftest import WAIT
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -56,3 +61,24 @@ def report(
 @pytest.fixture
 def evidence(store: SqlEventStore) -> SqlEvidenceStore:
     return evidence_store(store.engine)
+
+
+async def run_app(app: Path, *args: str) -> str:
+    """Run one of this folder's services once, as its own process with its real SDK; what it
+    printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(app),
+        *args,
+        cwd=app.parent,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), WAIT)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+def line_of(app: Path, text: str) -> int:
+    """The line of ``app`` that reads ``text``."""
+    return app.read_text().splitlines().index(text) + 1

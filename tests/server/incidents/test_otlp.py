@@ -4,10 +4,8 @@ and every way an export can be refused, with the server serving on."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from canopy.server.api.keys import EVIDENCE
 from canopy.server.incidents.signature import signature_of
 
-from ..conftest import WAIT, Running, bearer
+from ..conftest import Running, bearer
+from .conftest import line_of, run_app
 
 APP = Path(__file__).with_name("otlp_app.py")
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -27,23 +26,8 @@ JSON = {"Content-Type": "application/json"}
 
 async def export(server: Running, token: str, order: int) -> list[str]:
     """Run the service once; the results of its exports."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(APP),
-        f"{server.url}/v1/logs",
-        token,
-        str(order),
-        cwd=APP.parent,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), WAIT)
-    assert process.returncode == 0, err.decode()
-    return out.decode().split()
-
-
-def line_of(text: str) -> int:
-    return APP.read_text().splitlines().index(text) + 1
+    printed = await run_app(APP, f"{server.url}/v1/logs", token, str(order))
+    return printed.split()
 
 
 async def test_an_exception_logged_through_the_sdk_is_kept_with_frames_and_signature(
@@ -65,7 +49,7 @@ async def test_an_exception_logged_through_the_sdk_is_kept_with_frames_and_signa
     last = kept.frames[-1]
     assert (Path(last.file).name, last.line, last.context_line) == (
         "otlp_app.py",
-        line_of(raising),
+        line_of(APP, raising),
         raising.strip(),
     )
     assert kept.signature == signature_of("KeyError", kept.frames, "")

@@ -3,11 +3,9 @@ a real socket; and every way a report can be refused, with the server serving on
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import gzip
 import json
-import sys
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +19,8 @@ from canopy.server.config import Settings
 from canopy.server.incidents.sentry import MAX_RAW_BYTES, SentryKey
 from canopy.server.incidents.signature import signature_of
 
-from ..conftest import WAIT, Running, bearer, serving
+from ..conftest import Running, bearer, serving
+from .conftest import line_of, run_app
 
 APP = Path(__file__).with_name("sentry_app.py")
 KEY = "5f0e1d2c3b4a"
@@ -46,22 +45,7 @@ def dsn(running: Running, key: str = KEY) -> str:
 
 async def report(running: Running, order: int) -> str:
     """Run the service once: it reports its bug through the SDK and prints the event id."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(APP),
-        dsn(running),
-        str(order),
-        cwd=APP.parent,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), WAIT)
-    assert process.returncode == 0, err.decode()
-    return out.decode().strip()
-
-
-def line_of(text: str) -> int:
-    return APP.read_text().splitlines().index(text) + 1
+    return (await run_app(APP, dsn(running), str(order))).strip()
 
 
 async def test_a_report_from_the_sdk_is_kept_with_its_frames_and_signature(
@@ -81,7 +65,11 @@ async def test_a_report_from_the_sdk_is_kept_with_its_frames_and_signature(
     ]
     raising = '        raise KeyError(f"order {order} not found at 0x{id(orders):x}")'
     last = kept.frames[-1]
-    assert (last.file, last.line, last.context_line) == ("sentry_app.py", line_of(raising), raising)
+    assert (last.file, last.line, last.context_line) == (
+        "sentry_app.py",
+        line_of(APP, raising),
+        raising,
+    )
     assert kept.signature == signature_of("KeyError", kept.frames, "")
     assert json.loads(kept.raw)["event_id"] == event_id
     assert kept.raw_size == len(kept.raw) < MAX_RAW_BYTES
